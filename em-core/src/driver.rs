@@ -1,0 +1,337 @@
+//! The engine behind every connection: one hand-written future per
+//! connection that completes a client's connect, reads into the reactor-wide
+//! buffer, decodes, dispatches callbacks, flushes queued output in one write,
+//! and ends with exactly one `unbind`.
+
+use std::cell::Cell;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+
+use bytes::{Buf, BufMut, BytesMut};
+use tokio::io::AsyncWrite;
+use tokio::net::TcpStream;
+use tokio_util::codec::Decoder;
+
+use crate::connection::{Close, Conn, Connection, UnbindReason};
+use crate::panic;
+use crate::reactor::Core;
+
+/// Reads per poll before the driver yields to other connections.
+const READS_PER_POLL: usize = 16;
+/// An emptied outbound buffer larger than this is freed instead of kept.
+const KEEP_OUTBOUND: usize = 64 * 1024;
+
+thread_local! {
+    /// The read buffer shared by every connection of the reactor on this
+    /// thread. A connection keeps only an unfinished frame of its own.
+    static READ_BUF: Cell<BytesMut> = Cell::new(BytesMut::new());
+}
+
+/// A client's connect (with name resolution) in progress.
+pub(crate) type Connecting = Pin<Box<dyn Future<Output = io::Result<TcpStream>>>>;
+
+/// How a connection's socket starts.
+pub(crate) enum Socket {
+    Accepted(TcpStream),
+    Connecting(Connecting),
+}
+
+enum Io {
+    Connecting(Connecting),
+    Open(TcpStream),
+    Done,
+}
+
+/// Drives one connection until it ends.
+pub(crate) struct Driver<H: Connection> {
+    handler: H,
+    conn: Conn<H::Codec>,
+    core: Rc<Core>,
+    io: Io,
+    /// An unfinished frame, kept between reads.
+    pending: BytesMut,
+    /// End of stream was read; only output still queued is flushed.
+    eof: bool,
+    /// Why the connection must end, decided outside a poll (a panic).
+    fail: Option<UnbindReason>,
+    unbound: bool,
+    span: tracing::Span,
+}
+
+// The handler is never pinned: the driver only hands out `&mut H`.
+impl<H: Connection> Unpin for Driver<H> {}
+
+impl<H: Connection> Driver<H> {
+    /// Binds `handler` to `conn`, registers the connection, runs `post_init`
+    /// and spawns the driver on the reactor.
+    pub(crate) fn start(handler: H, conn: Conn<H::Codec>, core: Rc<Core>, socket: Socket) {
+        let span = match conn.peer_addr() {
+            Some(peer) => tracing::debug_span!("conn", id = conn.id().get(), %peer),
+            None => {
+                tracing::debug_span!("conn", id = conn.id().get(), peer = tracing::field::Empty)
+            }
+        };
+        core.register_conn(conn.id(), conn.control());
+        let io = match socket {
+            Socket::Accepted(s) => Io::Open(s),
+            Socket::Connecting(c) => Io::Connecting(c),
+        };
+        let mut driver = Driver {
+            handler,
+            conn,
+            core,
+            io,
+            pending: BytesMut::new(),
+            eof: false,
+            fail: None,
+            unbound: false,
+            span,
+        };
+        {
+            let _entered = driver.span.clone().entered();
+            tracing::debug!("bound");
+            driver.call("post_init", |h, c| h.post_init(c));
+        }
+        tokio::task::spawn_local(driver);
+    }
+
+    /// Runs a callback, containing a panic: the connection then ends with
+    /// `UnbindReason::Panicked`.
+    fn call(&mut self, name: &'static str, f: impl FnOnce(&mut H, &Conn<H::Codec>)) {
+        let (handler, conn) = (&mut self.handler, &self.conn);
+        if let Err(message) = panic::catch(name, Some(conn.id()), || f(handler, conn)) {
+            self.fail.get_or_insert(UnbindReason::Panicked(message));
+        }
+    }
+
+    /// Why the connection must end now, if it must.
+    fn must_end(&mut self) -> Option<UnbindReason> {
+        if let Some(reason) = self.fail.take() {
+            return Some(reason);
+        }
+        if self.core.stopping() {
+            return Some(UnbindReason::ReactorStopped);
+        }
+        if self.conn.state().close.get() == Close::Now {
+            return Some(UnbindReason::Closed);
+        }
+        None
+    }
+
+    /// Whether to stop delivering frames.
+    fn interrupted(&self) -> bool {
+        self.fail.is_some() || self.core.stopping() || self.conn.state().close.get() != Close::Open
+    }
+
+    fn step(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        self.conn.state().set_waker(cx.waker());
+        if let Some(reason) = self.must_end() {
+            return self.finish(reason);
+        }
+        if let Io::Connecting(connecting) = &mut self.io {
+            match connecting.as_mut().poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(e)) => return self.finish(UnbindReason::ConnectFailed(e)),
+                Poll::Ready(Ok(stream)) => {
+                    self.connected(stream);
+                    if let Some(reason) = self.must_end() {
+                        return self.finish(reason);
+                    }
+                }
+            }
+        }
+        if !self.eof && self.conn.state().close.get() == Close::Open {
+            if let Err(reason) = self.read(cx) {
+                return self.finish(reason);
+            }
+            if let Some(reason) = self.must_end() {
+                return self.finish(reason);
+            }
+        }
+        match self.flush(cx) {
+            Err(e) if self.eof => {
+                tracing::debug!(error = %e, "write after end of stream failed");
+                self.finish(UnbindReason::PeerClosed)
+            }
+            Err(e) => self.finish(UnbindReason::Io(e)),
+            Ok(false) => Poll::Pending,
+            Ok(true) if self.eof => self.finish(UnbindReason::PeerClosed),
+            Ok(true) if self.conn.state().close.get() == Close::AfterWriting => {
+                if let Io::Open(stream) = &mut self.io {
+                    // Send FIN after the last byte; the socket closes below.
+                    let _ = Pin::new(stream).poll_shutdown(cx);
+                }
+                self.finish(UnbindReason::Closed)
+            }
+            Ok(true) => Poll::Pending,
+        }
+    }
+
+    fn connected(&mut self, stream: TcpStream) {
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+        let state = self.conn.state();
+        let peer = stream.peer_addr().ok();
+        state.peer.set(peer);
+        state.local.set(stream.local_addr().ok());
+        if let Some(peer) = peer {
+            tracing::Span::current().record("peer", tracing::field::display(peer));
+        }
+        tracing::debug!("connected");
+        self.io = Io::Open(stream);
+        self.call("connection_completed", |h, c| h.connection_completed(c));
+    }
+
+    /// Reads and dispatches until the socket has nothing more, the budget is
+    /// spent (the task then yields) or the connection must stop.
+    fn read(&mut self, cx: &mut Context<'_>) -> Result<(), UnbindReason> {
+        let read_size = self.core.config.read_size;
+        for _ in 0..READS_PER_POLL {
+            let Io::Open(stream) = &mut self.io else {
+                return Ok(());
+            };
+            let mut buf = READ_BUF.take();
+            buf.reserve(read_size);
+            let polled = {
+                let mut limited = (&mut buf).limit(read_size);
+                tokio_util::io::poll_read_buf(Pin::new(stream), cx, &mut limited)
+            };
+            let result = match polled {
+                Poll::Pending => {
+                    READ_BUF.set(buf);
+                    return Ok(());
+                }
+                Poll::Ready(Err(e)) => Err(UnbindReason::Io(e)),
+                Poll::Ready(Ok(0)) => {
+                    tracing::debug!("end of stream");
+                    self.eof = true;
+                    self.dispatch(&mut buf, true)
+                }
+                Poll::Ready(Ok(_)) => self.dispatch(&mut buf, false),
+            };
+            READ_BUF.set(buf);
+            result?;
+            if self.eof || self.interrupted() {
+                return Ok(());
+            }
+        }
+        // Budget spent with data still coming: let other connections run.
+        cx.waker().wake_by_ref();
+        Ok(())
+    }
+
+    /// Decodes what `buf` (just read) completes and delivers each frame.
+    /// Leaves `buf` empty: an unfinished frame moves to `self.pending`.
+    fn dispatch(&mut self, buf: &mut BytesMut, eof: bool) -> Result<(), UnbindReason> {
+        let mut pending = std::mem::take(&mut self.pending);
+        let in_pending = !pending.is_empty();
+        let src: &mut BytesMut = if in_pending {
+            pending.extend_from_slice(buf);
+            buf.clear();
+            &mut pending
+        } else {
+            buf
+        };
+        let result = loop {
+            if self.interrupted() {
+                break Ok(());
+            }
+            let decoded = {
+                let mut codec = self.conn.codec().borrow_mut();
+                if eof {
+                    codec.decode_eof(src)
+                } else {
+                    codec.decode(src)
+                }
+            };
+            match decoded {
+                Ok(Some(frame)) => self.call("receive_data", |h, c| h.receive_data(c, frame)),
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(UnbindReason::Codec(e.into())),
+            }
+        };
+        if in_pending {
+            if !pending.is_empty() {
+                self.pending = pending;
+            }
+        } else if !buf.is_empty() {
+            // Copy the unfinished frame out, so that the shared buffer is
+            // never pinned by an idle connection.
+            self.pending = BytesMut::from(&buf[..]);
+            buf.clear();
+        }
+        result
+    }
+
+    /// Writes queued output. `Ok(true)` once everything has left.
+    fn flush(&mut self, cx: &mut Context<'_>) -> io::Result<bool> {
+        let Io::Open(stream) = &mut self.io else {
+            return Ok(false);
+        };
+        let mut out = self.conn.state().outbound.borrow_mut();
+        while !out.is_empty() {
+            match Pin::new(&mut *stream).poll_write(cx, &out) {
+                Poll::Ready(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
+                Poll::Ready(Ok(n)) => out.advance(n),
+                Poll::Ready(Err(e)) => return Err(e),
+                Poll::Pending => return Ok(false),
+            }
+        }
+        if out.capacity() > KEEP_OUTBOUND {
+            *out = BytesMut::new();
+        } else {
+            out.clear();
+        }
+        Ok(true)
+    }
+
+    /// Closes the socket and runs `unbind` (once).
+    fn finish(&mut self, reason: UnbindReason) -> Poll<()> {
+        self.io = Io::Done;
+        let state = self.conn.state();
+        state.ended.set(true);
+        *state.outbound.borrow_mut() = BytesMut::new();
+        state.drop_waker();
+        self.pending = BytesMut::new();
+        if reason.is_error() {
+            tracing::warn!(%reason, "connection ended");
+        } else {
+            tracing::debug!(%reason, "connection ended");
+        }
+        if !self.unbound {
+            self.unbound = true;
+            self.call("unbind", |h, c| h.unbind(c, reason));
+            self.fail = None;
+        }
+        Poll::Ready(())
+    }
+}
+
+impl<H: Connection> Future for Driver<H> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        let span = this.span.clone();
+        let _entered = span.enter();
+        this.conn.state().polling.set(true);
+        let poll = this.step(cx);
+        this.conn.state().polling.set(false);
+        poll
+    }
+}
+
+impl<H: Connection> Drop for Driver<H> {
+    fn drop(&mut self) {
+        if !self.unbound {
+            // Dropped unfinished: the reactor's LocalSet went away.
+            let _entered = self.span.clone().entered();
+            let _ = self.finish(UnbindReason::ReactorStopped);
+        }
+        self.core.deregister_conn(self.conn.id());
+    }
+}

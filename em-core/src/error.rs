@@ -1,0 +1,172 @@
+//! The one error type of em-core, with `is_*` predicates (after hyper's `Error`).
+
+use std::fmt;
+use std::io;
+
+/// A boxed error from user code or a codec: what `UnbindReason::Codec` and
+/// [`Error::is_encode`] carry.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// `Result` with em's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What went wrong in an em call.
+///
+/// Opaque on purpose: ask it with the `is_*` predicates, print it with
+/// `Display` (which names the call and, for sockets, the address), or walk
+/// `source()` to the underlying `io::Error`.
+pub struct Error {
+    kind: Kind,
+}
+
+#[derive(Debug)]
+enum Kind {
+    NoReactor(&'static str),
+    AlreadyRunning,
+    InsideRuntime,
+    NoRuntime,
+    Stopping(&'static str),
+    NotRunning,
+    Runtime(io::Error),
+    Bind(String, io::Error),
+    Closed,
+    Closing,
+    Encode(BoxError),
+    Config(String),
+    Panicked(&'static str, String),
+    Init(BoxError),
+}
+
+impl Error {
+    pub(crate) fn no_reactor(call: &'static str) -> Self {
+        Self::new(Kind::NoReactor(call))
+    }
+    pub(crate) fn already_running() -> Self {
+        Self::new(Kind::AlreadyRunning)
+    }
+    pub(crate) fn inside_runtime() -> Self {
+        Self::new(Kind::InsideRuntime)
+    }
+    pub(crate) fn no_runtime() -> Self {
+        Self::new(Kind::NoRuntime)
+    }
+    pub(crate) fn stopping(call: &'static str) -> Self {
+        Self::new(Kind::Stopping(call))
+    }
+    pub(crate) fn not_running() -> Self {
+        Self::new(Kind::NotRunning)
+    }
+    pub(crate) fn runtime(e: io::Error) -> Self {
+        Self::new(Kind::Runtime(e))
+    }
+    pub(crate) fn bind(addr: impl Into<String>, e: io::Error) -> Self {
+        Self::new(Kind::Bind(addr.into(), e))
+    }
+    pub(crate) fn closed() -> Self {
+        Self::new(Kind::Closed)
+    }
+    pub(crate) fn closing() -> Self {
+        Self::new(Kind::Closing)
+    }
+    pub(crate) fn encode(e: impl Into<BoxError>) -> Self {
+        Self::new(Kind::Encode(e.into()))
+    }
+    pub(crate) fn config(what: impl Into<String>) -> Self {
+        Self::new(Kind::Config(what.into()))
+    }
+    pub(crate) fn panicked(callback: &'static str, message: String) -> Self {
+        Self::new(Kind::Panicked(callback, message))
+    }
+    pub(crate) fn init(e: impl Into<BoxError>) -> Self {
+        Self::new(Kind::Init(e.into()))
+    }
+
+    fn new(kind: Kind) -> Self {
+        Error { kind }
+    }
+
+    /// A reactor-only call was made on a thread where no reactor runs.
+    pub fn is_no_reactor(&self) -> bool {
+        matches!(self.kind, Kind::NoReactor(_))
+    }
+    /// `run` was called on a thread whose reactor is already running, or from
+    /// inside another tokio runtime (use `Reactor::run_local` there).
+    pub fn is_already_running(&self) -> bool {
+        matches!(self.kind, Kind::AlreadyRunning | Kind::InsideRuntime)
+    }
+    /// The reactor is stopping, so the call was refused.
+    pub fn is_stopping(&self) -> bool {
+        matches!(self.kind, Kind::Stopping(_))
+    }
+    /// The reactor behind a [`Handle`](crate::Handle) has stopped.
+    pub fn is_not_running(&self) -> bool {
+        matches!(self.kind, Kind::NotRunning)
+    }
+    /// Binding a listening socket failed (the message names the address).
+    pub fn is_bind(&self) -> bool {
+        matches!(self.kind, Kind::Bind(..))
+    }
+    /// The connection is closed, or closing after `close_connection_after_writing`.
+    pub fn is_closed(&self) -> bool {
+        matches!(self.kind, Kind::Closed | Kind::Closing)
+    }
+    /// The codec refused to encode a frame; the connection stays open.
+    pub fn is_encode(&self) -> bool {
+        matches!(self.kind, Kind::Encode(_))
+    }
+    /// A builder option was out of range.
+    pub fn is_config(&self) -> bool {
+        matches!(self.kind, Kind::Config(_))
+    }
+    /// User code panicked (the run block, or a callback under fail-fast).
+    pub fn is_panic(&self) -> bool {
+        matches!(self.kind, Kind::Panicked(..))
+    }
+    /// The run block returned an error.
+    pub fn is_init(&self) -> bool {
+        matches!(self.kind, Kind::Init(_))
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            Kind::NoReactor(call) => write!(f, "{call}: no em reactor is running on this thread"),
+            Kind::AlreadyRunning => f.write_str("an em reactor is already running on this thread"),
+            Kind::InsideRuntime => f.write_str(
+                "em::run called inside a tokio runtime; use Reactor::run_local(..).await there",
+            ),
+            Kind::NoRuntime => f.write_str(
+                "Reactor::run_local must be awaited inside a tokio runtime with I/O and time enabled",
+            ),
+            Kind::Stopping(call) => write!(f, "{call}: the em reactor is stopping"),
+            Kind::NotRunning => f.write_str("the em reactor behind this handle is not running"),
+            Kind::Runtime(e) => write!(f, "cannot build the tokio runtime: {e}"),
+            Kind::Bind(addr, e) => write!(f, "cannot listen on {addr}: {e}"),
+            Kind::Closed => f.write_str("the connection is closed"),
+            Kind::Closing => f.write_str(
+                "the connection is closing after writing; send_data after close_connection_after_writing is refused",
+            ),
+            Kind::Encode(e) => write!(f, "the codec cannot encode the frame: {e}"),
+            Kind::Config(what) => write!(f, "invalid reactor configuration: {what}"),
+            Kind::Panicked(cb, msg) => write!(f, "panic in {cb}: {msg}"),
+            Kind::Init(e) => write!(f, "the run block failed: {e}"),
+        }
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("em::Error").field(&self.kind).finish()
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.kind {
+            Kind::Runtime(e) | Kind::Bind(_, e) => Some(e),
+            Kind::Encode(e) | Kind::Init(e) => Some(&**e),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,456 @@
+//! The reactor: one current-thread tokio runtime plus a `LocalSet`, the run
+//! loop, `stop` and the teardown that gives every connection its `unbind`.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::fmt;
+use std::future::{poll_fn, Future};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Poll, Waker};
+
+use tokio::task::{JoinHandle, LocalSet};
+
+use crate::connection::{ConnControl, ConnectionId};
+use crate::error::{BoxError, Error, Result};
+use crate::handle::{Handle, Remote};
+use crate::panic;
+use crate::server::ServerInner;
+use crate::tick;
+
+/// How many reactors run in this process (for [`reactor_running`]).
+static RUNNING: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    static CURRENT: RefCell<Option<Rc<Core>>> = const { RefCell::new(None) };
+}
+
+/// Options of a reactor, set through [`Builder`].
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub(crate) listen_backlog: u32,
+    pub(crate) read_size: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen_backlog: 1024,
+            read_size: 16 * 1024,
+        }
+    }
+}
+
+/// The state of one running reactor, owned by its thread.
+pub(crate) struct Core {
+    pub(crate) config: Config,
+    stopping: Cell<bool>,
+    error: RefCell<Option<Error>>,
+    main_waker: RefCell<Option<Waker>>,
+    conns: RefCell<HashMap<ConnectionId, Rc<dyn ConnControl>>>,
+    next_conn_id: Cell<u64>,
+    servers: RefCell<Vec<Rc<ServerInner>>>,
+    pub(crate) remote: Arc<Remote>,
+}
+
+impl Core {
+    fn new(config: Config) -> Self {
+        Core {
+            config,
+            stopping: Cell::new(false),
+            error: RefCell::new(None),
+            main_waker: RefCell::new(None),
+            conns: RefCell::new(HashMap::new()),
+            next_conn_id: Cell::new(1),
+            servers: RefCell::new(Vec::new()),
+            remote: Arc::new(Remote::new(std::thread::current().id())),
+        }
+    }
+
+    /// The core of the reactor running on this thread, or the typed error
+    /// naming `call`.
+    pub(crate) fn current(call: &'static str) -> Result<Rc<Core>> {
+        CURRENT
+            .with(|c| c.borrow().clone())
+            .ok_or_else(|| Error::no_reactor(call))
+    }
+
+    /// Like [`Core::current`], but also refuses while the reactor stops.
+    pub(crate) fn current_accepting(call: &'static str) -> Result<Rc<Core>> {
+        let core = Core::current(call)?;
+        if core.stopping() {
+            return Err(Error::stopping(call));
+        }
+        Ok(core)
+    }
+
+    pub(crate) fn stopping(&self) -> bool {
+        self.stopping.get()
+    }
+
+    /// Asks the reactor to stop; `error` (the first one wins) is what `run`
+    /// will return.
+    pub(crate) fn request_stop(&self, error: Option<Error>) {
+        if let Some(e) = error {
+            let mut slot = self.error.borrow_mut();
+            if slot.is_none() {
+                *slot = Some(e);
+            }
+        }
+        if !self.stopping.replace(true) {
+            tracing::debug!("reactor stop requested");
+            self.wake_main();
+        }
+    }
+
+    fn wake_main(&self) {
+        if let Some(w) = self.main_waker.borrow_mut().take() {
+            w.wake();
+        }
+    }
+
+    pub(crate) fn next_conn_id(&self) -> ConnectionId {
+        let id = self.next_conn_id.get();
+        self.next_conn_id.set(id + 1);
+        ConnectionId(id)
+    }
+
+    pub(crate) fn register_conn(&self, id: ConnectionId, conn: Rc<dyn ConnControl>) {
+        self.conns.borrow_mut().insert(id, conn);
+    }
+
+    pub(crate) fn deregister_conn(&self, id: ConnectionId) {
+        let empty = {
+            let mut conns = self.conns.borrow_mut();
+            conns.remove(&id);
+            conns.is_empty()
+        };
+        if empty && self.stopping() {
+            self.wake_main();
+        }
+    }
+
+    pub(crate) fn connection_count(&self) -> usize {
+        self.conns.borrow().len()
+    }
+
+    pub(crate) fn register_server(&self, server: Rc<ServerInner>) {
+        let mut servers = self.servers.borrow_mut();
+        servers.retain(|s| !s.is_stopped());
+        servers.push(server);
+    }
+}
+
+/// Builds a [`Reactor`] with options; every option has a default.
+///
+/// ```
+/// let reactor = em_core::Reactor::builder().listen_backlog(4096).build()?;
+/// reactor.run(|| em_core::stop())?;
+/// # Ok::<(), em_core::Error>(())
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Builder {
+    config: Config,
+}
+
+impl Builder {
+    /// The `listen(2)` backlog of servers (default 1024). tokio's default of
+    /// 128 overflows under a burst of connects and turns it into seconds of
+    /// SYN retries.
+    pub fn listen_backlog(mut self, backlog: u32) -> Self {
+        self.config.listen_backlog = backlog;
+        self
+    }
+
+    /// The most a connection reads in one `read(2)` (default 16 KiB), into
+    /// one buffer shared by the whole reactor; a connection keeps only an
+    /// unfinished frame of its own. Must be 512 bytes to 16 MiB.
+    pub fn read_buffer_size(mut self, bytes: usize) -> Self {
+        self.config.read_size = bytes;
+        self
+    }
+
+    /// Checks the options and returns the reactor, ready to run.
+    ///
+    /// Returns an error that `is_config()` when an option is out of range.
+    pub fn build(self) -> Result<Reactor> {
+        let c = &self.config;
+        if !(512..=16 << 20).contains(&c.read_size) {
+            return Err(Error::config(format!(
+                "read_buffer_size {} is outside 512 bytes ..= 16 MiB",
+                c.read_size
+            )));
+        }
+        if c.listen_backlog == 0 {
+            return Err(Error::config("listen_backlog must be at least 1"));
+        }
+        Ok(Reactor {
+            config: self.config,
+        })
+    }
+
+    /// Shorthand for `build()?.run(init)`.
+    pub fn run<R: RunResult>(self, init: impl FnOnce() -> R + 'static) -> Result<()> {
+        self.build()?.run(init)
+    }
+}
+
+/// A configured reactor, not yet running. [`run`](Reactor::run) builds its own
+/// tokio runtime; [`run_local`](Reactor::run_local) is the async entry point
+/// for code that already has one.
+#[derive(Debug, Clone, Default)]
+pub struct Reactor {
+    config: Config,
+}
+
+impl Reactor {
+    /// A reactor with every option at its default.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A [`Builder`] for the options.
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+
+    /// Runs the reactor on the calling thread until [`stop`]: builds a
+    /// current-thread tokio runtime (I/O and time enabled) and a `LocalSet`,
+    /// runs `init` on it (EventMachine's run block), then serves every
+    /// callback until stopped. See [`run`].
+    ///
+    /// Errors: `is_already_running()` on a thread whose reactor runs or
+    /// inside a tokio runtime; otherwise the error that stopped the reactor
+    /// (the run block returned an error or panicked).
+    pub fn run<R: RunResult>(self, init: impl FnOnce() -> R + 'static) -> Result<()> {
+        if CURRENT.with(|c| c.borrow().is_some()) {
+            return Err(Error::already_running());
+        }
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return Err(Error::inside_runtime());
+        }
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(Error::runtime)?;
+        rt.block_on(self.run_local(init))
+    }
+
+    /// The async entry point: runs the reactor inside the caller's tokio
+    /// runtime, on the thread that polls this future, until [`stop`].
+    ///
+    /// Await it from `Runtime::block_on` of a current-thread runtime with I/O
+    /// and time enabled, or from a task of your own `LocalSet`: the future is
+    /// `!Send`, and the reactor owns a `LocalSet` of its own for its
+    /// connections, so your other local tasks keep running beside it.
+    ///
+    /// ```
+    /// let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    /// let local = tokio::task::LocalSet::new();
+    /// local.block_on(&rt, async {
+    ///     em_core::Reactor::new().run_local(|| em_core::next_tick(em_core::stop)).await
+    /// })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub async fn run_local<R: RunResult>(self, init: impl FnOnce() -> R + 'static) -> Result<()> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(Error::no_runtime());
+        }
+        let core = Rc::new(Core::new(self.config));
+        let installed = CURRENT.with(|c| {
+            let mut c = c.borrow_mut();
+            if c.is_some() {
+                return false;
+            }
+            *c = Some(core.clone());
+            true
+        });
+        if !installed {
+            return Err(Error::already_running());
+        }
+        // Declared before the LocalSet so that it drops after it: tasks that
+        // are dropped with the LocalSet still see their reactor.
+        let _installed = Installed(core.clone());
+        RUNNING.fetch_add(1, Ordering::SeqCst);
+        core.remote.set_running(true);
+        let local = LocalSet::new();
+        local.run_until(main(core, init)).await
+    }
+}
+
+/// Uninstalls the reactor from its thread however `run_local` ends.
+struct Installed(Rc<Core>);
+
+impl Drop for Installed {
+    fn drop(&mut self) {
+        self.0.remote.set_running(false);
+        tick::clear();
+        CURRENT.with(|c| c.borrow_mut().take());
+        RUNNING.fetch_sub(1, Ordering::SeqCst);
+        tracing::debug!("reactor stopped");
+    }
+}
+
+/// What a run block may return: `()`, or a `Result` whose error stops the
+/// reactor and comes back from `run`.
+pub trait RunResult {
+    /// Converts the run block's value.
+    fn into_result(self) -> Result<(), BoxError>;
+}
+
+impl RunResult for () {
+    fn into_result(self) -> Result<(), BoxError> {
+        Ok(())
+    }
+}
+
+impl<E: Into<BoxError>> RunResult for Result<(), E> {
+    fn into_result(self) -> Result<(), BoxError> {
+        self.map_err(Into::into)
+    }
+}
+
+async fn main<R: RunResult>(core: Rc<Core>, init: impl FnOnce() -> R) -> Result<()> {
+    tracing::debug!("reactor started");
+    tokio::task::spawn_local(tick::drive(core.clone()));
+    match panic::catch("run block", None, init) {
+        Ok(r) => {
+            if let Err(e) = r.into_result() {
+                core.request_stop(Some(Error::init(e)));
+            }
+        }
+        Err(message) => core.request_stop(Some(Error::panicked("run block", message))),
+    }
+    poll_fn(|cx| {
+        if core.remote.take_stop_request() {
+            core.request_stop(None);
+        }
+        if core.stopping() {
+            return Poll::Ready(());
+        }
+        *core.main_waker.borrow_mut() = Some(cx.waker().clone());
+        core.remote.register_main(cx.waker());
+        if core.remote.take_stop_request() {
+            core.request_stop(None);
+            return Poll::Ready(());
+        }
+        Poll::Pending
+    })
+    .await;
+    teardown(&core).await;
+    match core.error.borrow_mut().take() {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// Stops every server, gives every open connection its
+/// `unbind(ReactorStopped)`, and drops what is still queued.
+async fn teardown(core: &Rc<Core>) {
+    for server in core.servers.take() {
+        server.stop();
+    }
+    let conns: Vec<_> = core.conns.borrow().values().cloned().collect();
+    tracing::debug!(connections = conns.len(), "reactor teardown");
+    for conn in conns {
+        conn.wake();
+    }
+    poll_fn(|cx| {
+        if core.conns.borrow().is_empty() {
+            return Poll::Ready(());
+        }
+        *core.main_waker.borrow_mut() = Some(cx.waker().clone());
+        Poll::Pending
+    })
+    .await;
+    tick::clear();
+    core.remote.set_running(false);
+}
+
+/// Runs the reactor on this thread until [`stop`], with default options:
+/// builds a current-thread tokio runtime and a `LocalSet`, runs `init` (the
+/// run block) on the reactor thread, then every callback, until `stop()`.
+///
+/// `init` may return `()` or a `Result`; an error (or a panic) there stops
+/// the reactor and is returned. `run` can be called again after it returned;
+/// each call starts a fresh reactor.
+///
+/// ```
+/// em_core::run(|| {
+///     em_core::next_tick(|| em_core::stop());
+/// })?;
+/// # Ok::<(), em_core::Error>(())
+/// ```
+pub fn run<R: RunResult>(init: impl FnOnce() -> R + 'static) -> Result<()> {
+    Reactor::new().run(init)
+}
+
+/// Stops the reactor running on this thread: the current callback finishes,
+/// then every server stops accepting, every open connection's `unbind` runs
+/// once with `UnbindReason::ReactorStopped`, queued `next_tick`s are dropped
+/// and `run` returns. A no-op where no reactor runs, or when already
+/// stopping. From another thread, use [`Handle::stop`].
+pub fn stop() {
+    match Core::current("stop") {
+        Ok(core) => core.request_stop(None),
+        Err(_) => tracing::debug!("em::stop called where no reactor runs; ignored"),
+    }
+}
+
+/// Whether a reactor is running anywhere in this process (EventMachine's
+/// `reactor_running?`). Callable from any thread.
+pub fn reactor_running() -> bool {
+    RUNNING.load(Ordering::SeqCst) > 0
+}
+
+/// Whether the calling thread is a reactor thread, with its reactor running
+/// (EventMachine's `reactor_thread?`). True during teardown as well.
+pub fn reactor_thread() -> bool {
+    CURRENT.with(|c| c.borrow().is_some())
+}
+
+/// Whether the reactor on this thread has been asked to stop (EventMachine's
+/// `stopping?`). False where no reactor runs.
+pub fn stopping() -> bool {
+    CURRENT.with(|c| c.borrow().as_ref().is_some_and(|c| c.stopping()))
+}
+
+/// How many connections (accepted, connected, or still connecting) the
+/// reactor on this thread holds; listeners are not counted. Zero where no
+/// reactor runs. Reactor thread only.
+pub fn connection_count() -> usize {
+    CURRENT.with(|c| c.borrow().as_ref().map_or(0, |c| c.connection_count()))
+}
+
+/// The `Send + Sync` handle of the reactor on this thread, for other threads
+/// to [`schedule`](Handle::schedule) work on it or [`stop`](Handle::stop) it.
+///
+/// Errors with `is_no_reactor()` where no reactor runs.
+pub fn handle() -> Result<Handle> {
+    Core::current("handle").map(|core| Handle::new(core.remote.clone()))
+}
+
+/// Spawns a `!Send` future on the reactor, for procedural code (what
+/// em-synchrony's fibers gave Ruby). It runs on the reactor thread and is
+/// dropped, unfinished, when the reactor stops.
+///
+/// Errors with `is_no_reactor()` where no reactor runs and `is_stopping()`
+/// once it stops.
+pub fn spawn<F>(future: F) -> Result<JoinHandle<F::Output>>
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
+    Core::current_accepting("spawn")?;
+    Ok(tokio::task::spawn_local(future))
+}
+
+impl fmt::Debug for Core {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Core")
+            .field("stopping", &self.stopping.get())
+            .field("connections", &self.conns.borrow().len())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,264 @@
+//! TCP servers: `start_server` binds a listener and builds one handler per
+//! accepted connection.
+
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::future::poll_fn;
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+
+use crate::connection::{Conn, Connection};
+use crate::driver::{Driver, Socket};
+use crate::error::{Error, Result};
+use crate::panic;
+use crate::reactor::Core;
+
+/// Accepts per poll of a listener before it lets other work run.
+const ACCEPTS_PER_POLL: usize = 64;
+/// How long a listener pauses when the process is out of descriptors.
+const EXHAUSTED_BACKOFF: Duration = Duration::from_millis(100);
+/// At most one warning per this interval about descriptor exhaustion.
+const WARN_EVERY: Duration = Duration::from_secs(5);
+
+/// The reactor's side of a server.
+pub(crate) struct ServerInner {
+    local_addr: SocketAddr,
+    listener: RefCell<Option<TcpListener>>,
+    waker: RefCell<Option<Waker>>,
+    accepted: Cell<u64>,
+}
+
+impl ServerInner {
+    pub(crate) fn is_stopped(&self) -> bool {
+        self.listener.borrow().is_none()
+    }
+
+    /// Closes the listener now; connections already accepted live on.
+    pub(crate) fn stop(&self) {
+        if self.listener.borrow_mut().take().is_some() {
+            tracing::debug!(addr = %self.local_addr, "server stopped");
+            if let Some(w) = self.waker.borrow_mut().take() {
+                w.wake();
+            }
+        }
+    }
+
+    /// The next accepted socket, or `None` once stopped.
+    fn poll_accept(
+        &self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<io::Result<(TcpStream, SocketAddr)>>> {
+        match &*self.listener.borrow() {
+            None => Poll::Ready(None),
+            Some(listener) => {
+                *self.waker.borrow_mut() = Some(cx.waker().clone());
+                listener.poll_accept(cx).map(Some)
+            }
+        }
+    }
+}
+
+/// A running TCP server: a handle to its listener, `!Send`.
+///
+/// Dropping the handle does not stop the server; [`stop`](Server::stop) does,
+/// and so does stopping the reactor.
+#[derive(Clone)]
+pub struct Server {
+    inner: Rc<ServerInner>,
+}
+
+impl Server {
+    /// The address the server listens on: with port 0, the port the kernel
+    /// chose.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.inner.local_addr
+    }
+
+    /// Stops accepting: the listening socket is closed before this returns,
+    /// so new connects are refused. Connections already accepted live on.
+    /// Idempotent.
+    pub fn stop(&self) {
+        self.inner.stop();
+    }
+
+    /// Whether [`stop`](Server::stop) was called (or the reactor stopped).
+    pub fn is_stopped(&self) -> bool {
+        self.inner.is_stopped()
+    }
+
+    /// How many connections this server has accepted so far.
+    pub fn accepted_count(&self) -> u64 {
+        self.inner.accepted.get()
+    }
+}
+
+impl fmt::Debug for Server {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Server")
+            .field("local_addr", &self.local_addr())
+            .field("stopped", &self.is_stopped())
+            .field("accepted", &self.accepted_count())
+            .finish()
+    }
+}
+
+/// Starts a TCP server on `addr` (IPv4 or IPv6; port 0 picks a free port):
+/// every accepted connection gets a handler from `factory`, then its
+/// `post_init`. Reactor thread only.
+///
+/// The listener has `SO_REUSEADDR` and the reactor's listen backlog; every
+/// accepted socket has `TCP_NODELAY`. Out of file descriptors (EMFILE), the
+/// server keeps its listener, warns (at most every few seconds), pauses
+/// briefly and resumes.
+///
+/// Errors: `is_no_reactor()` / `is_stopping()` when no reactor runs here or
+/// it stops; `is_bind()` when the address cannot be bound (the message
+/// names it).
+///
+/// ```
+/// use em_core::{Conn, Connection};
+/// use bytes::BytesMut;
+/// use tokio_util::codec::BytesCodec;
+///
+/// struct Echo;
+/// impl Connection for Echo {
+///     type Codec = BytesCodec;
+///     fn codec(&self) -> BytesCodec { BytesCodec::new() }
+///     fn receive_data(&mut self, conn: &Conn<BytesCodec>, data: BytesMut) {
+///         conn.send_data(data);
+///     }
+/// }
+///
+/// em_core::run(|| -> em_core::Result<()> {
+///     let server = em_core::start_server("127.0.0.1:0", || Echo)?;
+///     assert_ne!(server.local_addr().port(), 0);
+///     em_core::stop();
+///     Ok(())
+/// })?;
+/// # Ok::<(), em_core::Error>(())
+/// ```
+pub fn start_server<A, F, H>(addr: A, factory: F) -> Result<Server>
+where
+    A: ToSocketAddrs + fmt::Debug,
+    F: FnMut() -> H + 'static,
+    H: Connection,
+{
+    let core = Core::current_accepting("start_server")?;
+    let shown = format!("{addr:?}");
+    let addrs: Vec<SocketAddr> = addr
+        .to_socket_addrs()
+        .map_err(|e| Error::bind(shown.clone(), e))?
+        .collect();
+    let mut last = (
+        shown,
+        io::Error::new(io::ErrorKind::InvalidInput, "no address to bind"),
+    );
+    for a in addrs {
+        match bind(a, core.config.listen_backlog) {
+            Ok(listener) => {
+                let local_addr = listener
+                    .local_addr()
+                    .map_err(|e| Error::bind(a.to_string(), e))?;
+                let inner = Rc::new(ServerInner {
+                    local_addr,
+                    listener: RefCell::new(Some(listener)),
+                    waker: RefCell::new(None),
+                    accepted: Cell::new(0),
+                });
+                core.register_server(inner.clone());
+                tokio::task::spawn_local(accept_loop(core, inner.clone(), factory));
+                tracing::debug!(addr = %local_addr, "server listening");
+                return Ok(Server { inner });
+            }
+            Err(e) => last = (a.to_string(), e),
+        }
+    }
+    Err(Error::bind(last.0, last.1))
+}
+
+fn bind(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
+}
+
+async fn accept_loop<F, H>(core: Rc<Core>, server: Rc<ServerInner>, mut factory: F)
+where
+    F: FnMut() -> H + 'static,
+    H: Connection,
+{
+    let mut last_warning: Option<Instant> = None;
+    let mut accepted_in_poll = 0;
+    loop {
+        let Some(result) = poll_fn(|cx| server.poll_accept(cx)).await else {
+            return;
+        };
+        match result {
+            Ok((stream, peer)) => {
+                server.accepted.set(server.accepted.get() + 1);
+                accept(&core, &mut factory, stream, peer);
+                accepted_in_poll += 1;
+                if accepted_in_poll >= ACCEPTS_PER_POLL {
+                    accepted_in_poll = 0;
+                    tokio::task::yield_now().await;
+                }
+            }
+            Err(e) if out_of_descriptors(&e) => {
+                if last_warning.is_none_or(|t| t.elapsed() >= WARN_EVERY) {
+                    last_warning = Some(Instant::now());
+                    tracing::warn!(addr = %server.local_addr, error = %e,
+                        "accept: out of file descriptors; pausing this listener briefly");
+                }
+                tokio::time::sleep(EXHAUSTED_BACKOFF).await;
+            }
+            Err(e) => tracing::debug!(addr = %server.local_addr, error = %e, "accept failed"),
+        }
+        if core.stopping() {
+            return;
+        }
+    }
+}
+
+fn accept<F, H>(core: &Rc<Core>, factory: &mut F, stream: TcpStream, peer: SocketAddr)
+where
+    F: FnMut() -> H,
+    H: Connection,
+{
+    if let Err(e) = stream.set_nodelay(true) {
+        tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+    }
+    let handler = match panic::catch("handler factory", None, &mut *factory) {
+        Ok(h) => h,
+        // The socket closes here; the panic was logged.
+        Err(_) => return,
+    };
+    let codec = match panic::catch("codec", None, || handler.codec()) {
+        Ok(c) => c,
+        Err(_) => return,
+    };
+    let conn = Conn::new(core.next_conn_id(), codec);
+    conn.state().peer.set(Some(peer));
+    conn.state().local.set(stream.local_addr().ok());
+    Driver::start(handler, conn, core.clone(), Socket::Accepted(stream));
+}
+
+/// EMFILE, ENFILE, ENOBUFS or ENOMEM: the process or the system is out of
+/// something an accept needs, and retrying at once would spin.
+fn out_of_descriptors(e: &io::Error) -> bool {
+    // Linux errno values; std exposes no ErrorKind for them.
+    const ENFILE: i32 = 23;
+    const EMFILE: i32 = 24;
+    const ENOBUFS: i32 = 105;
+    const ENOMEM: i32 = 12;
+    matches!(e.raw_os_error(), Some(ENFILE | EMFILE | ENOBUFS | ENOMEM))
+}

@@ -1,0 +1,2 @@
+//! The em demo.
+fn main() {}

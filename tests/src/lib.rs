@@ -1,0 +1,1 @@
+//! Integration tests for em live in `tests/`; this library is empty.
