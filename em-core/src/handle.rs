@@ -62,7 +62,7 @@ impl Remote {
     /// Moves closures scheduled from other threads to the tail of this
     /// thread's tick queue. Reactor thread only.
     pub(crate) fn take_scheduled(&self) {
-        if self.pending.swap(false, Ordering::Acquire) {
+        if self.pending.load(Ordering::Relaxed) && self.pending.swap(false, Ordering::Acquire) {
             let jobs = std::mem::take(&mut *self.jobs());
             for job in jobs {
                 tick::push(job);

@@ -30,14 +30,12 @@ thread_local! {
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
     pub(crate) listen_backlog: u32,
-    pub(crate) read_size: usize,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Config {
             listen_backlog: 1024,
-            read_size: 16 * 1024,
         }
     }
 }
@@ -163,26 +161,11 @@ impl Builder {
         self
     }
 
-    /// The most a connection reads in one `read(2)` (default 16 KiB), into
-    /// one buffer shared by the whole reactor; a connection keeps only an
-    /// unfinished frame of its own. Must be 512 bytes to 16 MiB.
-    pub fn read_buffer_size(mut self, bytes: usize) -> Self {
-        self.config.read_size = bytes;
-        self
-    }
-
     /// Checks the options and returns the reactor, ready to run.
     ///
     /// Returns an error that `is_config()` when an option is out of range.
     pub fn build(self) -> Result<Reactor> {
-        let c = &self.config;
-        if !(512..=16 << 20).contains(&c.read_size) {
-            return Err(Error::config(format!(
-                "read_buffer_size {} is outside 512 bytes ..= 16 MiB",
-                c.read_size
-            )));
-        }
-        if c.listen_backlog == 0 {
+        if self.config.listen_backlog == 0 {
             return Err(Error::config("listen_backlog must be at least 1"));
         }
         Ok(Reactor {

@@ -19,7 +19,7 @@ use crate::panic;
 use crate::reactor::Core;
 
 /// How many passes run between two polls of I/O when ticks keep coming.
-pub(crate) const PASSES_BEFORE_IO: usize = 64;
+pub(crate) const PASSES_BEFORE_IO: usize = 256;
 
 /// A queued closure.
 pub(crate) type Tick = Box<dyn FnOnce()>;

@@ -1,0 +1,87 @@
+//! An em echo client: `echo_client --connect ADDR [MESSAGE…]` sends each
+//! message as a line, prints each reply, and exits once all have come back.
+
+use std::time::Duration;
+
+use clap::Parser;
+use em::prelude::*;
+use tokio_util::codec::LinesCodec;
+
+/// Sends lines to an echo server and prints the replies.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// The server's address (host:port).
+    #[arg(long, default_value = "127.0.0.1:8081")]
+    connect: String,
+    /// Messages to send, one line each.
+    #[arg(default_values_t = ["hello".to_string()])]
+    messages: Vec<String>,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 10)]
+    timeout: u64,
+}
+
+/// Sends the messages, counts the replies, closes after the last.
+struct Client {
+    messages: Vec<String>,
+    replies: usize,
+    failed: std::rc::Rc<std::cell::Cell<bool>>,
+}
+
+impl Connection for Client {
+    type Codec = LinesCodec;
+    fn codec(&self) -> LinesCodec {
+        LinesCodec::new_with_max_length(1 << 20)
+    }
+    fn post_init(&mut self, conn: &Conn<LinesCodec>) {
+        for m in &self.messages {
+            conn.send_data(m.as_str());
+        }
+    }
+    fn receive_data(&mut self, conn: &Conn<LinesCodec>, line: String) {
+        println!("{line}");
+        self.replies += 1;
+        if self.replies == self.messages.len() {
+            conn.close_connection();
+        }
+    }
+    fn unbind(&mut self, _conn: &Conn<LinesCodec>, reason: UnbindReason) {
+        if self.replies < self.messages.len() {
+            eprintln!("connection ended early: {reason}");
+            self.failed.set(true);
+        }
+        em::stop();
+    }
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .init();
+    let args = Args::parse();
+    let failed = std::rc::Rc::new(std::cell::Cell::new(false));
+    let f = failed.clone();
+    em::run(move || -> em::Result<()> {
+        em::connect(
+            args.connect,
+            Client {
+                messages: args.messages,
+                replies: 0,
+                failed: f.clone(),
+            },
+        )?;
+        let timeout = Duration::from_secs(args.timeout);
+        em::spawn(async move {
+            tokio::time::sleep(timeout).await;
+            eprintln!("timed out after {timeout:?}");
+            f.set(true);
+            em::stop();
+        })?;
+        Ok(())
+    })?;
+    if failed.get() {
+        std::process::exit(1);
+    }
+    Ok(())
+}

@@ -1,0 +1,66 @@
+//! An em echo server: `echo_server --listen ADDR` (default 127.0.0.1:8081).
+//! Prints `listening on ADDR` once ready; stops gracefully on SIGINT/SIGTERM.
+
+use bytes::BytesMut;
+use clap::Parser;
+use em::prelude::*;
+use tokio_util::codec::BytesCodec;
+
+/// Echoes every byte back to its sender.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// Address to listen on (IPv4 or IPv6; port 0 picks one).
+    #[arg(long, default_value = "127.0.0.1:8081")]
+    listen: String,
+    /// listen(2) backlog.
+    #[arg(long, default_value_t = 1024)]
+    backlog: u32,
+}
+
+/// The echo handler: raw bytes in, the same bytes out.
+struct Echo;
+
+impl Connection for Echo {
+    type Codec = BytesCodec;
+    fn codec(&self) -> BytesCodec {
+        BytesCodec::new()
+    }
+    fn receive_data(&mut self, conn: &Conn<BytesCodec>, data: BytesMut) {
+        conn.send_data(data);
+    }
+}
+
+/// Stops the reactor on SIGINT or SIGTERM.
+async fn stop_on_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        tracing::warn!("cannot install signal handlers");
+        return;
+    };
+    tokio::select! {
+        _ = int.recv() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("signal received; stopping");
+    em::stop();
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .init();
+    let args = Args::parse();
+    em::Reactor::builder()
+        .listen_backlog(args.backlog)
+        .run(move || -> em::Result<()> {
+            let server = em::start_server(args.listen.as_str(), || Echo)?;
+            println!("listening on {}", server.local_addr());
+            em::spawn(stop_on_signal())?;
+            Ok(())
+        })?;
+    Ok(())
+}

@@ -1,0 +1,533 @@
+//! `loadgen`: a load generator for any TCP echo server.
+//!
+//! It runs on a single-threaded tokio runtime so that it can be pinned to one
+//! core (e.g. `taskset -c 1 loadgen ...`). Every mode stops by itself: connects
+//! are retried a bounded number of times with a timeout, and the measured
+//! phases end after a fixed time. Each run prints one summary line of
+//! machine-greppable `key=value` pairs starting with `LOADGEN mode=...`.
+//! Throughput uses MB = 10^6 bytes of echoed data received (one direction).
+//!
+//! Modes:
+//!
+//! * `echo`: N connections, each keeping `--pipeline` messages of `--size`
+//!   bytes in flight; reports msgs/s, MB/s and p50/p99 round-trip latency.
+//! * `c10k`: opens N connections, echoes once on each, keeps them idle and
+//!   reports the server's resident memory per connection.
+//! * `stream`: each connection writes continuously (at most 4 MiB ahead of
+//!   the echo) and reports bulk MB/s.
+//!
+//! With `--pid`, the server's CPU time is read from `/proc/PID/stat` at the
+//! start and end of the measured window. Those counters tick in 10 ms steps,
+//! so a window of at least 5 s is advised for meaningful CPU numbers.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::io;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use clap::{Args, Parser, Subcommand};
+use futures::{stream, StreamExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+use tokio::task::LocalSet;
+
+/// Load generator for TCP echo servers.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    mode: Mode,
+}
+
+#[derive(Debug, Subcommand)]
+enum Mode {
+    /// Request/response load: N connections with P messages in flight each.
+    Echo {
+        #[command(flatten)]
+        load: LoadArgs,
+        /// Messages kept in flight per connection.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+        pipeline: u64,
+    },
+    /// Idle-connection memory: server RSS growth per open connection.
+    C10k {
+        /// Echo server address.
+        #[arg(long)]
+        addr: SocketAddr,
+        /// Number of connections to open and keep idle.
+        #[arg(long)]
+        conns: usize,
+        /// Server process id (VmRSS is read from /proc/PID/status).
+        #[arg(long)]
+        pid: u32,
+        /// Bytes echoed once on every connection.
+        #[arg(long, default_value_t = 64)]
+        size: usize,
+    },
+    /// Bulk throughput: continuous writes, at most 4 MiB ahead of the echo.
+    Stream {
+        #[command(flatten)]
+        load: LoadArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+struct LoadArgs {
+    /// Echo server address.
+    #[arg(long)]
+    addr: SocketAddr,
+    /// Number of connections.
+    #[arg(long, default_value_t = 1)]
+    conns: usize,
+    /// Message (echo) or chunk (stream) size in bytes.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=(1 << 24)))]
+    size: u64,
+    /// Measured window in seconds (>= 5 advised when using --pid).
+    #[arg(long)]
+    duration: f64,
+    /// Warm-up before the measured window, in seconds.
+    #[arg(long, default_value_t = 1.0)]
+    warmup: f64,
+    /// Server process id, to report its CPU use from /proc/PID/stat.
+    #[arg(long)]
+    pid: Option<u32>,
+}
+
+/// Concurrent connection attempts during connect phases.
+const CONNECT_CONCURRENCY: usize = 256;
+/// How far a stream-mode writer may run ahead of the echoed bytes.
+const STREAM_AHEAD: u64 = 4 << 20;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .and_then(|rt| LocalSet::new().block_on(&rt, run(cli.mode)));
+    match result {
+        Ok(line) => {
+            println!("{line}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("loadgen: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(mode: Mode) -> io::Result<String> {
+    match mode {
+        Mode::Echo { load, pipeline } => {
+            let head = format!(
+                "mode=echo conns={} size={} pipeline={pipeline}",
+                load.conns, load.size
+            );
+            let batch = pipeline.min((64 << 10) / load.size).max(1);
+            let plan = Plan {
+                size: load.size,
+                window: pipeline,
+                batch,
+                latency: true,
+            };
+            measure(&load, plan, head).await
+        }
+        Mode::Stream { load } => {
+            let head = format!("mode=stream conns={} size={}", load.conns, load.size);
+            let window = (STREAM_AHEAD / load.size).max(1);
+            let plan = Plan {
+                size: load.size,
+                window,
+                batch: 1,
+                latency: false,
+            };
+            measure(&load, plan, head).await
+        }
+        Mode::C10k {
+            addr,
+            conns,
+            pid,
+            size,
+        } => c10k(addr, conns, pid, size).await,
+    }
+}
+
+/// How each connection pumps data: at most `window` messages of `size` bytes
+/// in flight, written `batch` messages per write, optionally timing each one.
+#[derive(Debug, Clone, Copy)]
+struct Plan {
+    size: u64,
+    window: u64,
+    batch: u64,
+    latency: bool,
+}
+
+/// Counters shared by all connection tasks of a run.
+#[derive(Debug, Default)]
+struct Shared {
+    measuring: Cell<bool>,
+    msgs: Cell<u64>,
+    bytes: Cell<u64>,
+    errors: Cell<u64>,
+    hist: RefCell<Histogram>,
+}
+
+/// One point in time: counters plus CPU times (in clock ticks).
+#[derive(Debug)]
+struct Snapshot {
+    at: Instant,
+    msgs: u64,
+    bytes: u64,
+    server_ticks: Option<u64>,
+    self_ticks: Option<u64>,
+}
+
+impl Snapshot {
+    fn take(sh: &Shared, pid: Option<u32>) -> io::Result<Self> {
+        Ok(Self {
+            at: Instant::now(),
+            msgs: sh.msgs.get(),
+            bytes: sh.bytes.get(),
+            server_ticks: pid.map(|p| cpu_ticks(&p.to_string())).transpose()?,
+            self_ticks: cpu_ticks("self").ok(),
+        })
+    }
+}
+
+/// Runs `load.conns` connections following `plan` through warm-up and the
+/// measured window, and returns the summary line.
+async fn measure(load: &LoadArgs, plan: Plan, head: String) -> io::Result<String> {
+    let tck = clock_ticks_per_sec();
+    let streams = connect_all(load.addr, load.conns).await?;
+    let sh = Rc::new(Shared::default());
+    let tasks: Vec<_> = streams
+        .into_iter()
+        .map(|s| {
+            let sh = sh.clone();
+            tokio::task::spawn_local(async move {
+                if drive(s, plan, &sh).await.is_err() {
+                    sh.errors.set(sh.errors.get() + 1);
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(secs(load.warmup)?).await;
+    let start = Snapshot::take(&sh, load.pid)?;
+    sh.measuring.set(true);
+    tokio::time::sleep(secs(load.duration)?).await;
+    sh.measuring.set(false);
+    let end = Snapshot::take(&sh, load.pid)?;
+    for t in tasks {
+        t.abort();
+    }
+
+    let elapsed = (end.at - start.at).as_secs_f64();
+    let msgs = end.msgs - start.msgs;
+    let mb = (end.bytes - start.bytes) as f64 / 1e6;
+    let mut line = format!(
+        "LOADGEN {head} duration_s={elapsed:.2} msgs={msgs} msgs_per_s={:.0} mb_per_s={:.2} errors={}",
+        msgs as f64 / elapsed,
+        mb / elapsed,
+        sh.errors.get()
+    );
+    if plan.latency {
+        let h = sh.hist.borrow();
+        line += &format!(
+            " p50_us={:.1} p99_us={:.1}",
+            h.quantile_us(0.5),
+            h.quantile_us(0.99)
+        );
+    }
+    if let (Some(a), Some(b)) = (start.server_ticks, end.server_ticks) {
+        let cpu_us = (b - a) as f64 * 1e6 / tck;
+        line += &format!(
+            " server_cpu_us_per_msg={:.3} server_cpu_pct={:.1}",
+            cpu_us / msgs.max(1) as f64,
+            cpu_us / 1e4 / elapsed
+        );
+    }
+    if let (Some(a), Some(b)) = (start.self_ticks, end.self_ticks) {
+        line += &format!(
+            " loadgen_cpu_pct={:.1}",
+            (b - a) as f64 * 100.0 / tck / elapsed
+        );
+    }
+    Ok(line)
+}
+
+/// Per-connection flow control between the writer and the reader half.
+#[derive(Debug, Default)]
+struct Flow {
+    sent: Cell<u64>,
+    done: Cell<u64>,
+    stamps: RefCell<VecDeque<Instant>>,
+    progress: Notify,
+}
+
+/// Pumps messages over one connection until it fails or the task is aborted.
+async fn drive(stream: TcpStream, plan: Plan, sh: &Shared) -> io::Result<Infallible> {
+    let (rd, wr) = stream.into_split();
+    let flow = Flow::default();
+    tokio::try_join!(write_side(wr, plan, &flow), read_side(rd, plan, &flow, sh))
+        .map(|(never, _)| never)
+}
+
+async fn write_side(mut wr: OwnedWriteHalf, plan: Plan, flow: &Flow) -> io::Result<Infallible> {
+    let payload = vec![b'x'; (plan.size * plan.batch) as usize];
+    loop {
+        let free = plan.window - (flow.sent.get() - flow.done.get());
+        if free == 0 {
+            flow.progress.notified().await;
+            continue;
+        }
+        let k = free.min(plan.batch);
+        if plan.latency {
+            let now = Instant::now();
+            flow.stamps.borrow_mut().extend((0..k).map(|_| now));
+        }
+        flow.sent.set(flow.sent.get() + k);
+        wr.write_all(&payload[..(k * plan.size) as usize]).await?;
+    }
+}
+
+async fn read_side(
+    mut rd: OwnedReadHalf,
+    plan: Plan,
+    flow: &Flow,
+    sh: &Shared,
+) -> io::Result<Infallible> {
+    let mut buf = vec![0u8; 64 << 10];
+    // Bytes received of the current, not yet complete message.
+    let mut partial = 0u64;
+    loop {
+        let n = rd.read(&mut buf).await? as u64;
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        sh.bytes.set(sh.bytes.get() + n);
+        partial += n;
+        let k = partial / plan.size;
+        partial %= plan.size;
+        if k == 0 {
+            continue;
+        }
+        if plan.latency {
+            let now = Instant::now();
+            let mut stamps = flow.stamps.borrow_mut();
+            let mut hist = sh.hist.borrow_mut();
+            let k = (k as usize).min(stamps.len());
+            for t in stamps.drain(..k) {
+                if sh.measuring.get() {
+                    hist.record((now - t).as_nanos() as u64);
+                }
+            }
+        }
+        flow.done.set(flow.done.get() + k);
+        sh.msgs.set(sh.msgs.get() + k);
+        flow.progress.notify_one();
+    }
+}
+
+async fn c10k(addr: SocketAddr, conns: usize, pid: u32, size: usize) -> io::Result<String> {
+    let before = vm_rss_kb(pid)?;
+    let streams = connect_all(addr, conns).await?;
+    let payload: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+    let rounds = stream::iter(streams)
+        .map(|mut s| {
+            let payload = &payload;
+            async move {
+                s.write_all(payload).await?;
+                let mut back = vec![0u8; payload.len()];
+                let read = tokio::time::timeout(Duration::from_secs(10), s.read_exact(&mut back));
+                read.await
+                    .map_err(|_| io::Error::other("echo timed out"))??;
+                if back != *payload {
+                    return Err(io::Error::other("echoed bytes differ from sent bytes"));
+                }
+                Ok(s)
+            }
+        })
+        .buffer_unordered(CONNECT_CONCURRENCY)
+        .collect::<Vec<io::Result<TcpStream>>>()
+        .await;
+    let open = rounds.into_iter().collect::<io::Result<Vec<_>>>()?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let after = vm_rss_kb(pid)?;
+    let per_conn = (after as i64 - before as i64) * 1024 / conns.max(1) as i64;
+    drop(open);
+    Ok(format!(
+        "LOADGEN mode=c10k conns={conns} size={size} rss_before_kb={before} rss_after_kb={after} rss_per_conn_bytes={per_conn}"
+    ))
+}
+
+/// Opens `n` connections with bounded concurrency, failing if any cannot be
+/// established after a few attempts.
+async fn connect_all(addr: SocketAddr, n: usize) -> io::Result<Vec<TcpStream>> {
+    check_nofile(n)?;
+    stream::iter(0..n)
+        .map(|_| connect(addr))
+        .buffer_unordered(CONNECT_CONCURRENCY)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect()
+}
+
+async fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let result =
+            match tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr)).await {
+                Ok(r) => r,
+                Err(_) => Err(io::ErrorKind::TimedOut.into()),
+            };
+        match result {
+            Ok(s) => {
+                s.set_nodelay(true)?;
+                return Ok(s);
+            }
+            Err(e) if attempt >= 5 => {
+                return Err(io::Error::new(e.kind(), format!("connect to {addr}: {e}")))
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(50 * attempt)).await,
+        }
+    }
+}
+
+/// Fails with advice when the open-files soft limit is too low for `n` sockets.
+fn check_nofile(n: usize) -> io::Result<()> {
+    let limits = std::fs::read_to_string("/proc/self/limits")?;
+    let soft = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .and_then(|v| v.parse::<usize>().ok());
+    match soft {
+        Some(soft) if soft < n + 32 => Err(io::Error::other(format!(
+            "open-files limit is {soft}, too low for {n} connections; raise it with \
+             `ulimit -n {}` (the server needs a similar limit)",
+            n + 1024
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// utime + stime of a process, in clock ticks (fields 14 and 15 of `stat`).
+fn cpu_ticks(pid: &str) -> io::Result<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // The command name (field 2) may contain spaces; fields resume after ')'.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let mut fields = rest.split_whitespace().skip(11);
+    let mut next = || fields.next().and_then(|f| f.parse::<u64>().ok());
+    match (next(), next()) {
+        (Some(u), Some(s)) => Ok(u + s),
+        _ => Err(io::Error::other(format!("cannot parse /proc/{pid}/stat"))),
+    }
+}
+
+fn clock_ticks_per_sec() -> f64 {
+    std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+fn vm_rss_kb(pid: u32) -> io::Result<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))?
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .ok_or_else(|| io::Error::other(format!("no VmRSS in /proc/{pid}/status")))
+}
+
+fn secs(s: f64) -> io::Result<Duration> {
+    Duration::try_from_secs_f64(s).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
+}
+
+/// Log-linear latency histogram: 32 sub-buckets per power of two of
+/// nanoseconds (about 3 % resolution) in fixed memory. Quantiles report the
+/// bucket midpoint.
+#[derive(Debug)]
+struct Histogram {
+    counts: Vec<u64>,
+    total: u64,
+}
+
+const SUB_BITS: u32 = 5;
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Self {
+            counts: vec![0; (64 - SUB_BITS as usize + 1) << SUB_BITS],
+            total: 0,
+        }
+    }
+}
+
+impl Histogram {
+    fn index(v: u64) -> usize {
+        if v < 1 << SUB_BITS {
+            return v as usize;
+        }
+        let exp = 63 - v.leading_zeros();
+        let mantissa = (v >> (exp - SUB_BITS)) & ((1 << SUB_BITS) - 1);
+        (((exp - SUB_BITS + 1) as usize) << SUB_BITS) | mantissa as usize
+    }
+
+    /// Lower bound of bucket `i` (upper bound of `i - 1`), in nanoseconds.
+    fn value(i: usize) -> u64 {
+        if i < 1 << SUB_BITS {
+            return i as u64;
+        }
+        let exp = (i >> SUB_BITS) as u32 + SUB_BITS - 1;
+        let mantissa = (i & ((1 << SUB_BITS) - 1)) as u64;
+        ((1 << SUB_BITS) | mantissa) << (exp - SUB_BITS)
+    }
+
+    fn record(&mut self, nanos: u64) {
+        self.counts[Self::index(nanos)] += 1;
+        self.total += 1;
+    }
+
+    fn quantile_us(&self, q: f64) -> f64 {
+        let target = ((q * self.total as f64).ceil() as u64).max(1);
+        let mut seen = 0;
+        for (i, c) in self.counts.iter().enumerate() {
+            seen += c;
+            if seen >= target {
+                return (Self::value(i) + Self::value(i + 1)) as f64 / 2e3;
+            }
+        }
+        0.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Histogram;
+
+    #[test]
+    fn buckets_bracket_their_values() {
+        for v in (0..5000).chain([123_456, 9_876_543, 1 << 40, (1 << 41) - 1]) {
+            let i = Histogram::index(v);
+            assert!(
+                Histogram::value(i) <= v && v < Histogram::value(i + 1),
+                "{v}"
+            );
+        }
+        let mut h = Histogram::default();
+        (1..=100).for_each(|us| h.record(us * 1000));
+        assert!((h.quantile_us(0.5) - 50.0).abs() < 2.0);
+        assert!((h.quantile_us(0.99) - 99.0).abs() < 3.0);
+    }
+}

@@ -1,0 +1,130 @@
+//! em's primitives timed as a whole process, for comparison with other
+//! runtimes: `micro BENCH [N]`. Prints one line:
+//! `MICRO system=em bench=BENCH n=N elapsed_ms=… ns_per_op=…`.
+//!
+//! Benches: `tick-chain` (a `next_tick` that re-schedules itself N times,
+//! default 1,000,000) and `tick-fan` (N `next_tick`s scheduled at once, then
+//! run), plus their raw-tokio twins `tokio-spawn-chain` and
+//! `tokio-spawn-fan` (`spawn_local` on a current-thread runtime).
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::time::Instant;
+
+use clap::{Parser, ValueEnum};
+
+/// Times one of em's primitives.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// Which benchmark.
+    bench: Bench,
+    /// Operations (default 1,000,000).
+    n: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Bench {
+    /// A next_tick that re-schedules itself N times.
+    TickChain,
+    /// N next_ticks scheduled at once, then run.
+    TickFan,
+    /// Baseline: a spawn_local task that spawns the next, N times.
+    TokioSpawnChain,
+    /// Baseline: N spawn_local tasks spawned at once, then run.
+    TokioSpawnFan,
+}
+
+fn chain(left: Rc<Cell<u64>>) {
+    let n = left.get();
+    if n == 0 {
+        em::stop();
+    } else {
+        left.set(n - 1);
+        em::next_tick(move || chain(left));
+    }
+}
+
+fn tick_chain(n: u64) -> em::Result<()> {
+    em::run(move || chain(Rc::new(Cell::new(n))))
+}
+
+fn tick_fan(n: u64) -> em::Result<()> {
+    em::run(move || {
+        let ran = Rc::new(Cell::new(0u64));
+        for _ in 0..n {
+            let ran = ran.clone();
+            em::next_tick(move || {
+                ran.set(ran.get() + 1);
+                if ran.get() == n {
+                    em::stop();
+                }
+            });
+        }
+    })
+}
+
+fn tokio_chain(left: Rc<Cell<u64>>, done: Rc<tokio::sync::Notify>) {
+    let n = left.get();
+    if n == 0 {
+        done.notify_one();
+    } else {
+        left.set(n - 1);
+        tokio::task::spawn_local(async move { tokio_chain(left, done) });
+    }
+}
+
+fn tokio_baseline(bench: Bench, n: u64) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&rt, async move {
+        let done = Rc::new(tokio::sync::Notify::new());
+        if let Bench::TokioSpawnChain = bench {
+            tokio_chain(Rc::new(Cell::new(n)), done.clone());
+        } else {
+            let ran = Rc::new(Cell::new(0u64));
+            for _ in 0..n {
+                let (ran, done) = (ran.clone(), done.clone());
+                tokio::task::spawn_local(async move {
+                    ran.set(ran.get() + 1);
+                    if ran.get() == n {
+                        done.notify_one();
+                    }
+                });
+            }
+        }
+        done.notified().await;
+    });
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = Args::parse();
+    let n = args.n.unwrap_or(1_000_000).max(1);
+    let start = Instant::now();
+    match args.bench {
+        Bench::TickChain => tick_chain(n)?,
+        Bench::TickFan => tick_fan(n)?,
+        b @ (Bench::TokioSpawnChain | Bench::TokioSpawnFan) => tokio_baseline(b, n),
+    }
+    let elapsed = start.elapsed();
+    let name = args
+        .bench
+        .to_possible_value()
+        .expect("named")
+        .get_name()
+        .to_owned();
+    let system = if name.starts_with("tokio") {
+        "tokio"
+    } else {
+        "em"
+    };
+    println!(
+        "MICRO system={system} bench={name} n={n} elapsed_ms={:.1} ns_per_op={:.1}",
+        elapsed.as_secs_f64() * 1e3,
+        elapsed.as_nanos() as f64 / n as f64
+    );
+    Ok(())
+}
