@@ -60,6 +60,15 @@ use crate::error::{BoxError, Error, Result};
 ///         tracing::info!(conn = %conn.id(), %reason, "gone");
 ///     }
 /// }
+///
+/// em_core::run(|| -> em_core::Result<()> {
+///     let server = em_core::start_server("[::1]:0", || Counter)
+///         .or_else(|_| em_core::start_server("127.0.0.1:0", || Counter))?;
+///     server.stop();
+///     em_core::stop();
+///     Ok(())
+/// })?;
+/// # Ok::<(), em_core::Error>(())
 /// ```
 pub trait Connection: 'static {
     /// The framing of this connection's byte stream.
@@ -237,6 +246,14 @@ impl<C> ConnControl for ConnInner<C> {
 /// Every method runs on the reactor thread and never blocks. Calls on a
 /// closed connection are harmless no-ops that say so (a `0` or an error, and
 /// a debug event).
+///
+/// The compiler keeps it on the reactor thread:
+///
+/// ```compile_fail
+/// fn on_another_thread(conn: em_core::Conn<tokio_util::codec::BytesCodec>) {
+///     std::thread::spawn(move || conn.close_connection()); // error: `Conn` is not `Send`
+/// }
+/// ```
 pub struct Conn<C> {
     inner: Rc<ConnInner<C>>,
 }

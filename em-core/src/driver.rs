@@ -47,6 +47,11 @@ thread_local! {
     static READ_BUF: Cell<BytesMut> = Cell::new(BytesMut::new());
 }
 
+/// Frees the reactor-wide read buffer (when the reactor stops).
+pub(crate) fn release_read_buffer() {
+    READ_BUF.take();
+}
+
 /// A client's connect (with name resolution) in progress.
 pub(crate) type Connecting = Pin<Box<dyn Future<Output = io::Result<TcpStream>>>>;
 

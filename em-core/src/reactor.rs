@@ -13,6 +13,7 @@ use std::task::{Poll, Waker};
 use tokio::task::{JoinHandle, LocalSet};
 
 use crate::connection::{ConnControl, ConnectionId};
+use crate::driver;
 use crate::error::{BoxError, Error, Result};
 use crate::handle::{Handle, Remote};
 use crate::panic;
@@ -269,6 +270,7 @@ impl Drop for Installed {
     fn drop(&mut self) {
         self.0.remote.set_running(false);
         tick::clear();
+        driver::release_read_buffer();
         CURRENT.with(|c| c.borrow_mut().take());
         RUNNING.fetch_sub(1, Ordering::SeqCst);
         tracing::debug!("reactor stopped");

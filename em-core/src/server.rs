@@ -67,6 +67,12 @@ impl ServerInner {
 ///
 /// Dropping the handle does not stop the server; [`stop`](Server::stop) does,
 /// and so does stopping the reactor.
+///
+/// ```compile_fail
+/// fn on_another_thread(server: em_core::Server) {
+///     std::thread::spawn(move || server.stop()); // error: `Server` is not `Send`
+/// }
+/// ```
 #[derive(Clone)]
 pub struct Server {
     inner: Rc<ServerInner>,
