@@ -48,6 +48,8 @@ mod client;
 mod connection;
 mod driver;
 mod error;
+#[doc(hidden)]
+pub mod ext;
 mod handle;
 mod handler;
 mod panic;

@@ -1,6 +1,7 @@
 //! The reactor: one current-thread tokio runtime plus a `LocalSet`, the run
 //! loop, `stop` and the teardown that gives every connection its `unbind`.
 
+use std::any::{Any, TypeId};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::fmt;
@@ -9,6 +10,7 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Poll, Waker};
+use std::time::Duration;
 
 use tokio::task::{JoinHandle, LocalSet};
 
@@ -31,12 +33,20 @@ thread_local! {
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
     pub(crate) listen_backlog: u32,
+    pub(crate) max_timers: Option<usize>,
+    pub(crate) start_paused: bool,
+    pub(crate) threadpool_size: usize,
+    pub(crate) shutdown_timeout: Option<Duration>,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Config {
             listen_backlog: 1024,
+            max_timers: Some(100_000),
+            start_paused: false,
+            threadpool_size: 20,
+            shutdown_timeout: None,
         }
     }
 }
@@ -50,6 +60,11 @@ pub(crate) struct Core {
     conns: RefCell<HashMap<ConnectionId, Rc<dyn ConnControl>>>,
     next_conn_id: Cell<u64>,
     servers: RefCell<Vec<Rc<ServerInner>>>,
+    /// State of em's other crates (timers, defer), one value per type,
+    /// dropped at teardown after every `unbind`.
+    locals: RefCell<HashMap<TypeId, Rc<dyn Any>>>,
+    /// Run at teardown, last registered first, after every `unbind`.
+    teardown_hooks: RefCell<Vec<Box<dyn FnOnce()>>>,
     pub(crate) remote: Arc<Remote>,
 }
 
@@ -63,6 +78,8 @@ impl Core {
             conns: RefCell::new(HashMap::new()),
             next_conn_id: Cell::new(1),
             servers: RefCell::new(Vec::new()),
+            locals: RefCell::new(HashMap::new()),
+            teardown_hooks: RefCell::new(Vec::new()),
             remote: Arc::new(Remote::new(std::thread::current().id())),
         }
     }
@@ -134,6 +151,24 @@ impl Core {
         self.conns.borrow().len()
     }
 
+    /// The value of type `T` belonging to this reactor, made by `init` on
+    /// first use.
+    pub(crate) fn local<T: 'static>(&self, init: impl FnOnce() -> T) -> Rc<T> {
+        let id = TypeId::of::<T>();
+        if let Some(v) = self.locals.borrow().get(&id) {
+            if let Ok(v) = v.clone().downcast::<T>() {
+                return v;
+            }
+        }
+        let v = Rc::new(init());
+        self.locals.borrow_mut().insert(id, v.clone());
+        v
+    }
+
+    pub(crate) fn on_teardown(&self, hook: Box<dyn FnOnce()>) {
+        self.teardown_hooks.borrow_mut().push(hook);
+    }
+
     pub(crate) fn register_server(&self, server: Rc<ServerInner>) {
         let mut servers = self.servers.borrow_mut();
         servers.retain(|s| !s.is_stopped());
@@ -162,12 +197,54 @@ impl Builder {
         self
     }
 
+    /// The most timers (one-shot and periodic) that may be pending at once
+    /// (EventMachine's `set_max_timers`; default 100,000, `None` lifts the
+    /// cap). Adding one more is an error the caller sees.
+    pub fn max_timers(mut self, max: Option<usize>) -> Self {
+        self.config.max_timers = max;
+        self
+    }
+
+    /// Runs the reactor on tokio's paused clock (default off): time stands
+    /// still while the reactor has work and jumps to the next timer when it
+    /// is idle, so timer tests assert exact instants and take no wall time.
+    /// Needs em's `test-util` cargo feature, and applies to [`Reactor::run`]
+    /// (with [`Reactor::run_local`], pause your own runtime instead).
+    /// While a `defer` op runs on the pool, the paused clock does not advance
+    /// on its own.
+    pub fn start_paused(mut self, paused: bool) -> Self {
+        self.config.start_paused = paused;
+        self
+    }
+
+    /// How many `defer` ops run at once on the thread pool (default 20, as
+    /// EventMachine); more wait in FIFO order. At least 1.
+    pub fn threadpool_size(mut self, threads: usize) -> Self {
+        self.config.threadpool_size = threads;
+        self
+    }
+
+    /// How long a stopping reactor waits for `defer` ops still running
+    /// (default: it does not wait; their callbacks never run).
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.config.shutdown_timeout = Some(timeout);
+        self
+    }
+
     /// Checks the options and returns the reactor, ready to run.
     ///
     /// Returns an error that `is_config()` when an option is out of range.
     pub fn build(self) -> Result<Reactor> {
         if self.config.listen_backlog == 0 {
             return Err(Error::config("listen_backlog must be at least 1"));
+        }
+        if self.config.threadpool_size == 0 {
+            return Err(Error::config("threadpool_size must be at least 1"));
+        }
+        if self.config.start_paused && !cfg!(feature = "test-util") {
+            return Err(Error::config(
+                "start_paused needs the `test-util` feature of em (or em-core)",
+            ));
         }
         Ok(Reactor {
             config: self.config,
@@ -214,10 +291,11 @@ impl Reactor {
         if tokio::runtime::Handle::try_current().is_ok() {
             return Err(Error::inside_runtime());
         }
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(Error::runtime)?;
+        let mut builder = tokio::runtime::Builder::new_current_thread();
+        builder.enable_all();
+        #[cfg(feature = "test-util")]
+        builder.start_paused(self.config.start_paused);
+        let rt = builder.build().map_err(Error::runtime)?;
         rt.block_on(self.run_local(init))
     }
 
@@ -240,6 +318,11 @@ impl Reactor {
     pub async fn run_local<R: RunResult>(self, init: impl FnOnce() -> R + 'static) -> Result<()> {
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(Error::no_runtime());
+        }
+        if self.config.start_paused {
+            return Err(Error::config(
+                "start_paused applies to em::run's own runtime; with run_local, pause your runtime",
+            ));
         }
         let core = Rc::new(Core::new(self.config));
         let installed = CURRENT.with(|c| {
@@ -349,6 +432,18 @@ async fn teardown(core: &Rc<Core>) {
         Poll::Pending
     })
     .await;
+    loop {
+        let hook = core.teardown_hooks.borrow_mut().pop();
+        match hook {
+            Some(hook) => {
+                let _ = panic::catch("teardown hook", None, hook);
+            }
+            None => break,
+        }
+    }
+    // Dropped outside the borrow: a value's Drop may reach the reactor.
+    let locals = core.locals.take();
+    drop(locals);
     tick::clear();
     core.remote.set_running(false);
 }

@@ -33,6 +33,8 @@ enum Bench {
     TokioSpawnChain,
     /// Baseline: N spawn_local tasks spawned at once, then run.
     TokioSpawnFan,
+    // (em-timers benches: add variants here)
+    // (em-defer benches: add variants here)
 }
 
 fn chain(left: Rc<Cell<u64>>) {
@@ -108,6 +110,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Bench::TickChain => tick_chain(n)?,
         Bench::TickFan => tick_fan(n)?,
         b @ (Bench::TokioSpawnChain | Bench::TokioSpawnFan) => tokio_baseline(b, n),
+        // (em-timers benches: add arms here)
+        // (em-defer benches: add arms here)
     }
     let elapsed = start.elapsed();
     let name = args

@@ -1,0 +1,1 @@
+//! em defer (work in progress).

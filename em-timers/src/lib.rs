@@ -1,0 +1,1 @@
+//! em timers (work in progress).
