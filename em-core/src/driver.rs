@@ -168,6 +168,9 @@ impl<H: Connection> Driver<H> {
                 }
             }
         }
+        // Reading pauses while output backs up; once the output drains, read
+        // again at once: the readiness that arrived meanwhile was consumed.
+        let read_paused = self.conn.state().outbound.borrow().len() > READ_PAUSE_OUTBOUND;
         if !self.eof && self.conn.state().close.get() == Close::Open {
             if let Err(reason) = self.read(cx) {
                 return self.finish(reason);
@@ -191,7 +194,12 @@ impl<H: Connection> Driver<H> {
                 }
                 self.finish(UnbindReason::Closed)
             }
-            Ok(true) => Poll::Pending,
+            Ok(true) => {
+                if read_paused {
+                    cx.waker().wake_by_ref();
+                }
+                Poll::Pending
+            }
         }
     }
 

@@ -469,7 +469,9 @@ pub fn run<R: RunResult>(init: impl FnOnce() -> R + 'static) -> Result<()> {
 /// Stops the reactor running on this thread: the current callback finishes,
 /// then every server stops accepting, every open connection's `unbind` runs
 /// once with `UnbindReason::ReactorStopped`, queued `next_tick`s are dropped
-/// and `run` returns. A no-op where no reactor runs, or when already
+/// and `run` returns. Nothing else of the user's runs after the current
+/// callback, not even the rest of the current `next_tick` pass (EventMachine
+/// finishes its iteration first, R4). A no-op where no reactor runs, or when already
 /// stopping. From another thread, use [`Handle::stop`].
 pub fn stop() {
     match Core::current("stop") {

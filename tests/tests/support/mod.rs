@@ -1,15 +1,25 @@
-//! Helpers shared by the integration tests: a watchdog for every reactor run
-//! and blocking std-socket peers.
+//! Helpers shared by the integration tests: a watchdog for every reactor run,
+//! blocking std-socket peers, an event log for callback order, and a few
+//! handlers that several areas need.
 #![allow(dead_code, unreachable_pub)]
 
-use std::io::{Read, Write};
+use std::cell::RefCell;
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::rc::Rc;
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
+use bytes::BytesMut;
+use em::{Conn, Connection, UnbindReason};
+use tokio_util::codec::{BytesCodec, LinesCodec, LinesCodecError};
+
 /// The longest any test's reactor may run before the watchdog fails it.
 pub const WATCHDOG: Duration = Duration::from_secs(30);
+
+/// The longest a test waits for one event from another thread.
+pub const EVENT_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Runs `em::run(init)` on this thread with a watchdog: if the reactor has
 /// not returned within `WATCHDOG`, the watchdog stops it and the test fails.
@@ -46,6 +56,50 @@ pub fn run_builder_with_watchdog<R: em::RunResult>(
     result
 }
 
+/// Waits (bounded) for one value from another thread.
+pub fn recv<T>(rx: &mpsc::Receiver<T>) -> T {
+    rx.recv_timeout(EVENT_TIMEOUT)
+        .unwrap_or_else(|e| panic!("no event within {EVENT_TIMEOUT:?}: {e}"))
+}
+
+/// Stops the reactor when dropped: a peer thread holds one so that the
+/// reactor stops even if the thread panics, and the test fails at once
+/// instead of at the watchdog.
+#[derive(Debug)]
+pub struct StopOnDrop(pub em::Handle);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.stop();
+    }
+}
+
+/// What a [`spawn_peer`] thread sends back: its value, or its panic.
+pub type PeerResult<T> = std::thread::Result<T>;
+
+/// Spawns a peer thread running `f` and sends its result (or its panic) on
+/// `done`; [`join_peer`] takes it. The reactor is stopped when `f` ends,
+/// however it ends, so a failing peer fails the test at once.
+pub fn spawn_peer<T: Send + 'static>(
+    handle: em::Handle,
+    done: mpsc::Sender<PeerResult<T>>,
+    f: impl FnOnce() -> T + Send + 'static,
+) {
+    thread::spawn(move || {
+        let _stop = StopOnDrop(handle);
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+        done.send(result).ok();
+    });
+}
+
+/// Waits (bounded) for a [`spawn_peer`] thread's value; re-raises its panic.
+pub fn join_peer<T>(done: &mpsc::Receiver<PeerResult<T>>) -> T {
+    match recv(done) {
+        Ok(v) => v,
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
+
 /// A blocking client socket with read and write timeouts.
 pub fn client(addr: SocketAddr) -> TcpStream {
     let s = TcpStream::connect(addr).expect("connect");
@@ -68,4 +122,162 @@ pub fn read_to_end(s: &mut TcpStream) -> Vec<u8> {
     let mut out = Vec::new();
     s.read_to_end(&mut out).expect("read to end");
     out
+}
+
+/// Reads until the peer closed, by end of stream or by a reset; what was
+/// read before. Panics on a timeout: the peer never closed.
+pub fn read_until_closed(s: &mut impl Read) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut buf = [0; 64 * 1024];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return out,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return out,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => panic!("the peer did not close (read: {e})"),
+        }
+    }
+}
+
+/// A blocking line-protocol client, for servers using `LinesCodec`.
+#[derive(Debug)]
+pub struct LineClient {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+impl LineClient {
+    pub fn connect(addr: SocketAddr) -> Self {
+        let s = client(addr);
+        LineClient {
+            writer: s.try_clone().unwrap(),
+            reader: BufReader::new(s),
+        }
+    }
+
+    pub fn send(&mut self, line: &str) {
+        self.writer
+            .write_all(format!("{line}\n").as_bytes())
+            .unwrap();
+    }
+
+    /// The next line, without its terminator.
+    pub fn recv(&mut self) -> String {
+        let mut line = String::new();
+        let n = self.reader.read_line(&mut line).expect("read line");
+        assert!(n > 0, "the server closed instead of answering");
+        line.truncate(line.trim_end_matches(['\r', '\n']).len());
+        line
+    }
+
+    /// Sends `line` and returns the answer.
+    pub fn round(&mut self, line: &str) -> String {
+        self.send(line);
+        self.recv()
+    }
+
+    /// What arrived until the server closed (end of stream or reset).
+    pub fn read_until_closed(&mut self) -> Vec<u8> {
+        let mut out = self.reader.buffer().to_vec();
+        self.reader.consume(out.len());
+        out.extend(read_until_closed(self.reader.get_mut()));
+        out
+    }
+}
+
+/// An address where nothing listens and nothing else can bind while the
+/// guard lives: a socket bound to a free port without `listen`, so a connect
+/// there is refused.
+pub fn refusing_addr() -> (tokio::net::TcpSocket, SocketAddr) {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind("127.0.0.1:0".parse().unwrap())
+        .expect("bind 127.0.0.1:0");
+    let addr = socket.local_addr().unwrap();
+    (socket, addr)
+}
+
+/// `len` bytes of a pattern that differs with `seed` and does not repeat for
+/// 251 bytes, so that a lost, duplicated or reordered chunk shows.
+pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    (0..len as u64)
+        .map(|i| ((i.wrapping_add(seed.wrapping_mul(7919))) % 251) as u8)
+        .collect()
+}
+
+/// Callback events in order, shared by the handlers of one reactor.
+#[derive(Debug, Clone, Default)]
+pub struct Log(Rc<RefCell<Vec<String>>>);
+
+impl Log {
+    pub fn push(&self, event: impl Into<String>) {
+        self.0.borrow_mut().push(event.into());
+    }
+
+    pub fn events(&self) -> Vec<String> {
+        self.0.borrow().clone()
+    }
+
+    /// How many events are `event`.
+    pub fn count(&self, event: &str) -> usize {
+        self.0.borrow().iter().filter(|e| *e == event).count()
+    }
+}
+
+/// A short, comparable form of an unbind reason: the variant, and for
+/// errors the `io::ErrorKind`, the codec error or the panic message.
+pub fn reason(reason: &UnbindReason) -> String {
+    match reason {
+        UnbindReason::Closed => "Closed".into(),
+        UnbindReason::PeerClosed => "PeerClosed".into(),
+        UnbindReason::ReactorStopped => "ReactorStopped".into(),
+        UnbindReason::ConnectFailed(e) => format!("ConnectFailed({:?})", e.kind()),
+        UnbindReason::Io(e) => format!("Io({:?})", e.kind()),
+        UnbindReason::Codec(e) => match e.downcast_ref::<LinesCodecError>() {
+            Some(LinesCodecError::MaxLineLengthExceeded) => "Codec(MaxLineLengthExceeded)".into(),
+            _ => format!("Codec({e})"),
+        },
+        UnbindReason::Panicked(message) => format!("Panicked({message})"),
+        other => format!("unknown({other})"),
+    }
+}
+
+/// Echoes raw bytes.
+#[derive(Debug, Default)]
+pub struct Echo;
+
+impl Connection for Echo {
+    type Codec = BytesCodec;
+
+    fn codec(&self) -> BytesCodec {
+        BytesCodec::new()
+    }
+
+    fn receive_data(&mut self, conn: &Conn<BytesCodec>, data: BytesMut) {
+        conn.send_data(data);
+    }
+}
+
+/// Echoes lines (at most 1 KiB each) and logs its unbind reason as
+/// `unbind <reason>`.
+#[derive(Debug, Default)]
+pub struct LineEcho {
+    pub log: Log,
+}
+
+impl Connection for LineEcho {
+    type Codec = LinesCodec;
+
+    fn codec(&self) -> LinesCodec {
+        LinesCodec::new_with_max_length(1024)
+    }
+
+    fn receive_data(&mut self, conn: &Conn<LinesCodec>, line: String) {
+        conn.send_data(line);
+    }
+
+    fn unbind(&mut self, _: &Conn<LinesCodec>, why: UnbindReason) {
+        self.log.push(format!("unbind {}", reason(&why)));
+    }
 }

@@ -1,0 +1,138 @@
+//! Work from other threads: `Handle::schedule` (EventMachine N6, N7).
+
+mod support;
+
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+
+use support::*;
+
+const THREADS: usize = 8;
+const PER_THREAD: usize = 10_000;
+const TOTAL: usize = THREADS * PER_THREAD;
+
+/// What the scheduled closures saw.
+struct Tally {
+    /// How many times closure `t * PER_THREAD + i` ran.
+    runs: Vec<AtomicU8>,
+    ran: AtomicUsize,
+    off_reactor_thread: AtomicUsize,
+    /// Per producer thread, the index of the last closure that ran.
+    last: Mutex<Vec<Option<usize>>>,
+    out_of_order: AtomicUsize,
+    refused: AtomicUsize,
+}
+
+/// 8 threads each schedule 10,000 closures: every one runs exactly once, on
+/// the reactor thread, and each thread's closures run in the order it
+/// scheduled them.
+#[test]
+fn closures_from_eight_threads_each_run_exactly_once_on_the_reactor_thread() {
+    let tally = Arc::new(Tally {
+        runs: (0..TOTAL).map(|_| AtomicU8::new(0)).collect(),
+        ran: AtomicUsize::new(0),
+        off_reactor_thread: AtomicUsize::new(0),
+        last: Mutex::new(vec![None; THREADS]),
+        out_of_order: AtomicUsize::new(0),
+        refused: AtomicUsize::new(0),
+    });
+    let t = tally.clone();
+    run_with_watchdog(move || -> em::Result<()> {
+        let handle = em::handle()?;
+        let reactor = thread::current().id();
+        assert_eq!(handle.thread_id(), reactor);
+        for producer in 0..THREADS {
+            let (handle, tally) = (handle.clone(), t.clone());
+            thread::spawn(move || {
+                for i in 0..PER_THREAD {
+                    let tl = tally.clone();
+                    let scheduled = handle.schedule(move || {
+                        if thread::current().id() != reactor || !em::reactor_thread() {
+                            tl.off_reactor_thread.fetch_add(1, Ordering::SeqCst);
+                        }
+                        tl.runs[producer * PER_THREAD + i].fetch_add(1, Ordering::SeqCst);
+                        let previous = tl.last.lock().unwrap()[producer].replace(i);
+                        if previous.is_some_and(|p| p >= i) {
+                            tl.out_of_order.fetch_add(1, Ordering::SeqCst);
+                        }
+                        if tl.ran.fetch_add(1, Ordering::SeqCst) + 1 == TOTAL {
+                            em::stop();
+                        }
+                    });
+                    if scheduled.is_err() {
+                        tally.refused.fetch_add(1, Ordering::SeqCst);
+                        handle.stop();
+                        return;
+                    }
+                }
+            });
+        }
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(tally.refused.load(Ordering::SeqCst), 0, "schedule refused");
+    assert_eq!(tally.ran.load(Ordering::SeqCst), TOTAL);
+    let wrong: Vec<usize> = (0..TOTAL)
+        .filter(|&k| tally.runs[k].load(Ordering::SeqCst) != 1)
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "{} closures did not run exactly once, first: {:?}",
+        wrong.len(),
+        &wrong[..wrong.len().min(10)]
+    );
+    assert_eq!(tally.off_reactor_thread.load(Ordering::SeqCst), 0);
+    assert_eq!(tally.out_of_order.load(Ordering::SeqCst), 0);
+}
+
+/// N6: a closure scheduled from another thread wakes a reactor that has
+/// nothing else to do (the watchdog would fail the test otherwise).
+#[test]
+fn schedule_wakes_an_idle_reactor() {
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    run_with_watchdog(move || -> em::Result<()> {
+        let handle = em::handle()?;
+        thread::spawn(move || {
+            handle
+                .schedule(move || {
+                    done_tx.send(em::reactor_thread()).unwrap();
+                    em::stop();
+                })
+                .unwrap();
+        });
+        Ok(())
+    })
+    .unwrap();
+    assert!(recv(&done_rx), "ran on the reactor thread");
+}
+
+/// N7: `em::schedule` on the reactor thread runs at once; `Handle::schedule`
+/// on the reactor thread queues, after the ticks already queued.
+#[test]
+fn schedule_on_the_reactor_thread() {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let l = log.clone();
+    run_with_watchdog(move || -> em::Result<()> {
+        let handle = em::handle()?;
+        let (l1, l2, l3) = (l.clone(), l.clone(), l.clone());
+        em::next_tick(move || l1.lock().unwrap().push("tick queued first"));
+        handle.schedule(move || {
+            l2.lock().unwrap().push("handle.schedule");
+            em::stop();
+        })?;
+        em::schedule(move || l3.lock().unwrap().push("em::schedule ran at once"));
+        l.lock().unwrap().push("after schedule calls");
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(
+        *log.lock().unwrap(),
+        [
+            "em::schedule ran at once",
+            "after schedule calls",
+            "tick queued first",
+            "handle.schedule",
+        ]
+    );
+}
