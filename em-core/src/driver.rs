@@ -19,6 +19,8 @@ use crate::connection::{Close, Conn, Connection, UnbindReason};
 use crate::panic;
 use crate::reactor::Core;
 
+/// An emptied outbound buffer larger than this is freed instead of kept.
+const KEEP_OUTBOUND: usize = 64 * 1024;
 /// Reads per poll before the driver yields to other connections.
 const READS_PER_POLL: usize = 16;
 /// Reads per poll that fill the whole request (so more data is waiting)
@@ -38,8 +40,6 @@ const READ_PAUSE_OUTBOUND: usize = 1 << 20;
 /// The capacity of the reactor-wide read buffer: room for a few of the
 /// largest reads, so that frames a handler keeps pin it only briefly.
 const SHARED_READ_BUF: usize = 1 << 20;
-/// An emptied outbound buffer larger than this is freed instead of kept.
-const KEEP_OUTBOUND: usize = 64 * 1024;
 
 thread_local! {
     /// The read buffer shared by every connection of the reactor on this
@@ -73,16 +73,18 @@ pub(crate) struct Driver<H: Connection> {
     conn: Conn<H::Codec>,
     core: Rc<Core>,
     io: Io,
-    /// An unfinished frame, kept between reads.
-    pending: BytesMut,
+    /// An unfinished frame, kept between reads. Boxed, like the rare fields
+    /// below, to keep an idle connection small.
+    pending: Option<Box<BytesMut>>,
     /// End of stream was read; only output still queued is flushed.
     eof: bool,
     /// Index into `READ_SIZES`.
     read_step: u8,
     /// Why the connection must end, decided outside a poll (a panic).
-    fail: Option<UnbindReason>,
+    fail: Option<Box<UnbindReason>>,
     unbound: bool,
-    span: tracing::Span,
+    /// The connection's span; `None` when tracing does not want it.
+    span: Option<Box<tracing::Span>>,
 }
 
 // The handler is never pinned: the driver only hands out `&mut H`.
@@ -108,15 +110,15 @@ impl<H: Connection> Driver<H> {
             conn,
             core,
             io,
-            pending: BytesMut::new(),
+            pending: None,
             eof: false,
             read_step: 0,
             fail: None,
             unbound: false,
-            span,
+            span: (!span.is_disabled()).then(|| Box::new(span.clone())),
         };
         {
-            let _entered = driver.span.clone().entered();
+            let _entered = span.entered();
             tracing::debug!("bound");
             driver.call("post_init", |h, c| h.post_init(c));
         }
@@ -128,14 +130,15 @@ impl<H: Connection> Driver<H> {
     fn call(&mut self, name: &'static str, f: impl FnOnce(&mut H, &Conn<H::Codec>)) {
         let (handler, conn) = (&mut self.handler, &self.conn);
         if let Err(message) = panic::catch(name, Some(conn.id()), || f(handler, conn)) {
-            self.fail.get_or_insert(UnbindReason::Panicked(message));
+            self.fail
+                .get_or_insert(Box::new(UnbindReason::Panicked(message)));
         }
     }
 
     /// Why the connection must end now, if it must.
     fn must_end(&mut self) -> Option<UnbindReason> {
         if let Some(reason) = self.fail.take() {
-            return Some(reason);
+            return Some(*reason);
         }
         if self.core.stopping() {
             return Some(UnbindReason::ReactorStopped);
@@ -265,6 +268,9 @@ impl<H: Connection> Driver<H> {
                     self.dispatch(&mut buf, false)
                 }
             };
+            // Back to the start of the allocation when no frame holds it, so
+            // that reads keep touching the same few pages.
+            let _ = buf.try_reclaim(SHARED_READ_BUF);
             READ_BUF.set(buf);
             result?;
             if self.eof || self.interrupted() {
@@ -291,7 +297,7 @@ impl<H: Connection> Driver<H> {
     /// Decodes what `buf` (just read) completes and delivers each frame.
     /// Leaves `buf` empty: an unfinished frame moves to `self.pending`.
     fn dispatch(&mut self, buf: &mut BytesMut, eof: bool) -> Result<(), UnbindReason> {
-        let mut pending = std::mem::take(&mut self.pending);
+        let mut pending = self.pending.take().unwrap_or_default();
         let in_pending = !pending.is_empty();
         let src: &mut BytesMut = if in_pending {
             pending.extend_from_slice(buf);
@@ -320,12 +326,12 @@ impl<H: Connection> Driver<H> {
         };
         if in_pending {
             if !pending.is_empty() {
-                self.pending = pending;
+                self.pending = Some(pending);
             }
         } else if !buf.is_empty() {
             // Copy the unfinished frame out, so that the shared buffer is
             // never pinned by an idle connection.
-            self.pending = BytesMut::from(&buf[..]);
+            self.pending = Some(Box::new(BytesMut::from(&buf[..])));
             buf.clear();
         }
         result
@@ -360,7 +366,7 @@ impl<H: Connection> Driver<H> {
         state.ended.set(true);
         *state.outbound.borrow_mut() = BytesMut::new();
         state.drop_waker();
-        self.pending = BytesMut::new();
+        self.pending = None;
         if reason.is_error() {
             tracing::warn!(%reason, "connection ended");
         } else {
@@ -380,11 +386,13 @@ impl<H: Connection> Future for Driver<H> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
-        let span = this.span.clone();
-        let _entered = span.enter();
+        let span = this.span.take();
+        let entered = span.as_deref().map(tracing::Span::enter);
         this.conn.state().polling.set(true);
         let poll = this.step(cx);
         this.conn.state().polling.set(false);
+        drop(entered);
+        this.span = span;
         poll
     }
 }
@@ -393,7 +401,8 @@ impl<H: Connection> Drop for Driver<H> {
     fn drop(&mut self) {
         if !self.unbound {
             // Dropped unfinished: the reactor's LocalSet went away.
-            let _entered = self.span.clone().entered();
+            let span = self.span.take();
+            let _entered = span.as_deref().map(tracing::Span::enter);
             let _ = self.finish(UnbindReason::ReactorStopped);
         }
         self.core.deregister_conn(self.conn.id());
