@@ -35,6 +35,7 @@ enum Kind {
     Config(String),
     Panicked(&'static str, String),
     Init(BoxError),
+    TooManyTimers(usize),
 }
 
 impl Error {
@@ -80,6 +81,9 @@ impl Error {
     pub(crate) fn init(e: impl Into<BoxError>) -> Self {
         Self::new(Kind::Init(e.into()))
     }
+    pub(crate) fn too_many_timers(max: usize) -> Self {
+        Self::new(Kind::TooManyTimers(max))
+    }
 
     fn new(kind: Kind) -> Self {
         Error { kind }
@@ -118,13 +122,19 @@ impl Error {
     pub fn is_config(&self) -> bool {
         matches!(self.kind, Kind::Config(_))
     }
-    /// User code panicked (the run block, or a callback under fail-fast).
+    /// User code whose failure is the caller's panicked: the run block (from
+    /// `run`), or a handler's `codec()` (from `connect`).
     pub fn is_panic(&self) -> bool {
         matches!(self.kind, Kind::Panicked(..))
     }
     /// The run block returned an error.
     pub fn is_init(&self) -> bool {
         matches!(self.kind, Kind::Init(_))
+    }
+    /// Adding a timer would pass the reactor's `max_timers` cap
+    /// (EventMachine's "ran out of timers").
+    pub fn is_too_many_timers(&self) -> bool {
+        matches!(self.kind, Kind::TooManyTimers(_))
     }
 }
 
@@ -151,6 +161,10 @@ impl fmt::Display for Error {
             Kind::Config(what) => write!(f, "invalid reactor configuration: {what}"),
             Kind::Panicked(cb, msg) => write!(f, "panic in {cb}: {msg}"),
             Kind::Init(e) => write!(f, "the run block failed: {e}"),
+            Kind::TooManyTimers(max) => write!(
+                f,
+                "ran out of timers: {max} are pending; raise Reactor::builder().max_timers(..)"
+            ),
         }
     }
 }

@@ -1,9 +1,443 @@
-//! em: EventMachine's programming model on tokio.
+//! em is Ruby EventMachine's programming model on tokio: one reactor thread
+//! runs every callback, each connection is a handler object called back on
+//! connect, data and close, and [`next_tick`] queues work for later on that
+//! same thread. It is for Rust services that want an evented callback API,
+//! for tokio users who know EventMachine, Twisted or Node, and for test
+//! suites that need fake servers and clients.
+//!
+//! # A first example: an echo server and its client
+//!
+//! A handler implements [`Connection`]: a codec that frames the byte stream,
+//! and callbacks. The server below echoes raw bytes; the client sends one
+//! line, keeps the reply and stops the reactor, so [`run`] returns.
+//!
+//! ```
+//! use std::cell::RefCell;
+//! use std::rc::Rc;
+//!
+//! use em::prelude::*;
+//!
+//! /// The server side: every byte received goes straight back.
+//! struct Echo;
+//!
+//! impl Connection for Echo {
+//!     type Codec = BytesCodec;
+//!     fn codec(&self) -> BytesCodec {
+//!         BytesCodec::new()
+//!     }
+//!     fn receive_data(&mut self, conn: &Conn<BytesCodec>, data: BytesMut) {
+//!         conn.send_data(data);
+//!     }
+//! }
+//!
+//! /// The client side: sends a line, keeps the reply, stops the reactor.
+//! struct Hello {
+//!     reply: Rc<RefCell<Option<String>>>,
+//! }
+//!
+//! impl Connection for Hello {
+//!     type Codec = LinesCodec;
+//!     fn codec(&self) -> LinesCodec {
+//!         LinesCodec::new_with_max_length(1024)
+//!     }
+//!     fn post_init(&mut self, conn: &Conn<LinesCodec>) {
+//!         // The connect is still in progress: the line waits until it completes.
+//!         conn.send_data("hello, em");
+//!     }
+//!     fn receive_data(&mut self, _conn: &Conn<LinesCodec>, line: String) {
+//!         *self.reply.borrow_mut() = Some(line);
+//!         em::stop();
+//!     }
+//! }
+//!
+//! let reply = Rc::new(RefCell::new(None));
+//! let r = reply.clone();
+//! em::run(move || -> em::Result<()> {
+//!     let server = em::start_server("127.0.0.1:0", || Echo)?;
+//!     em::connect(server.local_addr(), Hello { reply: r })?;
+//! #   em::spawn(async {
+//! #       tokio::time::sleep(std::time::Duration::from_secs(20)).await;
+//! #       em::stop(); // watchdog: the assertion below then fails
+//! #   })?;
+//!     Ok(())
+//! })?;
+//! assert_eq!(reply.borrow().as_deref(), Some("hello, em"));
+//! # Ok::<(), em::Error>(())
+//! ```
+//!
+//! [`run`] is EventMachine's `EM.run`: the closure is the run block, and the
+//! call returns once [`stop`] is called. [`start_server`] takes a factory that
+//! builds one handler per accepted connection; [`connect`] takes the
+//! client's handler. For one-off servers, [`handler`] turns a closure on raw
+//! bytes into such a factory:
+//! `em::start_server(addr, em::handler(|conn, data| conn.send_data(data)))`.
+//!
+//! # The threading model
+//!
+//! A reactor is one current-thread tokio runtime and one
+//! [`LocalSet`](tokio::task::LocalSet), on the thread that calls [`run`].
+//! Every callback (the run block, `post_init`, `receive_data`, `unbind`, each
+//! `next_tick`, futures started with [`spawn`]) runs on that thread, one at a
+//! time, so handlers need no locks: share state with `Rc<RefCell<..>>`. The
+//! flip side is EventMachine's: a callback that blocks stalls every
+//! connection, so blocking work belongs on another thread. Each thread may
+//! run its own reactor; they share nothing.
+//!
+//! The types say which side of the line a value lives on. Handles to things
+//! the reactor owns, [`Conn`] and [`Server`], are `!Send`: they can be cloned
+//! and stored (a chat room keeps its members' `Conn`s) but never leave the
+//! reactor thread.
+//!
+//! ```compile_fail,E0277
+//! fn on_another_thread(conn: em::Conn<em::codec::BytesCodec>) {
+//!     std::thread::spawn(move || conn.close_connection()); // `Conn` is not `Send`
+//! }
+//! ```
+//!
+//! [`Handle`] is the one `Send + Sync` door in. Take one with [`handle()`] on
+//! the reactor thread; any thread can then [`schedule`](Handle::schedule) a
+//! `Send` closure to run on the reactor thread (it wakes at once if it
+//! sleeps) or [`stop`](Handle::stop) the reactor. Once the reactor has
+//! stopped, `schedule` returns an error that
+//! [`is_not_running()`](Error::is_not_running).
+//!
+//! ```
+//! em::run(|| {
+//!     let handle = em::handle().expect("called on the reactor thread");
+//!     std::thread::spawn(move || {
+//!         let worker = std::thread::current().id();
+//!         handle
+//!             .schedule(move || {
+//!                 // Back on the reactor thread.
+//!                 assert_ne!(std::thread::current().id(), worker);
+//!                 em::stop();
+//!             })
+//!             .expect("the reactor is running");
+//!     });
+//! })?;
+//! # Ok::<(), em::Error>(())
+//! ```
+//!
+//! [`run`] builds its own runtime, and so refuses to run inside a tokio
+//! runtime (the error [`is_already_running()`](Error::is_already_running)),
+//! as it does on a thread whose reactor already runs. Code that already has
+//! a runtime awaits [`Reactor::run_local`] instead: it runs the reactor on
+//! the thread that polls it, in a current-thread runtime with I/O and time
+//! enabled (or inside a `LocalSet` of your own, whose other tasks keep
+//! running beside the reactor).
+//!
+//! ```
+//! let rt = tokio::runtime::Builder::new_current_thread()
+//!     .enable_all()
+//!     .build()?;
+//! rt.block_on(async {
+//!     // em::run is refused here: this thread is already inside a runtime.
+//!     assert!(em::run(|| ()).unwrap_err().is_already_running());
+//!     em::Reactor::new()
+//!         .run_local(|| em::next_tick(em::stop))
+//!         .await
+//! })?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Options, such as the listen backlog, are set with
+//! [`Reactor::builder()`](Reactor::builder); every option has a default, and
+//! [`Builder::build`] rejects one out of range.
+//!
+//! # Callback order and re-entrancy
+//!
+//! Each connection gets its callbacks in this order:
+//!
+//! 1. [`post_init`](Connection::post_init), right after the handler is bound
+//!    and before any data. For a client it runs inside [`connect`], before
+//!    the connect completes; what it sends is queued and leaves once
+//!    connected.
+//! 2. [`connection_completed`](Connection::connection_completed), clients
+//!    only, exactly once, before the first `receive_data`. Never for
+//!    accepted connections, never after a failed connect.
+//! 3. [`receive_data`](Connection::receive_data), once per decoded frame, in
+//!    order.
+//! 4. [`unbind`](Connection::unbind), **exactly once**, on every path, with
+//!    an [`UnbindReason`]: `Closed` (a local close), `PeerClosed`,
+//!    `ConnectFailed`, `Io`, `Codec` (the codec rejected the input),
+//!    `Panicked` or `ReactorStopped`.
+//!
+//! Any callback may call any [`Conn`] method on any connection, start
+//! servers, connect, queue ticks or stop the reactor. Nothing re-enters the
+//! handler: [`close_connection`](Conn::close_connection) only requests the
+//! close, and `unbind` follows after the current callback returns. After a
+//! close request (either kind), no further `receive_data` is delivered, even
+//! for frames already read. Calls on a closed connection are harmless no-ops
+//! that say so (`send_data` returns 0).
+//!
+//! ```
+//! use std::cell::RefCell;
+//! use std::rc::Rc;
+//!
+//! use em::prelude::*;
+//!
+//! struct Client {
+//!     log: Rc<RefCell<Vec<String>>>,
+//! }
+//!
+//! impl Connection for Client {
+//!     type Codec = LinesCodec;
+//!     fn codec(&self) -> LinesCodec {
+//!         LinesCodec::new_with_max_length(1024)
+//!     }
+//!     fn post_init(&mut self, conn: &Conn<LinesCodec>) {
+//!         self.log.borrow_mut().push("post_init".into());
+//!         conn.send_data("ping");
+//!         conn.send_data("pong");
+//!     }
+//!     fn connection_completed(&mut self, _conn: &Conn<LinesCodec>) {
+//!         self.log.borrow_mut().push("connection_completed".into());
+//!     }
+//!     fn receive_data(&mut self, conn: &Conn<LinesCodec>, line: String) {
+//!         self.log.borrow_mut().push(format!("receive_data {line}"));
+//!         conn.close_connection();
+//!         // unbind has not run yet, and "pong" will never be delivered.
+//!         self.log.borrow_mut().push("close requested".into());
+//!     }
+//!     fn unbind(&mut self, _conn: &Conn<LinesCodec>, reason: UnbindReason) {
+//!         self.log.borrow_mut().push(format!("unbind {reason:?}"));
+//!         em::stop();
+//!     }
+//! }
+//!
+//! let log = Rc::new(RefCell::new(Vec::new()));
+//! let l = log.clone();
+//! em::run(move || -> em::Result<()> {
+//!     let echo = em::start_server("127.0.0.1:0", em::handler(|conn, data| conn.send_data(data)))?;
+//!     em::connect(echo.local_addr(), Client { log: l })?;
+//! #   em::spawn(async {
+//! #       tokio::time::sleep(std::time::Duration::from_secs(20)).await;
+//! #       em::stop();
+//! #   })?;
+//!     Ok(())
+//! })?;
+//! assert_eq!(
+//!     *log.borrow(),
+//!     [
+//!         "post_init",
+//!         "connection_completed",
+//!         "receive_data ping",
+//!         "close requested",
+//!         "unbind Closed",
+//!     ]
+//! );
+//! # Ok::<(), em::Error>(())
+//! ```
+//!
+//! A panic in a callback is contained: it is logged at error level (through
+//! `tracing`) with the callback's name and the connection's id, the
+//! connection closes with [`UnbindReason::Panicked`], and every other
+//! connection carries on. If `unbind` itself panics, it is not called again.
+//! A panicking `next_tick` is logged and the ticks after it still run. A
+//! panic in the run block stops the reactor, and [`run`] returns an error
+//! that [`is_panic()`](Error::is_panic); so does a run block that returns an
+//! `Err` ([`is_init()`](Error::is_init)).
+//!
+//! # `next_tick`, `schedule` and `spawn`
+//!
+//! [`next_tick`] queues a closure to run on the reactor thread on a later
+//! pass, never before it returns. The queue is FIFO and drained in passes
+//! under EventMachine's snapshot rule: a pass runs the closures that were
+//! queued when it began, and closures queued during a pass run in a later
+//! one. Up to 256 passes run back to back; then the reactor polls its
+//! sockets and runs every ready connection before the next batch. So a tick
+//! that re-schedules itself forever costs no system call per round, and
+//! never starves I/O:
+//!
+//! ```
+//! use std::cell::{Cell, RefCell};
+//! use std::rc::Rc;
+//!
+//! use em::prelude::*;
+//!
+//! /// A tick that re-queues itself forever.
+//! fn spin(rounds: Rc<Cell<u64>>) {
+//!     rounds.set(rounds.get() + 1);
+//!     em::next_tick(move || spin(rounds));
+//! }
+//!
+//! /// Sends "ping" and stops the reactor when it comes back.
+//! struct Ping(Rc<RefCell<Vec<u8>>>);
+//!
+//! impl Connection for Ping {
+//!     type Codec = BytesCodec;
+//!     fn codec(&self) -> BytesCodec {
+//!         BytesCodec::new()
+//!     }
+//!     fn post_init(&mut self, conn: &Conn<BytesCodec>) {
+//!         conn.send_data(Bytes::from_static(b"ping"));
+//!     }
+//!     fn receive_data(&mut self, _conn: &Conn<BytesCodec>, data: BytesMut) {
+//!         self.0.borrow_mut().extend_from_slice(&data);
+//!         if self.0.borrow().len() == 4 {
+//!             em::stop(); // the spinning tick still queued is dropped
+//!         }
+//!     }
+//! }
+//!
+//! let (rounds, echoed) = (Rc::new(Cell::new(0)), Rc::new(RefCell::new(Vec::new())));
+//! let (r, e) = (rounds.clone(), echoed.clone());
+//! em::run(move || -> em::Result<()> {
+//!     spin(r);
+//!     let echo = em::start_server("127.0.0.1:0", em::handler(|conn, data| conn.send_data(data)))?;
+//!     em::connect(echo.local_addr(), Ping(e))?;
+//! #   em::spawn(async {
+//! #       tokio::time::sleep(std::time::Duration::from_secs(20)).await;
+//! #       em::stop();
+//! #   })?;
+//!     Ok(())
+//! })?;
+//! assert_eq!(*echoed.borrow(), b"ping");
+//! assert!(rounds.get() > 1);
+//! # Ok::<(), em::Error>(())
+//! ```
+//!
+//! `next_tick` may be called before [`run`]: those closures run in the
+//! reactor's first pass, after the run block. Closures still queued when the
+//! reactor stops are dropped, not run, and so is the rest of the pass that
+//! called [`stop`]. `next_tick` is the reactor thread's queue: called on
+//! another thread, it queues for a reactor that thread may run later, not
+//! for yours; use [`Handle::schedule`] there.
+//!
+//! [`schedule`] is EventMachine's `EM.schedule`: on a reactor thread it runs
+//! the closure at once; elsewhere it behaves as `next_tick` on the calling
+//! thread (so, from another thread, use [`Handle::schedule`]).
+//! [`Handle::schedule`] always queues, even from the reactor thread: its
+//! closures join the tick queue behind the ticks already there.
+//!
+//! [`spawn`] runs a `!Send` future on the reactor thread, for procedural code
+//! (what em-synchrony's fibers gave Ruby): it may await tokio's timers and
+//! sockets, and call em from inside. It is dropped, unfinished, when the
+//! reactor stops.
+//!
+//! # Writes and reads
+//!
+//! [`send_data`](Conn::send_data) encodes a frame with the connection's
+//! codec into its outbound buffer and returns the bytes queued, without
+//! writing. The connection's task writes when it next runs: frames queued in
+//! one pass leave together, in one `write(2)` unless the kernel takes less
+//! (five lines sent from `post_init` leave in one system call). Replies
+//! produced by one read are written before the next read, so bulk data flows
+//! through instead of piling up. `send_data` returns 0 when it refuses a
+//! frame (closed or closing connection, or an encoder error);
+//! [`try_send_data`](Conn::try_send_data) says why, and
+//! [`outbound_data_size`](Conn::outbound_data_size) is the backlog the
+//! kernel has not taken yet.
+//!
+//! ```
+//! use em::prelude::*;
+//!
+//! struct Quiet;
+//!
+//! impl Connection for Quiet {
+//!     type Codec = LinesCodec;
+//!     fn codec(&self) -> LinesCodec {
+//!         LinesCodec::new_with_max_length(1024)
+//!     }
+//!     fn receive_data(&mut self, _conn: &Conn<LinesCodec>, _line: String) {}
+//!     fn unbind(&mut self, _conn: &Conn<LinesCodec>, reason: UnbindReason) {
+//!         assert!(matches!(reason, UnbindReason::Closed));
+//!         em::stop();
+//!     }
+//! }
+//!
+//! em::run(|| -> em::Result<()> {
+//!     let sink = em::start_server("127.0.0.1:0", em::handler(|_conn, _data| ()))?;
+//!     let conn = em::connect(sink.local_addr(), Quiet)?;
+//!     assert_eq!(conn.send_data("hello"), 6); // "hello\n", queued until connected
+//!     assert_eq!(conn.outbound_data_size(), 6);
+//!     conn.close_connection_after_writing();
+//!     assert_eq!(conn.send_data("too late"), 0);
+//!     assert!(conn.try_send_data("too late").unwrap_err().is_closed());
+//!     Ok(())
+//! })?;
+//! # Ok::<(), em::Error>(())
+//! ```
+//!
+//! [`close_connection`](Conn::close_connection) discards what is still
+//! queued; [`close_connection_after_writing`](Conn::close_connection_after_writing)
+//! writes it all, sends FIN, then closes. Both end in `unbind(Closed)`.
+//!
+//! Reads go into one buffer shared by every connection of the reactor; the
+//! codec decodes frames out of it and `receive_data` gets each one. A
+//! connection keeps only an unfinished frame of its own, copied out, so an
+//! idle connection holds no read buffer: with the `echo_server` example, an
+//! idle connection costs under 1 KiB of the process's memory (kernel socket
+//! buffers aside). The read size adapts per connection: it starts at
+//! 16 KiB, steps up (to 4 loopback segments, about 256 KiB) while reads fill
+//! it, and back down when they come back small. A connection stops reading
+//! while more than 1 MiB of its output waits for the socket, so a peer that
+//! does not read its replies is slowed by TCP itself instead of growing the
+//! buffer; reading resumes as the output drains.
+//!
+//! When the peer half-closes (a read returns end of stream), frames read
+//! before it are delivered, the codec's last frame too; output already
+//! queued, or queued by those callbacks, is still written; then the
+//! connection closes with `unbind(PeerClosed)`. (EventMachine discards the
+//! unsent output instead.)
+//!
+//! # EventMachine → em
+//!
+//! | EventMachine | em | Notable differences |
+//! |---|---|---|
+//! | `EM.run { … }` | [`run`]`(\|\| …)`, [`Reactor::builder()`](Reactor::builder)`…run(…)`, [`Reactor::run_local`] | Returns `Result`: an `Err` or a panic from the run block comes back from `run`. Inside a running reactor or a tokio runtime it is an error ([`is_already_running()`](Error::is_already_running)) instead of running the block at once. Can be called again after it returns. |
+//! | `EM.stop` / `EM.stop_event_loop` | [`stop`]`()`; [`Handle::stop`] from other threads | The current callback finishes; ticks still queued (the rest of the current pass too) are dropped. Servers stop, then every open connection gets `unbind(ReactorStopped)`. |
+//! | `EM.stopping?` | [`stopping`]`()` | |
+//! | `EM.reactor_running?` | [`reactor_running`]`()`; [`Handle::is_running`] | Process-wide: true while any reactor runs, on any thread. |
+//! | `EM.reactor_thread?` | [`reactor_thread`]`()` | |
+//! | `EM.connection_count` | [`connection_count`]`()` | Counts connections, pending connects included; listeners are **not** counted. |
+//! | `EM.start_server(host, port, Handler, *args)` | [`start_server`]`("host:port", \|\| Handler::new(args))` → [`Server`] | A factory closure instead of a class and args. Returns a `Server` handle, not a signature. A failed bind is an error that [`is_bind()`](Error::is_bind). Backlog 1024 by default (EM: 100). IPv4 and IPv6. |
+//! | `EM.start_server(host, port) { \|c\| … }` | [`start_server`]`(addr, `[`handler`]`(\|conn, data\| …))` | The closure is `receive_data` on raw bytes, not a per-connection setup block. |
+//! | `EM.stop_server(sig)` | [`Server::stop`] | The listener is closed before `stop` returns; accepted connections live on. |
+//! | `EM.connect(host, port, Handler, *args)` | [`connect`]`("host:port", handler)` → [`Conn`] | Never blocks on DNS: names resolve off the reactor thread, and a bad name ends in `unbind(ConnectFailed)` instead of raising. A refused connect is `ConnectFailed` too. |
+//! | `EM.next_tick { … }` | [`next_tick`]`(\|\| …)` | Same FIFO and snapshot rule. From another thread, use [`Handle::schedule`]. |
+//! | `EM.schedule { … }` | [`schedule`]`(\|\| …)` on the reactor thread; [`Handle::schedule`] from others | `em::schedule` off the reactor thread does not reach the reactor. |
+//! | `EM.spawn`, em-synchrony fibers | [`spawn`]`(async { … })` | A future on the reactor thread, dropped when the reactor stops. |
+//! | `Connection#post_init` | [`Connection::post_init`] | |
+//! | `#connection_completed` | [`Connection::connection_completed`] | |
+//! | `#receive_data(data)` | [`Connection::receive_data`]`(conn, frame)` | One decoded frame per call (the codec frames the stream); with `BytesCodec`, raw chunks as in EM. Never after a close request (EM may still deliver, C18). |
+//! | `#unbind` / `#unbind(reason)` | [`Connection::unbind`]`(conn, reason)` | An [`UnbindReason`] enum instead of `nil` or an errno. A peer close still flushes queued output first. |
+//! | `#send_data(data)` | [`Conn::send_data`]`(frame)` | Returns the bytes queued, 0 when refused (EM: −1 after unbind); [`Conn::try_send_data`] gives the reason. |
+//! | `#close_connection` | [`Conn::close_connection`] | `unbind` follows after the current callback, never inside it. |
+//! | `#close_connection_after_writing` | [`Conn::close_connection_after_writing`] | Later `send_data` returns 0, as in EM. |
+//! | `#get_outbound_data_size` | [`Conn::outbound_data_size`] | |
+//! | `#get_peername` / `#get_sockname` | [`Conn::peer_addr`] / [`Conn::local_addr`] | `Option<SocketAddr>` instead of a packed `sockaddr`; `None` until a client's connect completes. |
+//! | `#signature` | [`Conn::id`] | A [`ConnectionId`], shown as `#N`, unique within a reactor run. |
+//! | (none) | [`handle()`] → [`Handle`] | The cross-thread door: `schedule` and `stop`. |
+//!
+//! # Cargo features
+//!
+//! * `test-util` (off by default): lets
+//!   [`Builder::start_paused`] run the reactor on tokio's paused clock, for
+//!   test suites.
+
 #![deny(missing_docs)]
+#![doc(test(attr(deny(warnings))))]
 
 pub use em_core::*;
+pub use em_defer::*;
+pub use em_timers::*;
+
+/// The byte buffers frames are made of, re-exported from the `bytes` crate.
+pub use bytes;
+
+/// Codecs that frame a connection's byte stream, re-exported from
+/// `tokio_util::codec`: `BytesCodec`, `LinesCodec`, `LengthDelimitedCodec`,
+/// and the `Decoder` and `Encoder` traits for codecs of your own.
+pub use tokio_util::codec;
 
 /// Everything a handler module usually needs: `use em::prelude::*;`.
+///
+/// The handler types ([`Connection`], [`Conn`], [`Frame`], [`UnbindReason`]),
+/// the reactor handles ([`Handle`], [`Server`]), the common codecs and the
+/// byte buffers they produce.
 pub mod prelude {
+    pub use bytes::{Bytes, BytesMut};
     pub use em_core::{Conn, Connection, Frame, Handle, Server, UnbindReason};
+    pub use tokio_util::codec::{BytesCodec, Decoder, Encoder, LengthDelimitedCodec, LinesCodec};
 }
