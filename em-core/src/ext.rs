@@ -5,7 +5,7 @@
 use std::rc::Rc;
 use std::time::Duration;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::panic;
 use crate::reactor::Core;
 
@@ -34,6 +34,12 @@ pub fn catch<R>(callback: &'static str, f: impl FnOnce() -> R) -> std::result::R
 /// The reactor's `max_timers` option. Errors with `is_no_reactor()`.
 pub fn max_timers(call: &'static str) -> Result<Option<usize>> {
     Ok(Core::current(call)?.config.max_timers)
+}
+
+/// The error for a timer that would pass the `max_timers` cap of `max`
+/// (`is_too_many_timers()`).
+pub fn too_many_timers(max: usize) -> Error {
+    Error::too_many_timers(max)
 }
 
 /// The reactor's `threadpool_size` option. Errors with `is_no_reactor()`.
