@@ -296,7 +296,7 @@ impl Reactor {
         #[cfg(feature = "test-util")]
         builder.start_paused(self.config.start_paused);
         let rt = builder.build().map_err(Error::runtime)?;
-        rt.block_on(self.run_local(init))
+        rt.block_on(self.run_installed(init))
     }
 
     /// The async entry point: runs the reactor inside the caller's tokio
@@ -324,6 +324,12 @@ impl Reactor {
                 "start_paused applies to em::run's own runtime; with run_local, pause your runtime",
             ));
         }
+        self.run_installed(init).await
+    }
+
+    /// Installs the reactor on this thread and runs it inside the current
+    /// runtime (checked by the callers).
+    async fn run_installed<R: RunResult>(self, init: impl FnOnce() -> R + 'static) -> Result<()> {
         let core = Rc::new(Core::new(self.config));
         let installed = CURRENT.with(|c| {
             let mut c = c.borrow_mut();

@@ -281,3 +281,106 @@ impl Connection for LineEcho {
         self.log.push(format!("unbind {}", reason(&why)));
     }
 }
+
+// ---- Timers (em-timers): the paused clock, timed logs, drop flags. ----
+
+/// Like [`run_builder_with_watchdog`], on tokio's paused clock
+/// (`start_paused(true)`): timers fire at exact instants and a test takes no
+/// wall time waiting for them.
+pub fn run_paused_with_watchdog<R: em::RunResult>(
+    builder: em::Builder,
+    init: impl FnOnce() -> R + 'static,
+) -> em::Result<()> {
+    run_builder_with_watchdog(builder.start_paused(true), init)
+}
+
+/// [`run_paused_with_watchdog`] with default options.
+pub fn run_paused<R: em::RunResult>(init: impl FnOnce() -> R + 'static) -> em::Result<()> {
+    run_paused_with_watchdog(em::Reactor::builder(), init)
+}
+
+/// Stands in for a callback that works for `d`, under `start_paused`: lets
+/// the paused clock run with real time for `d`, then pauses it again, so
+/// `Instant::now()` moves by at least `d` while the reactor is busy.
+pub fn busy_for(d: Duration) {
+    tokio::time::resume();
+    thread::sleep(d);
+    tokio::time::pause();
+}
+
+/// Events with the time since a start instant (tokio's clock, so exact
+/// under `start_paused`), shared by the callbacks of one reactor.
+#[derive(Debug, Clone)]
+pub struct Timeline {
+    start: tokio::time::Instant,
+    events: Rc<RefCell<Vec<(String, Duration)>>>,
+}
+
+impl Timeline {
+    /// Starts the clock now: call it on the reactor, in the run block.
+    pub fn start() -> Self {
+        Timeline {
+            start: tokio::time::Instant::now(),
+            events: Rc::default(),
+        }
+    }
+
+    /// Time since the start.
+    pub fn now(&self) -> Duration {
+        self.start.elapsed()
+    }
+
+    /// Records `event` at the current time.
+    pub fn push(&self, event: impl Into<String>) {
+        let at = self.now();
+        self.events.borrow_mut().push((event.into(), at));
+    }
+
+    /// Every event with its time.
+    pub fn events(&self) -> Vec<(String, Duration)> {
+        self.events.borrow().clone()
+    }
+
+    /// Every event with its time in whole milliseconds (exact under
+    /// `start_paused` when nothing made the clock run).
+    pub fn events_ms(&self) -> Vec<(String, u128)> {
+        self.events()
+            .into_iter()
+            .map(|(e, at)| (e, at.as_millis()))
+            .collect()
+    }
+
+    /// The times of the events named `event`.
+    pub fn times_of(&self, event: &str) -> Vec<Duration> {
+        self.events()
+            .into_iter()
+            .filter(|(e, _)| e == event)
+            .map(|(_, at)| at)
+            .collect()
+    }
+}
+
+/// Sets its flag when dropped: captured by a closure, it shows when the
+/// closure was dropped.
+#[derive(Debug)]
+pub struct DropFlag(Rc<std::cell::Cell<bool>>);
+
+impl DropFlag {
+    /// A flag and the cell it sets.
+    pub fn new() -> (DropFlag, Rc<std::cell::Cell<bool>>) {
+        let cell = Rc::new(std::cell::Cell::new(false));
+        (DropFlag(cell.clone()), cell)
+    }
+}
+
+impl Drop for DropFlag {
+    fn drop(&mut self) {
+        self.0.set(true);
+    }
+}
+
+/// `d` rounded up to whole milliseconds.
+pub fn ceil_ms(d: Duration) -> Duration {
+    let ms = d.as_millis() as u64 + u64::from(d.subsec_nanos() % 1_000_000 != 0);
+    Duration::from_millis(ms)
+}
