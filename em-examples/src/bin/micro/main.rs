@@ -7,6 +7,9 @@
 //! run), plus their raw-tokio twins `tokio-spawn-chain` and
 //! `tokio-spawn-fan` (`spawn_local` on a current-thread runtime).
 
+mod defer;
+mod timers;
+
 use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Instant;
@@ -33,7 +36,27 @@ enum Bench {
     TokioSpawnChain,
     /// Baseline: N spawn_local tasks spawned at once, then run.
     TokioSpawnFan,
+    /// N one-shot timers, random delays in [0, 1000] ms, all fired: cpu_ms, late_ms, peak_rss_kb.
+    Timers,
+    /// Baseline: N spawn_local tasks, each sleeping then calling its closure.
+    TokioTimers,
+    /// N timers scheduled, then all cancelled.
+    TimersCancel,
+    /// Baseline: N sleeping spawn_local tasks, then all aborted.
+    TokioTimersCancel,
+    /// A 10 ms periodic timer over 2 s: fires, mean_drift_ms.
+    Periodic,
+    /// Reference: tokio's Interval (10 ms, default burst) over 2 s.
+    TokioPeriodic,
     // (em-timers benches: add variants here)
+    /// N trivial ops deferred at once (default 100,000); stop after the last callback.
+    Defer,
+    /// Baseline: N spawn_blocking ops, each awaited by a spawn_local task that runs the callback.
+    TokioDefer,
+    /// N defer round trips one at a time (default 10,000): p50/p99.
+    DeferLatency,
+    /// Baseline: N spawn_blocking round trips one at a time: p50/p99.
+    TokioDeferLatency,
     // (em-defer benches: add variants here)
 }
 
@@ -110,8 +133,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Bench::TickChain => tick_chain(n)?,
         Bench::TickFan => tick_fan(n)?,
         b @ (Bench::TokioSpawnChain | Bench::TokioSpawnFan) => tokio_baseline(b, n),
+        Bench::Timers => return timers::em_timers(n),
+        Bench::TokioTimers => return timers::tokio_timers(n),
+        Bench::TimersCancel => return timers::em_timers_cancel(n),
+        Bench::TokioTimersCancel => return timers::tokio_timers_cancel(n),
+        Bench::Periodic => return timers::em_periodic(),
+        Bench::TokioPeriodic => return timers::tokio_periodic(),
         // (em-timers benches: add arms here)
-        // (em-defer benches: add arms here)
+        Bench::Defer => return defer::em_throughput(args.n.unwrap_or(defer::THROUGHPUT_N)),
+        Bench::TokioDefer => return defer::tokio_throughput(args.n.unwrap_or(defer::THROUGHPUT_N)),
+        Bench::DeferLatency => return defer::em_latency(args.n.unwrap_or(defer::LATENCY_N)),
+        Bench::TokioDeferLatency => {
+            return defer::tokio_latency(args.n.unwrap_or(defer::LATENCY_N))
+        } // (em-defer benches: add arms here)
     }
     let elapsed = start.elapsed();
     let name = args
