@@ -381,6 +381,66 @@
 //! connection closes with `unbind(PeerClosed)`. (EventMachine discards the
 //! unsent output instead.)
 //!
+//! # Timers
+//!
+//! [`add_timer`] runs a closure once after a delay; [`add_periodic_timer`]
+//! runs one every interval, and hands it its own [`PeriodicTimer`] so that it
+//! can cancel itself or change its interval. Both run on the reactor thread,
+//! fire in deadline order (equal deadlines in creation order), and never
+//! inside the call that adds them. One timer store per reactor, driven by one
+//! task and one tokio `Sleep`, holds them all: a million pending timers cost
+//! tens of megabytes, not a task each. A periodic timer does not drift when
+//! its callback is fast and never bursts to catch up; a cancelled timer is
+//! gone at once; `max_timers` caps how many may be pending. Under
+//! [`spawn`], [`sleep`] and [`timeout`] give the same clock to procedural
+//! code.
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! em::run(|| -> em::Result<()> {
+//!     let mut ticks = 0;
+//!     em::add_periodic_timer(Duration::from_millis(5), move |timer| {
+//!         ticks += 1;
+//!         if ticks == 3 {
+//!             timer.cancel();
+//!             em::stop();
+//!         }
+//!     })?;
+//!     Ok(())
+//! })?;
+//! # Ok::<(), em::Error>(())
+//! ```
+//!
+//! Test suites run the reactor on tokio's paused clock with
+//! `Reactor::builder().start_paused(true)` (feature `test-util`): time jumps
+//! to the next deadline whenever the reactor is idle, so a test asserts the
+//! exact instant a timer fired and takes no wall time.
+//!
+//! # Blocking work: `defer`
+//!
+//! [`defer`] runs a blocking closure on a pool of `threadpool_size` threads
+//! (default 20) and hands its result to a callback on the reactor thread;
+//! [`defer_with_errback`] also gets the op's panic as a [`DeferError`];
+//! [`defer_async`] is the same as a future for code under [`spawn`]. Results
+//! come back in batches, one wake-up of the reactor per batch. When the
+//! reactor stops it does not wait for running ops unless
+//! `Reactor::builder().shutdown_timeout(..)` says so.
+//!
+//! ```
+//! em::run(|| -> em::Result<()> {
+//!     em::defer(
+//!         || (1..=20u64).product::<u64>(), // on a pool thread
+//!         |factorial| {
+//!             assert_eq!(factorial, 2_432_902_008_176_640_000); // on the reactor thread
+//!             em::stop();
+//!         },
+//!     )?;
+//!     Ok(())
+//! })?;
+//! # Ok::<(), em::Error>(())
+//! ```
+//!
 //! # EventMachine → em
 //!
 //! | EventMachine | em | Notable differences |
@@ -408,6 +468,19 @@
 //! | `#get_outbound_data_size` | [`Conn::outbound_data_size`] | |
 //! | `#get_peername` / `#get_sockname` | [`Conn::peer_addr`] / [`Conn::local_addr`] | `Option<SocketAddr>` instead of a packed `sockaddr`; `None` until a client's connect completes. |
 //! | `#signature` | [`Conn::id`] | A [`ConnectionId`], shown as `#N`, unique within a reactor run. |
+//! | `EM.add_timer(s) { }`, `EM::Timer.new` | [`add_timer`]`(Duration, \|\| …)` → [`Timer`] | Delay truncated to whole ms; never runs inside the call; past `max_timers` an `Err` that `is_too_many_timers()`. |
+//! | `timer.cancel`, `EM.cancel_timer(t)` | [`Timer::cancel`], [`cancel_timer`]`(&timer)` | Gone at once: closure dropped, no longer counted (EM counts it until its deadline, T5). |
+//! | `EM.add_periodic_timer(s) { }` | [`add_periodic_timer`]`(Duration, \|timer\| …)` → [`PeriodicTimer`] | The callback gets its own timer. A fast callback does not drift, a slow one pushes the next fire one interval past its end, never a burst; a panic keeps the schedule (EM stops it, T7). |
+//! | `pt.cancel`, `pt.interval`, `pt.interval = s` | [`PeriodicTimer::cancel`], [`interval`](PeriodicTimer::interval), [`set_interval`](PeriodicTimer::set_interval) | `set_interval` applies from the next re-arm, as in EM. |
+//! | `EM.set_max_timers(n)` | [`Reactor::builder()`](Reactor::builder)`.max_timers(Some(n))` | Default 100,000; `None` lifts it; periodic timers count too. |
+//! | em-synchrony `sleep` | [`sleep`]`(d).await`, [`timeout`]`(d, fut).await` under [`spawn`] | On the reactor's (pausable) clock. |
+//! | `EM.defer(op, callback)` | [`defer`]`(op, callback)` | `op: FnOnce() -> T + Send` on a pool thread, `callback(T)` on the reactor thread. |
+//! | `EM.defer(op, callback, errback)` | [`defer_with_errback`]`(op, callback, errback)` | The errback gets a [`DeferError`] with the panic message; without one the panic is logged, the reactor runs on, and a later `run` works (EM breaks, D3). |
+//! | `EM.defer { }` | [`defer_op`]`(op)` | |
+//! | em-synchrony `EM::Synchrony.defer` | [`defer_async`]`(op).await` under [`spawn`] | `Result<T, DeferError>`. |
+//! | `EM.defers_finished?` | [`defers_finished`]`()` | |
+//! | `EM.threadpool_size = n` | [`Reactor::builder()`](Reactor::builder)`.threadpool_size(n)` | Default 20; per reactor; threads start on demand, at most n ops at once, FIFO. A batch of results arrives after the `next_tick`s already queued (EM delivers them first, N4). |
+//! | pool killed at stop (D7) | the same by default; `shutdown_timeout(d)` on the builder | With `d`, `run` waits up to `d` for running ops and runs their callbacks during teardown. |
 //! | (none) | [`handle()`] → [`Handle`] | The cross-thread door: `schedule` and `stop`. |
 //!
 //! # Cargo features
@@ -434,10 +507,12 @@ pub use tokio_util::codec;
 /// Everything a handler module usually needs: `use em::prelude::*;`.
 ///
 /// The handler types ([`Connection`], [`Conn`], [`Frame`], [`UnbindReason`]),
-/// the reactor handles ([`Handle`], [`Server`]), the common codecs and the
-/// byte buffers they produce.
+/// the reactor handles ([`Handle`], [`Server`], [`Timer`], [`PeriodicTimer`]),
+/// [`DeferError`], the common codecs and the byte buffers they produce.
 pub mod prelude {
     pub use bytes::{Bytes, BytesMut};
     pub use em_core::{Conn, Connection, Frame, Handle, Server, UnbindReason};
+    pub use em_defer::DeferError;
+    pub use em_timers::{PeriodicTimer, Timer};
     pub use tokio_util::codec::{BytesCodec, Decoder, Encoder, LengthDelimitedCodec, LinesCodec};
 }

@@ -1,10 +1,13 @@
-//! The em demo: an echo server and a client in one process, `next_tick`, and
-//! a closure scheduled from another thread, each event printed in order with
-//! its time since start. Exits 0 by itself in well under 2 seconds.
+//! The em demo: an echo server and a client in one process, `next_tick`, a
+//! one-shot and a periodic timer, a blocking hash deferred to the thread pool
+//! while the echo traffic flows, and a closure scheduled from another thread
+//! that stops the reactor once everything is done; each event printed in
+//! order with its time since start. Exits 0 by itself in well under 2 seconds.
 //!
 //! Run it with `cargo run --release -p em-examples --bin demo`.
 
-use std::time::Instant;
+use std::cell::Cell;
+use std::time::{Duration, Instant};
 
 use clap::Parser;
 use em::prelude::*;
@@ -21,6 +24,37 @@ struct Args {
 
 thread_local! {
     static START: Instant = Instant::now();
+    /// Activities still running: the echo exchange, the periodic timer and
+    /// the deferred hash.
+    static RUNNING: Cell<u32> = const { Cell::new(3) };
+}
+
+/// One activity finished; after the last, stop the reactor from another
+/// thread through the one cross-thread door, a `Send` handle.
+fn finished(what: &str) {
+    let left = RUNNING.with(|r| {
+        r.set(r.get() - 1);
+        r.get()
+    });
+    event(format_args!("{what} finished ({left} still running)"));
+    if left == 0 {
+        let handle = em::handle().expect("on the reactor thread");
+        std::thread::spawn(move || {
+            let _ = handle.schedule(|| {
+                event("reactor: closure scheduled from another thread runs here; stopping");
+                em::stop();
+            });
+        });
+    }
+}
+
+/// A blocking computation for the defer pool: hashes 8 MiB.
+fn hash_8_mib() -> u64 {
+    use std::hash::{DefaultHasher, Hasher};
+    let data: Vec<u8> = (0..8u32 << 20).map(|i| (i % 251) as u8).collect();
+    let mut h = DefaultHasher::new();
+    h.write(&data);
+    h.finish()
 }
 
 /// Prints one event with the milliseconds since start.
@@ -49,18 +83,8 @@ impl Connection for Shout {
         conn.send_data(line.to_uppercase());
     }
     fn unbind(&mut self, conn: &Conn<LinesCodec>, reason: UnbindReason) {
-        event(format_args!(
-            "server: {} unbound ({reason}); scheduling stop from another thread",
-            conn.id()
-        ));
-        // The one cross-thread door: a Send handle.
-        let handle = em::handle().expect("on the reactor thread");
-        std::thread::spawn(move || {
-            let _ = handle.schedule(|| {
-                event("reactor: closure scheduled from another thread runs here; stopping");
-                em::stop();
-            });
-        });
+        event(format_args!("server: {} unbound ({reason})", conn.id()));
+        finished("echo exchange");
     }
 }
 
@@ -105,6 +129,31 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     em::run(move || -> em::Result<()> {
         event("reactor: run block");
         em::next_tick(|| event("reactor: next_tick queued in the run block"));
+        // Blocking work goes to the defer pool; the echo traffic flows meanwhile.
+        em::defer(
+            || {
+                let thread = std::thread::current().name().unwrap_or("?").to_owned();
+                (hash_8_mib(), thread)
+            },
+            |(digest, thread)| {
+                event(format_args!(
+                    "defer: 8 MiB hashed on pool thread {thread}: {digest:016x}; callback on the reactor thread"
+                ));
+                finished("deferred hash");
+            },
+        )?;
+        em::add_timer(Duration::from_millis(30), || {
+            event("timer: one-shot fired after 30 ms")
+        })?;
+        let mut ticks = 0;
+        em::add_periodic_timer(Duration::from_millis(20), move |timer| {
+            ticks += 1;
+            event(format_args!("timer: periodic tick {ticks} of 3"));
+            if ticks == 3 {
+                timer.cancel();
+                finished("periodic timer");
+            }
+        })?;
         let server = em::start_server("127.0.0.1:0", || Shout)?;
         event(format_args!("server: listening on {}", server.local_addr()));
         em::connect(

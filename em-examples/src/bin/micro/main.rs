@@ -2,10 +2,20 @@
 //! runtimes: `micro BENCH [N]`. Prints one line:
 //! `MICRO system=em bench=BENCH n=N elapsed_ms=… ns_per_op=…`.
 //!
-//! Benches: `tick-chain` (a `next_tick` that re-schedules itself N times,
-//! default 1,000,000) and `tick-fan` (N `next_tick`s scheduled at once, then
-//! run), plus their raw-tokio twins `tokio-spawn-chain` and
-//! `tokio-spawn-fan` (`spawn_local` on a current-thread runtime).
+//! Benches, each with a raw-tokio twin so that ratios come from one run:
+//!
+//! * `tick-chain` (a `next_tick` that re-schedules itself N times, default
+//!   1,000,000) and `tick-fan` (N `next_tick`s scheduled at once, then run);
+//!   twins `tokio-spawn-chain` and `tokio-spawn-fan` (`spawn_local`).
+//! * `timers [N]` (1,000,000 one-shot timers with random delays in
+//!   [0, 1000] ms, all fired; adds `cpu_ms=`, `late_ms=`, `peak_rss_kb=`),
+//!   `timers-cancel [N]` and `periodic` (a 10 ms timer over 2 s; adds
+//!   `fires=`, `mean_drift_ms=`); twins `tokio-timers`,
+//!   `tokio-timers-cancel` and `tokio-periodic` (a task and a `Sleep` per
+//!   timer; tokio's `Interval`).
+//! * `defer [N]` (100,000 trivial ops) and `defer-latency [N]` (one round
+//!   trip at a time; adds `p50_ns=`, `p99_ns=`); twins `tokio-defer` and
+//!   `tokio-defer-latency` (`spawn_blocking` plus a local task awaiting it).
 
 mod defer;
 mod timers;
