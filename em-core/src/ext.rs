@@ -2,6 +2,7 @@
 //! teardown hooks and panic containment. Not part of the user-facing API;
 //! everything here runs on the reactor thread.
 
+use std::any::Any;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -29,6 +30,12 @@ pub fn on_teardown(call: &'static str, hook: impl FnOnce() + 'static) -> Result<
 /// naming `callback`, and its message is returned as the error.
 pub fn catch<R>(callback: &'static str, f: impl FnOnce() -> R) -> std::result::Result<R, String> {
     panic::catch(callback, None, f)
+}
+
+/// The text of a caught panic's payload (`&str` or `String`; anything else
+/// is named as such). Any thread.
+pub fn panic_message(payload: &(dyn Any + Send)) -> String {
+    panic::message(payload)
 }
 
 /// The reactor's `max_timers` option. Errors with `is_no_reactor()`.

@@ -66,10 +66,10 @@ where
 
     fn run(&mut self) {
         if let Stage::Op(op) = std::mem::replace(&mut self.stage, Stage::Gone) {
-            self.stage = Stage::Done(
-                catch_unwind(AssertUnwindSafe(op))
-                    .map_err(|payload| DeferError::panicked(panic_message(&*payload))),
-            );
+            self.stage =
+                Stage::Done(catch_unwind(AssertUnwindSafe(op)).map_err(|payload| {
+                    DeferError::panicked(em_core::ext::panic_message(&*payload))
+                }));
         }
     }
 
@@ -149,18 +149,6 @@ fn unhandled(error: &DeferError) {
             "panic in a defer op without an errback contained"
         ),
         None => tracing::error!(error = %error, "a defer op without an errback failed"),
-    }
-}
-
-/// The text of a panic payload (`&str` or `String`; anything else is named
-/// as such).
-fn panic_message(payload: &(dyn Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "non-string panic payload".to_owned()
     }
 }
 
