@@ -115,11 +115,49 @@ fn is_empty() -> bool {
     TICKS.with(|t| t.queue.borrow().is_empty())
 }
 
-/// Runs one pass; returns how many closures it ran.
+/// Passes of at most this many closures take them one by one from the
+/// queue; larger ones swap the whole queue out first.
+const SMALL_PASS: usize = 8;
+
+/// Runs one pass: the closures queued when it began, and not those they
+/// queue. Returns how many it ran.
 fn run_pass(core: &Core) -> usize {
+    let queued = TICKS.with(|t| {
+        t.draining.set(true);
+        t.queue.borrow().len()
+    });
+    let ran = if queued <= SMALL_PASS {
+        run_small_pass(core, queued)
+    } else {
+        run_large_pass(core)
+    };
+    TICKS.with(|t| t.draining.set(false));
+    ran
+}
+
+/// A pass of a few closures (a tick that re-schedules itself makes passes
+/// of one): taken one at a time, so that no borrow is held while a closure
+/// runs, without swapping queues.
+fn run_small_pass(core: &Core, queued: usize) -> usize {
+    let mut ran = 0;
+    while ran < queued {
+        let Some(tick) = TICKS.with(|t| t.queue.borrow_mut().pop_front()) else {
+            break;
+        };
+        ran += 1;
+        let _ = panic::catch("next_tick", None, tick);
+        if core.stopping() {
+            break;
+        }
+    }
+    ran
+}
+
+/// A pass of many closures: the queue is swapped for the spare one, so that
+/// what they queue lands in a fresh queue for the next pass.
+fn run_large_pass(core: &Core) -> usize {
     let mut batch = TICKS.with(|t| {
         let spare = t.spare.take();
-        t.draining.set(true);
         t.queue.replace(spare)
     });
     let mut ran = 0;
@@ -134,10 +172,7 @@ fn run_pass(core: &Core) -> usize {
     if batch.capacity() > 4096 {
         batch.shrink_to(4096);
     }
-    TICKS.with(|t| {
-        t.draining.set(false);
-        t.spare.replace(batch);
-    });
+    TICKS.with(|t| t.spare.replace(batch));
     ran
 }
 
