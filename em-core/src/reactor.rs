@@ -296,7 +296,11 @@ impl Reactor {
         #[cfg(feature = "test-util")]
         builder.start_paused(self.config.start_paused);
         let rt = builder.build().map_err(Error::runtime)?;
-        rt.block_on(self.run_installed(init))
+        let result = rt.block_on(self.run_installed(init));
+        // Do not wait for work left on tokio's blocking pool, such as a host
+        // name still resolving for a connect the stop abandoned.
+        rt.shutdown_background();
+        result
     }
 
     /// The async entry point: runs the reactor inside the caller's tokio
