@@ -36,6 +36,8 @@ enum Kind {
     Panicked(&'static str, String),
     Init(BoxError),
     TooManyTimers(usize),
+    InvalidArgument(&'static str, &'static str),
+    AlreadyStarted(&'static str),
 }
 
 impl Error {
@@ -83,6 +85,13 @@ impl Error {
     }
     pub(crate) fn too_many_timers(max: usize) -> Self {
         Self::new(Kind::TooManyTimers(max))
+    }
+
+    pub(crate) fn invalid_argument(call: &'static str, what: &'static str) -> Self {
+        Self::new(Kind::InvalidArgument(call, what))
+    }
+    pub(crate) fn already_started(call: &'static str) -> Self {
+        Self::new(Kind::AlreadyStarted(call))
     }
 
     fn new(kind: Kind) -> Self {
@@ -136,6 +145,16 @@ impl Error {
     pub fn is_too_many_timers(&self) -> bool {
         matches!(self.kind, Kind::TooManyTimers(_))
     }
+    /// An argument was out of range, such as an `EmIterator` concurrency of 0
+    /// (EventMachine's `ArgumentError`).
+    pub fn is_invalid_argument(&self) -> bool {
+        matches!(self.kind, Kind::InvalidArgument(..))
+    }
+    /// `start` was called on something already running, such as a
+    /// [`TickLoop`](crate::TickLoop) (EventMachine's "double start").
+    pub fn is_already_started(&self) -> bool {
+        matches!(self.kind, Kind::AlreadyStarted(_))
+    }
 }
 
 impl fmt::Display for Error {
@@ -161,6 +180,8 @@ impl fmt::Display for Error {
             Kind::Config(what) => write!(f, "invalid reactor configuration: {what}"),
             Kind::Panicked(cb, msg) => write!(f, "panic in {cb}: {msg}"),
             Kind::Init(e) => write!(f, "the run block failed: {e}"),
+            Kind::InvalidArgument(call, what) => write!(f, "{call}: {what}"),
+            Kind::AlreadyStarted(call) => write!(f, "{call}: already started (double start)"),
             Kind::TooManyTimers(max) => write!(
                 f,
                 "ran out of timers: {max} are pending; raise Reactor::builder().max_timers(..)"

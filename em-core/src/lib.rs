@@ -3,7 +3,10 @@
 //! This crate holds the engine: the reactor ([`run`], [`stop`],
 //! [`Reactor`]), TCP servers and clients with codec-framed connections
 //! ([`start_server`], [`connect`], [`Connection`], [`Conn`]), [`next_tick`]
-//! and the cross-thread [`Handle`]. Most users depend on the `em` facade
+//! and the cross-thread [`Handle`], plus the messaging primitives programs
+//! are made of: [`Channel`] (fan-out), [`Queue`], [`EmIterator`],
+//! [`Deferred`], [`TickLoop`] and [`Pool`], each with a callback form and an
+//! async form for [`spawn`]. Most users depend on the `em` facade
 //! crate, which re-exports all of it with a guided tour.
 //!
 //! ```
@@ -44,27 +47,40 @@
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 #![doc(test(attr(deny(warnings))))]
 
+mod channel;
 mod client;
 mod connection;
+mod deferred;
 mod driver;
 mod error;
 #[doc(hidden)]
 pub mod ext;
 mod handle;
 mod handler;
+mod iter;
 mod panic;
+mod pool;
+mod queue;
 mod reactor;
+mod registry;
 mod server;
 mod tick;
+mod tick_loop;
 
+pub use channel::{Channel, ChannelSender, ChannelStream, SubscriptionId};
 pub use client::connect;
 pub use connection::{Conn, Connection, ConnectionId, Frame, UnbindReason};
+pub use deferred::Deferred;
 pub use error::{BoxError, Error, Result};
 pub use handle::Handle;
 pub use handler::{handler, FnHandler};
+pub use iter::{Done, EmIterator, Iteration};
+pub use pool::{Get, Pool, PoolGuard};
+pub use queue::{Pop, Queue, QueueSender};
 pub use reactor::{
     connection_count, handle, reactor_running, reactor_thread, run, spawn, stop, stopping, Builder,
     Reactor, RunResult,
 };
 pub use server::{start_server, Server};
 pub use tick::{next_tick, schedule};
+pub use tick_loop::{tick_loop, TickLoop};

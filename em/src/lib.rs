@@ -441,6 +441,48 @@
 //! # Ok::<(), em::Error>(())
 //! ```
 //!
+//! # Messaging: channels, queues, iterators, deferreds, pools
+//!
+//! The building blocks of EventMachine's pub/sub and firehose programs, each
+//! reactor-owned (`!Send`, cheap to clone) with a callback form and an
+//! async form for code under [`spawn`]:
+//!
+//! * [`Channel`]: fan-out with no buffering; `push` delivers at once to every
+//!   subscriber, in order; [`Channel::subscribe_stream`] is a
+//!   `futures::Stream`; [`Channel::sender`] is the `Send` way in.
+//! * [`Queue`]: each item to exactly one popper, FIFO; `pop(f)` or
+//!   [`Queue::pop_async`]`().await`; [`Queue::sender`] for other threads.
+//! * [`EmIterator`]: `each`, `map`, `inject` with at most `concurrency`
+//!   items in flight.
+//! * [`Deferred`]: a one-shot result with callbacks and a timeout, that is
+//!   also a `Future`; the first resolution wins.
+//! * [`TickLoop`] ([`tick_loop`]): a callback once per tick until it stops.
+//! * [`Pool`]: resources lent one job at a time; `perform` or
+//!   [`Pool::get`]`().await`.
+//!
+//! ```
+//! use futures::StreamExt;
+//!
+//! em::run(|| -> em::Result<()> {
+//!     let news = em::Channel::new();
+//!     let mut headlines = news.subscribe_stream();
+//!     let jobs = em::Queue::new();
+//!     let j = jobs.clone();
+//!     em::spawn(async move {
+//!         while let Some(headline) = headlines.next().await {
+//!             j.push(format!("index {headline}"));
+//!         }
+//!     })?;
+//!     jobs.pop(|job: String| {
+//!         assert_eq!(job, "index em 0.1 released");
+//!         em::stop();
+//!     });
+//!     news.push("em 0.1 released");
+//!     Ok(())
+//! })?;
+//! # Ok::<(), em::Error>(())
+//! ```
+//!
 //! # EventMachine → em
 //!
 //! | EventMachine | em | Notable differences |
@@ -481,6 +523,12 @@
 //! | `EM.defers_finished?` | [`defers_finished`]`()` | |
 //! | `EM.threadpool_size = n` | [`Reactor::builder()`](Reactor::builder)`.threadpool_size(n)` | Default 20; per reactor; threads start on demand, at most n ops at once, FIFO. A batch of results arrives after the `next_tick`s already queued (EM delivers them first, N4). |
 //! | pool killed at stop (D7) | the same by default; `shutdown_timeout(d)` on the builder | With `d`, `run` waits up to `d` for running ops and runs their callbacks during teardown. |
+//! | `EM::Channel`: `subscribe`, `unsubscribe`, `push`, `pop`, `num_subscribers` | [`Channel`]: same names; [`Channel::sender`] from other threads; [`Channel::subscribe_stream`] | Ids are [`SubscriptionId`]s from 1. A push made inside a delivery is queued until the current item reached everyone (no nested delivery); subscribers are snapshotted per item. |
+//! | `EM::Queue`: `push`, `pop`, `size`, `empty?`, `num_waiting` | [`Queue`]: `push`, `pop`, `size`, `is_empty`, `num_waiting`; [`Queue::pop_async`]; [`Queue::sender`] | |
+//! | `EM::Iterator.new(list, n)`: `each`, `map`, `inject`, `concurrency=` | [`EmIterator::new`]`(items, n)?`: `each`, `map`, `inject` → [`Iteration`]`::set_concurrency` | Concurrency 0 is an `Err` ([`is_invalid_argument()`](Error::is_invalid_argument)); a second `next`/`each` does not compile ([`Done`] and the iterator are used by value). |
+//! | `EM::Deferrable`: `callback`, `errback`, `succeed`, `fail`, `timeout`, `cancel_timeout` | [`Deferred`]: same names; `.await` it | The first resolution wins (EM lets `fail` follow `succeed`, DF4, and a callback re-`succeed`, DF2). |
+//! | `EM.tick_loop { }`, `EM::TickLoop`: `start`, `stop`, `stopped?`, `on_stop` | [`tick_loop`]`(\|\| ControlFlow…)`, [`TickLoop`]: `start`, `stop`, `is_stopped`, `on_stop` | `ControlFlow::Break(())` instead of `:stop`; double start is an `Err` ([`is_already_started()`](Error::is_already_started)). |
+//! | `EM::Pool`: `add`, `perform`, `on_error`, `num_waiting` | [`Pool`]: same names; [`Pool::get`]`().await` → [`PoolGuard`] | A panicking job fails its resource (contained, not re-raised); no `remove`/`contents` yet ([`Pool::size`], [`Pool::num_idle`]). |
 //! | (none) | [`handle()`] → [`Handle`] | The cross-thread door: `schedule` and `stop`. |
 //!
 //! # Cargo features

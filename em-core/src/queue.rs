@@ -1,0 +1,379 @@
+//! `Queue`: EventMachine's reactor FIFO, where each item goes to exactly one
+//! popper.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+
+use crate::error::{Error, Result};
+use crate::handle::Handle;
+use crate::{panic, registry};
+
+/// What a future popper waits in: the item it was handed, and its waker.
+struct Slot<T> {
+    item: RefCell<Option<T>>,
+    waker: RefCell<Option<Waker>>,
+    /// Set once the slot was handed an item or abandoned, so that it is
+    /// skipped in the waiter list.
+    done: Cell<bool>,
+}
+
+enum Waiter<T> {
+    Callback(Box<dyn FnOnce(T)>),
+    Future(Rc<Slot<T>>),
+}
+
+struct Inner<T> {
+    items: RefCell<VecDeque<T>>,
+    waiters: RefCell<VecDeque<Waiter<T>>>,
+    registered: Cell<Option<u64>>,
+}
+
+impl<T> Drop for Inner<T> {
+    fn drop(&mut self) {
+        if let Some(id) = self.registered.get() {
+            registry::unregister(id);
+        }
+    }
+}
+
+/// A FIFO of items for poppers (EventMachine's `EM::Queue`): each item
+/// [`push`](Queue::push)ed goes to exactly one popper, in the order the
+/// poppers came. A [`pop`](Queue::pop) callback runs at once when an item is
+/// there; otherwise it waits, FIFO, for the next push (Q1). Procedural code
+/// awaits [`pop_async`](Queue::pop_async) instead.
+///
+/// A `Queue` is a cheap `Clone` handle (clones share the items) and is
+/// `!Send`: it lives on the reactor thread, where every callback runs. Other
+/// threads push through a [`QueueSender`] from [`sender`](Queue::sender).
+/// A popper callback may push and pop again: nothing is borrowed while it
+/// runs. A panic in a popper callback is contained and logged; its item is
+/// consumed.
+///
+/// ```
+/// use std::{cell::RefCell, rc::Rc};
+/// let got = Rc::new(RefCell::new(Vec::new()));
+/// let g = got.clone();
+/// em_core::run(move || {
+///     let q = em_core::Queue::new();
+///     q.push("a");
+///     let g1 = g.clone();
+///     q.pop(move |item| g1.borrow_mut().push(item)); // runs at once: "a" is there
+///     let g2 = g.clone();
+///     q.pop(move |item| g2.borrow_mut().push(item)); // waits
+///     assert_eq!(q.num_waiting(), 1);
+///     q.push("b"); // goes to the waiting popper
+///     em_core::stop();
+/// })?;
+/// assert_eq!(*got.borrow(), ["a", "b"]);
+/// # Ok::<(), em_core::Error>(())
+/// ```
+pub struct Queue<T> {
+    inner: Rc<Inner<T>>,
+}
+
+impl<T> Clone for Queue<T> {
+    fn clone(&self) -> Self {
+        Queue {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<T: 'static> Default for Queue<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T: 'static> Queue<T> {
+    /// An empty queue. Any thread; the queue then belongs to it.
+    pub fn new() -> Self {
+        Queue {
+            inner: Rc::new(Inner {
+                items: RefCell::new(VecDeque::new()),
+                waiters: RefCell::new(VecDeque::new()),
+                registered: Cell::new(None),
+            }),
+        }
+    }
+
+    /// Adds `item` at the back. If a popper waits, the first one gets it at
+    /// once, before `push` returns (its callback runs here, or its future is
+    /// woken); otherwise the item waits for a pop.
+    pub fn push(&self, item: T) {
+        if let Some(item) = self.hand_to_waiter(item) {
+            self.inner.items.borrow_mut().push_back(item);
+        }
+    }
+
+    /// Pushes every item of `items` in order (EventMachine's `push(*items)`).
+    pub fn push_all(&self, items: impl IntoIterator<Item = T>) {
+        for item in items {
+            self.push(item);
+        }
+    }
+
+    /// Gives `item` to the first waiting popper; returns it if none waits.
+    fn hand_to_waiter(&self, item: T) -> Option<T> {
+        loop {
+            let waiter = self.inner.waiters.borrow_mut().pop_front();
+            match waiter {
+                None => return Some(item),
+                Some(Waiter::Callback(f)) => {
+                    let _ = panic::catch("queue pop", None, || f(item));
+                    return None;
+                }
+                Some(Waiter::Future(slot)) => {
+                    if slot.done.get() {
+                        continue; // abandoned
+                    }
+                    slot.done.set(true);
+                    *slot.item.borrow_mut() = Some(item);
+                    if let Some(w) = slot.waker.borrow_mut().take() {
+                        w.wake();
+                    }
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// Takes the front item for `f`: if there is one, `f` runs at once, on
+    /// this thread, before `pop` returns; otherwise `f` waits, after the
+    /// poppers already waiting, and runs inside the `push` that feeds it.
+    pub fn pop(&self, f: impl FnOnce(T) + 'static) {
+        let item = self.inner.items.borrow_mut().pop_front();
+        match item {
+            Some(item) => {
+                let _ = panic::catch("queue pop", None, || f(item));
+            }
+            None => self
+                .inner
+                .waiters
+                .borrow_mut()
+                .push_back(Waiter::Callback(Box::new(f))),
+        }
+    }
+
+    /// The front item, without waiting: `None` when the queue is empty.
+    pub fn try_pop(&self) -> Option<T> {
+        self.inner.items.borrow_mut().pop_front()
+    }
+
+    /// A future of the front item, for procedural code under
+    /// [`spawn`](crate::spawn) (em-synchrony's `pop`). It takes its place
+    /// among the waiting poppers when first polled, if no item is there.
+    /// Dropping it after it was handed an item but before it returned it
+    /// puts the item back at the front of the queue (to the next popper), so
+    /// nothing is lost. Poll it on the reactor thread.
+    ///
+    /// ```
+    /// em_core::run(|| -> em_core::Result<()> {
+    ///     let q = em_core::Queue::new();
+    ///     let q2 = q.clone();
+    ///     em_core::spawn(async move {
+    ///         assert_eq!(q2.pop_async().await, 1);
+    ///         assert_eq!(q2.pop_async().await, 2);
+    ///         em_core::stop();
+    ///     })?;
+    ///     q.push(1);
+    ///     q.push(2);
+    ///     Ok(())
+    /// })?;
+    /// # Ok::<(), em_core::Error>(())
+    /// ```
+    pub fn pop_async(&self) -> Pop<T> {
+        Pop {
+            queue: self.clone(),
+            slot: None,
+        }
+    }
+
+    /// How many items wait for a popper (a snapshot).
+    pub fn size(&self) -> usize {
+        self.inner.items.borrow().len()
+    }
+
+    /// Whether no item waits for a popper.
+    pub fn is_empty(&self) -> bool {
+        self.inner.items.borrow().is_empty()
+    }
+
+    /// How many poppers wait for an item.
+    pub fn num_waiting(&self) -> usize {
+        self.inner
+            .waiters
+            .borrow()
+            .iter()
+            .filter(|w| match w {
+                Waiter::Callback(_) => true,
+                Waiter::Future(slot) => !slot.done.get(),
+            })
+            .count()
+    }
+
+    /// A `Send + Sync + Clone` sender for other threads: its
+    /// [`push`](QueueSender::push) adds the item on this reactor's thread at
+    /// a later tick (EventMachine Q2).
+    ///
+    /// A sender does not keep the value alive (it names it by id): keep a
+    /// handle on the reactor thread for as long as senders should reach it.
+    /// Call it on the reactor thread; errors with `is_no_reactor()` elsewhere.
+    pub fn sender(&self) -> Result<QueueSender<T>>
+    where
+        T: Send,
+    {
+        let handle = crate::handle().map_err(|_| Error::no_reactor("Queue::sender"))?;
+        let id = match self.inner.registered.get() {
+            Some(id) => id,
+            None => {
+                let id = registry::register(&self.inner);
+                self.inner.registered.set(Some(id));
+                id
+            }
+        };
+        Ok(QueueSender {
+            handle,
+            id,
+            _item: PhantomData,
+        })
+    }
+}
+
+impl<T> fmt::Debug for Queue<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Queue")
+            .field("size", &self.inner.items.borrow().len())
+            .field("waiters", &self.inner.waiters.borrow().len())
+            .finish()
+    }
+}
+
+/// The future of [`Queue::pop_async`]: the front item.
+pub struct Pop<T: 'static> {
+    queue: Queue<T>,
+    slot: Option<Rc<Slot<T>>>,
+}
+
+impl<T: 'static> Future for Pop<T> {
+    type Output = T;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+        if let Some(slot) = &self.slot {
+            if let Some(item) = slot.item.borrow_mut().take() {
+                return Poll::Ready(item);
+            }
+            *slot.waker.borrow_mut() = Some(cx.waker().clone());
+            return Poll::Pending;
+        }
+        if let Some(item) = self.queue.try_pop() {
+            return Poll::Ready(item);
+        }
+        let slot = Rc::new(Slot {
+            item: RefCell::new(None),
+            waker: RefCell::new(Some(cx.waker().clone())),
+            done: Cell::new(false),
+        });
+        self.queue
+            .inner
+            .waiters
+            .borrow_mut()
+            .push_back(Waiter::Future(slot.clone()));
+        self.slot = Some(slot);
+        Poll::Pending
+    }
+}
+
+impl<T: 'static> Drop for Pop<T> {
+    fn drop(&mut self) {
+        let Some(slot) = self.slot.take() else {
+            return;
+        };
+        slot.done.set(true);
+        let item = slot.item.borrow_mut().take();
+        if let Some(item) = item {
+            // Handed an item but never returned it: the next popper gets it,
+            // or it goes back to the front.
+            if let Some(item) = self.queue.hand_to_waiter(item) {
+                self.queue.inner.items.borrow_mut().push_front(item);
+            }
+        }
+    }
+}
+
+impl<T> fmt::Debug for Pop<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pop")
+            .field("waiting", &self.slot.is_some())
+            .finish()
+    }
+}
+
+/// The `Send` side of a [`Queue`], from [`Queue::sender`]: pushes from any
+/// thread, applied on the reactor thread at a later tick (through
+/// [`Handle::schedule`]), in the order each thread pushed.
+pub struct QueueSender<T> {
+    handle: Handle,
+    id: u64,
+    _item: PhantomData<fn(T)>,
+}
+
+impl<T> Clone for QueueSender<T> {
+    fn clone(&self) -> Self {
+        QueueSender {
+            handle: self.handle.clone(),
+            id: self.id,
+            _item: PhantomData,
+        }
+    }
+}
+
+impl<T: Send + 'static> QueueSender<T> {
+    /// Queues `item` to be pushed on the reactor thread, at a later tick.
+    /// Any thread.
+    ///
+    /// Errors with `is_not_running()` once the reactor has stopped. An item
+    /// that reaches a queue dropped meanwhile is dropped.
+    pub fn push(&self, item: T) -> Result<()> {
+        let id = self.id;
+        self.handle.schedule(move || {
+            if let Some(inner) = registry::resolve::<Inner<T>>(id) {
+                Queue { inner }.push(item);
+            }
+        })
+    }
+}
+
+impl<T> fmt::Debug for QueueSender<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("QueueSender")
+            .field("handle", &self.handle)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn items_go_to_waiting_poppers_in_order_one_each() {
+        let q = Queue::new();
+        let got = Rc::new(RefCell::new(Vec::new()));
+        for n in 0..3 {
+            let g = got.clone();
+            q.pop(move |item: u32| g.borrow_mut().push((n, item)));
+        }
+        assert_eq!(q.num_waiting(), 3);
+        q.push_all([10, 11, 12, 13]);
+        assert_eq!(*got.borrow(), [(0, 10), (1, 11), (2, 12)]);
+        assert_eq!(q.size(), 1);
+        assert_eq!(q.num_waiting(), 0);
+    }
+}

@@ -1,0 +1,102 @@
+//! A streaming server: `firehose --listen ADDR` (default 127.0.0.1:8083)
+//! pushes a stream of events, made by a periodic timer, to every connected
+//! client through an `em::Channel`. Prints `listening on ADDR` once ready;
+//! stops gracefully on SIGINT/SIGTERM. Try it with `nc 127.0.0.1 8083`.
+//!
+//! Each client is a channel subscription from connect to close; the timer
+//! pushes one line per event and the channel fans it out at once, on the
+//! reactor thread. Input from clients is ignored.
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use clap::Parser;
+use em::prelude::*;
+
+/// The firehose server's options.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// Address to listen on (IPv4 or IPv6; port 0 picks one).
+    #[arg(long, default_value = "127.0.0.1:8083")]
+    listen: String,
+    /// Milliseconds between events.
+    #[arg(long, default_value_t = 100)]
+    interval_ms: u64,
+    /// Events per timer tick.
+    #[arg(long, default_value_t = 1)]
+    batch: u64,
+}
+
+/// One client: subscribed to the firehose while connected.
+struct Client {
+    events: em::Channel<Rc<str>>,
+    subscription: Option<em::SubscriptionId>,
+}
+
+impl Connection for Client {
+    type Codec = LinesCodec;
+
+    fn codec(&self) -> LinesCodec {
+        LinesCodec::new_with_max_length(1024)
+    }
+
+    fn post_init(&mut self, conn: &Conn<LinesCodec>) {
+        let me = conn.clone();
+        self.subscription = Some(self.events.subscribe(move |event: Rc<str>| {
+            me.send_data(&*event);
+        }));
+    }
+
+    fn receive_data(&mut self, _conn: &Conn<LinesCodec>, _line: String) {}
+
+    fn unbind(&mut self, _conn: &Conn<LinesCodec>, _reason: UnbindReason) {
+        if let Some(id) = self.subscription.take() {
+            self.events.unsubscribe(id);
+        }
+    }
+}
+
+/// Stops the reactor on SIGINT or SIGTERM.
+async fn stop_on_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        tracing::warn!("cannot install signal handlers");
+        return;
+    };
+    tokio::select! {
+        _ = int.recv() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("signal received; stopping");
+    em::stop();
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .init();
+    let args = Args::parse();
+    em::run(move || -> em::Result<()> {
+        let events = em::Channel::<Rc<str>>::new();
+        let e = events.clone();
+        let server = em::start_server(args.listen.as_str(), move || Client {
+            events: e.clone(),
+            subscription: None,
+        })?;
+        let mut seq = 0u64;
+        em::add_periodic_timer(Duration::from_millis(args.interval_ms.max(1)), move |_| {
+            for _ in 0..args.batch {
+                seq += 1;
+                events.push(Rc::from(format!("event {seq}")));
+            }
+        })?;
+        println!("listening on {}", server.local_addr());
+        em::spawn(stop_on_signal())?;
+        Ok(())
+    })?;
+    Ok(())
+}

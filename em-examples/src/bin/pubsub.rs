@@ -1,0 +1,160 @@
+//! A line-protocol pub/sub server on `em::Channel`: `pubsub --listen ADDR`
+//! (default 127.0.0.1:8084). Prints `listening on ADDR` once ready; stops
+//! gracefully on SIGINT/SIGTERM. Try it with `nc 127.0.0.1 8084`:
+//!
+//! ```text
+//! SUB news              -> SUBSCRIBED news
+//! PUB news hello world  -> PUBLISHED news 1   (every subscriber: MSG news hello world)
+//! UNSUB news            -> UNSUBSCRIBED news
+//! ```
+//!
+//! One channel per topic; each subscriber is a channel subscription that
+//! writes to its connection. Writes never block the reactor, so a slow
+//! subscriber never holds up the others (its outbound buffer grows instead;
+//! per-connection watermarks will bound it once they land).
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use clap::Parser;
+use em::prelude::*;
+
+/// The pub/sub server's options.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// Address to listen on (IPv4 or IPv6; port 0 picks one).
+    #[arg(long, default_value = "127.0.0.1:8084")]
+    listen: String,
+    /// Longest accepted line, in bytes.
+    #[arg(long, default_value_t = 64 * 1024)]
+    max_line: usize,
+}
+
+/// The topics, shared by every connection (reactor thread only).
+type Topics = Rc<RefCell<HashMap<String, em::Channel<Rc<str>>>>>;
+
+/// One client: its subscriptions by topic.
+struct Client {
+    topics: Topics,
+    subscriptions: HashMap<String, em::SubscriptionId>,
+    max_line: usize,
+}
+
+impl Client {
+    fn channel(&self, topic: &str) -> em::Channel<Rc<str>> {
+        self.topics
+            .borrow_mut()
+            .entry(topic.to_owned())
+            .or_default()
+            .clone()
+    }
+
+    fn unsubscribe(&mut self, topic: &str) -> bool {
+        let Some(id) = self.subscriptions.remove(topic) else {
+            return false;
+        };
+        let mut topics = self.topics.borrow_mut();
+        if let Some(ch) = topics.get(topic) {
+            ch.unsubscribe(id);
+            if ch.num_subscribers() == 0 {
+                topics.remove(topic);
+            }
+        }
+        true
+    }
+}
+
+impl Connection for Client {
+    type Codec = LinesCodec;
+
+    fn codec(&self) -> LinesCodec {
+        LinesCodec::new_with_max_length(self.max_line)
+    }
+
+    fn receive_data(&mut self, conn: &Conn<LinesCodec>, line: String) {
+        let line = line.trim_end_matches('\r');
+        let (verb, rest) = line.split_once(' ').unwrap_or((line, ""));
+        match verb {
+            "SUB" if !rest.is_empty() && !rest.contains(' ') => {
+                if !self.subscriptions.contains_key(rest) {
+                    let me = conn.clone();
+                    let id = self.channel(rest).subscribe(move |msg: Rc<str>| {
+                        me.send_data(&*msg);
+                    });
+                    self.subscriptions.insert(rest.to_owned(), id);
+                }
+                conn.send_data(format!("SUBSCRIBED {rest}"));
+            }
+            "UNSUB" if !rest.is_empty() => {
+                if self.unsubscribe(rest) {
+                    conn.send_data(format!("UNSUBSCRIBED {rest}"));
+                } else {
+                    conn.send_data(format!("ERR not subscribed to {rest}"));
+                }
+            }
+            "PUB" => match rest.split_once(' ') {
+                Some((topic, message)) if !topic.is_empty() => {
+                    let ch = self.topics.borrow().get(topic).cloned();
+                    let n = ch.as_ref().map_or(0, |ch| ch.num_subscribers());
+                    if let Some(ch) = ch {
+                        ch.push(Rc::from(format!("MSG {topic} {message}")));
+                    }
+                    conn.send_data(format!("PUBLISHED {topic} {n}"));
+                }
+                _ => {
+                    conn.send_data("ERR usage: PUB topic message");
+                }
+            },
+            _ => {
+                conn.send_data("ERR commands: SUB topic | UNSUB topic | PUB topic message");
+            }
+        }
+    }
+
+    fn unbind(&mut self, _conn: &Conn<LinesCodec>, _reason: UnbindReason) {
+        let topics: Vec<String> = self.subscriptions.keys().cloned().collect();
+        for topic in topics {
+            self.unsubscribe(&topic);
+        }
+    }
+}
+
+/// Stops the reactor on SIGINT or SIGTERM.
+async fn stop_on_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        tracing::warn!("cannot install signal handlers");
+        return;
+    };
+    tokio::select! {
+        _ = int.recv() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("signal received; stopping");
+    em::stop();
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .init();
+    let args = Args::parse();
+    em::run(move || -> em::Result<()> {
+        let topics = Topics::default();
+        let max_line = args.max_line;
+        let server = em::start_server(args.listen.as_str(), move || Client {
+            topics: topics.clone(),
+            subscriptions: HashMap::new(),
+            max_line,
+        })?;
+        println!("listening on {}", server.local_addr());
+        em::spawn(stop_on_signal())?;
+        Ok(())
+    })?;
+    Ok(())
+}
