@@ -31,24 +31,6 @@ impl Connection for Echo {
     }
 }
 
-/// Stops the reactor on SIGINT or SIGTERM.
-async fn stop_on_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut int), Ok(mut term)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
-        tracing::warn!("cannot install signal handlers");
-        return;
-    };
-    tokio::select! {
-        _ = int.recv() => {}
-        _ = term.recv() => {}
-    }
-    tracing::info!("signal received; stopping");
-    em::stop();
-}
-
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
@@ -59,7 +41,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .run(move || -> em::Result<()> {
             let server = em::start_server(args.listen.as_str(), || Echo)?;
             println!("listening on {}", server.local_addr());
-            em::spawn(stop_on_signal())?;
+            em::spawn(em_examples::stop_on_signal())?;
             Ok(())
         })?;
     Ok(())
