@@ -7,11 +7,17 @@ use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::task::Waker;
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use bytes::BytesMut;
 use tokio_util::codec::{Decoder, Encoder};
 
+use crate::driver::Connecting;
 use crate::error::{BoxError, Error, Result};
+use crate::reactor::Core;
+use crate::server::ServerInner;
 
 /// A connection handler: one instance per connection, called back on the
 /// reactor thread (EventMachine's `EM::Connection`).
@@ -34,7 +40,15 @@ use crate::error::{BoxError, Error, Result};
 ///   connection, start servers, connect, queue ticks or stop the reactor.
 /// * **Panics** in a callback are caught: the connection is closed with
 ///   [`UnbindReason::Panicked`] (and `unbind` is not called again if it was
-///   `unbind` that panicked); everything else carries on.
+///   `unbind` that panicked); everything else carries on. The
+///   [error handler](crate::set_error_handler) is told first.
+/// * **Backpressure.** `outbound_drained` runs when output that passed the
+///   high watermark has drained to the low one; [`Conn::pause`] stops
+///   reading; past `max_outbound` the connection ends with
+///   [`UnbindReason::OutboundOverflow`].
+/// * **Reconnect.** From `unbind`, [`Conn::reconnect`] connects the same
+///   handler again: no second `post_init`, a new `connection_completed`,
+///   and later exactly one more `unbind`.
 ///
 /// The [`Codec`](Connection::Codec) frames the byte stream: tokio-util's
 /// `BytesCodec` for raw bytes, `LinesCodec::new_with_max_length(..)`,
@@ -92,6 +106,14 @@ pub trait Connection: 'static {
     /// One decoded frame arrived.
     fn receive_data(&mut self, conn: &Conn<Self::Codec>, frame: <Self::Codec as Decoder>::Item);
 
+    /// The queued output, which had passed the high watermark, has drained
+    /// to the low watermark or below: the peer caught up, so a producer that
+    /// held back because [`Conn::is_above_high_watermark`] was true may send
+    /// again. Once per crossing. See [`Conn::set_outbound_watermarks`].
+    fn outbound_drained(&mut self, conn: &Conn<Self::Codec>) {
+        let _ = conn;
+    }
+
     /// The connection is gone, and why. Exactly once per connection.
     fn unbind(&mut self, conn: &Conn<Self::Codec>, reason: UnbindReason) {
         let _ = (conn, reason);
@@ -107,7 +129,12 @@ pub type Frame<H> = <<H as Connection>::Codec as Decoder>::Item;
 pub enum UnbindReason {
     /// Closed locally with `close_connection` or `close_connection_after_writing`.
     Closed,
-    /// The peer closed its side (read returned end of stream).
+    /// The peer closed its side (read returned end of stream). On a half
+    /// close (the peer shut down only its write side) every byte it sent has
+    /// been delivered first, the last unfinished frame through the codec's
+    /// `decode_eof`, and output still queued, including replies sent from
+    /// those last `receive_data` calls, is flushed before this `unbind`
+    /// (if that write fails, the reason is still `PeerClosed`).
     PeerClosed,
     /// A client's connect (or the name resolution before it) failed.
     ConnectFailed(io::Error),
@@ -119,6 +146,16 @@ pub enum UnbindReason {
     Panicked(String),
     /// The reactor stopped.
     ReactorStopped,
+    /// Nothing was read or written for the connection's inactivity timeout
+    /// ([`Conn::set_comm_inactivity_timeout`]).
+    InactivityTimeout,
+    /// A client's connect did not complete within its pending-connect
+    /// timeout ([`Conn::set_pending_connect_timeout`]).
+    ConnectTimeout,
+    /// `send_data` would have queued more than the connection's
+    /// `max_outbound` bytes for a peer that does not read
+    /// ([`Conn::set_max_outbound`]).
+    OutboundOverflow,
 }
 
 impl UnbindReason {
@@ -142,6 +179,11 @@ impl fmt::Display for UnbindReason {
             UnbindReason::Codec(e) => write!(f, "codec error: {e}"),
             UnbindReason::Panicked(m) => write!(f, "a callback panicked: {m}"),
             UnbindReason::ReactorStopped => f.write_str("the reactor stopped"),
+            UnbindReason::InactivityTimeout => f.write_str("inactivity timeout"),
+            UnbindReason::ConnectTimeout => f.write_str("connect timed out"),
+            UnbindReason::OutboundOverflow => {
+                f.write_str("outbound buffer overflow (the peer does not read)")
+            }
         }
     }
 }
@@ -171,6 +213,10 @@ pub(crate) enum Close {
     Now,
 }
 
+/// A client's pending-connect timeout unless set otherwise (EventMachine's
+/// default).
+pub(crate) const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
+
 /// The part of a connection's state that does not depend on its codec.
 pub(crate) struct ConnState {
     pub(crate) id: ConnectionId,
@@ -183,7 +229,77 @@ pub(crate) struct ConnState {
     /// The driver is being polled right now, so it will flush and look at
     /// `close` before it parks: no need to wake it.
     pub(crate) polling: Cell<bool>,
+    /// The timeouts, boxed and made only when one is set, so that an idle
+    /// connection with the defaults stays small.
+    timing: Cell<Option<Box<Timing>>>,
+    /// Reading is paused by the user.
+    pub(crate) paused: Cell<bool>,
+    /// The queue passed the high watermark and has not drained to the low
+    /// one since.
+    pub(crate) above_high: Cell<bool>,
+    pub(crate) high_watermark: Cell<usize>,
+    pub(crate) low_watermark: Cell<usize>,
+    pub(crate) max_outbound: Cell<usize>,
+    /// Closed by `send_data` past `max_outbound`.
+    pub(crate) overflowed: Cell<bool>,
+    /// The server that accepted this connection, told when it ends.
+    pub(crate) server: Cell<Option<Rc<ServerInner>>>,
+    /// `unbind` is running (the one time `reconnect` may be called).
+    pub(crate) unbinding: Cell<bool>,
+    /// A connect requested by `reconnect` from `unbind`, and its delay.
+    pub(crate) reconnect: Cell<Option<Box<(Connecting, Duration)>>>,
     waker: RefCell<Option<Waker>>,
+}
+
+/// A connection's timeouts, kept out of line (see `ConnState::timing`).
+struct Timing {
+    /// The inactivity timeout; zero when off.
+    inactivity: Duration,
+    /// The last time a byte was read or written, tracked only while an
+    /// inactivity timeout is set.
+    last_activity: Instant,
+    /// The pending-connect timeout (clients); zero when off.
+    connect_timeout: Duration,
+}
+
+impl ConnState {
+    fn timing<R>(&self, read: impl FnOnce(Option<&Timing>) -> R) -> R {
+        let timing = self.timing.take();
+        let r = read(timing.as_deref());
+        self.timing.set(timing);
+        r
+    }
+
+    fn update_timing(&self, update: impl FnOnce(&mut Timing)) {
+        let mut timing = self.timing.take().unwrap_or_else(|| {
+            Box::new(Timing {
+                inactivity: Duration::ZERO,
+                last_activity: Instant::now(),
+                connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            })
+        });
+        update(&mut timing);
+        self.timing.set(Some(timing));
+    }
+
+    /// The inactivity timeout; zero when off.
+    pub(crate) fn inactivity(&self) -> Duration {
+        self.timing(|t| t.map_or(Duration::ZERO, |t| t.inactivity))
+    }
+
+    /// The pending-connect timeout; zero when off.
+    pub(crate) fn connect_timeout(&self) -> Duration {
+        self.timing(|t| t.map_or(DEFAULT_CONNECT_TIMEOUT, |t| t.connect_timeout))
+    }
+
+    /// The last read or write, while an inactivity timeout is set.
+    pub(crate) fn last_activity(&self) -> Instant {
+        self.timing(|t| t.map_or_else(Instant::now, |t| t.last_activity))
+    }
+
+    pub(crate) fn set_last_activity(&self, at: Instant) {
+        self.update_timing(|t| t.last_activity = at);
+    }
 }
 
 impl ConnState {
@@ -196,6 +312,16 @@ impl ConnState {
             close: Cell::new(Close::Open),
             ended: Cell::new(false),
             polling: Cell::new(false),
+            timing: Cell::new(None),
+            paused: Cell::new(false),
+            above_high: Cell::new(false),
+            high_watermark: Cell::new(usize::MAX),
+            low_watermark: Cell::new(0),
+            max_outbound: Cell::new(usize::MAX),
+            overflowed: Cell::new(false),
+            server: Cell::new(None),
+            unbinding: Cell::new(false),
+            reconnect: Cell::new(None),
             waker: RefCell::new(None),
         }
     }
@@ -341,6 +467,19 @@ impl<C> Conn<C> {
         }
         drop(codec);
         let queued = out.len() - before;
+        if out.len() > state.high_watermark.get() {
+            if out.len() > state.max_outbound.get() {
+                drop(out);
+                let max = state.max_outbound.get();
+                tracing::debug!(conn = %self.id(), max, "outbound overflow; closing");
+                state.overflowed.set(true);
+                state.close.set(Close::Now);
+                state.outbound.borrow_mut().clear();
+                state.wake();
+                return Err(Error::outbound_overflow(max));
+            }
+            state.above_high.set(true);
+        }
         drop(out);
         if before == 0 && queued > 0 {
             state.wake();
@@ -397,6 +536,196 @@ impl<C> Conn<C> {
     /// (EventMachine's `get_outbound_data_size`).
     pub fn outbound_data_size(&self) -> usize {
         self.state().outbound.borrow().len()
+    }
+
+    /// Closes the connection with [`UnbindReason::InactivityTimeout`] once
+    /// nothing has been read or written for `timeout` (EventMachine's
+    /// `comm_inactivity_timeout=`); `Duration::ZERO` (the default) turns it
+    /// off. The idle clock starts when the timeout is first set, then
+    /// restarts at every read or write that moves a byte; the close happens
+    /// at last activity + `timeout`, within tokio's 1 ms timer granularity
+    /// (EventMachine may fire up to twice as late, C23). Queued output is
+    /// discarded, as with `close_connection`. Callable from any callback on
+    /// the reactor thread; a no-op on a closed connection.
+    ///
+    /// The clock is only read for connections with a timeout set, so the
+    /// others pay nothing for the feature.
+    pub fn set_comm_inactivity_timeout(&self, timeout: Duration) {
+        let state = self.state();
+        if state.inactivity().is_zero() && !timeout.is_zero() {
+            state.set_last_activity(Instant::now());
+        }
+        state.update_timing(|t| t.inactivity = timeout);
+        state.wake();
+    }
+
+    /// The inactivity timeout set with
+    /// [`set_comm_inactivity_timeout`](Conn::set_comm_inactivity_timeout);
+    /// zero when off.
+    pub fn comm_inactivity_timeout(&self) -> Duration {
+        self.state().inactivity()
+    }
+
+    /// How long the connection has been idle (EventMachine's
+    /// `get_idle_time`): the time since the last byte was read or written.
+    /// `None` while no inactivity timeout is set, because only then does em
+    /// track activity (it keeps the clock off the hot path).
+    pub fn idle_time(&self) -> Option<Duration> {
+        let state = self.state();
+        (!state.inactivity().is_zero()).then(|| state.last_activity().elapsed())
+    }
+
+    /// Gives up a client's connect that has not completed `timeout` after
+    /// [`connect`](crate::connect) was called: the connection then ends with
+    /// [`UnbindReason::ConnectTimeout`] (EventMachine's
+    /// `pending_connect_timeout=`). Default 20 s; `Duration::ZERO` waits for
+    /// the operating system's own connect timeout (minutes). Meaningful from
+    /// `post_init` or right after `connect` returns; it has no effect on an
+    /// accepted or already connected connection.
+    pub fn set_pending_connect_timeout(&self, timeout: Duration) {
+        let state = self.state();
+        state.update_timing(|t| t.connect_timeout = timeout);
+        state.wake();
+    }
+
+    /// The pending-connect timeout (default 20 s; zero when off).
+    pub fn pending_connect_timeout(&self) -> Duration {
+        self.state().connect_timeout()
+    }
+
+    /// Stops reading from the socket (EventMachine's `pause`): no
+    /// `receive_data` runs until [`resume`](Conn::resume), and data the peer
+    /// sends waits in the kernel, so TCP itself slows the peer down.
+    ///
+    /// Unlike EventMachine, pause holds reads only: queued output still
+    /// leaves, so a reply being written, `close_connection_after_writing`,
+    /// and a flush at a peer's half-close all complete. A paused connection
+    /// also notices the peer's close only once resumed. The inactivity
+    /// timeout keeps running. A no-op when already paused or closed.
+    pub fn pause(&self) {
+        self.state().paused.set(true);
+    }
+
+    /// Starts reading again after [`pause`](Conn::pause); data that waited in
+    /// the kernel is delivered at once. A no-op unless paused.
+    pub fn resume(&self) {
+        let state = self.state();
+        if state.paused.replace(false) {
+            state.wake();
+        }
+    }
+
+    /// Whether reading is paused by [`pause`](Conn::pause).
+    pub fn is_paused(&self) -> bool {
+        self.state().paused.get()
+    }
+
+    /// Whether the peer is behind: true from the `send_data` that queued
+    /// more than the high watermark until the queue drains to the low
+    /// watermark (when `outbound_drained` runs). A producer checks it after
+    /// each `send_data` and waits for
+    /// [`outbound_drained`](Connection::outbound_drained) while it is true.
+    pub fn is_above_high_watermark(&self) -> bool {
+        self.state().above_high.get()
+    }
+
+    /// Sets this connection's outbound watermarks (defaults from
+    /// [`Builder::outbound_watermarks`](crate::Builder::outbound_watermarks),
+    /// 1 MiB and 256 KiB). Errors with `is_invalid_argument()` unless
+    /// `low <= high <= max_outbound`; nothing changes then.
+    pub fn set_outbound_watermarks(&self, high: usize, low: usize) -> Result<()> {
+        let state = self.state();
+        if low > high {
+            return Err(Error::invalid_argument(
+                "set_outbound_watermarks",
+                "the low mark must not exceed the high mark",
+            ));
+        }
+        if high > state.max_outbound.get() {
+            return Err(Error::invalid_argument(
+                "set_outbound_watermarks",
+                "the high mark must not exceed max_outbound",
+            ));
+        }
+        state.high_watermark.set(high);
+        state.low_watermark.set(low);
+        Ok(())
+    }
+
+    /// The outbound watermarks `(high, low)`.
+    pub fn outbound_watermarks(&self) -> (usize, usize) {
+        let state = self.state();
+        (state.high_watermark.get(), state.low_watermark.get())
+    }
+
+    /// Sets this connection's hard cap on queued output (default from
+    /// [`Builder::max_outbound`](crate::Builder::max_outbound), 8 MiB): a
+    /// `send_data` that would queue more than `max` bytes refuses the frame
+    /// (`try_send_data` errors with `is_outbound_overflow()`) and closes the
+    /// connection, which ends with [`UnbindReason::OutboundOverflow`].
+    /// Errors with `is_invalid_argument()` if `max` is below the high
+    /// watermark; nothing changes then.
+    pub fn set_max_outbound(&self, max: usize) -> Result<()> {
+        let state = self.state();
+        if max < state.high_watermark.get() {
+            return Err(Error::invalid_argument(
+                "set_max_outbound",
+                "max_outbound must be at least the high watermark",
+            ));
+        }
+        state.max_outbound.set(max);
+        Ok(())
+    }
+
+    /// The hard cap on queued output.
+    pub fn max_outbound(&self) -> usize {
+        self.state().max_outbound.get()
+    }
+
+    /// Connects this connection again, to `addr`, with the same handler
+    /// object (EventMachine's `reconnect`, C25): `post_init` does not run
+    /// again; `connection_completed` runs when the new connect succeeds, and
+    /// a failure ends in another `unbind(ConnectFailed(..))`, from which the
+    /// handler may reconnect again. The handle, its id and its options
+    /// (timeouts, watermarks) stay the same; queued output, pause and the
+    /// addresses are reset. Works for accepted connections too (the new
+    /// connection is then a client).
+    ///
+    /// Call it from the handler's `unbind`, the one moment the handler is
+    /// between two sockets. Errors: `is_closed()` when called anywhere else
+    /// (on an open connection EventMachine ignores the call; em says so),
+    /// `is_stopping()` when the unbind is the reactor's stop.
+    pub fn reconnect<A>(&self, addr: A) -> Result<()>
+    where
+        A: tokio::net::ToSocketAddrs + 'static,
+    {
+        self.reconnect_after(Duration::ZERO, addr)
+    }
+
+    /// [`reconnect`](Conn::reconnect) after waiting `delay` (for a backoff,
+    /// see [`Backoff`](crate::Backoff)). The pending-connect timeout counts
+    /// from the end of the delay. The connection counts in
+    /// [`connection_count`](crate::connection_count) while it waits.
+    pub fn reconnect_after<A>(&self, delay: Duration, addr: A) -> Result<()>
+    where
+        A: tokio::net::ToSocketAddrs + 'static,
+    {
+        let state = self.state();
+        if !state.unbinding.get() {
+            return Err(Error::closed());
+        }
+        let core = Core::current_accepting("reconnect")?;
+        drop(core);
+        let connecting: Connecting = if delay.is_zero() {
+            Box::pin(tokio::net::TcpStream::connect(addr))
+        } else {
+            Box::pin(async move {
+                tokio::time::sleep(delay).await;
+                tokio::net::TcpStream::connect(addr).await
+            })
+        };
+        state.reconnect.set(Some(Box::new((connecting, delay))));
+        Ok(())
     }
 
     /// Whether the connection has ended or a close was requested, so that

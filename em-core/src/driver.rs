@@ -13,12 +13,15 @@ use std::task::{Context, Poll};
 use bytes::{Buf, BufMut, BytesMut};
 use tokio::io::AsyncWrite;
 use tokio::net::TcpStream;
+use tokio::time::{Instant, Sleep};
 use tokio_util::codec::Decoder;
 
 use crate::connection::{Close, Conn, Connection, UnbindReason};
 use crate::panic;
 use crate::reactor::Core;
 
+/// `outbound_drained` calls per poll before the driver yields.
+const DRAINED_PER_POLL: usize = 16;
 /// An emptied outbound buffer larger than this is freed instead of kept.
 const KEEP_OUTBOUND: usize = 64 * 1024;
 /// Reads per poll before the driver yields to other connections.
@@ -62,7 +65,8 @@ pub(crate) enum Socket {
 }
 
 enum Io {
-    Connecting(Connecting),
+    /// Connecting since the instant.
+    Connecting(Connecting, Instant),
     Open(TcpStream),
     Done,
 }
@@ -83,6 +87,14 @@ pub(crate) struct Driver<H: Connection> {
     /// Why the connection must end, decided outside a poll (a panic).
     fail: Option<Box<UnbindReason>>,
     unbound: bool,
+    /// `restart` ran: wake the task once more instead of ending.
+    restart_wake: bool,
+    /// Bytes moved (read or written) since the last look at the timeouts.
+    active: bool,
+    /// The timer of the pending-connect or inactivity timeout, made when
+    /// one applies. It may fire early (activity moved the deadline on
+    /// without resetting it) and is then re-armed.
+    timer: Option<Pin<Box<Sleep>>>,
     /// The connection's span; `None` when tracing does not want it.
     span: Option<Box<tracing::Span>>,
 }
@@ -101,9 +113,15 @@ impl<H: Connection> Driver<H> {
             }
         };
         core.register_conn(conn.id(), conn.control());
+        {
+            let state = conn.state();
+            state.high_watermark.set(core.config.high_watermark);
+            state.low_watermark.set(core.config.low_watermark);
+            state.max_outbound.set(core.config.max_outbound);
+        }
         let io = match socket {
             Socket::Accepted(s) => Io::Open(s),
-            Socket::Connecting(c) => Io::Connecting(c),
+            Socket::Connecting(c) => Io::Connecting(c, Instant::now()),
         };
         let mut driver = Driver {
             handler,
@@ -115,6 +133,9 @@ impl<H: Connection> Driver<H> {
             read_step: 0,
             fail: None,
             unbound: false,
+            restart_wake: false,
+            active: false,
+            timer: None,
             span: (!span.is_disabled()).then(|| Box::new(span.clone())),
         };
         {
@@ -141,9 +162,19 @@ impl<H: Connection> Driver<H> {
             return Some(*reason);
         }
         if self.core.stopping() {
-            return Some(UnbindReason::ReactorStopped);
+            let state = self.conn.state();
+            let flushing = self.core.in_grace()
+                && matches!(self.io, Io::Open(_))
+                && state.close.get() != Close::Now
+                && !state.outbound.borrow().is_empty();
+            if !flushing {
+                return Some(UnbindReason::ReactorStopped);
+            }
         }
         if self.conn.state().close.get() == Close::Now {
+            if self.conn.state().overflowed.get() {
+                return Some(UnbindReason::OutboundOverflow);
+            }
             return Some(UnbindReason::Closed);
         }
         None
@@ -159,7 +190,7 @@ impl<H: Connection> Driver<H> {
         if let Some(reason) = self.must_end() {
             return self.finish(reason);
         }
-        if let Io::Connecting(connecting) = &mut self.io {
+        if let Io::Connecting(connecting, _) = &mut self.io {
             match connecting.as_mut().poll(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Err(e)) => return self.finish(UnbindReason::ConnectFailed(e)),
@@ -174,7 +205,12 @@ impl<H: Connection> Driver<H> {
         // Reading pauses while output backs up; once the output drains, read
         // again at once: the readiness that arrived meanwhile was consumed.
         let read_paused = self.conn.state().outbound.borrow().len() > READ_PAUSE_OUTBOUND;
-        if !self.eof && self.conn.state().close.get() == Close::Open {
+        let state = self.conn.state();
+        if !self.eof
+            && state.close.get() == Close::Open
+            && !state.paused.get()
+            && !self.core.stopping()
+        {
             if let Err(reason) = self.read(cx) {
                 return self.finish(reason);
             }
@@ -182,7 +218,34 @@ impl<H: Connection> Driver<H> {
                 return self.finish(reason);
             }
         }
-        match self.flush(cx) {
+        let mut flushed = self.flush(cx);
+        // `outbound_drained` may queue more, which may leave at once and
+        // drain the queue again: a producer keeps going as fast as the
+        // socket takes its output, yielding after a few rounds.
+        let mut rounds = 0;
+        while flushed.is_ok() && !self.core.stopping() && self.drained() {
+            if let Some(reason) = self.must_end() {
+                return self.finish(reason);
+            }
+            flushed = self.flush(cx);
+            rounds += 1;
+            if rounds == DRAINED_PER_POLL {
+                cx.waker().wake_by_ref();
+                break;
+            }
+        }
+        if self.core.stopping() {
+            // The shutdown grace: flushing only.
+            return match flushed {
+                Ok(false) => Poll::Pending,
+                Ok(true) => self.finish(UnbindReason::ReactorStopped),
+                Err(e) => {
+                    tracing::debug!(error = %e, "write during the shutdown grace failed");
+                    self.finish(UnbindReason::ReactorStopped)
+                }
+            };
+        }
+        match flushed {
             Err(e) if self.eof => {
                 tracing::debug!(error = %e, "write after end of stream failed");
                 self.finish(UnbindReason::PeerClosed)
@@ -261,6 +324,7 @@ impl<H: Connection> Driver<H> {
                     self.dispatch(&mut buf, true)
                 }
                 Poll::Ready(Ok(n)) => {
+                    self.active = true;
                     if n == read_size {
                         full_reads += 1;
                     }
@@ -346,7 +410,10 @@ impl<H: Connection> Driver<H> {
         while !out.is_empty() {
             match Pin::new(&mut *stream).poll_write(cx, &out) {
                 Poll::Ready(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
-                Poll::Ready(Ok(n)) => out.advance(n),
+                Poll::Ready(Ok(n)) => {
+                    self.active = true;
+                    out.advance(n);
+                }
                 Poll::Ready(Err(e)) => return Err(e),
                 Poll::Pending => return Ok(false),
             }
@@ -359,6 +426,70 @@ impl<H: Connection> Driver<H> {
         Ok(true)
     }
 
+    /// Runs `outbound_drained` if the queue, having passed the high
+    /// watermark, is now at the low one or below. Whether it ran.
+    fn drained(&mut self) -> bool {
+        let state = self.conn.state();
+        if !state.above_high.get() || state.outbound.borrow().len() > state.low_watermark.get() {
+            return false;
+        }
+        state.above_high.set(false);
+        self.call("outbound_drained", |h, c| h.outbound_drained(c));
+        true
+    }
+
+    /// Checks the pending-connect or inactivity timeout, arming its timer
+    /// (and so registering for its wake-up); the reason to end if it passed.
+    fn poll_timeouts(&mut self, cx: &mut Context<'_>) -> Option<UnbindReason> {
+        if self.core.stopping() {
+            // Only the shutdown grace ends a connection now.
+            self.timer = None;
+            return None;
+        }
+        let state = self.conn.state();
+        let (deadline, reason) = match &self.io {
+            Io::Connecting(_, started) => {
+                let timeout = state.connect_timeout();
+                if timeout.is_zero() {
+                    self.timer = None;
+                    return None;
+                }
+                (*started + timeout, UnbindReason::ConnectTimeout)
+            }
+            Io::Open(_) => {
+                let timeout = state.inactivity();
+                if timeout.is_zero() {
+                    self.active = false;
+                    self.timer = None;
+                    return None;
+                }
+                if std::mem::take(&mut self.active) {
+                    state.set_last_activity(Instant::now());
+                }
+                (
+                    state.last_activity() + timeout,
+                    UnbindReason::InactivityTimeout,
+                )
+            }
+            Io::Done => return None,
+        };
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        if deadline < timer.deadline() {
+            timer.as_mut().reset(deadline);
+        }
+        loop {
+            match timer.as_mut().poll(cx) {
+                Poll::Pending => return None,
+                Poll::Ready(()) if timer.deadline() >= deadline => return Some(reason),
+                // Fired early: activity moved the deadline on since it was
+                // armed. One reset per timeout period, not per message.
+                Poll::Ready(()) => timer.as_mut().reset(deadline),
+            }
+        }
+    }
+
     /// Closes the socket and runs `unbind` (once).
     fn finish(&mut self, reason: UnbindReason) -> Poll<()> {
         self.io = Io::Done;
@@ -366,7 +497,11 @@ impl<H: Connection> Driver<H> {
         state.ended.set(true);
         *state.outbound.borrow_mut() = BytesMut::new();
         state.drop_waker();
+        if let Some(server) = state.server.take() {
+            server.connection_ended();
+        }
         self.pending = None;
+        self.timer = None;
         if reason.is_error() {
             tracing::warn!(%reason, "connection ended");
         } else {
@@ -374,10 +509,42 @@ impl<H: Connection> Driver<H> {
         }
         if !self.unbound {
             self.unbound = true;
+            self.conn.state().unbinding.set(true);
             self.call("unbind", |h, c| h.unbind(c, reason));
-            self.fail = None;
+            self.conn.state().unbinding.set(false);
+            let unbind_panicked = self.fail.take().is_some();
+            if let Some((connecting, delay)) = self.conn.state().reconnect.take().map(|b| *b) {
+                if !unbind_panicked && !self.core.stopping() {
+                    self.restart(connecting, delay);
+                    return Poll::Pending;
+                }
+            }
         }
         Poll::Ready(())
+    }
+
+    /// Starts over as a client connecting with `connecting` (`reconnect`
+    /// from `unbind`): the handler and the handle stay, the rest is reset.
+    /// The caller returns `Pending` after it; the driver is woken to poll the
+    /// connect.
+    fn restart(&mut self, connecting: Connecting, delay: std::time::Duration) {
+        let state = self.conn.state();
+        state.ended.set(false);
+        state.close.set(Close::Open);
+        state.overflowed.set(false);
+        state.above_high.set(false);
+        state.paused.set(false);
+        state.peer.set(None);
+        state.local.set(None);
+        // The pending-connect timeout counts from the end of the delay.
+        self.io = Io::Connecting(connecting, Instant::now() + delay);
+        self.eof = false;
+        self.read_step = 0;
+        self.unbound = false;
+        self.active = false;
+        tracing::debug!("reconnecting");
+        // Poll the new connect on the next turn (the waker was dropped).
+        self.restart_wake = true;
     }
 }
 
@@ -389,7 +556,15 @@ impl<H: Connection> Future for Driver<H> {
         let span = this.span.take();
         let entered = span.as_deref().map(tracing::Span::enter);
         this.conn.state().polling.set(true);
-        let poll = this.step(cx);
+        let mut poll = this.step(cx);
+        if std::mem::take(&mut this.restart_wake) {
+            cx.waker().wake_by_ref();
+        }
+        if poll.is_pending() {
+            if let Some(reason) = this.poll_timeouts(cx) {
+                poll = this.finish(reason);
+            }
+        }
         this.conn.state().polling.set(false);
         drop(entered);
         this.span = span;

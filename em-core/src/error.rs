@@ -38,6 +38,7 @@ enum Kind {
     TooManyTimers(usize),
     InvalidArgument(&'static str, &'static str),
     AlreadyStarted(&'static str),
+    OutboundOverflow(usize),
 }
 
 impl Error {
@@ -90,6 +91,9 @@ impl Error {
     pub(crate) fn invalid_argument(call: &'static str, what: &'static str) -> Self {
         Self::new(Kind::InvalidArgument(call, what))
     }
+    pub(crate) fn outbound_overflow(max: usize) -> Self {
+        Self::new(Kind::OutboundOverflow(max))
+    }
     pub(crate) fn already_started(call: &'static str) -> Self {
         Self::new(Kind::AlreadyStarted(call))
     }
@@ -132,7 +136,8 @@ impl Error {
         matches!(self.kind, Kind::Config(_))
     }
     /// User code whose failure is the caller's panicked: the run block (from
-    /// `run`), or a handler's `codec()` (from `connect`).
+    /// `run`), a handler's `codec()` (from `connect`), or any callback when
+    /// the reactor was built with `stop_on_panic(true)` (from `run`).
     pub fn is_panic(&self) -> bool {
         matches!(self.kind, Kind::Panicked(..))
     }
@@ -149,6 +154,12 @@ impl Error {
     /// (EventMachine's `ArgumentError`).
     pub fn is_invalid_argument(&self) -> bool {
         matches!(self.kind, Kind::InvalidArgument(..))
+    }
+    /// `send_data` would have passed the connection's `max_outbound` cap:
+    /// the frame was refused and the connection is closing with
+    /// `UnbindReason::OutboundOverflow`.
+    pub fn is_outbound_overflow(&self) -> bool {
+        matches!(self.kind, Kind::OutboundOverflow(_))
     }
     /// `start` was called on something already running, such as a
     /// [`TickLoop`](crate::TickLoop) (EventMachine's "double start").
@@ -182,6 +193,10 @@ impl fmt::Display for Error {
             Kind::Init(e) => write!(f, "the run block failed: {e}"),
             Kind::InvalidArgument(call, what) => write!(f, "{call}: {what}"),
             Kind::AlreadyStarted(call) => write!(f, "{call}: already started (double start)"),
+            Kind::OutboundOverflow(max) => write!(
+                f,
+                "outbound buffer overflow: more than {max} bytes queued for a peer that does not read; the connection is closed"
+            ),
             Kind::TooManyTimers(max) => write!(
                 f,
                 "ran out of timers: {max} are pending; raise Reactor::builder().max_timers(..)"

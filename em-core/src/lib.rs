@@ -68,13 +68,14 @@ mod tick;
 mod tick_loop;
 
 pub use channel::{Channel, ChannelSender, ChannelStream, SubscriptionId};
-pub use client::connect;
+pub use client::{connect, Backoff};
 pub use connection::{Conn, Connection, ConnectionId, Frame, UnbindReason};
 pub use deferred::Deferred;
 pub use error::{BoxError, Error, Result};
 pub use handle::Handle;
 pub use handler::{handler, FnHandler};
 pub use iter::{Done, EmIterator, Iteration};
+pub use panic::{clear_error_handler, set_error_handler, PanicReport};
 pub use pool::{Get, Pool, PoolGuard};
 pub use queue::{Pop, Queue, QueueSender};
 pub use reactor::{

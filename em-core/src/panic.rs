@@ -1,13 +1,103 @@
 //! Containing panics from user callbacks so that one bad callback never takes
-//! the reactor or other connections down.
+//! the reactor or other connections down, and reporting them to the error
+//! handler ([`set_error_handler`]).
 
 use std::any::Any;
+use std::cell::RefCell;
+use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::rc::Rc;
 
 use crate::connection::ConnectionId;
+use crate::error::Error;
+use crate::reactor::Core;
 
-/// Runs `f`, catching a panic. On a panic it logs an error naming the callback
-/// (and the connection, if any) and returns the panic message.
+/// What the error handler is told about a contained panic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PanicReport {
+    message: String,
+    callback: &'static str,
+    connection: Option<ConnectionId>,
+}
+
+impl PanicReport {
+    /// The panic message (`"non-string panic payload"` when the payload was
+    /// neither `&str` nor `String`).
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// Which callback panicked: `"receive_data"`, `"post_init"`,
+    /// `"connection_completed"`, `"unbind"`, `"next_tick"` (also closures
+    /// queued with [`Handle::schedule`](crate::Handle::schedule)), `"timer"`,
+    /// `"periodic timer"`, `"defer callback"`, `"defer errback"`, …
+    pub fn callback(&self) -> &'static str {
+        self.callback
+    }
+
+    /// The connection whose callback panicked, if it was a connection's.
+    pub fn connection(&self) -> Option<ConnectionId> {
+        self.connection
+    }
+}
+
+impl fmt::Display for PanicReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.connection {
+            Some(id) => write!(
+                f,
+                "panic in {} of connection {id}: {}",
+                self.callback, self.message
+            ),
+            None => write!(f, "panic in {}: {}", self.callback, self.message),
+        }
+    }
+}
+
+type ErrorHandler = Rc<dyn Fn(&PanicReport)>;
+
+thread_local! {
+    static ERROR_HANDLER: RefCell<Option<ErrorHandler>> = const { RefCell::new(None) };
+}
+
+/// Installs `handler` to receive every panic contained in a callback of a
+/// reactor on this thread (EventMachine's `EM.error_handler`), replacing the
+/// one set before. Without a handler, contained panics are logged at error
+/// level (target `em_core::panic`).
+///
+/// The handler runs on the reactor thread, right after the panic was caught
+/// and before the connection concerned gets its `unbind(Panicked)`. It may
+/// call any em function. It stays installed across reactor runs on this
+/// thread until [`clear_error_handler`]. A panic inside the handler itself
+/// is caught and logged.
+///
+/// ```
+/// use std::{cell::RefCell, rc::Rc};
+/// let seen = Rc::new(RefCell::new(Vec::new()));
+/// let s = seen.clone();
+/// em_core::set_error_handler(move |report| s.borrow_mut().push(report.to_string()));
+/// em_core::run(|| {
+///     em_core::next_tick(|| panic!("oops"));
+///     em_core::next_tick(em_core::stop);
+/// })?;
+/// em_core::clear_error_handler();
+/// assert_eq!(*seen.borrow(), ["panic in next_tick: oops"]);
+/// # Ok::<(), em_core::Error>(())
+/// ```
+pub fn set_error_handler(handler: impl Fn(&PanicReport) + 'static) {
+    ERROR_HANDLER.with(|h| *h.borrow_mut() = Some(Rc::new(handler)));
+}
+
+/// Removes the handler set with [`set_error_handler`] on this thread;
+/// contained panics are logged again.
+pub fn clear_error_handler() {
+    let old = ERROR_HANDLER.with(|h| h.borrow_mut().take());
+    drop(old);
+}
+
+/// Runs `f`, catching a panic. On a panic it reports it (error handler or
+/// error log), stops the reactor if it was built with `stop_on_panic`, and
+/// returns the panic message.
 ///
 /// `AssertUnwindSafe` is sound here in the sense that matters: after a panic
 /// the connection concerned is closed and its handler is never called again
@@ -20,12 +110,37 @@ pub(crate) fn catch<R>(
 ) -> Result<R, String> {
     catch_unwind(AssertUnwindSafe(f)).map_err(|payload| {
         let message = message(&*payload);
-        match conn {
-            Some(id) => tracing::error!(callback, conn = %id, panic = %message, "panic in em callback contained"),
-            None => tracing::error!(callback, panic = %message, "panic in em callback contained"),
-        }
+        report(PanicReport {
+            message: message.clone(),
+            callback,
+            connection: conn,
+        });
         message
     })
+}
+
+fn report(report: PanicReport) {
+    let handler = ERROR_HANDLER.with(|h| h.borrow().clone());
+    match handler {
+        Some(handler) => {
+            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| handler(&report))) {
+                tracing::error!(panic = %message(&*payload), %report, "the em error handler panicked");
+            }
+        }
+        None => match report.connection {
+            Some(id) => {
+                tracing::error!(callback = report.callback, conn = %id, panic = %report.message, "panic in em callback contained")
+            }
+            None => {
+                tracing::error!(callback = report.callback, panic = %report.message, "panic in em callback contained")
+            }
+        },
+    }
+    if let Ok(core) = Core::current("catch") {
+        if core.config.stop_on_panic {
+            core.request_stop(Some(Error::panicked(report.callback, report.message)));
+        }
+    }
 }
 
 /// The text of a panic payload (`&str` or `String`; anything else is named as such).

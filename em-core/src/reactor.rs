@@ -37,6 +37,11 @@ pub(crate) struct Config {
     pub(crate) start_paused: bool,
     pub(crate) threadpool_size: usize,
     pub(crate) shutdown_timeout: Option<Duration>,
+    pub(crate) stop_on_panic: bool,
+    pub(crate) high_watermark: usize,
+    pub(crate) low_watermark: usize,
+    pub(crate) max_outbound: usize,
+    pub(crate) shutdown_grace: Duration,
 }
 
 impl Default for Config {
@@ -47,14 +52,29 @@ impl Default for Config {
             start_paused: false,
             threadpool_size: 20,
             shutdown_timeout: None,
+            stop_on_panic: false,
+            high_watermark: DEFAULT_HIGH_WATERMARK,
+            low_watermark: DEFAULT_LOW_WATERMARK,
+            max_outbound: DEFAULT_MAX_OUTBOUND,
+            shutdown_grace: Duration::ZERO,
         }
     }
 }
+
+/// Default high outbound watermark of a connection.
+const DEFAULT_HIGH_WATERMARK: usize = 1 << 20;
+/// Default low outbound watermark of a connection.
+const DEFAULT_LOW_WATERMARK: usize = 256 * 1024;
+/// Default hard cap on a connection's queued output.
+const DEFAULT_MAX_OUTBOUND: usize = 8 << 20;
 
 /// The state of one running reactor, owned by its thread.
 pub(crate) struct Core {
     pub(crate) config: Config,
     stopping: Cell<bool>,
+    /// The stop's grace period runs: connections with queued output flush
+    /// it before their `unbind(ReactorStopped)`.
+    grace: Cell<bool>,
     error: RefCell<Option<Error>>,
     main_waker: RefCell<Option<Waker>>,
     conns: RefCell<HashMap<ConnectionId, Rc<dyn ConnControl>>>,
@@ -73,6 +93,7 @@ impl Core {
         Core {
             config,
             stopping: Cell::new(false),
+            grace: Cell::new(false),
             error: RefCell::new(None),
             main_waker: RefCell::new(None),
             conns: RefCell::new(HashMap::new()),
@@ -105,6 +126,11 @@ impl Core {
         self.stopping.get()
     }
 
+    /// Whether the stop's grace period (`shutdown_grace`) still runs.
+    pub(crate) fn in_grace(&self) -> bool {
+        self.grace.get()
+    }
+
     /// Asks the reactor to stop; `error` (the first one wins) is what `run`
     /// will return.
     pub(crate) fn request_stop(&self, error: Option<Error>) {
@@ -115,6 +141,9 @@ impl Core {
             }
         }
         if !self.stopping.replace(true) {
+            // Set with the stop, so that no connection polled before the
+            // teardown begins misses its grace.
+            self.grace.set(!self.config.shutdown_grace.is_zero());
             tracing::debug!("reactor stop requested");
             self.wake_main();
         }
@@ -231,12 +260,80 @@ impl Builder {
         self
     }
 
+    /// Fail fast (default off): a panic contained in any callback (after it
+    /// is reported to the [error handler](crate::set_error_handler)) stops
+    /// the reactor, and `run` returns it as an error that `is_panic()`.
+    /// The stop is clean: the connection that panicked gets
+    /// `unbind(Panicked)`, every other one `unbind(ReactorStopped)`. The
+    /// first panic is the one returned. EventMachine's default without an
+    /// error handler, and what a test suite wants.
+    ///
+    /// ```
+    /// let result = em_core::Reactor::builder()
+    ///     .stop_on_panic(true)
+    ///     .run(|| em_core::next_tick(|| panic!("bug")));
+    /// assert!(result.unwrap_err().is_panic());
+    /// ```
+    pub fn stop_on_panic(mut self, stop: bool) -> Self {
+        self.config.stop_on_panic = stop;
+        self
+    }
+
+    /// The default outbound watermarks of every connection (default 1 MiB
+    /// and 256 KiB; per connection with
+    /// [`Conn::set_outbound_watermarks`](crate::Conn::set_outbound_watermarks)).
+    /// Once more than `high` bytes are queued,
+    /// [`Conn::is_above_high_watermark`](crate::Conn::is_above_high_watermark)
+    /// is true; once the queue drains to `low` or less, the handler's
+    /// [`outbound_drained`](crate::Connection::outbound_drained) runs.
+    /// `build` errors with `is_config()` unless `low <= high`.
+    pub fn outbound_watermarks(mut self, high: usize, low: usize) -> Self {
+        self.config.high_watermark = high;
+        self.config.low_watermark = low;
+        self
+    }
+
+    /// The default hard cap on each connection's queued output (default
+    /// 8 MiB; per connection with
+    /// [`Conn::set_max_outbound`](crate::Conn::set_max_outbound)): a
+    /// `send_data` that would queue more closes the connection with
+    /// `UnbindReason::OutboundOverflow` instead of growing without bound.
+    /// `build` errors with `is_config()` if it is below the high watermark.
+    pub fn max_outbound(mut self, max: usize) -> Self {
+        self.config.max_outbound = max;
+        self
+    }
+
+    /// How long a stopping reactor lets connections flush output they still
+    /// have queued (default zero: it is dropped at once, as EventMachine
+    /// does). During the grace no callback runs and nothing more is read;
+    /// each connection gets its `unbind(ReactorStopped)` as soon as its
+    /// output has left (or failed), and those still writing when `grace` is
+    /// over get it then. `run` returns once every connection is gone.
+    /// Input is not read during the grace: if a peer sent bytes that were
+    /// never read, the kernel resets the connection when it closes, which
+    /// may cut short that peer's reading of the last output.
+    pub fn shutdown_grace(mut self, grace: Duration) -> Self {
+        self.config.shutdown_grace = grace;
+        self
+    }
+
     /// Checks the options and returns the reactor, ready to run.
     ///
     /// Returns an error that `is_config()` when an option is out of range.
     pub fn build(self) -> Result<Reactor> {
         if self.config.listen_backlog == 0 {
             return Err(Error::config("listen_backlog must be at least 1"));
+        }
+        if self.config.low_watermark > self.config.high_watermark {
+            return Err(Error::config(
+                "outbound_watermarks: the low mark must not exceed the high mark",
+            ));
+        }
+        if self.config.max_outbound < self.config.high_watermark {
+            return Err(Error::config(
+                "max_outbound must be at least the high outbound watermark",
+            ));
         }
         if self.config.threadpool_size == 0 {
             return Err(Error::config("threadpool_size must be at least 1"));
@@ -429,10 +526,30 @@ async fn teardown(core: &Rc<Core>) {
     for server in core.servers.take() {
         server.stop();
     }
+    let grace = core.config.shutdown_grace;
     let conns: Vec<_> = core.conns.borrow().values().cloned().collect();
     tracing::debug!(connections = conns.len(), "reactor teardown");
     for conn in conns {
         conn.wake();
+    }
+    if core.in_grace() {
+        let mut over = std::pin::pin!(tokio::time::sleep(grace));
+        poll_fn(|cx| {
+            if core.conns.borrow().is_empty() || over.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(());
+            }
+            *core.main_waker.borrow_mut() = Some(cx.waker().clone());
+            Poll::Pending
+        })
+        .await;
+        core.grace.set(false);
+        let conns: Vec<_> = core.conns.borrow().values().cloned().collect();
+        if !conns.is_empty() {
+            tracing::debug!(connections = conns.len(), "shutdown grace over");
+        }
+        for conn in conns {
+            conn.wake();
+        }
     }
     poll_fn(|cx| {
         if core.conns.borrow().is_empty() {

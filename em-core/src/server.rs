@@ -31,9 +31,18 @@ pub(crate) struct ServerInner {
     listener: RefCell<Option<TcpListener>>,
     waker: RefCell<Option<Waker>>,
     accepted: Cell<u64>,
+    /// Connections of this server still open.
+    live: Cell<usize>,
+    max_connections: Cell<Option<usize>>,
+    refused: Cell<u64>,
 }
 
 impl ServerInner {
+    /// One of this server's connections ended.
+    pub(crate) fn connection_ended(&self) {
+        self.live.set(self.live.get().saturating_sub(1));
+    }
+
     pub(crate) fn is_stopped(&self) -> bool {
         self.listener.borrow().is_none()
     }
@@ -97,9 +106,35 @@ impl Server {
         self.inner.is_stopped()
     }
 
-    /// How many connections this server has accepted so far.
+    /// How many connections this server has accepted so far (refused ones
+    /// not included).
     pub fn accepted_count(&self) -> u64 {
         self.inner.accepted.get()
+    }
+
+    /// Caps the connections of this server open at once (default `None`:
+    /// no cap). A connection arriving while `max` are open is accepted and
+    /// closed at once (the peer reads end of stream), without a handler,
+    /// and counted in [`refused_count`](Server::refused_count). Lowering the
+    /// cap closes no open connection.
+    pub fn set_max_connections(&self, max: Option<usize>) {
+        self.inner.max_connections.set(max);
+    }
+
+    /// The cap set with [`set_max_connections`](Server::set_max_connections).
+    pub fn max_connections(&self) -> Option<usize> {
+        self.inner.max_connections.get()
+    }
+
+    /// How many of this server's connections are open now.
+    pub fn connection_count(&self) -> usize {
+        self.inner.live.get()
+    }
+
+    /// How many connections were refused because the server was at its
+    /// [`max_connections`](Server::set_max_connections).
+    pub fn refused_count(&self) -> u64 {
+        self.inner.refused.get()
     }
 }
 
@@ -109,6 +144,8 @@ impl fmt::Debug for Server {
             .field("local_addr", &self.local_addr())
             .field("stopped", &self.is_stopped())
             .field("accepted", &self.accepted_count())
+            .field("open", &self.connection_count())
+            .field("refused", &self.refused_count())
             .finish()
     }
 }
@@ -175,6 +212,9 @@ where
                     listener: RefCell::new(Some(listener)),
                     waker: RefCell::new(None),
                     accepted: Cell::new(0),
+                    live: Cell::new(0),
+                    max_connections: Cell::new(None),
+                    refused: Cell::new(0),
                 });
                 core.register_server(inner.clone());
                 tokio::task::spawn_local(accept_loop(core, inner.clone(), factory));
@@ -211,8 +251,19 @@ where
         };
         match result {
             Ok((stream, peer)) => {
-                server.accepted.set(server.accepted.get() + 1);
-                accept(&core, &mut factory, stream, peer);
+                if server
+                    .max_connections
+                    .get()
+                    .is_some_and(|max| server.live.get() >= max)
+                {
+                    server.refused.set(server.refused.get() + 1);
+                    tracing::debug!(addr = %server.local_addr, %peer,
+                        "at max_connections; connection refused");
+                    drop(stream);
+                } else {
+                    server.accepted.set(server.accepted.get() + 1);
+                    accept(&core, &server, &mut factory, stream, peer);
+                }
                 accepted_in_poll += 1;
                 if accepted_in_poll >= ACCEPTS_PER_POLL {
                     accepted_in_poll = 0;
@@ -235,8 +286,13 @@ where
     }
 }
 
-fn accept<F, H>(core: &Rc<Core>, factory: &mut F, stream: TcpStream, peer: SocketAddr)
-where
+fn accept<F, H>(
+    core: &Rc<Core>,
+    server: &Rc<ServerInner>,
+    factory: &mut F,
+    stream: TcpStream,
+    peer: SocketAddr,
+) where
     F: FnMut() -> H,
     H: Connection,
 {
@@ -255,6 +311,8 @@ where
     let conn = Conn::new(core.next_conn_id(), codec);
     conn.state().peer.set(Some(peer));
     conn.state().local.set(stream.local_addr().ok());
+    server.live.set(server.live.get() + 1);
+    conn.state().server.replace(Some(server.clone()));
     Driver::start(handler, conn, core.clone(), Socket::Accepted(stream));
 }
 
