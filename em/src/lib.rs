@@ -510,6 +510,13 @@
 //! | `#get_outbound_data_size` | [`Conn::outbound_data_size`] | |
 //! | `#get_peername` / `#get_sockname` | [`Conn::peer_addr`] / [`Conn::local_addr`] | `Option<SocketAddr>` instead of a packed `sockaddr`; `None` until a client's connect completes. |
 //! | `#signature` | [`Conn::id`] | A [`ConnectionId`], shown as `#N`, unique within a reactor run. |
+//! | `EM.error_handler { \|e\| }` | `set_error_handler(\|report\| …)`, `clear_error_handler()`; `Reactor::builder().stop_on_panic(true)` | Every callback's panic is contained and reported as a `PanicReport`; that connection ends with `unbind(Panicked)`; `stop_on_panic` stops cleanly and `run` returns the panic. |
+//! | `#comm_inactivity_timeout=`, `#get_idle_time` | `Conn::set_comm_inactivity_timeout`, `Conn::idle_time` | Closes at exactly last activity + timeout with `unbind(InactivityTimeout)` (EM: up to 2× late, C23). |
+//! | `#pending_connect_timeout=` | `Conn::set_pending_connect_timeout` (default 20 s) | `unbind(ConnectTimeout)`. |
+//! | `#pause`, `#resume`, `#paused?` | `Conn::pause`, `Conn::resume`, `Conn::is_paused` | Holds reads only (EM holds writes too, C22). |
+//! | `get_outbound_data_size` polling | `Conn::is_above_high_watermark`, `Connection::outbound_drained`; builder `outbound_watermarks`, `max_outbound` | Past `max_outbound` the connection ends with `unbind(OutboundOverflow)`. |
+//! | `#reconnect` | `Conn::reconnect`, `Conn::reconnect_after` from `unbind`; `Backoff` | Same handler; `post_init` not re-run (C25). |
+//! | (stop with queued output) | builder `shutdown_grace(d)` | Flushes up to `d` before `unbind(ReactorStopped)`; default 0 as EM. |
 //! | `EM.add_timer(s) { }`, `EM::Timer.new` | [`add_timer`]`(Duration, \|\| …)` → [`Timer`] | Delay truncated to whole ms; never runs inside the call; past `max_timers` an `Err` that `is_too_many_timers()`. |
 //! | `timer.cancel`, `EM.cancel_timer(t)` | [`Timer::cancel`], [`cancel_timer`]`(&timer)` | Gone at once: closure dropped, no longer counted (EM counts it until its deadline, T5). |
 //! | `EM.add_periodic_timer(s) { }` | [`add_periodic_timer`]`(Duration, \|timer\| …)` → [`PeriodicTimer`] | The callback gets its own timer. A fast callback does not drift, a slow one pushes the next fire one interval past its end, never a burst; a panic keeps the schedule (EM stops it, T7). |
