@@ -243,23 +243,6 @@ fn sender_outside_a_reactor_is_a_typed_error() {
 /// Compiles only for `Send + Sync` types.
 fn require_send_sync<T: Send + Sync>() {}
 
-/// The ambiguity trick of static_assertions' `assert_not_impl_any!` (as in
-/// `send_sync.rs`): `<T as AmbiguousIfSend<_>>` compiles only when `T` is
-/// not `Send`.
-trait AmbiguousIfSend<A> {
-    fn some_item() {}
-}
-impl<T: ?Sized> AmbiguousIfSend<()> for T {}
-#[allow(dead_code)]
-struct InvalidSend;
-impl<T: ?Sized + Send> AmbiguousIfSend<InvalidSend> for T {}
-
-macro_rules! assert_not_send {
-    ($t:ty) => {
-        let _ = <$t as AmbiguousIfSend<_>>::some_item;
-    };
-}
-
 /// The thread split is in the types: the primitives are reactor-owned
 /// (`!Send`); the senders are the `Send + Sync` way in.
 #[test]

@@ -15,41 +15,6 @@ fn require_send<T: Send>() {}
 /// Compiles only for `Sync` types.
 fn require_sync<T: Sync>() {}
 
-/// The ambiguity trick of static_assertions' `assert_not_impl_any!`:
-/// `AmbiguousIfSend<_>` has one impl for every type and a second one for
-/// `Send` types, so `<T as AmbiguousIfSend<_>>` cannot pick an `A` (and does
-/// not compile) exactly when `T: Send`.
-trait AmbiguousIfSend<A> {
-    fn some_item() {}
-}
-impl<T: ?Sized> AmbiguousIfSend<()> for T {}
-#[allow(dead_code)]
-struct InvalidSend;
-impl<T: ?Sized + Send> AmbiguousIfSend<InvalidSend> for T {}
-
-/// The same trick for `Sync`.
-trait AmbiguousIfSync<A> {
-    fn some_item() {}
-}
-impl<T: ?Sized> AmbiguousIfSync<()> for T {}
-#[allow(dead_code)]
-struct InvalidSync;
-impl<T: ?Sized + Sync> AmbiguousIfSync<InvalidSync> for T {}
-
-/// Fails to compile if `$t` is `Send`.
-macro_rules! assert_not_send {
-    ($t:ty) => {
-        let _ = <$t as AmbiguousIfSend<_>>::some_item;
-    };
-}
-
-/// Fails to compile if `$t` is `Sync`.
-macro_rules! assert_not_sync {
-    ($t:ty) => {
-        let _ = <$t as AmbiguousIfSync<_>>::some_item;
-    };
-}
-
 #[test]
 fn reactor_owned_handles_are_not_send_nor_sync() {
     assert_not_send!(em::Conn<BytesCodec>);

@@ -288,14 +288,6 @@ fn handles_from_a_stopped_reactor_are_inert() {
 /// (the ambiguity trick of static_assertions' `assert_not_impl_any!`).
 #[test]
 fn timer_handles_are_not_send() {
-    trait AmbiguousIfSend<A> {
-        fn some_item() {}
-    }
-    impl<T: ?Sized> AmbiguousIfSend<()> for T {}
-    #[allow(dead_code)]
-    struct InvalidSend;
-    impl<T: ?Sized + Send> AmbiguousIfSend<InvalidSend> for T {}
-
-    let _ = <em::Timer as AmbiguousIfSend<_>>::some_item;
-    let _ = <em::PeriodicTimer as AmbiguousIfSend<_>>::some_item;
+    assert_not_send!(em::Timer);
+    assert_not_send!(em::PeriodicTimer);
 }

@@ -1,7 +1,7 @@
 //! Helpers shared by the integration tests: a watchdog for every reactor run,
 //! blocking std-socket peers, an event log for callback order, and a few
 //! handlers that several areas need.
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, unused_macros, unused_imports)]
 
 use std::cell::RefCell;
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -384,3 +384,42 @@ pub fn ceil_ms(d: Duration) -> Duration {
     let ms = d.as_millis() as u64 + u64::from(d.subsec_nanos() % 1_000_000 != 0);
     Duration::from_millis(ms)
 }
+
+// ---- Compile-time thread-split assertions. ----
+
+/// The ambiguity trick of static_assertions' `assert_not_impl_any!`:
+/// `AmbiguousIfSend<_>` has one impl for every type and a second one for
+/// `Send` types, so `<T as AmbiguousIfSend<_>>` cannot pick an `A` (and does
+/// not compile) exactly when `T: Send`.
+pub trait AmbiguousIfSend<A> {
+    fn some_item() {}
+}
+impl<T: ?Sized> AmbiguousIfSend<()> for T {}
+/// The second impl's marker for [`AmbiguousIfSend`].
+pub struct InvalidSend;
+impl<T: ?Sized + Send> AmbiguousIfSend<InvalidSend> for T {}
+
+/// The same trick for `Sync`.
+pub trait AmbiguousIfSync<A> {
+    fn some_item() {}
+}
+impl<T: ?Sized> AmbiguousIfSync<()> for T {}
+/// The second impl's marker for [`AmbiguousIfSync`].
+pub struct InvalidSync;
+impl<T: ?Sized + Sync> AmbiguousIfSync<InvalidSync> for T {}
+
+/// Fails to compile if `$t` is `Send`.
+macro_rules! assert_not_send {
+    ($t:ty) => {
+        let _ = <$t as $crate::support::AmbiguousIfSend<_>>::some_item;
+    };
+}
+pub(crate) use assert_not_send;
+
+/// Fails to compile if `$t` is `Sync`.
+macro_rules! assert_not_sync {
+    ($t:ty) => {
+        let _ = <$t as $crate::support::AmbiguousIfSync<_>>::some_item;
+    };
+}
+pub(crate) use assert_not_sync;
