@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::io;
+use std::sync::Arc;
 
 /// A boxed error from user code or a codec: what `UnbindReason::Codec` and
 /// [`Error::is_encode`] carry.
@@ -14,12 +15,13 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 ///
 /// Opaque on purpose: ask it with the `is_*` predicates, print it with
 /// `Display` (which names the call and, for sockets, the address), or walk
-/// `source()` to the underlying `io::Error`.
+/// `source()` to the underlying `io::Error`. Cheap to clone.
+#[derive(Clone)]
 pub struct Error {
     kind: Kind,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 enum Kind {
     NoReactor(&'static str),
     AlreadyRunning,
@@ -27,18 +29,20 @@ enum Kind {
     NoRuntime,
     Stopping(&'static str),
     NotRunning,
-    Runtime(io::Error),
-    Bind(String, io::Error),
+    Runtime(Arc<io::Error>),
+    Bind(String, Arc<io::Error>),
     Closed,
     Closing,
-    Encode(BoxError),
+    Encode(Arc<dyn std::error::Error + Send + Sync>),
     Config(String),
     Panicked(&'static str, String),
-    Init(BoxError),
+    Init(Arc<dyn std::error::Error + Send + Sync>),
     TooManyTimers(usize),
     InvalidArgument(&'static str, &'static str),
     AlreadyStarted(&'static str),
     OutboundOverflow(usize),
+    Unsupported(&'static str, String),
+    Io(&'static str, Arc<io::Error>),
 }
 
 impl Error {
@@ -61,10 +65,10 @@ impl Error {
         Self::new(Kind::NotRunning)
     }
     pub(crate) fn runtime(e: io::Error) -> Self {
-        Self::new(Kind::Runtime(e))
+        Self::new(Kind::Runtime(Arc::new(e)))
     }
     pub(crate) fn bind(addr: impl Into<String>, e: io::Error) -> Self {
-        Self::new(Kind::Bind(addr.into(), e))
+        Self::new(Kind::Bind(addr.into(), Arc::new(e)))
     }
     pub(crate) fn closed() -> Self {
         Self::new(Kind::Closed)
@@ -73,7 +77,7 @@ impl Error {
         Self::new(Kind::Closing)
     }
     pub(crate) fn encode(e: impl Into<BoxError>) -> Self {
-        Self::new(Kind::Encode(e.into()))
+        Self::new(Kind::Encode(Arc::from(e.into())))
     }
     pub(crate) fn config(what: impl Into<String>) -> Self {
         Self::new(Kind::Config(what.into()))
@@ -82,7 +86,7 @@ impl Error {
         Self::new(Kind::Panicked(callback, message))
     }
     pub(crate) fn init(e: impl Into<BoxError>) -> Self {
-        Self::new(Kind::Init(e.into()))
+        Self::new(Kind::Init(Arc::from(e.into())))
     }
     pub(crate) fn too_many_timers(max: usize) -> Self {
         Self::new(Kind::TooManyTimers(max))
@@ -96,6 +100,12 @@ impl Error {
     }
     pub(crate) fn already_started(call: &'static str) -> Self {
         Self::new(Kind::AlreadyStarted(call))
+    }
+    pub(crate) fn unsupported(call: &'static str, what: impl Into<String>) -> Self {
+        Self::new(Kind::Unsupported(call, what.into()))
+    }
+    pub(crate) fn io(call: &'static str, e: io::Error) -> Self {
+        Self::new(Kind::Io(call, Arc::new(e)))
     }
 
     fn new(kind: Kind) -> Self {
@@ -161,6 +171,25 @@ impl Error {
     pub fn is_outbound_overflow(&self) -> bool {
         matches!(self.kind, Kind::OutboundOverflow(_))
     }
+    /// The call does not apply to this kind of connection: a TCP option on
+    /// a Unix-domain socket, `detach` on an in-memory pair, `send_data` on a
+    /// pipe's read end. The message names the call and the kind.
+    pub fn is_unsupported(&self) -> bool {
+        matches!(self.kind, Kind::Unsupported(..))
+    }
+    /// A system call failed (a socket option, opening a file); the message
+    /// names the call, and `source()` is the `io::Error`.
+    pub fn is_io(&self) -> bool {
+        matches!(self.kind, Kind::Io(..))
+    }
+    /// The `io::Error` behind an [`is_io`](Self::is_io) or
+    /// [`is_bind`](Self::is_bind) error.
+    pub fn io_error(&self) -> Option<&io::Error> {
+        match &self.kind {
+            Kind::Io(_, e) | Kind::Bind(_, e) | Kind::Runtime(e) => Some(e),
+            _ => None,
+        }
+    }
     /// `start` was called on something already running, such as a
     /// [`TickLoop`](crate::TickLoop) (EventMachine's "double start").
     pub fn is_already_started(&self) -> bool {
@@ -193,6 +222,8 @@ impl fmt::Display for Error {
             Kind::Init(e) => write!(f, "the run block failed: {e}"),
             Kind::InvalidArgument(call, what) => write!(f, "{call}: {what}"),
             Kind::AlreadyStarted(call) => write!(f, "{call}: already started (double start)"),
+            Kind::Unsupported(call, what) => write!(f, "{call}: {what}"),
+            Kind::Io(call, e) => write!(f, "{call}: {e}"),
             Kind::OutboundOverflow(max) => write!(
                 f,
                 "outbound buffer overflow: more than {max} bytes queued for a peer that does not read; the connection is closed"
@@ -214,7 +245,7 @@ impl fmt::Debug for Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match &self.kind {
-            Kind::Runtime(e) | Kind::Bind(_, e) => Some(e),
+            Kind::Runtime(e) | Kind::Bind(_, e) | Kind::Io(_, e) => Some(&**e),
             Kind::Encode(e) | Kind::Init(e) => Some(&**e),
             _ => None,
         }

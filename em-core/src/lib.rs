@@ -1,13 +1,14 @@
 //! The em reactor: EventMachine's programming model on one tokio thread.
 //!
 //! This crate holds the engine: the reactor ([`run`], [`stop`],
-//! [`Reactor`]), TCP servers and clients with codec-framed connections
-//! ([`start_server`], [`connect`], [`Connection`], [`Conn`]), [`next_tick`]
-//! and the cross-thread [`Handle`], plus the messaging primitives programs
-//! are made of: [`Channel`] (fan-out), [`Queue`], [`EmIterator`],
-//! [`Deferred`], [`TickLoop`] and [`Pool`], each with a callback form and an
-//! async form for [`spawn`]. Most users depend on the `em` facade
-//! crate, which re-exports all of it with a guided tour.
+//! [`Reactor`]), connections on every transport (TCP, Unix-domain sockets,
+//! attached descriptors and pipes, in-memory pairs) with codec-framed
+//! callbacks ([`start_server`], [`connect`], [`Connection`], [`Conn`]),
+//! [`next_tick`] and the cross-thread [`Handle`], plus the messaging
+//! primitives programs are made of: [`Channel`] (fan-out), [`Queue`],
+//! [`EmIterator`], [`Deferred`], [`TickLoop`] and [`Pool`], each with a
+//! callback form and an async form for [`spawn`]. Most users depend on the
+//! `em` facade crate, which re-exports all of it with a guided tour.
 //!
 //! ```
 //! use em_core::{Conn, Connection};
@@ -42,46 +43,51 @@
 //! `!Send`, so the compiler keeps them there. [`Handle`] is the one
 //! `Send + Sync` door in, for [`schedule`](Handle::schedule) and
 //! [`stop`](Handle::stop).
+//!
+//! # Layout
+//!
+//! * `reactor/`: the loop, its builder, `next_tick`, the cross-thread
+//!   handle, panics and the error handler. It knows connections and servers
+//!   only through a small trait, and imports nothing from `net/`.
+//! * `net/`: the network engine: transports, the connection driver,
+//!   connections, servers, clients.
+//! * `messaging/`: channels, queues, iterators, deferreds, tick loops and
+//!   resource pools.
+//! * [`extension`]: the seam other crates (em-timers, em-defer) extend a
+//!   reactor through.
 
 #![deny(missing_docs)]
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 #![doc(test(attr(deny(warnings))))]
 
-mod channel;
-mod client;
-mod connection;
-mod deferred;
-mod driver;
 mod error;
-#[doc(hidden)]
-pub mod ext;
-mod handle;
-mod handler;
-mod iter;
-mod panic;
-mod pool;
-mod queue;
+pub mod extension;
+mod messaging;
+mod net;
 mod reactor;
-mod registry;
-mod server;
-mod tick;
-mod tick_loop;
 
-pub use channel::{Channel, ChannelSender, ChannelStream, SubscriptionId};
-pub use client::{connect, Backoff};
-pub use connection::{Conn, Connection, ConnectionId, Frame, UnbindReason};
-pub use deferred::Deferred;
 pub use error::{BoxError, Error, Result};
-pub use handle::Handle;
-pub use handler::{handler, FnHandler};
-pub use iter::{Done, EmIterator, Iteration};
-pub use panic::{clear_error_handler, set_error_handler, PanicReport};
-pub use pool::{Get, Pool, PoolGuard};
-pub use queue::{Pop, Queue, QueueSender};
-pub use reactor::{
-    connection_count, handle, reactor_running, reactor_thread, run, spawn, stop, stopping, Builder,
-    Reactor, RunResult,
+pub use messaging::channel::{Channel, ChannelSender, ChannelStream, SubscriptionId};
+pub use messaging::deferred::Deferred;
+pub use messaging::iterator::{Done, EmIterator, Iteration};
+pub use messaging::queue::{Pop, Queue, QueueSender};
+pub use messaging::resource_pool::{Get, Pool, PoolGuard};
+pub use messaging::tick_loop::{tick_loop, TickLoop};
+pub use net::address::{Addr, UnixAddr};
+pub use net::attach::{attach, attach_server, Attachable, AttachableListener};
+pub use net::backoff::Backoff;
+pub use net::client::{bind_connect, connect, connect_unix_domain, Endpoint};
+pub use net::closure_handler::{handler, FnHandler};
+pub use net::conn::Conn;
+pub use net::connection::{Connection, Frame, UnbindReason};
+pub use net::pair::connect_pair;
+pub use net::server::{start_server, start_unix_domain_server, Server};
+pub use reactor::builder::Builder;
+pub use reactor::core::ConnectionId;
+pub use reactor::panic::{clear_error_handler, set_error_handler, PanicReport};
+pub use reactor::remote::Handle;
+pub use reactor::run::{
+    add_shutdown_hook, connection_count, handle, reactor_running, reactor_thread, run, spawn, stop,
+    stopping, Reactor, RunResult,
 };
-pub use server::{start_server, Server};
-pub use tick::{next_tick, schedule};
-pub use tick_loop::{tick_loop, TickLoop};
+pub use reactor::ticks::{next_tick, schedule};

@@ -1,17 +1,18 @@
 //! The reactor side of defer: the replies (callbacks, errbacks, futures)
 //! waiting for their ops, the delivery of result batches, and what happens
 //! to both when the reactor stops. One [`Defer`] per reactor, kept with
-//! `em_core::ext::reactor_local`; everything here runs on the reactor thread.
+//! `em_core::extension::reactor_local`; everything here runs on the reactor thread.
 
 use std::any::Any;
 use std::cell::{Cell, OnceCell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
 
-use em_core::ext;
+use em_core::extension as ext;
 
-use crate::pool::{Job, Pool};
+use crate::options::{DeferBackend, DeferConfig};
 use crate::task::{OpTask, Reply};
+use crate::thread_pool::{Job, Pool};
 
 /// The most result slots a spare batch keeps between bursts.
 const SPARE_CAPACITY: usize = 4096;
@@ -31,6 +32,8 @@ pub(crate) struct Defer {
     closed: Cell<bool>,
     /// Whether a `next_tick` will kick the pool.
     kick_pending: Cell<bool>,
+    /// The reactor's backend, read on first use.
+    backend: Cell<Option<DeferBackend>>,
 }
 
 struct Started {
@@ -66,6 +69,9 @@ impl Defer {
             tracing::debug!(call, "defer after the reactor stopped: the op never runs");
             return Ok(());
         }
+        if self.backend(call)? == DeferBackend::TokioBlocking {
+            return self.submit_to_tokio(op, reply);
+        }
         let pool = self.pool(call)?;
         let slot = self.replies.borrow_mut().insert(Box::new(reply));
         let job = Box::new(OpTask::<F, T, R>::new(slot, op));
@@ -85,6 +91,47 @@ impl Defer {
         Ok(())
     }
 
+    /// The backend of this reactor's defers, read once.
+    fn backend(self: &Rc<Self>, call: &'static str) -> em_core::Result<DeferBackend> {
+        if let Some(backend) = self.backend.get() {
+            return Ok(backend);
+        }
+        let backend = ext::option::<DeferConfig>(call)?.backend;
+        self.backend.set(Some(backend));
+        if backend == DeferBackend::TokioBlocking {
+            let me = self.clone();
+            ext::on_teardown(call, move || me.teardown())?;
+        }
+        Ok(backend)
+    }
+
+    /// [`DeferBackend::TokioBlocking`]: the op runs under `spawn_blocking`,
+    /// and a local task delivers its outcome when it ends.
+    fn submit_to_tokio<F, T, R>(self: &Rc<Self>, op: F, reply: R) -> em_core::Result<()>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+        R: Reply<T>,
+    {
+        let slot = self.replies.borrow_mut().insert(Box::new(reply));
+        let mut job: Job = Box::new(OpTask::<F, T, R>::new(slot, op));
+        let running = tokio::task::spawn_blocking(move || {
+            job.run();
+            job
+        });
+        let me = self.clone();
+        tokio::task::spawn_local(async move {
+            // A `JoinError` means the runtime is shutting down: the reply
+            // is dropped with the reactor's state.
+            if let Ok(job) = running.await {
+                if !me.closed.get() {
+                    me.deliver(job);
+                }
+            }
+        });
+        Ok(())
+    }
+
     /// Puts the pool's threads on the ops deferred since the last kick.
     fn kick(&self) {
         self.kick_pending.set(false);
@@ -97,8 +144,8 @@ impl Defer {
         if let Some(started) = self.pool.get() {
             return Ok(&started.pool);
         }
-        let size = ext::threadpool_size(call)?;
-        let shutdown_timeout = ext::shutdown_timeout(call)?;
+        let config = ext::option::<DeferConfig>(call)?;
+        let (size, shutdown_timeout) = (config.threadpool_size, config.shutdown_timeout);
         let pool = Pool::new(em_core::handle()?, size, collect);
         let me = self.clone();
         ext::on_teardown(call, move || me.teardown())?;
@@ -148,6 +195,9 @@ impl Defer {
     fn teardown(&self) {
         self.closed.set(true);
         let Some(started) = self.pool.get() else {
+            // No pool (or the tokio backend): drop the replies still waiting.
+            let replies = self.replies.take();
+            drop(replies);
             return;
         };
         let wait = started.shutdown_timeout;

@@ -141,14 +141,16 @@
 mod delivery;
 mod error;
 mod future;
-mod pool;
+mod options;
 mod task;
+mod thread_pool;
 
 use delivery::Defer;
 use task::{Callback, Callbacks, Forget};
 
 pub use error::DeferError;
 pub use future::DeferFuture;
+pub use options::{DeferBackend, DeferOptions};
 
 /// Runs `op` on a pool thread, then `callback` with its value on the reactor
 /// thread (EventMachine's `EM.defer(op, callback)`).

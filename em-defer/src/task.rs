@@ -66,10 +66,9 @@ where
 
     fn run(&mut self) {
         if let Stage::Op(op) = std::mem::replace(&mut self.stage, Stage::Gone) {
-            self.stage =
-                Stage::Done(catch_unwind(AssertUnwindSafe(op)).map_err(|payload| {
-                    DeferError::panicked(em_core::ext::panic_message(&*payload))
-                }));
+            self.stage = Stage::Done(catch_unwind(AssertUnwindSafe(op)).map_err(|payload| {
+                DeferError::panicked(em_core::extension::panic_message(&*payload))
+            }));
         }
     }
 
@@ -103,7 +102,7 @@ impl<T, C: FnOnce(T) + 'static> Reply<T> for Callback<C> {
     fn reply(self, outcome: Result<T, DeferError>) {
         match outcome {
             Ok(value) => {
-                let _ = em_core::ext::catch("defer callback", || (self.0)(value));
+                let _ = em_core::extension::catch("defer callback", || (self.0)(value));
             }
             Err(error) => unhandled(&error),
         }
@@ -123,8 +122,8 @@ where
 {
     fn reply(self, outcome: Result<T, DeferError>) {
         let _ = match outcome {
-            Ok(value) => em_core::ext::catch("defer callback", || (self.callback)(value)),
-            Err(error) => em_core::ext::catch("defer errback", || (self.errback)(error)),
+            Ok(value) => em_core::extension::catch("defer callback", || (self.callback)(value)),
+            Err(error) => em_core::extension::catch("defer errback", || (self.errback)(error)),
         };
     }
 }

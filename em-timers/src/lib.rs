@@ -52,7 +52,7 @@
 //!   bursts when it is slow or late (T6); see [`add_periodic_timer`].
 //! * A panicking callback is contained and logged, and a periodic timer
 //!   keeps its schedule (EventMachine silently stops it, T7).
-//! * `Reactor::builder().max_timers(n)` caps pending timers, one-shot and
+//! * `Reactor::builder().max_timers(n)` ([`TimerOptions`]) caps pending timers, one-shot and
 //!   periodic (default 100,000 as EventMachine; `None` lifts the cap). Past
 //!   the cap, adding a timer is an error that `is_too_many_timers()` (T8).
 //! * `em::stop()` cancels every pending timer: no timer fires once a stop
@@ -88,12 +88,14 @@
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 #![doc(test(attr(deny(warnings))))]
 
-mod driver;
+mod firing;
+mod options;
 mod periodic;
 mod sleep;
 mod store;
 mod timer;
 
+pub use options::TimerOptions;
 pub use periodic::{add_periodic_timer, PeriodicTimer};
 pub use sleep::{sleep, timeout};
 pub use timer::{add_timer, cancel_timer, Cancel, Timer};

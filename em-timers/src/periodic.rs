@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use em_core::Result;
 
-use crate::driver::{Periodic, Timers};
+use crate::firing::{Periodic, Timers};
 use crate::store::{self, TimerId};
 
 /// A periodic timer, made by [`add_periodic_timer`] (EventMachine's

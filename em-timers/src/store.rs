@@ -544,7 +544,7 @@ pub(crate) fn ms_floor(d: Duration) -> u64 {
 
 /// Whole milliseconds in `d`, rounded up (saturating).
 pub(crate) fn ms_ceil(d: Duration) -> u64 {
-    ms_floor(d).saturating_add(u64::from(d.subsec_nanos() % 1_000_000 != 0))
+    ms_floor(d).saturating_add(u64::from(!d.subsec_nanos().is_multiple_of(1_000_000)))
 }
 
 /// When a periodic timer that was due at `prev` fires next, given its

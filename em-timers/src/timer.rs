@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use em_core::Result;
 
-use crate::driver::{Once, Timers};
+use crate::firing::{Once, Timers};
 use crate::store::{self, TimerId};
 
 /// A pending one-shot timer, made by [`add_timer`]: the handle to cancel it

@@ -547,9 +547,37 @@
 #![deny(missing_docs)]
 #![doc(test(attr(deny(warnings))))]
 
-pub use em_core::*;
-pub use em_defer::*;
-pub use em_timers::*;
+// The facade re-exports an explicit list, so that nothing internal (such
+// as em-core's `extension` seam for other crates) is reachable by accident.
+
+// The reactor.
+pub use em_core::{
+    add_shutdown_hook, connection_count, handle, next_tick, reactor_running, reactor_thread, run,
+    schedule, spawn, stop, stopping, Builder, Handle, Reactor, RunResult,
+};
+// Errors, panics and the error handler.
+pub use em_core::{clear_error_handler, set_error_handler, BoxError, Error, PanicReport, Result};
+// Connections, servers and clients, on every transport.
+pub use em_core::{
+    attach, attach_server, bind_connect, connect, connect_pair, connect_unix_domain, handler,
+    start_server, start_unix_domain_server, Addr, Attachable, AttachableListener, Backoff, Conn,
+    Connection, ConnectionId, Endpoint, FnHandler, Frame, Server, UnbindReason, UnixAddr,
+};
+// Messaging.
+pub use em_core::{
+    tick_loop, Channel, ChannelSender, ChannelStream, Deferred, Done, EmIterator, Get, Iteration,
+    Pool, PoolGuard, Pop, Queue, QueueSender, SubscriptionId, TickLoop,
+};
+// Timers.
+pub use em_timers::{
+    add_periodic_timer, add_timer, cancel_timer, sleep, timeout, Cancel, PeriodicTimer, Timer,
+    TimerOptions,
+};
+// Defer.
+pub use em_defer::{
+    defer, defer_async, defer_op, defer_with_errback, defers_finished, DeferBackend, DeferError,
+    DeferFuture, DeferOptions,
+};
 
 /// The byte buffers frames are made of, re-exported from the `bytes` crate.
 pub use bytes;
@@ -561,13 +589,15 @@ pub use tokio_util::codec;
 
 /// Everything a handler module usually needs: `use em::prelude::*;`.
 ///
-/// The handler types ([`Connection`], [`Conn`], [`Frame`], [`UnbindReason`]),
-/// the reactor handles ([`Handle`], [`Server`], [`Timer`], [`PeriodicTimer`]),
-/// [`DeferError`], the common codecs and the byte buffers they produce.
+/// The handler types ([`Connection`], [`Conn`], [`Frame`], [`UnbindReason`],
+/// [`Addr`]), the reactor handles ([`Handle`], [`Server`], [`Timer`],
+/// [`PeriodicTimer`]), [`DeferError`], the builder options of the timers and
+/// defer ([`TimerOptions`], [`DeferOptions`]), the common codecs and the
+/// byte buffers they produce.
 pub mod prelude {
     pub use bytes::{Bytes, BytesMut};
-    pub use em_core::{Conn, Connection, Frame, Handle, Server, UnbindReason};
-    pub use em_defer::DeferError;
-    pub use em_timers::{PeriodicTimer, Timer};
+    pub use em_core::{Addr, Conn, Connection, Frame, Handle, Server, UnbindReason};
+    pub use em_defer::{DeferError, DeferOptions};
+    pub use em_timers::{PeriodicTimer, Timer, TimerOptions};
     pub use tokio_util::codec::{BytesCodec, Decoder, Encoder, LengthDelimitedCodec, LinesCodec};
 }

@@ -118,7 +118,7 @@ fn serve_one(payload: Bytes, how: How, ask: bool) -> (Vec<u8>, Rc<Seen>) {
             how,
             seen: s.clone(),
         })?;
-        let addr = server.local_addr();
+        let addr = server.local_addr().inet().expect("a TCP server");
         let handle = em::handle()?;
         spawn_peer(handle.clone(), done_tx, move || {
             let mut c = client(addr);

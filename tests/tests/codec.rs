@@ -47,7 +47,7 @@ fn overlong_line_closes_only_that_connection_with_codec_error() {
     let (done_tx, done_rx) = mpsc::channel();
     run_with_watchdog(move || -> em::Result<()> {
         let server = em::start_server("127.0.0.1:0", move || Limited { log: l.clone() })?;
-        let addr = server.local_addr();
+        let addr = server.local_addr().inet().expect("a TCP server");
         spawn_peer(em::handle()?, done_tx, move || {
             let mut good = LineClient::connect(addr);
             assert_eq!(good.round("first"), "first");
@@ -95,7 +95,7 @@ fn one_receive_data_per_line_and_the_last_line_at_end_of_stream() {
     let (done_tx, done_rx) = mpsc::channel();
     run_with_watchdog(move || -> em::Result<()> {
         let server = em::start_server("127.0.0.1:0", move || Limited { log: l.clone() })?;
-        let addr = server.local_addr();
+        let addr = server.local_addr().inet().expect("a TCP server");
         spawn_peer(em::handle()?, done_tx, move || {
             let mut c = client(addr);
             c.write_all(b"a\nbb\r\nccc\ntail").unwrap();

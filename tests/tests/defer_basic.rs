@@ -4,6 +4,7 @@
 
 mod support;
 
+use em::DeferOptions;
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

@@ -4,6 +4,7 @@
 
 mod support;
 
+use em::DeferOptions;
 use std::cell::Cell;
 use std::io::Write;
 use std::rc::Rc;

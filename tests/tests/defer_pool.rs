@@ -3,6 +3,7 @@
 
 mod support;
 
+use em::DeferOptions;
 use std::cell::Cell;
 use std::collections::HashSet;
 use std::rc::Rc;

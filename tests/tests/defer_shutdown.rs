@@ -5,6 +5,7 @@
 
 mod support;
 
+use em::DeferOptions;
 use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};

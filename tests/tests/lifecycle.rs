@@ -22,7 +22,7 @@ fn echo_once(tag: &'static [u8]) -> Vec<u8> {
         assert!(em::reactor_thread());
         assert!(em::reactor_running());
         let server = em::start_server("127.0.0.1:0", || Echo)?;
-        let addr = server.local_addr();
+        let addr = server.local_addr().inet().expect("a TCP server");
         spawn_peer(em::handle()?, done_tx, move || {
             echo_round(&mut client(addr), tag)
         });
@@ -244,7 +244,7 @@ fn stop_with_100_open_connections_unbinds_each_once() {
             log: l.clone(),
             open: OPEN,
         })?;
-        let addr = server.local_addr();
+        let addr = server.local_addr().inet().expect("a TCP server");
         // The clients stay open until the test has checked them.
         std::thread::spawn(move || {
             let clients: Vec<TcpStream> = (0..OPEN).map(|_| client(addr)).collect();

@@ -88,7 +88,7 @@ fn a_thousand_subscribers_get_every_message_once_in_order() {
             topics: topics.clone(),
             subscriptions: HashMap::new(),
         })?;
-        let addr = server.local_addr();
+        let addr = server.local_addr().inet().expect("a TCP server");
         spawn_peer(em::handle()?, done_tx, move || {
             // One subscriber that never reads: it must not hold anyone up.
             let mut slow = LineClient::connect(addr);

@@ -303,7 +303,7 @@ fn million_tick_chain_does_not_starve_a_client_on_another_thread() {
             chain: c.clone(),
             chain_at_first_line: a.clone(),
         })?;
-        let addr = server.local_addr();
+        let addr = server.local_addr().inet().expect("a TCP server");
         spawn_peer(em::handle()?, done_tx, move || {
             let mut s = LineClient::connect(addr);
             (0..10).map(|i| s.round(&i.to_string())).collect::<Vec<_>>()

@@ -43,7 +43,7 @@ fn panic_in_receive_data_closes_only_that_connection() {
     let (done_tx, done_rx) = mpsc::channel();
     run_with_watchdog(move || -> em::Result<()> {
         let server = em::start_server("127.0.0.1:0", move || Fragile { log: l.clone() })?;
-        let addr = server.local_addr();
+        let addr = server.local_addr().inet().expect("a TCP server");
         spawn_peer(em::handle()?, done_tx, move || {
             let mut good = LineClient::connect(addr);
             assert_eq!(good.round("before"), "before");

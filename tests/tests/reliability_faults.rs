@@ -48,7 +48,7 @@ fn a_peer_reset_mid_transfer_ends_that_connection_with_econnreset() {
             log: l.clone(),
             errors: errors_tx.clone(),
         })?;
-        let addr = server.local_addr();
+        let addr = server.local_addr().inet().expect("a TCP server");
         spawn_peer(em::handle()?, done_tx, move || {
             let mut other = client(addr);
             assert_eq!(echo_round(&mut other, b"before"), b"before");
@@ -133,7 +133,7 @@ fn a_half_close_delivers_every_byte_flushes_queued_output_then_peer_closed() {
             log: l.clone(),
             lines: 0,
         })?;
-        let addr = server.local_addr();
+        let addr = server.local_addr().inet().expect("a TCP server");
         spawn_peer(em::handle()?, done_tx, move || {
             let mut s = client(addr);
             for i in 0..LINES {
@@ -174,7 +174,7 @@ fn garbage_a_codec_rejects_closes_only_that_connection() {
             log: l.clone(),
             lines: 0,
         })?;
-        let addr = server.local_addr();
+        let addr = server.local_addr().inet().expect("a TCP server");
         spawn_peer(em::handle()?, done_tx, move || {
             let mut good = client(addr);
             let mut bad = client(addr);

@@ -172,7 +172,7 @@ fn a_producer_that_respects_the_watermarks_stays_bounded_and_delivers_everything
                 drained: d.clone(),
                 reason: r.clone(),
             })?;
-            let addr = server.local_addr();
+            let addr = server.local_addr().inet().expect("a TCP server");
             spawn_peer(em::handle()?, done_tx, move || {
                 read_to_end(&mut client(addr))
             });
@@ -256,7 +256,7 @@ fn a_client_that_never_reads_is_closed_with_outbound_overflow_and_others_carry_o
                 overflowed: overflow_tx.clone(),
                 log: l.clone(),
             })?;
-            let addr = server.local_addr();
+            let addr = server.local_addr().inet().expect("a TCP server");
             spawn_peer(em::handle()?, done_tx, move || {
                 let mut others: Vec<_> = (0..3).map(|_| client(addr)).collect();
                 let mut sink = client(addr);

@@ -27,7 +27,7 @@ fn max_connections_refuses_the_excess_cleanly_and_counts_it() {
         let server = em::start_server("127.0.0.1:0", || Echo)?;
         server.set_max_connections(Some(2));
         assert_eq!(server.max_connections(), Some(2));
-        let addr = server.local_addr();
+        let addr = server.local_addr().inet().expect("a TCP server");
         *s.borrow_mut() = Some(server);
         spawn_peer(em::handle()?, done_tx, move || {
             let mut a = client(addr);
@@ -181,7 +181,7 @@ fn ten_thousand_connect_close_cycles_leak_nothing() {
     let r = result.clone();
     run_with_watchdog(move || -> em::Result<()> {
         let server = em::start_server("127.0.0.1:0", || Closer)?;
-        let addr = server.local_addr();
+        let addr = server.local_addr().inet().expect("a TCP server");
         let start = (open_fds(), em::connection_count());
         let completed = Rc::new(Cell::new(0));
         let chains_done = Rc::new(Cell::new(0));
@@ -261,7 +261,7 @@ fn emfile_child() {
     let seen = accepted.clone();
     run_with_watchdog(move || -> em::Result<()> {
         let server = em::start_server("127.0.0.1:0", || Echo)?;
-        let addr = server.local_addr();
+        let addr = server.local_addr().inet().expect("a TCP server");
         spawn_peer(em::handle()?, done_tx, move || {
             // The client sockets exist before the descriptors run out, so
             // that only the server's accept lacks one.

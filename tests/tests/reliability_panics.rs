@@ -64,7 +64,7 @@ fn hundred_echo_clients_are_intact_beside_one_that_panics() {
     let (done_tx, done_rx) = mpsc::channel();
     run_with_watchdog(move || -> em::Result<()> {
         let server = em::start_server("127.0.0.1:0", move || Touchy { log: l.clone() })?;
-        let addr = server.local_addr();
+        let addr = server.local_addr().inet().expect("a TCP server");
         spawn_peer(em::handle()?, done_tx, move || {
             let mut good: Vec<_> = (0..CLIENTS).map(|_| client(addr)).collect();
             let mut bad = client(addr);
@@ -133,7 +133,7 @@ fn stop_on_panic_stops_cleanly_and_run_returns_the_panic() {
         em::Reactor::builder().stop_on_panic(true),
         move || -> em::Result<()> {
             let server = em::start_server("127.0.0.1:0", move || Touchy { log: l.clone() })?;
-            let addr = server.local_addr();
+            let addr = server.local_addr().inet().expect("a TCP server");
             spawn_peer(em::handle()?, done_tx, move || {
                 let mut a = client(addr);
                 let mut b = client(addr);

@@ -83,7 +83,7 @@ fn reconnect_reuses_the_handler_without_post_init() {
         let server = em::start_server("127.0.0.1:0", move || FirstClosed {
             accepted: accepted.clone(),
         })?;
-        let addr = server.local_addr();
+        let addr = server.local_addr().inet().expect("a TCP server");
         let conn = em::connect(
             addr,
             Again {

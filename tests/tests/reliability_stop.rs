@@ -64,7 +64,7 @@ fn stop_with_queued_output(builder: em::Builder) -> (Vec<u8>, Vec<(String, u128)
             data: data.clone(),
             timeline: t.clone(),
         })?;
-        let addr = server.local_addr();
+        let addr = server.local_addr().inet().expect("a TCP server");
         spawn_peer(em::handle()?, done_tx, move || {
             // Sends nothing: input left unread at the close would make the
             // kernel reset the connection, cutting the peer's reading short.
@@ -114,7 +114,7 @@ fn the_grace_ends_at_its_deadline_for_a_peer_that_does_not_read() {
                 data: data.clone(),
                 timeline: t.clone(),
             })?;
-            let addr = server.local_addr();
+            let addr = server.local_addr().inet().expect("a TCP server");
             // Holds its socket, unread, until the reactor has returned.
             spawn_peer(em::handle()?, done_tx, move || {
                 let s = client(addr);

@@ -100,7 +100,7 @@ fn watched_server(timeout: Duration, timeline: &Timeline) -> em::Result<(SocketA
         timeline: t.clone(),
         conns: c.clone(),
     })?;
-    Ok((server.local_addr(), conns))
+    Ok((server.local_addr().inet().expect("a TCP server"), conns))
 }
 
 #[test]

@@ -121,7 +121,7 @@ fn schedule_on_the_reactor_thread() {
             l2.lock().unwrap().push("handle.schedule");
             em::stop();
         })?;
-        em::schedule(move || l3.lock().unwrap().push("em::schedule ran at once"));
+        em::schedule(move || l3.lock().unwrap().push("em::schedule ran at once"))?;
         l.lock().unwrap().push("after schedule calls");
         Ok(())
     })

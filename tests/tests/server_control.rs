@@ -51,7 +51,7 @@ fn server_stop_refuses_new_connects_while_accepted_connection_keeps_echoing() {
         let slot = Rc::new(RefCell::new(None));
         let s = slot.clone();
         let server = em::start_server("127.0.0.1:0", move || Control { server: s.clone() })?;
-        let addr = server.local_addr();
+        let addr = server.local_addr().inet().expect("a TCP server");
         *slot.borrow_mut() = Some(server);
         spawn_peer(em::handle()?, done_tx, move || {
             let mut accepted = LineClient::connect(addr);
@@ -82,7 +82,7 @@ fn ipv6_server_echoes() {
     let (done_tx, done_rx) = mpsc::channel();
     run_with_watchdog(move || -> em::Result<()> {
         let server = em::start_server("[::1]:0", || Echo)?;
-        let addr = server.local_addr();
+        let addr = server.local_addr().inet().expect("a TCP server");
         assert!(addr.is_ipv6() && addr.ip().is_loopback(), "{addr}");
         spawn_peer(em::handle()?, done_tx, move || {
             let mut s = client(addr);
@@ -117,7 +117,10 @@ fn ipv6_client_connects() {
         }
         fn connection_completed(&mut self, conn: &Conn<LinesCodec>) {
             let peer = conn.peer_addr().expect("peer");
-            self.log.push(format!("connected v6={}", peer.is_ipv6()));
+            self.log.push(format!(
+                "connected v6={}",
+                peer.inet().expect("TCP").is_ipv6()
+            ));
         }
         fn receive_data(&mut self, conn: &Conn<LinesCodec>, line: String) {
             self.log.push(line);

@@ -25,7 +25,7 @@ fn closure_echo_server_echoes_bytes() {
             "127.0.0.1:0",
             em::handler(|conn, data| conn.send_data(data)),
         )?;
-        let addr = server.local_addr();
+        let addr = server.local_addr().inet().expect("a TCP server");
         let handle = em::handle()?;
         thread::spawn(move || {
             let mut s = client(addr);
@@ -59,7 +59,7 @@ fn thousand_concurrent_clients_each_echo_100_messages() {
             acc.set(acc.get() + 1);
             Echo
         })?;
-        let addr = server.local_addr();
+        let addr = server.local_addr().inet().expect("a TCP server");
         spawn_peer(em::handle()?, done_tx, move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -122,7 +122,7 @@ fn input_arriving_while_output_is_backed_up_is_still_served() {
     let (done_tx, done_rx) = mpsc::channel();
     run_with_watchdog(move || -> em::Result<()> {
         let server = em::start_server("127.0.0.1:0", || Bulk)?;
-        let addr = server.local_addr();
+        let addr = server.local_addr().inet().expect("a TCP server");
         spawn_peer(em::handle()?, done_tx, move || {
             let mut s = client(addr);
             let mut got = vec![0; BULK + 4];

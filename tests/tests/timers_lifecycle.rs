@@ -4,6 +4,7 @@
 
 mod support;
 
+use em::TimerOptions;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::{Duration, Instant};

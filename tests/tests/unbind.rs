@@ -139,7 +139,7 @@ fn peer_close_unbinds_once_with_peer_closed() {
     let l = log.clone();
     run_with_watchdog(move || -> em::Result<()> {
         let server = em::start_server("127.0.0.1:0", move || Logged::new(&l))?;
-        let addr = server.local_addr();
+        let addr = server.local_addr().inet().expect("a TCP server");
         std::thread::spawn(move || drop(client(addr)));
         Ok(())
     })
@@ -158,7 +158,7 @@ fn peer_reset_unbinds_once_with_io_connection_reset() {
             greeting: Some(b"hello, reset me"),
             ..Logged::new(&l)
         })?;
-        let addr = server.local_addr();
+        let addr = server.local_addr().inet().expect("a TCP server");
         std::thread::spawn(move || {
             let mut s = client(addr);
             // Read one byte: the greeting has arrived, the rest stays unread.
@@ -324,7 +324,7 @@ fn panic_in_unbind_is_contained_and_not_repeated() {
     let l = log.clone();
     run_with_watchdog(move || -> em::Result<()> {
         let server = em::start_server("127.0.0.1:0", move || PanicsInUnbind { log: l.clone() })?;
-        let addr = server.local_addr();
+        let addr = server.local_addr().inet().expect("a TCP server");
         std::thread::spawn(move || drop(TcpStream::connect(addr).unwrap()));
         Ok(())
     })

@@ -101,7 +101,7 @@ pub fn join_peer<T>(done: &mpsc::Receiver<PeerResult<T>>) -> T {
 }
 
 /// A blocking client socket with read and write timeouts.
-pub fn client(addr: SocketAddr) -> TcpStream {
+pub fn client(addr: impl std::net::ToSocketAddrs) -> TcpStream {
     let s = TcpStream::connect(addr).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     s.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -148,7 +148,7 @@ pub struct LineClient {
 }
 
 impl LineClient {
-    pub fn connect(addr: SocketAddr) -> Self {
+    pub fn connect(addr: impl std::net::ToSocketAddrs) -> Self {
         let s = client(addr);
         LineClient {
             writer: s.try_clone().unwrap(),
@@ -381,7 +381,7 @@ impl Drop for DropFlag {
 
 /// `d` rounded up to whole milliseconds.
 pub fn ceil_ms(d: Duration) -> Duration {
-    let ms = d.as_millis() as u64 + u64::from(d.subsec_nanos() % 1_000_000 != 0);
+    let ms = d.as_millis() as u64 + u64::from(!d.subsec_nanos().is_multiple_of(1_000_000));
     Duration::from_millis(ms)
 }
 

@@ -10,6 +10,7 @@
 //! batches the results came back in: a callback that starts a batch queues a
 //! `next_tick`, which runs only after the whole batch), `p50_ns`, `p99_ns`.
 
+use em::DeferOptions;
 use std::cell::{Cell, RefCell};
 use std::error::Error;
 use std::hint::black_box;

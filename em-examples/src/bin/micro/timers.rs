@@ -22,6 +22,7 @@
 //! `fires`, `mean_drift_ms` and `last_drift_ms` (fire k's lateness against
 //! `start + k × 10 ms`).
 
+use em::TimerOptions;
 use std::cell::Cell;
 use std::error::Error;
 use std::rc::Rc;

@@ -6,7 +6,7 @@ use std::fmt;
 use std::rc::Rc;
 
 use crate::error::{Error, Result};
-use crate::panic;
+use crate::reactor::panic;
 
 /// Asynchronous iteration over the items of any `IntoIterator` (a list, a
 /// range, a lazy or endless iterator), with at most `concurrency` items in

@@ -8,7 +8,8 @@ use std::rc::Rc;
 use bytes::BytesMut;
 use tokio_util::codec::BytesCodec;
 
-use crate::connection::{Conn, Connection};
+use crate::net::conn::Conn;
+use crate::net::connection::Connection;
 
 /// Builds handler factories from one closure, called with every chunk of raw
 /// bytes received: for [`start_server`](crate::start_server), which wants a

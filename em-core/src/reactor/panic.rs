@@ -8,9 +8,8 @@ use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 
-use crate::connection::ConnectionId;
 use crate::error::Error;
-use crate::reactor::Core;
+use crate::reactor::core::{ConnectionId, Core};
 
 /// What the error handler is told about a contained panic.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,4 +1,5 @@
-//! `Handle`: the one `Send + Sync` door into a reactor from other threads.
+//! `Handle`: the one `Send + Sync` door into a reactor from other threads,
+//! and the cross-thread state behind it.
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -8,8 +9,10 @@ use std::thread::ThreadId;
 
 use futures::task::AtomicWaker;
 
+use std::collections::VecDeque;
+
 use crate::error::{Error, Result};
-use crate::tick;
+use crate::reactor::ticks::Tick;
 
 type Job = Box<dyn FnOnce() + Send>;
 
@@ -59,14 +62,14 @@ impl Remote {
         drop(dropped);
     }
 
-    /// Moves closures scheduled from other threads to the tail of this
-    /// thread's tick queue. Reactor thread only.
-    pub(crate) fn take_scheduled(&self) {
+    /// Moves closures scheduled from other threads to the tail of `queue`
+    /// (the tick queue). Reactor thread only. Costs one relaxed load when
+    /// nothing was scheduled: a `schedule` that returned before the caller
+    /// queued its own tick has set `pending` in the caller's past.
+    pub(crate) fn move_scheduled(&self, queue: &mut VecDeque<Tick>) {
         if self.pending.load(Ordering::Relaxed) && self.pending.swap(false, Ordering::Acquire) {
             let jobs = std::mem::take(&mut *self.jobs());
-            for job in jobs {
-                tick::push(job);
-            }
+            queue.extend(jobs.into_iter().map(|job| -> Tick { job }));
         }
     }
 
@@ -86,7 +89,9 @@ impl Remote {
 /// A `Send + Sync + Clone` handle to one reactor, for other threads: run a
 /// closure on the reactor thread with [`schedule`](Handle::schedule), or
 /// [`stop`](Handle::stop) it. Get one with [`em_core::handle()`](crate::handle)
-/// on the reactor thread.
+/// on the reactor thread. Every cross-thread sender of em
+/// ([`ChannelSender`](crate::ChannelSender), [`QueueSender`](crate::QueueSender),
+/// em-defer's results) goes through it.
 ///
 /// ```
 /// em_core::run(|| {
@@ -108,9 +113,11 @@ impl Handle {
         Handle { remote }
     }
 
-    /// Queues `f` to run on the reactor thread, after the `next_tick`s
-    /// already queued there, and wakes the reactor at once if it sleeps.
-    /// Callable from any thread, the reactor's own included.
+    /// Queues `f` to run on the reactor thread, in one FIFO with
+    /// [`next_tick`](crate::next_tick): after the ticks queued before this
+    /// call and before those queued after it returned (EventMachine N2).
+    /// Wakes the reactor at once if it sleeps. Callable from any thread, the
+    /// reactor's own included.
     ///
     /// Errors with `is_not_running()` once the reactor has stopped; `f` is
     /// then dropped, on the calling thread. Closures still queued when the

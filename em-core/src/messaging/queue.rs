@@ -5,14 +5,13 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
-use std::marker::PhantomData;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 
-use crate::error::{Error, Result};
-use crate::handle::Handle;
-use crate::{panic, registry};
+use crate::error::Result;
+use crate::messaging::cross_thread::{Registration, RemoteRef};
+use crate::reactor::panic;
 
 /// What a future popper waits in: the item it was handed, and its waker.
 struct Slot<T> {
@@ -31,15 +30,8 @@ enum Waiter<T> {
 struct Inner<T> {
     items: RefCell<VecDeque<T>>,
     waiters: RefCell<VecDeque<Waiter<T>>>,
-    registered: Cell<Option<u64>>,
-}
-
-impl<T> Drop for Inner<T> {
-    fn drop(&mut self) {
-        if let Some(id) = self.registered.get() {
-            registry::unregister(id);
-        }
-    }
+    /// How senders reach this queue.
+    registration: Registration,
 }
 
 /// A FIFO of items for poppers (EventMachine's `EM::Queue`): each item
@@ -98,7 +90,7 @@ impl<T: 'static> Queue<T> {
             inner: Rc::new(Inner {
                 items: RefCell::new(VecDeque::new()),
                 waiters: RefCell::new(VecDeque::new()),
-                registered: Cell::new(None),
+                registration: Registration::default(),
             }),
         }
     }
@@ -229,20 +221,8 @@ impl<T: 'static> Queue<T> {
     where
         T: Send,
     {
-        let handle = crate::handle().map_err(|_| Error::no_reactor("Queue::sender"))?;
-        let id = match self.inner.registered.get() {
-            Some(id) => id,
-            None => {
-                let id = registry::register(&self.inner);
-                self.inner.registered.set(Some(id));
-                id
-            }
-        };
-        Ok(QueueSender {
-            handle,
-            id,
-            _item: PhantomData,
-        })
+        let remote = RemoteRef::new("Queue::sender", &self.inner, &self.inner.registration)?;
+        Ok(QueueSender { remote })
     }
 }
 
@@ -317,19 +297,15 @@ impl<T> fmt::Debug for Pop<T> {
 
 /// The `Send` side of a [`Queue`], from [`Queue::sender`]: pushes from any
 /// thread, applied on the reactor thread at a later tick (through
-/// [`Handle::schedule`]), in the order each thread pushed.
+/// [`Handle::schedule`](crate::Handle::schedule)), in the order each thread pushed.
 pub struct QueueSender<T> {
-    handle: Handle,
-    id: u64,
-    _item: PhantomData<fn(T)>,
+    remote: RemoteRef<Inner<T>>,
 }
 
 impl<T> Clone for QueueSender<T> {
     fn clone(&self) -> Self {
         QueueSender {
-            handle: self.handle.clone(),
-            id: self.id,
-            _item: PhantomData,
+            remote: self.remote.clone(),
         }
     }
 }
@@ -341,20 +317,15 @@ impl<T: Send + 'static> QueueSender<T> {
     /// Errors with `is_not_running()` once the reactor has stopped. An item
     /// that reaches a queue dropped meanwhile is dropped.
     pub fn push(&self, item: T) -> Result<()> {
-        let id = self.id;
-        self.handle.schedule(move || {
-            if let Some(inner) = registry::resolve::<Inner<T>>(id) {
-                Queue { inner }.push(item);
-            }
-        })
+        self.remote.send(move |inner| Queue { inner }.push(item))
     }
 }
 
 impl<T> fmt::Debug for QueueSender<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("QueueSender")
-            .field("handle", &self.handle)
-            .finish_non_exhaustive()
+            .field("remote", &self.remote)
+            .finish()
     }
 }
 

@@ -9,9 +9,9 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
-use crate::deferred::Deferred;
-use crate::panic;
-use crate::queue::{Pop, Queue};
+use crate::messaging::deferred::Deferred;
+use crate::messaging::queue::{Pop, Queue};
+use crate::reactor::panic;
 
 type OnError<R> = Rc<RefCell<Box<dyn FnMut(R)>>>;
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 
 use crate::error::{Error, Result};
-use crate::panic;
+use crate::reactor::panic;
 
 type Callback<T> = Box<dyn FnOnce(&T)>;
 type Completion<T, E> = Box<dyn FnOnce(&std::result::Result<T, E>)>;
@@ -199,25 +199,29 @@ impl<T: 'static, E: 'static> Deferred<T, E> {
 
     /// Fails it with `error` after `after` (on the reactor's clock), unless
     /// it was resolved by then (EventMachine DF5). A later `timeout`
-    /// replaces an earlier one. Reactor thread only: errors with
+    /// replaces an earlier one. A pending timeout keeps the deferred alive:
+    /// its errbacks run at the timeout even if the program dropped every
+    /// handle to it (as EventMachine's timer keeps the deferrable). Reactor thread only: errors with
     /// `is_no_reactor()` elsewhere and `is_stopping()` once the reactor
     /// stops. A no-op on a resolved deferred.
     pub fn timeout(&self, after: Duration, error: E) -> Result<()> {
-        let core = crate::reactor::Core::current("Deferred::timeout")?;
+        let core = crate::reactor::core::Core::current("Deferred::timeout")?;
         if core.stopping() {
             return Err(Error::stopping("Deferred::timeout"));
         }
         if self.is_resolved() {
             return Ok(());
         }
-        let weak = Rc::downgrade(&self.inner);
+        // The timer holds the deferred (as EventMachine's timer holds the
+        // deferrable): a deferred whose handles were all dropped still
+        // fails at the timeout, and its errbacks run. Resolving it aborts
+        // the task, which lets the deferred go.
+        let inner = self.inner.clone();
         let task = tokio::task::spawn_local(async move {
             tokio::time::sleep(after).await;
-            if let Some(inner) = weak.upgrade() {
-                // This task is finishing: do not abort it from `resolve`.
-                inner.timeout.borrow_mut().take();
-                Deferred { inner }.fail(error);
-            }
+            // This task is finishing: do not abort it from `resolve`.
+            inner.timeout.borrow_mut().take();
+            Deferred { inner }.fail(error);
         });
         if let Some(old) = self.inner.timeout.replace(Some(task)) {
             old.abort();

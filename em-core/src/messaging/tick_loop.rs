@@ -6,7 +6,7 @@ use std::ops::ControlFlow;
 use std::rc::Rc;
 
 use crate::error::{Error, Result};
-use crate::panic;
+use crate::reactor::panic;
 
 type Body = Box<dyn FnMut() -> ControlFlow<()>>;
 

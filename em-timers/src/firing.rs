@@ -18,10 +18,11 @@ use std::rc::{Rc, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use em_core::ext;
+use em_core::extension as ext;
 use em_core::Result;
 use tokio::time::{Instant, Sleep};
 
+use crate::options::TimerConfig;
 use crate::periodic::PeriodicTimer;
 use crate::store::{self, Store, TimerId};
 
@@ -84,7 +85,7 @@ impl<F: FnMut(&PeriodicTimer) + 'static> Fire for Periodic<F> {
 
 thread_local! {
     /// The timers of the reactor running on this thread, once it has used
-    /// any: a fast path around `ext::reactor_local`, cleared at teardown.
+    /// any: a fast path around `extension::reactor_local`, cleared at teardown.
     static CURRENT: RefCell<Weak<Timers>> = const { RefCell::new(Weak::new()) };
 }
 
@@ -110,7 +111,7 @@ impl Timers {
         if let Some(timers) = CURRENT.with(|c| c.borrow().upgrade()) {
             return Ok(timers);
         }
-        let max = ext::max_timers(call)?;
+        let max = ext::option::<TimerConfig>(call)?.max_timers;
         let mut created = false;
         let timers = ext::reactor_local(call, || {
             created = true;

@@ -4,16 +4,15 @@
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::fmt;
-use std::marker::PhantomData;
 use std::pin::Pin;
 use std::rc::{Rc, Weak};
 use std::task::{Context, Poll, Waker};
 
 use futures::Stream;
 
-use crate::error::{Error, Result};
-use crate::handle::Handle;
-use crate::{panic, registry};
+use crate::error::Result;
+use crate::messaging::cross_thread::{Registration, RemoteRef};
+use crate::reactor::panic;
 
 /// The id of one subscription to a [`Channel`], as returned by
 /// [`subscribe`](Channel::subscribe) and [`pop`](Channel::pop). Ids start at
@@ -55,16 +54,8 @@ struct Inner<T> {
     delivering: Cell<bool>,
     /// Items pushed by subscribers during a delivery, delivered after it.
     nested: RefCell<VecDeque<T>>,
-    /// The id under which senders reach this channel, once one was made.
-    registered: Cell<Option<u64>>,
-}
-
-impl<T> Drop for Inner<T> {
-    fn drop(&mut self) {
-        if let Some(id) = self.registered.get() {
-            registry::unregister(id);
-        }
-    }
+    /// How senders reach this channel.
+    registration: Registration,
 }
 
 /// A fan-out channel (EventMachine's `EM::Channel`): each item
@@ -141,7 +132,7 @@ impl<T: Clone + 'static> Channel<T> {
                 next_id: Cell::new(1),
                 delivering: Cell::new(false),
                 nested: RefCell::new(VecDeque::new()),
-                registered: Cell::new(None),
+                registration: Registration::default(),
             }),
         }
     }
@@ -312,20 +303,8 @@ impl<T: Clone + 'static> Channel<T> {
     where
         T: Send,
     {
-        let handle = crate::handle().map_err(|_| Error::no_reactor("Channel::sender"))?;
-        let id = match self.inner.registered.get() {
-            Some(id) => id,
-            None => {
-                let id = registry::register(&self.inner);
-                self.inner.registered.set(Some(id));
-                id
-            }
-        };
-        Ok(ChannelSender {
-            handle,
-            id,
-            _item: PhantomData,
-        })
+        let remote = RemoteRef::new("Channel::sender", &self.inner, &self.inner.registration)?;
+        Ok(ChannelSender { remote })
     }
 }
 
@@ -348,19 +327,15 @@ impl Drop for Delivering<'_> {
 
 /// The `Send` side of a [`Channel`], from [`Channel::sender`]: pushes from
 /// any thread, delivered on the reactor thread at a later tick (through
-/// [`Handle::schedule`]), in the order each thread pushed them.
+/// [`Handle::schedule`](crate::Handle::schedule)), in the order each thread pushed them.
 pub struct ChannelSender<T> {
-    handle: Handle,
-    id: u64,
-    _item: PhantomData<fn(T)>,
+    remote: RemoteRef<Inner<T>>,
 }
 
 impl<T> Clone for ChannelSender<T> {
     fn clone(&self) -> Self {
         ChannelSender {
-            handle: self.handle.clone(),
-            id: self.id,
-            _item: PhantomData,
+            remote: self.remote.clone(),
         }
     }
 }
@@ -372,20 +347,16 @@ impl<T: Clone + Send + 'static> ChannelSender<T> {
     /// Errors with `is_not_running()` once the reactor has stopped. An item
     /// that reaches a channel dropped meanwhile is dropped.
     pub fn push(&self, item: T) -> Result<()> {
-        let id = self.id;
-        self.handle.schedule(move || {
-            if let Some(inner) = registry::resolve::<Inner<T>>(id) {
-                Channel { inner }.deliver(item);
-            }
-        })
+        self.remote
+            .send(move |inner| Channel { inner }.deliver(item))
     }
 }
 
 impl<T> fmt::Debug for ChannelSender<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ChannelSender")
-            .field("handle", &self.handle)
-            .finish_non_exhaustive()
+            .field("remote", &self.remote)
+            .finish()
     }
 }
 

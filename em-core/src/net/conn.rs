@@ -1,216 +1,36 @@
-//! The `Connection` trait (EventMachine's `EM::Connection`), the `Conn`
-//! handle that callbacks get, and why a connection ended (`UnbindReason`).
+//! `Conn`: the handle a connection's callbacks get, and the connection's
+//! shared state (`ConnState`) that the handle and the driver both see: the
+//! transport, the output queue, the close request, timeouts and watermarks.
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
-use std::io;
-use std::net::SocketAddr;
 use std::rc::Rc;
 use std::task::Waker;
 use std::time::Duration;
 
-use tokio::time::Instant;
-
 use bytes::BytesMut;
-use tokio_util::codec::{Decoder, Encoder};
+use tokio::time::Instant;
+use tokio_util::codec::Encoder;
 
-use crate::driver::Connecting;
 use crate::error::{BoxError, Error, Result};
-use crate::reactor::Core;
-use crate::server::ServerInner;
+use crate::net::address::Addr;
+use crate::net::client::{Connecting, Endpoint};
+use crate::net::server::ServerInner;
+use crate::net::transport::BoxTransport;
+use crate::reactor::core::{ConnectionId, Core, Member};
 
-/// A connection handler: one instance per connection, called back on the
-/// reactor thread (EventMachine's `EM::Connection`).
-///
-/// # The contract
-///
-/// * **Order.** `post_init` runs first, right after the handler exists and
-///   before any data; for a client it runs inside [`connect`](crate::connect),
-///   before the connect completes, and data it sends is queued and delivered
-///   once connected. Clients then get `connection_completed`, exactly once
-///   and before the first `receive_data`; accepted connections never do.
-///   Then `receive_data` once per decoded frame, in order. Last, `unbind`.
-/// * **Exactly one `unbind`**, on every path: local close, peer close, I/O
-///   error, codec error, failed connect, a panic in a callback, reactor stop.
-///   It is never called re-entrantly: `close_connection` inside a callback
-///   only requests the close, and `unbind` follows after that callback returns.
-/// * **After a close request** no further `receive_data` is delivered, even
-///   for frames already read (EventMachine may still deliver them, C18).
-/// * **Re-entrancy.** Any callback may call any [`Conn`] method on any
-///   connection, start servers, connect, queue ticks or stop the reactor.
-/// * **Panics** in a callback are caught: the connection is closed with
-///   [`UnbindReason::Panicked`] (and `unbind` is not called again if it was
-///   `unbind` that panicked); everything else carries on. The
-///   [error handler](crate::set_error_handler) is told first.
-/// * **Backpressure.** `outbound_drained` runs when output that passed the
-///   high watermark has drained to the low one; [`Conn::pause`] stops
-///   reading; past `max_outbound` the connection ends with
-///   [`UnbindReason::OutboundOverflow`].
-/// * **Reconnect.** From `unbind`, [`Conn::reconnect`] connects the same
-///   handler again: no second `post_init`, a new `connection_completed`,
-///   and later exactly one more `unbind`.
-///
-/// The [`Codec`](Connection::Codec) frames the byte stream: tokio-util's
-/// `BytesCodec` for raw bytes, `LinesCodec::new_with_max_length(..)`,
-/// `LengthDelimitedCodec`, or any `Decoder` of your own. Frames are sent with
-/// [`Conn::send_data`], which takes anything the codec can encode.
-///
-/// ```
-/// use em_core::{Conn, Connection, UnbindReason};
-/// use tokio_util::codec::LinesCodec;
-///
-/// /// Answers every line with its length.
-/// struct Counter;
-///
-/// impl Connection for Counter {
-///     type Codec = LinesCodec;
-///     fn codec(&self) -> LinesCodec {
-///         LinesCodec::new_with_max_length(8 * 1024)
-///     }
-///     fn receive_data(&mut self, conn: &Conn<LinesCodec>, line: String) {
-///         conn.send_data(line.len().to_string());
-///     }
-///     fn unbind(&mut self, conn: &Conn<LinesCodec>, reason: UnbindReason) {
-///         tracing::info!(conn = %conn.id(), %reason, "gone");
-///     }
-/// }
-///
-/// em_core::run(|| -> em_core::Result<()> {
-///     let server = em_core::start_server("[::1]:0", || Counter)
-///         .or_else(|_| em_core::start_server("127.0.0.1:0", || Counter))?;
-///     server.stop();
-///     em_core::stop();
-///     Ok(())
-/// })?;
-/// # Ok::<(), em_core::Error>(())
-/// ```
-pub trait Connection: 'static {
-    /// The framing of this connection's byte stream.
-    type Codec: Decoder<Error: Into<BoxError>> + 'static;
-
-    /// Builds this connection's codec (once, when the handler is bound), so
-    /// that limits such as a maximum line length can be set per handler.
-    fn codec(&self) -> Self::Codec;
-
-    /// Right after the handler is bound to its connection, before any data.
-    fn post_init(&mut self, conn: &Conn<Self::Codec>) {
-        let _ = conn;
-    }
-
-    /// Clients only: the connect succeeded. Exactly once, before the first
-    /// `receive_data`.
-    fn connection_completed(&mut self, conn: &Conn<Self::Codec>) {
-        let _ = conn;
-    }
-
-    /// One decoded frame arrived.
-    fn receive_data(&mut self, conn: &Conn<Self::Codec>, frame: <Self::Codec as Decoder>::Item);
-
-    /// The queued output, which had passed the high watermark, has drained
-    /// to the low watermark or below: the peer caught up, so a producer that
-    /// held back because [`Conn::is_above_high_watermark`] was true may send
-    /// again. Once per crossing. See [`Conn::set_outbound_watermarks`].
-    fn outbound_drained(&mut self, conn: &Conn<Self::Codec>) {
-        let _ = conn;
-    }
-
-    /// The connection is gone, and why. Exactly once per connection.
-    fn unbind(&mut self, conn: &Conn<Self::Codec>, reason: UnbindReason) {
-        let _ = (conn, reason);
-    }
-}
-
-/// The frame type a handler receives.
-pub type Frame<H> = <<H as Connection>::Codec as Decoder>::Item;
-
-/// Why a connection ended, as given to [`Connection::unbind`].
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum UnbindReason {
-    /// Closed locally with `close_connection` or `close_connection_after_writing`.
-    Closed,
-    /// The peer closed its side (read returned end of stream). On a half
-    /// close (the peer shut down only its write side) every byte it sent has
-    /// been delivered first, the last unfinished frame through the codec's
-    /// `decode_eof`, and output still queued, including replies sent from
-    /// those last `receive_data` calls, is flushed before this `unbind`
-    /// (if that write fails, the reason is still `PeerClosed`).
-    PeerClosed,
-    /// A client's connect (or the name resolution before it) failed.
-    ConnectFailed(io::Error),
-    /// A socket error, such as a reset by the peer.
-    Io(io::Error),
-    /// The codec rejected the input; the error is the codec's own.
-    Codec(BoxError),
-    /// A callback of this connection panicked; the panic message.
-    Panicked(String),
-    /// The reactor stopped.
-    ReactorStopped,
-    /// Nothing was read or written for the connection's inactivity timeout
-    /// ([`Conn::set_comm_inactivity_timeout`]).
-    InactivityTimeout,
-    /// A client's connect did not complete within its pending-connect
-    /// timeout ([`Conn::set_pending_connect_timeout`]).
-    ConnectTimeout,
-    /// `send_data` would have queued more than the connection's
-    /// `max_outbound` bytes for a peer that does not read
-    /// ([`Conn::set_max_outbound`]).
-    OutboundOverflow,
-}
-
-impl UnbindReason {
-    /// Whether the connection ended because something went wrong (everything
-    /// but a local close, a peer close and a reactor stop).
-    pub fn is_error(&self) -> bool {
-        !matches!(
-            self,
-            UnbindReason::Closed | UnbindReason::PeerClosed | UnbindReason::ReactorStopped
-        )
-    }
-}
-
-impl fmt::Display for UnbindReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            UnbindReason::Closed => f.write_str("closed locally"),
-            UnbindReason::PeerClosed => f.write_str("closed by the peer"),
-            UnbindReason::ConnectFailed(e) => write!(f, "connect failed: {e}"),
-            UnbindReason::Io(e) => write!(f, "I/O error: {e}"),
-            UnbindReason::Codec(e) => write!(f, "codec error: {e}"),
-            UnbindReason::Panicked(m) => write!(f, "a callback panicked: {m}"),
-            UnbindReason::ReactorStopped => f.write_str("the reactor stopped"),
-            UnbindReason::InactivityTimeout => f.write_str("inactivity timeout"),
-            UnbindReason::ConnectTimeout => f.write_str("connect timed out"),
-            UnbindReason::OutboundOverflow => {
-                f.write_str("outbound buffer overflow (the peer does not read)")
-            }
-        }
-    }
-}
-
-/// A connection's number, unique within its reactor run. Shown as `#N`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ConnectionId(pub(crate) u64);
-
-impl ConnectionId {
-    /// The number.
-    pub fn get(self) -> u64 {
-        self.0
-    }
-}
-
-impl fmt::Display for ConnectionId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "#{}", self.0)
-    }
-}
-
-/// What the user asked for with `close_connection*`, or what the reactor did.
+/// Whether a close was asked for, and why.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Close {
     Open,
+    /// `close_connection_after_writing`.
     AfterWriting,
+    /// `close_connection`.
     Now,
+    /// `send_data` passed `max_outbound`.
+    Overflow,
+    /// `detach` took the transport.
+    Detach,
 }
 
 /// A client's pending-connect timeout unless set otherwise (EventMachine's
@@ -220,8 +40,13 @@ pub(crate) const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 /// The part of a connection's state that does not depend on its codec.
 pub(crate) struct ConnState {
     pub(crate) id: ConnectionId,
-    pub(crate) peer: Cell<Option<SocketAddr>>,
-    pub(crate) local: Cell<Option<SocketAddr>>,
+    /// The peer's address, known from the accept or the connect, and kept
+    /// after the connection ends.
+    pub(crate) peer: RefCell<Option<Addr>>,
+    /// The byte stream, once connected, until the connection ends or is
+    /// detached. The driver borrows it only while it reads or writes, never
+    /// across a callback, so callbacks may use it (socket options, detach).
+    pub(crate) transport: RefCell<Option<BoxTransport>>,
     pub(crate) outbound: RefCell<BytesMut>,
     pub(crate) close: Cell<Close>,
     /// The connection has ended (its driver finished).
@@ -240,8 +65,6 @@ pub(crate) struct ConnState {
     pub(crate) high_watermark: Cell<usize>,
     pub(crate) low_watermark: Cell<usize>,
     pub(crate) max_outbound: Cell<usize>,
-    /// Closed by `send_data` past `max_outbound`.
-    pub(crate) overflowed: Cell<bool>,
     /// The server that accepted this connection, told when it ends.
     pub(crate) server: Cell<Option<Rc<ServerInner>>>,
     /// `unbind` is running (the one time `reconnect` may be called).
@@ -306,8 +129,8 @@ impl ConnState {
     fn new(id: ConnectionId) -> Self {
         ConnState {
             id,
-            peer: Cell::new(None),
-            local: Cell::new(None),
+            peer: RefCell::new(None),
+            transport: RefCell::new(None),
             outbound: RefCell::new(BytesMut::new()),
             close: Cell::new(Close::Open),
             ended: Cell::new(false),
@@ -318,7 +141,6 @@ impl ConnState {
             high_watermark: Cell::new(usize::MAX),
             low_watermark: Cell::new(0),
             max_outbound: Cell::new(usize::MAX),
-            overflowed: Cell::new(false),
             server: Cell::new(None),
             unbinding: Cell::new(false),
             reconnect: Cell::new(None),
@@ -349,19 +171,15 @@ impl ConnState {
     }
 }
 
-/// What the reactor needs of any connection, whatever its codec.
-pub(crate) trait ConnControl {
-    /// Wakes the driver so that it notices a stop.
-    fn wake(&self);
-}
-
 pub(crate) struct ConnInner<C> {
     pub(crate) state: ConnState,
     pub(crate) codec: RefCell<C>,
 }
 
-impl<C> ConnControl for ConnInner<C> {
-    fn wake(&self) {
+/// The reactor's core knows a connection only as a [`Member`] to wake when
+/// it stops.
+impl<C> Member for ConnInner<C> {
+    fn reactor_stopping(&self) {
         self.state.wake();
     }
 }
@@ -402,7 +220,7 @@ impl<C: 'static> Conn<C> {
         }
     }
 
-    pub(crate) fn control(&self) -> Rc<dyn ConnControl> {
+    pub(crate) fn member(&self) -> Rc<dyn Member> {
         self.inner.clone()
     }
 }
@@ -439,9 +257,10 @@ impl<C> Conn<C> {
     }
 
     /// [`send_data`](Conn::send_data) that says why a frame was refused:
-    /// errors with `is_closed()` on a closed or closing connection, and
+    /// errors with `is_closed()` on a closed or closing connection,
     /// `is_encode()` when the codec failed (nothing is queued then, and the
-    /// connection stays open).
+    /// connection stays open), `is_outbound_overflow()` past `max_outbound`,
+    /// and `is_unsupported()` on a pipe's read end.
     pub fn try_send_data<T>(&self, frame: T) -> Result<usize>
     where
         C: Encoder<T>,
@@ -454,7 +273,15 @@ impl<C> Conn<C> {
         match state.close.get() {
             Close::Open => {}
             Close::AfterWriting => return Err(Error::closing()),
-            Close::Now => return Err(Error::closed()),
+            Close::Now | Close::Overflow | Close::Detach => return Err(Error::closed()),
+        }
+        if let Ok(Some(t)) = state.transport.try_borrow().as_deref().map(Option::as_ref) {
+            if !t.writable() {
+                return Err(Error::unsupported(
+                    "send_data",
+                    "this connection is a pipe's read end, which cannot be written",
+                ));
+            }
         }
         let mut out = state.outbound.borrow_mut();
         let before = out.len();
@@ -472,8 +299,7 @@ impl<C> Conn<C> {
                 drop(out);
                 let max = state.max_outbound.get();
                 tracing::debug!(conn = %self.id(), max, "outbound overflow; closing");
-                state.overflowed.set(true);
-                state.close.set(Close::Now);
+                state.close.set(Close::Overflow);
                 state.outbound.borrow_mut().clear();
                 state.wake();
                 return Err(Error::outbound_overflow(max));
@@ -493,7 +319,7 @@ impl<C> Conn<C> {
     /// `close_connection_after_writing`. A no-op on a closed connection.
     pub fn close_connection(&self) {
         let state = self.state();
-        if state.ended.get() || state.close.get() == Close::Now {
+        if state.ended.get() || !matches!(state.close.get(), Close::Open | Close::AfterWriting) {
             tracing::debug!(conn = %self.id(), "close_connection on a closed connection; ignored");
             return;
         }
@@ -515,16 +341,24 @@ impl<C> Conn<C> {
         state.wake();
     }
 
-    /// The peer's address; `None` for a client whose connect has not
-    /// completed.
-    pub fn peer_addr(&self) -> Option<SocketAddr> {
-        self.state().peer.get()
+    /// The peer's address (EventMachine's `get_peername`): an
+    /// [`Addr::Inet`] for TCP, an [`Addr::Unix`] path (or unnamed) for a
+    /// Unix-domain socket, [`Addr::Pipe`] or [`Addr::Memory`] for transports
+    /// without one. `None` for a client whose connect has not completed. It
+    /// stays readable after the connection ended (in `unbind`).
+    pub fn peer_addr(&self) -> Option<Addr> {
+        self.state().peer.borrow().clone()
     }
 
-    /// The local address of the socket; `None` for a client whose connect has
-    /// not completed.
-    pub fn local_addr(&self) -> Option<SocketAddr> {
-        self.state().local.get()
+    /// The local address of the transport (EventMachine's `get_sockname`),
+    /// asked of the system at each call; `None` before a client's connect
+    /// completed, and once the connection has ended.
+    pub fn local_addr(&self) -> Option<Addr> {
+        self.state()
+            .transport
+            .borrow()
+            .as_ref()
+            .and_then(|t| t.local_addr())
     }
 
     /// This connection's id (unique within the reactor run).
@@ -695,10 +529,7 @@ impl<C> Conn<C> {
     /// between two sockets. Errors: `is_closed()` when called anywhere else
     /// (on an open connection EventMachine ignores the call; em says so),
     /// `is_stopping()` when the unbind is the reactor's stop.
-    pub fn reconnect<A>(&self, addr: A) -> Result<()>
-    where
-        A: tokio::net::ToSocketAddrs + 'static,
-    {
+    pub fn reconnect(&self, addr: impl Into<Endpoint>) -> Result<()> {
         self.reconnect_after(Duration::ZERO, addr)
     }
 
@@ -706,22 +537,19 @@ impl<C> Conn<C> {
     /// see [`Backoff`](crate::Backoff)). The pending-connect timeout counts
     /// from the end of the delay. The connection counts in
     /// [`connection_count`](crate::connection_count) while it waits.
-    pub fn reconnect_after<A>(&self, delay: Duration, addr: A) -> Result<()>
-    where
-        A: tokio::net::ToSocketAddrs + 'static,
-    {
+    pub fn reconnect_after(&self, delay: Duration, addr: impl Into<Endpoint>) -> Result<()> {
         let state = self.state();
         if !state.unbinding.get() {
             return Err(Error::closed());
         }
-        let core = Core::current_accepting("reconnect")?;
-        drop(core);
+        Core::current_accepting("reconnect")?;
+        let endpoint = addr.into();
         let connecting: Connecting = if delay.is_zero() {
-            Box::pin(tokio::net::TcpStream::connect(addr))
+            endpoint.connect(None)
         } else {
             Box::pin(async move {
                 tokio::time::sleep(delay).await;
-                tokio::net::TcpStream::connect(addr).await
+                endpoint.connect(None).await
             })
         };
         state.reconnect.set(Some(Box::new((connecting, delay))));

@@ -1,6 +1,12 @@
 //! `next_tick` and `schedule`: a reactor-owned FIFO of closures, drained in
 //! passes by one task.
 //!
+//! Closures from other threads ([`Handle::schedule`](crate::Handle::schedule))
+//! join the same FIFO: the reactor moves them in before it queues a
+//! `next_tick` of its own, and before each pass, so a closure scheduled
+//! before a `next_tick` was queued runs before it (EventMachine's one queue,
+//! N2).
+//!
 //! A pass runs the closures that were queued when it began (the snapshot
 //! rule, EventMachine N3); closures queued during a pass run in a later one.
 //! Passes run back to back, up to [`PASSES_BEFORE_IO`] of them, and then the
@@ -13,10 +19,13 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::task::{Poll, Waker};
 
-use crate::panic;
-use crate::reactor::Core;
+use crate::error::{Error, Result};
+use crate::reactor::core::Core;
+use crate::reactor::panic;
+use crate::reactor::remote::Remote;
 
 /// How many passes run between two polls of I/O when ticks keep coming.
 pub(crate) const PASSES_BEFORE_IO: usize = 256;
@@ -31,6 +40,9 @@ struct Ticks {
     /// The draining task, parked while the queue is empty.
     waker: Cell<Option<Waker>>,
     draining: Cell<bool>,
+    /// The cross-thread side of the reactor running on this thread, while
+    /// one runs.
+    remote: RefCell<Option<Arc<Remote>>>,
 }
 
 thread_local! {
@@ -40,6 +52,7 @@ thread_local! {
             spare: RefCell::new(VecDeque::new()),
             waker: Cell::new(None),
             draining: Cell::new(false),
+            remote: RefCell::new(None),
         }
     };
 }
@@ -73,7 +86,12 @@ pub fn next_tick(f: impl FnOnce() + 'static) {
 
 pub(crate) fn push(tick: Tick) {
     TICKS.with(|t| {
-        t.queue.borrow_mut().push_back(tick);
+        let mut queue = t.queue.borrow_mut();
+        if let Some(remote) = &*t.remote.borrow() {
+            remote.move_scheduled(&mut queue);
+        }
+        queue.push_back(tick);
+        drop(queue);
         if !t.draining.get() {
             if let Some(w) = t.waker.take() {
                 w.wake();
@@ -82,14 +100,40 @@ pub(crate) fn push(tick: Tick) {
     });
 }
 
-/// Runs `f` at once when called on a running reactor's thread
-/// (EventMachine's `EM.schedule`); elsewhere queues it with [`next_tick`].
-pub fn schedule(f: impl FnOnce() + 'static) {
-    if crate::reactor_thread() {
-        f();
-    } else {
-        next_tick(f);
+/// Runs `f` at once, before returning, on a running reactor's thread
+/// (EventMachine's `EM.schedule` on the reactor thread, N7).
+///
+/// Errors with `is_no_reactor()` on a thread where no reactor runs, and
+/// drops `f` unrun: the closure is `!Send`, so it cannot reach a reactor on
+/// another thread. From another thread use
+/// [`Handle::schedule`](crate::Handle::schedule); to queue work before
+/// [`run`](crate::run) on this thread, use [`next_tick`].
+pub fn schedule(f: impl FnOnce() + 'static) -> Result<()> {
+    if !Core::is_installed() {
+        return Err(Error::no_reactor("schedule"));
     }
+    f();
+    Ok(())
+}
+
+/// Lets the tick queue take closures scheduled from other threads (when a
+/// reactor starts on this thread).
+pub(crate) fn attach_remote(remote: Arc<Remote>) {
+    TICKS.with(|t| *t.remote.borrow_mut() = Some(remote));
+}
+
+pub(crate) fn detach_remote() {
+    let remote = TICKS.with(|t| t.remote.borrow_mut().take());
+    drop(remote);
+}
+
+/// Moves closures scheduled from other threads to the tail of the queue.
+fn take_scheduled() {
+    TICKS.with(|t| {
+        if let Some(remote) = &*t.remote.borrow() {
+            remote.move_scheduled(&mut t.queue.borrow_mut());
+        }
+    });
 }
 
 /// Drops every queued closure; returns how many there were.
@@ -185,7 +229,7 @@ pub(crate) async fn drive(core: Rc<Core>) {
             if core.stopping() {
                 return Poll::Ready(());
             }
-            core.remote.take_scheduled();
+            take_scheduled();
             if !is_empty() {
                 return Poll::Ready(());
             }
@@ -193,7 +237,7 @@ pub(crate) async fn drive(core: Rc<Core>) {
             core.remote.register_tick(cx.waker());
             // A closure may have been scheduled from another thread between
             // the check above and registering the waker.
-            core.remote.take_scheduled();
+            take_scheduled();
             if is_empty() {
                 Poll::Pending
             } else {
@@ -206,7 +250,7 @@ pub(crate) async fn drive(core: Rc<Core>) {
         }
         let mut passes = 0;
         while passes < PASSES_BEFORE_IO {
-            core.remote.take_scheduled();
+            take_scheduled();
             if run_pass(&core) == 0 || core.stopping() {
                 break;
             }

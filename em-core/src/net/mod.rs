@@ -1,0 +1,26 @@
+//! The network engine: connections on any transport, servers and clients.
+//!
+//! * [`connection`]: the `Connection` trait handlers implement, and
+//!   `UnbindReason`; [`conn`]: the `Conn` handle callbacks get.
+//! * [`driver`]: the engine, one future per connection: the lifecycle
+//!   (exactly one `unbind`, timeouts, panics, stop, reconnect) over a pump
+//!   that moves the bytes.
+//! * [`transport`]: what carries the bytes (TCP, Unix-domain sockets, pipe
+//!   ends, in-memory pairs), private behind one trait.
+//! * [`address`]: `Addr`, the address of any transport.
+//! * [`server`], [`client`], [`backoff`]: listening, connecting, and delays
+//!   between reconnects; [`attach`]: connections and servers on descriptors
+//!   the program already has, and `detach`; [`pair`]: in-memory pairs;
+//!   [`closure_handler`]: handlers from a closure.
+
+pub(crate) mod address;
+pub(crate) mod attach;
+pub(crate) mod backoff;
+pub(crate) mod client;
+pub(crate) mod closure_handler;
+pub(crate) mod conn;
+pub(crate) mod connection;
+pub(crate) mod driver;
+pub(crate) mod pair;
+pub(crate) mod server;
+pub(crate) mod transport;

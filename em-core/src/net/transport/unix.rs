@@ -1,0 +1,33 @@
+//! Unix-domain streams as a transport.
+
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use tokio::net::UnixStream;
+
+use super::Transport;
+use crate::net::address::Addr;
+
+impl Transport for UnixStream {
+    fn kind(&self) -> &'static str {
+        "Unix"
+    }
+
+    fn peer_addr(&self) -> Option<Addr> {
+        UnixStream::peer_addr(self).ok().map(Addr::from)
+    }
+
+    fn local_addr(&self) -> Option<Addr> {
+        UnixStream::local_addr(self).ok().map(Addr::from)
+    }
+
+    fn descriptor(&self) -> Option<BorrowedFd<'_>> {
+        Some(self.as_fd())
+    }
+
+    fn into_descriptor(self: Box<Self>) -> io::Result<OwnedFd> {
+        let std = self.into_std()?;
+        std.set_nonblocking(false)?;
+        Ok(std.into())
+    }
+}

@@ -1,0 +1,14 @@
+//! The reactor: one current-thread tokio runtime plus a `LocalSet` per
+//! reactor, the run loop and its teardown ([`run`](run::run)), the
+//! `next_tick` queue ([`ticks`]), the cross-thread [`Handle`](remote::Handle),
+//! and panic containment with the error handler ([`panic`]).
+//!
+//! The core knows connections and servers only through
+//! [`core::Member`]; nothing here imports the network engine.
+
+pub(crate) mod builder;
+pub(crate) mod core;
+pub(crate) mod panic;
+pub(crate) mod remote;
+pub(crate) mod run;
+pub(crate) mod ticks;

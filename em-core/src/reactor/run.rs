@@ -1,0 +1,338 @@
+//! Running a reactor: [`Reactor::run`] and [`run`] on a runtime of em's own,
+//! [`Reactor::run_local`] inside the caller's, the main task that waits for
+//! the stop, and the teardown that runs the shutdown hooks, then gives every
+//! connection its `unbind`.
+
+use std::future::{poll_fn, Future};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::Poll;
+
+use tokio::task::{JoinHandle, LocalSet};
+
+use crate::error::{BoxError, Error, Result};
+use crate::reactor::builder::{Builder, Config};
+use crate::reactor::core::Core;
+use crate::reactor::panic;
+use crate::reactor::remote::Handle;
+use crate::reactor::ticks;
+
+/// How many reactors run in this process (for [`reactor_running`]).
+static RUNNING: AtomicUsize = AtomicUsize::new(0);
+
+/// A configured reactor, not yet running. [`run`](Reactor::run) builds its own
+/// tokio runtime; [`run_local`](Reactor::run_local) is the async entry point
+/// for code that already has one.
+#[derive(Debug, Clone, Default)]
+pub struct Reactor {
+    config: Config,
+}
+
+impl Reactor {
+    pub(crate) fn with_config(config: Config) -> Self {
+        Reactor { config }
+    }
+
+    /// A reactor with every option at its default.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A [`Builder`] for the options.
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+
+    /// Runs the reactor on the calling thread until [`stop`]: builds a
+    /// current-thread tokio runtime (I/O and time enabled) and a `LocalSet`,
+    /// runs `init` on it (EventMachine's run block), then serves every
+    /// callback until stopped. See [`run`].
+    ///
+    /// Errors: `is_already_running()` on a thread whose reactor runs or
+    /// inside a tokio runtime; otherwise the error that stopped the reactor
+    /// (the run block returned an error or panicked).
+    pub fn run<R: RunResult>(self, init: impl FnOnce() -> R + 'static) -> Result<()> {
+        if Core::is_installed() {
+            return Err(Error::already_running());
+        }
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return Err(Error::inside_runtime());
+        }
+        let mut builder = tokio::runtime::Builder::new_current_thread();
+        builder.enable_all();
+        #[cfg(feature = "test-util")]
+        builder.start_paused(self.config.start_paused);
+        let rt = builder.build().map_err(Error::runtime)?;
+        let result = rt.block_on(self.run_installed(init));
+        // Do not wait for work left on tokio's blocking pool, such as a host
+        // name still resolving for a connect the stop abandoned.
+        rt.shutdown_background();
+        result
+    }
+
+    /// The async entry point: runs the reactor inside the caller's tokio
+    /// runtime, on the thread that polls this future, until [`stop`].
+    ///
+    /// Await it from `Runtime::block_on` of a current-thread runtime with I/O
+    /// and time enabled, or from a task of your own `LocalSet`: the future is
+    /// `!Send`, and the reactor owns a `LocalSet` of its own for its
+    /// connections, so your other local tasks keep running beside it.
+    ///
+    /// ```
+    /// let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    /// let local = tokio::task::LocalSet::new();
+    /// local.block_on(&rt, async {
+    ///     em_core::Reactor::new().run_local(|| em_core::next_tick(em_core::stop)).await
+    /// })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub async fn run_local<R: RunResult>(self, init: impl FnOnce() -> R + 'static) -> Result<()> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(Error::no_runtime());
+        }
+        if self.config.start_paused {
+            return Err(Error::config(
+                "start_paused applies to em::run's own runtime; with run_local, pause your runtime",
+            ));
+        }
+        self.run_installed(init).await
+    }
+
+    /// Installs the reactor on this thread and runs it inside the current
+    /// runtime (checked by the callers).
+    async fn run_installed<R: RunResult>(self, init: impl FnOnce() -> R + 'static) -> Result<()> {
+        let core = Rc::new(Core::new(self.config));
+        if !Core::install(&core) {
+            return Err(Error::already_running());
+        }
+        // Declared before the LocalSet so that it drops after it: tasks that
+        // are dropped with the LocalSet still see their reactor.
+        let _installed = Installed(core.clone());
+        RUNNING.fetch_add(1, Ordering::SeqCst);
+        core.remote.set_running(true);
+        ticks::attach_remote(core.remote.clone());
+        let local = LocalSet::new();
+        local.run_until(main(core, init)).await
+    }
+}
+
+/// Uninstalls the reactor from its thread however `run_local` ends.
+struct Installed(Rc<Core>);
+
+impl Drop for Installed {
+    fn drop(&mut self) {
+        self.0.remote.set_running(false);
+        ticks::clear();
+        ticks::detach_remote();
+        self.0.release();
+        Core::uninstall();
+        RUNNING.fetch_sub(1, Ordering::SeqCst);
+        tracing::debug!("reactor stopped");
+    }
+}
+
+/// What a run block may return: `()`, or a `Result` whose error stops the
+/// reactor and comes back from `run`.
+pub trait RunResult {
+    /// Converts the run block's value.
+    fn into_result(self) -> Result<(), BoxError>;
+}
+
+impl RunResult for () {
+    fn into_result(self) -> Result<(), BoxError> {
+        Ok(())
+    }
+}
+
+impl<E: Into<BoxError>> RunResult for Result<(), E> {
+    fn into_result(self) -> Result<(), BoxError> {
+        self.map_err(Into::into)
+    }
+}
+
+async fn main<R: RunResult>(core: Rc<Core>, init: impl FnOnce() -> R) -> Result<()> {
+    tracing::debug!("reactor started");
+    tokio::task::spawn_local(ticks::drive(core.clone()));
+    match panic::catch("run block", None, init) {
+        Ok(r) => {
+            if let Err(e) = r.into_result() {
+                core.request_stop(Some(Error::init(e)));
+            }
+        }
+        Err(message) => core.request_stop(Some(Error::panicked("run block", message))),
+    }
+    poll_fn(|cx| {
+        if core.remote.take_stop_request() {
+            core.request_stop(None);
+        }
+        if core.stopping() {
+            return Poll::Ready(());
+        }
+        core.set_main_waker(cx.waker());
+        core.remote.register_main(cx.waker());
+        if core.remote.take_stop_request() {
+            core.request_stop(None);
+            return Poll::Ready(());
+        }
+        Poll::Pending
+    })
+    .await;
+    teardown(&core).await;
+    match core.take_error() {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// The teardown, in EventMachine's order (R5): the shutdown hooks, last
+/// registered first; every server stops; every open connection gets its
+/// `unbind(ReactorStopped)` (after the shutdown grace, if any); then the
+/// extensions' teardown and what is still queued is dropped.
+async fn teardown(core: &Rc<Core>) {
+    while let Some(hook) = core.pop_shutdown_hook() {
+        let _ = panic::catch("shutdown hook", None, hook);
+    }
+    core.stop_servers();
+    core.start_releasing();
+    let open = core.stop_connections();
+    tracing::debug!(connections = open, "reactor teardown");
+    if core.in_grace() {
+        let mut over = std::pin::pin!(tokio::time::sleep(core.config.shutdown_grace));
+        poll_fn(|cx| {
+            if !core.has_connections() || over.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(());
+            }
+            core.set_main_waker(cx.waker());
+            Poll::Pending
+        })
+        .await;
+        core.end_grace();
+        let left = core.stop_connections();
+        if left > 0 {
+            tracing::debug!(connections = left, "shutdown grace over");
+        }
+    }
+    poll_fn(|cx| {
+        if !core.has_connections() {
+            return Poll::Ready(());
+        }
+        core.set_main_waker(cx.waker());
+        Poll::Pending
+    })
+    .await;
+    while let Some(hook) = core.pop_teardown_hook() {
+        let _ = panic::catch("teardown hook", None, hook);
+    }
+    core.release();
+    ticks::clear();
+    core.remote.set_running(false);
+}
+
+/// Runs the reactor on this thread until [`stop`], with default options:
+/// builds a current-thread tokio runtime and a `LocalSet`, runs `init` (the
+/// run block) on the reactor thread, then every callback, until `stop()`.
+///
+/// `init` may return `()` or a `Result`; an error (or a panic) there stops
+/// the reactor and is returned. `run` can be called again after it returned;
+/// each call starts a fresh reactor.
+///
+/// ```
+/// em_core::run(|| {
+///     em_core::next_tick(|| em_core::stop());
+/// })?;
+/// # Ok::<(), em_core::Error>(())
+/// ```
+pub fn run<R: RunResult>(init: impl FnOnce() -> R + 'static) -> Result<()> {
+    Reactor::new().run(init)
+}
+
+/// Stops the reactor running on this thread: the current callback finishes,
+/// then every server stops accepting, every open connection's `unbind` runs
+/// once with `UnbindReason::ReactorStopped`, queued `next_tick`s are dropped
+/// and `run` returns. Nothing else of the user's runs after the current
+/// callback, not even the rest of the current `next_tick` pass (EventMachine
+/// finishes its iteration first, R4). A no-op where no reactor runs, or when already
+/// stopping. From another thread, use [`Handle::stop`].
+pub fn stop() {
+    match Core::current("stop") {
+        Ok(core) => core.request_stop(None),
+        Err(_) => tracing::debug!("em::stop called where no reactor runs; ignored"),
+    }
+}
+
+/// Whether a reactor is running anywhere in this process (EventMachine's
+/// `reactor_running?`). Callable from any thread.
+pub fn reactor_running() -> bool {
+    RUNNING.load(Ordering::SeqCst) > 0
+}
+
+/// Whether the calling thread is a reactor thread, with its reactor running
+/// (EventMachine's `reactor_thread?`). True during teardown as well.
+pub fn reactor_thread() -> bool {
+    Core::is_installed()
+}
+
+/// Whether the reactor on this thread has been asked to stop (EventMachine's
+/// `stopping?`). False where no reactor runs.
+pub fn stopping() -> bool {
+    Core::with_current(|c| c.is_some_and(Core::stopping))
+}
+
+/// How many connections (accepted, connected, or still connecting) the
+/// reactor on this thread holds; listeners are not counted. Zero where no
+/// reactor runs. Reactor thread only.
+pub fn connection_count() -> usize {
+    Core::with_current(|c| c.map_or(0, Core::connection_count))
+}
+
+/// The `Send + Sync` handle of the reactor on this thread, for other threads
+/// to [`schedule`](Handle::schedule) work on it or [`stop`](Handle::stop) it.
+///
+/// Errors with `is_no_reactor()` where no reactor runs.
+pub fn handle() -> Result<Handle> {
+    Core::current("handle").map(|core| Handle::new(core.remote.clone()))
+}
+
+/// Spawns a `!Send` future on the reactor, for procedural code (what
+/// em-synchrony's fibers gave Ruby). It runs on the reactor thread and is
+/// dropped, unfinished, when the reactor stops.
+///
+/// Errors with `is_no_reactor()` where no reactor runs and `is_stopping()`
+/// once it stops.
+pub fn spawn<F>(future: F) -> Result<JoinHandle<F::Output>>
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
+    Core::current_accepting("spawn")?;
+    Ok(tokio::task::spawn_local(future))
+}
+
+/// Registers `hook` to run when the reactor on this thread stops
+/// (EventMachine's `EM.add_shutdown_hook`): after the loop exits and before
+/// the connections still open get their `unbind`, so a hook may still send
+/// on them (the output leaves only with a
+/// [`shutdown_grace`](crate::Builder::shutdown_grace)). Hooks run last
+/// registered first (R5), each on the reactor thread with its panic
+/// contained; a hook may register another, which runs next.
+///
+/// Errors with `is_no_reactor()` where no reactor runs.
+///
+/// ```
+/// use std::{cell::RefCell, rc::Rc};
+/// let order = Rc::new(RefCell::new(Vec::new()));
+/// let o = order.clone();
+/// em_core::run(move || -> em_core::Result<()> {
+///     let (o1, o2) = (o.clone(), o.clone());
+///     em_core::add_shutdown_hook(move || o1.borrow_mut().push(2))?;
+///     em_core::add_shutdown_hook(move || o2.borrow_mut().push(1))?;
+///     em_core::stop();
+///     Ok(())
+/// })?;
+/// assert_eq!(*order.borrow(), [1, 2]);
+/// # Ok::<(), em_core::Error>(())
+/// ```
+pub fn add_shutdown_hook(hook: impl FnOnce() + 'static) -> Result<()> {
+    Core::current("add_shutdown_hook")?.add_shutdown_hook(Box::new(hook));
+    Ok(())
+}
