@@ -71,6 +71,11 @@ pub(crate) struct ConnState {
     pub(crate) unbinding: Cell<bool>,
     /// A connect requested by `reconnect` from `unbind`, and its delay.
     pub(crate) reconnect: Cell<Option<Box<(Connecting, Duration)>>>,
+    /// Tasks waiting for the output to drain (a file being streamed, a
+    /// procedural socket's `Sink`): woken when the queue empties, when it
+    /// drains to the low watermark, and when the connection ends. Out of
+    /// line and made on first use, so that other connections pay one word.
+    output_waiters: Cell<Option<Box<Vec<Waker>>>>,
     waker: RefCell<Option<Waker>>,
 }
 
@@ -144,6 +149,7 @@ impl ConnState {
             server: Cell::new(None),
             unbinding: Cell::new(false),
             reconnect: Cell::new(None),
+            output_waiters: Cell::new(None),
             waker: RefCell::new(None),
         }
     }
@@ -162,6 +168,27 @@ impl ConnState {
         if !self.polling.get() {
             if let Some(w) = &*self.waker.borrow() {
                 w.wake_by_ref();
+            }
+        }
+    }
+
+    /// Registers `waker` to be woken when the output drains (see
+    /// `output_waiters`); the task re-checks its own condition then.
+    #[allow(dead_code)] // Its first users (file streaming, procedural sockets) come next.
+    pub(crate) fn wait_for_output(&self, waker: &Waker) {
+        let mut waiters = self.output_waiters.take().unwrap_or_default();
+        if !waiters.iter().any(|w| w.will_wake(waker)) {
+            waiters.push(waker.clone());
+        }
+        self.output_waiters.set(Some(waiters));
+    }
+
+    /// Wakes the tasks waiting for the output, if any (a cheap check when
+    /// none waits).
+    pub(crate) fn wake_output_waiters(&self) {
+        if let Some(waiters) = self.output_waiters.take() {
+            for w in *waiters {
+                w.wake();
             }
         }
     }

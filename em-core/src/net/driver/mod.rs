@@ -78,6 +78,7 @@ impl<H: Connection> Session<'_, H> {
             return false;
         }
         state.above_high.set(false);
+        state.wake_output_waiters();
         self.call("outbound_drained", |h, c| h.outbound_drained(c));
         true
     }
@@ -338,6 +339,7 @@ impl<H: Connection, P: Pump<H>> Driver<H, P> {
         drop(transport);
         *state.outbound.borrow_mut() = bytes::BytesMut::new();
         state.drop_waker();
+        state.wake_output_waiters();
         if let Some(server) = state.server.take() {
             server.connection_ended();
         }
@@ -421,6 +423,7 @@ impl<H: Connection, P> Drop for Driver<H, P> {
             state.ended.set(true);
             state.transport.borrow_mut().take();
             state.drop_waker();
+            state.wake_output_waiters();
             if let Some(server) = state.server.take() {
                 server.connection_ended();
             }

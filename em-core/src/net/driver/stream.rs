@@ -332,6 +332,8 @@ impl StreamPump {
         } else {
             out.clear();
         }
+        drop(out);
+        state.wake_output_waiters();
         // A buffering transport (TLS) holds bytes until flushed.
         match Pin::new(&mut **t).poll_flush(cx) {
             Poll::Ready(Ok(())) => {
