@@ -264,3 +264,66 @@ fn stop_with_100_open_connections_unbinds_each_once() {
         assert_eq!(read_until_closed(&mut c), b"", "the server closed it");
     }
 }
+
+/// EventMachine R5: at stop, the shutdown hooks run last registered first,
+/// while the connections are still open, and only then do the connections
+/// get their `unbind(ReactorStopped)`.
+#[test]
+fn shutdown_hooks_run_in_reverse_order_before_the_last_unbinds() {
+    struct Member {
+        name: &'static str,
+        log: Log,
+    }
+    impl em::Connection for Member {
+        type Codec = tokio_util::codec::BytesCodec;
+        fn codec(&self) -> Self::Codec {
+            tokio_util::codec::BytesCodec::new()
+        }
+        fn receive_data(&mut self, _: &em::Conn<Self::Codec>, _: bytes::BytesMut) {}
+        fn unbind(&mut self, _: &em::Conn<Self::Codec>, why: em::UnbindReason) {
+            self.log
+                .push(format!("unbind {} {}", self.name, reason(&why)));
+        }
+    }
+    let log = Log::default();
+    let l = log.clone();
+    run_with_watchdog(move || -> em::Result<()> {
+        let (a, _b) = em::connect_pair(
+            Member {
+                name: "a",
+                log: l.clone(),
+            },
+            Member {
+                name: "b",
+                log: l.clone(),
+            },
+        )?;
+        for n in 1..=3 {
+            let (l, a) = (l.clone(), a.clone());
+            em::add_shutdown_hook(move || {
+                l.push(format!("hook {n} open={}", !a.is_closed()));
+            })?;
+        }
+        em::next_tick(em::stop);
+        Ok(())
+    })
+    .unwrap();
+    let events = log.events();
+    assert_eq!(
+        events[..3],
+        ["hook 3 open=true", "hook 2 open=true", "hook 1 open=true"]
+    );
+    let mut unbinds = events[3..].to_vec();
+    unbinds.sort();
+    assert_eq!(
+        unbinds,
+        ["unbind a ReactorStopped", "unbind b ReactorStopped"]
+    );
+}
+
+/// `add_shutdown_hook` where no reactor runs is a typed error.
+#[test]
+fn add_shutdown_hook_outside_a_reactor_is_a_typed_error() {
+    let err = em::add_shutdown_hook(|| {}).unwrap_err();
+    assert!(err.is_no_reactor(), "{err}");
+}

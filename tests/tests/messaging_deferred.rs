@@ -211,3 +211,26 @@ fn completion_fires_on_either_state_and_late_ones_run_at_once() {
         ]
     );
 }
+
+/// A pending timeout keeps its deferred alive (as EventMachine's timer
+/// keeps the deferrable): with every handle dropped, the errbacks still run
+/// at the timeout.
+#[test]
+fn a_pending_timeout_keeps_a_dropped_deferred_alive() {
+    let log = Log::default();
+    let l = log.clone();
+    run_paused(move || -> em::Result<()> {
+        let start = tokio::time::Instant::now();
+        let d = em::Deferred::<(), &str>::new();
+        let l1 = l.clone();
+        d.errback(move |e| {
+            l1.push(format!("errback {e} at {} ms", start.elapsed().as_millis()));
+            em::stop();
+        });
+        d.timeout(Duration::from_millis(250), "timed out")?;
+        drop(d);
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(log.events(), ["errback timed out at 250 ms"]);
+}

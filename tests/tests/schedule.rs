@@ -136,3 +136,74 @@ fn schedule_on_the_reactor_thread() {
         ]
     );
 }
+
+/// EventMachine N2, one FIFO: a closure another thread scheduled before the
+/// reactor queued a `next_tick` runs before that tick, even when the tick
+/// stops the reactor.
+#[test]
+fn a_closure_scheduled_before_a_next_tick_runs_before_it() {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let l = log.clone();
+    run_with_watchdog(move || -> em::Result<()> {
+        let handle = em::handle()?;
+        let (scheduled_tx, scheduled_rx) = std::sync::mpsc::channel();
+        let from_thread = l.clone();
+        thread::spawn(move || {
+            handle
+                .schedule(move || from_thread.lock().unwrap().push("scheduled"))
+                .unwrap();
+            // `schedule` has returned: tell the reactor.
+            scheduled_tx.send(()).unwrap();
+        });
+        let on_reactor = l.clone();
+        em::tick_loop(move || {
+            // Bounded by the watchdog: the thread answers at once.
+            if scheduled_rx.try_recv().is_err() {
+                return std::ops::ControlFlow::Continue(());
+            }
+            let l = on_reactor.clone();
+            em::next_tick(move || {
+                l.lock().unwrap().push("next_tick");
+                em::stop();
+            });
+            std::ops::ControlFlow::Break(())
+        });
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(*log.lock().unwrap(), ["scheduled", "next_tick"]);
+}
+
+/// `em::schedule` on a thread with no reactor is a typed error and drops
+/// the closure unrun: it never waits, lost, in that thread's queue.
+#[test]
+fn schedule_where_no_reactor_runs_is_a_typed_error() {
+    let ran = Arc::new(AtomicUsize::new(0));
+    let dropped = Arc::new(AtomicUsize::new(0));
+    struct CountDrop(Arc<AtomicUsize>);
+    impl Drop for CountDrop {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let (r, d) = (ran.clone(), CountDrop(dropped.clone()));
+    let err = em::schedule(move || {
+        let _d = d;
+        r.fetch_add(1, Ordering::SeqCst);
+    })
+    .unwrap_err();
+    assert!(err.is_no_reactor(), "{err}");
+    assert_eq!(
+        err.to_string(),
+        "schedule: no em reactor is running on this thread"
+    );
+    assert_eq!(ran.load(Ordering::SeqCst), 0);
+    assert_eq!(
+        dropped.load(Ordering::SeqCst),
+        1,
+        "the closure is dropped at once"
+    );
+    // A reactor started later on this thread does not run it either.
+    run_with_watchdog(em::stop).unwrap();
+    assert_eq!(ran.load(Ordering::SeqCst), 0);
+}

@@ -15,6 +15,8 @@ use bytes::BytesMut;
 use em::{Conn, Connection, UnbindReason};
 use tokio_util::codec::{BytesCodec, LinesCodec, LinesCodecError};
 
+pub mod transports;
+
 /// The longest any test's reactor may run before the watchdog fails it.
 pub const WATCHDOG: Duration = Duration::from_secs(30);
 
@@ -239,6 +241,10 @@ pub fn reason(reason: &UnbindReason) -> String {
             _ => format!("Codec({e})"),
         },
         UnbindReason::Panicked(message) => format!("Panicked({message})"),
+        UnbindReason::InactivityTimeout => "InactivityTimeout".into(),
+        UnbindReason::ConnectTimeout => "ConnectTimeout".into(),
+        UnbindReason::OutboundOverflow => "OutboundOverflow".into(),
+        UnbindReason::Detached => "Detached".into(),
         other => format!("unknown({other})"),
     }
 }
