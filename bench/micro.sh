@@ -4,8 +4,9 @@
 #
 #   bench/micro.sh [ROUNDS]        (default 5)
 #
-# Pairs: tick-chain, tick-fan, timers, timers-cancel, defer (the defer pair
-# twice: pinned to one core with taskset, and unpinned).
+# Pairs: tick-chain, tick-fan, timers, timers-cancel, defer on em's own
+# pool and defer on em's tokio backend, each against raw spawn_blocking
+# (both twice: pinned to one core with taskset, and unpinned).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-5}
@@ -30,6 +31,8 @@ pair timers timers tokio-timers env
 pair timers-cancel timers-cancel tokio-timers-cancel env
 pair defer-pinned defer tokio-defer taskset -c 0
 pair defer defer tokio-defer env
+pair defer-tokio-backend-pinned defer-tokio-backend tokio-defer taskset -c 0
+pair defer-tokio-backend defer-tokio-backend tokio-defer env
 pair defer-latency-pinned defer-latency tokio-defer-latency taskset -c 0
 
 echo

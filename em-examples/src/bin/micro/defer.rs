@@ -1,5 +1,8 @@
 //! The defer benches: `defer [N]` (N trivial ops deferred at once, each
-//! callback counting, stop after the last; default 100,000) and its raw-tokio
+//! callback counting, stop after the last; default 100,000),
+//! `defer-tokio-backend [N]` (the same through em's
+//! `DeferBackend::TokioBlocking`, with the reactor hosted by `run_local` in a
+//! runtime whose blocking pool has 20 threads) and its raw-tokio
 //! twin `tokio-defer` (`spawn_blocking` plus a `spawn_local` task awaiting
 //! its `JoinHandle`, then the callback, on a current-thread runtime whose
 //! blocking pool has em's default size, 20); `defer-latency [N]` and
@@ -10,7 +13,7 @@
 //! batches the results came back in: a callback that starts a batch queues a
 //! `next_tick`, which runs only after the whole batch), `p50_ns`, `p99_ns`.
 
-use em::DeferOptions;
+use em::{DeferBackend, DeferOptions};
 use std::cell::{Cell, RefCell};
 use std::error::Error;
 use std::hint::black_box;
@@ -96,6 +99,44 @@ pub(crate) fn em_throughput(n: u64) -> Result<(), Box<dyn Error>> {
     black_box(count.sum.get());
     let extra = format!(" batches={}", count.batches.get());
     print("em", "defer", n, elapsed, &extra);
+    Ok(())
+}
+
+/// `defer-tokio-backend`: N ops deferred from the run block through
+/// `DeferBackend::TokioBlocking`, em hosted in a runtime of the program's
+/// own (`run_local`) whose blocking pool has `POOL` threads: what a program
+/// that wants tokio's limits and tooling to apply to defers runs.
+pub(crate) fn em_throughput_tokio_backend(n: u64) -> Result<(), Box<dyn Error>> {
+    let n = n.max(1);
+    let count = Count::new(n);
+    let c = count.clone();
+    let start = Instant::now();
+    let rt = tokio_runtime()?;
+    let local = tokio::task::LocalSet::new();
+    let reactor = em::Reactor::builder()
+        .defer_backend(DeferBackend::TokioBlocking)
+        .build()?;
+    local.block_on(
+        &rt,
+        reactor.run_local(move || -> em::Result<()> {
+            for i in 0..n {
+                let c = c.clone();
+                em::defer(
+                    move || op(i),
+                    move |v| {
+                        if c.count(v, false) {
+                            em::stop();
+                        }
+                    },
+                )?;
+            }
+            Ok(())
+        }),
+    )?;
+    let elapsed = start.elapsed();
+    assert_eq!(count.done.get(), n);
+    black_box(count.sum.get());
+    print("em", "defer-tokio-backend", n, elapsed, "");
     Ok(())
 }
 

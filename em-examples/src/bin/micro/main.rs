@@ -16,6 +16,8 @@
 //! * `defer [N]` (100,000 trivial ops) and `defer-latency [N]` (one round
 //!   trip at a time; adds `p50_ns=`, `p99_ns=`); twins `tokio-defer` and
 //!   `tokio-defer-latency` (`spawn_blocking` plus a local task awaiting it).
+//!   `defer-tokio-backend [N]` runs `defer` on em's other backend, tokio's
+//!   blocking pool, against the same twin.
 
 mod defer;
 mod timers;
@@ -63,6 +65,8 @@ enum Bench {
     Defer,
     /// Baseline: N spawn_blocking ops, each awaited by a spawn_local task that runs the callback.
     TokioDefer,
+    /// N defer ops at once on em's tokio backend (spawn_blocking), em under run_local.
+    DeferTokioBackend,
     /// N defer round trips one at a time (default 10,000): p50/p99.
     DeferLatency,
     /// Baseline: N spawn_blocking round trips one at a time: p50/p99.
@@ -152,6 +156,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // (em-timers benches: add arms here)
         Bench::Defer => return defer::em_throughput(args.n.unwrap_or(defer::THROUGHPUT_N)),
         Bench::TokioDefer => return defer::tokio_throughput(args.n.unwrap_or(defer::THROUGHPUT_N)),
+        Bench::DeferTokioBackend => {
+            return defer::em_throughput_tokio_backend(args.n.unwrap_or(defer::THROUGHPUT_N))
+        }
         Bench::DeferLatency => return defer::em_latency(args.n.unwrap_or(defer::LATENCY_N)),
         Bench::TokioDeferLatency => {
             return defer::tokio_latency(args.n.unwrap_or(defer::LATENCY_N))
