@@ -63,6 +63,18 @@
 //!   to return. Pool threads are detached: `run` returns at once and the
 //!   threads exit when their op ends; they never keep the process alive.
 //!
+//! # The other backend: tokio's blocking pool
+//!
+//! `Reactor::builder().defer_backend(DeferBackend::TokioBlocking)` (see
+//! [`DeferOptions`]) runs each op with `tokio::task::spawn_blocking` on the
+//! runtime the reactor runs on, and a local task delivers its outcome: the
+//! same callbacks, errbacks, futures and `defers_finished`, for programs that
+//! host em in their own runtime (`Reactor::run_local`) and want its
+//! `max_blocking_threads` limit and its tooling to cover defers too. It costs
+//! what raw `spawn_blocking` costs (the `micro` bench `defer-tokio-backend`
+//! against `tokio-defer`); `threadpool_size` and `shutdown_timeout` do not
+//! apply to it.
+//!
 //! # Batches both ways
 //!
 //! Handing work between threads costs a wake-up (a system call, and on a

@@ -160,7 +160,8 @@
 //! 4. [`unbind`](Connection::unbind), **exactly once**, on every path, with
 //!    an [`UnbindReason`]: `Closed` (a local close), `PeerClosed`,
 //!    `ConnectFailed`, `Io`, `Codec` (the codec rejected the input),
-//!    `Panicked` or `ReactorStopped`.
+//!    `Panicked`, `ReactorStopped`, a timeout, `OutboundOverflow` or
+//!    `Detached`.
 //!
 //! Any callback may call any [`Conn`] method on any connection, start
 //! servers, connect, queue ticks or stop the reactor. Nothing re-enters the
@@ -304,11 +305,14 @@
 //! another thread, it queues for a reactor that thread may run later, not
 //! for yours; use [`Handle::schedule`] there.
 //!
-//! [`schedule`] is EventMachine's `EM.schedule`: on a reactor thread it runs
-//! the closure at once; elsewhere it behaves as `next_tick` on the calling
-//! thread (so, from another thread, use [`Handle::schedule`]).
-//! [`Handle::schedule`] always queues, even from the reactor thread: its
-//! closures join the tick queue behind the ticks already there.
+//! [`schedule`] is EventMachine's `EM.schedule` on the reactor thread: it
+//! runs the closure at once. Its closure is `!Send`, so it cannot reach a
+//! reactor on another thread: called where no reactor runs, it is an error
+//! that [`is_no_reactor()`](Error::is_no_reactor) and the closure is dropped.
+//! From another thread, use [`Handle::schedule`]: it always queues, even
+//! from the reactor thread, into the same FIFO as `next_tick`, so a closure
+//! scheduled before a tick was queued runs before it (EventMachine's one
+//! queue, N2).
 //!
 //! [`spawn`] runs a `!Send` future on the reactor thread, for procedural code
 //! (what em-synchrony's fibers gave Ruby): it may await tokio's timers and
@@ -363,23 +367,90 @@
 //! queued; [`close_connection_after_writing`](Conn::close_connection_after_writing)
 //! writes it all, sends FIN, then closes. Both end in `unbind(Closed)`.
 //!
-//! Reads go into one buffer shared by every connection of the reactor; the
-//! codec decodes frames out of it and `receive_data` gets each one. A
-//! connection keeps only an unfinished frame of its own, copied out, so an
-//! idle connection holds no read buffer: with the `echo_server` example, an
-//! idle connection costs under 1 KiB of the process's memory (kernel socket
-//! buffers aside). The read size adapts per connection: it starts at
-//! 16 KiB, steps up (to 4 loopback segments, about 256 KiB) while reads fill
-//! it, and back down when they come back small. A connection stops reading
-//! while more than 1 MiB of its output waits for the socket, so a peer that
-//! does not read its replies is slowed by TCP itself instead of growing the
-//! buffer; reading resumes as the output drains.
+//! Reads go into one buffer owned by the reactor and shared by all its
+//! connections; the codec decodes frames out of it and `receive_data` gets
+//! each one. A connection keeps only input it has not decoded yet, copied
+//! out, so an idle connection holds no read buffer: with the `echo_server`
+//! example, an idle connection costs under 1 KiB of the process's memory
+//! (kernel socket buffers aside). The read size adapts per connection: it
+//! starts at 16 KiB, steps up (to 4 loopback segments, about 256 KiB) while
+//! reads fill it, and back down when they come back small.
+//!
+//! A frame that borrows from the input, such as the `BytesMut` of
+//! `BytesCodec`, is a view into that shared buffer: a handler that keeps
+//! one (in a `Vec`, across callbacks) pins the buffer's whole allocation,
+//! up to 1 MiB, until the frame is dropped; the reactor then reads into a
+//! fresh one. Nothing breaks, but a handler that keeps many small frames
+//! should copy them out (`Bytes::copy_from_slice(&frame)`, or decode into
+//! owned types such as `LinesCodec`'s `String`).
+//!
+//! While a connection is [`pause`](Conn::pause)d, and while its output is
+//! above its high watermark (1 MiB by default), nothing more is read and no
+//! `receive_data` runs: frames already read wait, in order, and are
+//! delivered on [`resume`](Conn::resume), or once the output drains to the
+//! low watermark. So a peer that does not read its replies is slowed by the
+//! transport itself instead of growing the buffer, and a `pause` inside
+//! `receive_data` holds the rest of the frames of the same read.
 //!
 //! When the peer half-closes (a read returns end of stream), frames read
 //! before it are delivered, the codec's last frame too; output already
 //! queued, or queued by those callbacks, is still written; then the
 //! connection closes with `unbind(PeerClosed)`. (EventMachine discards the
 //! unsent output instead.)
+//!
+//! # Transports: TCP, Unix-domain sockets, descriptors, in-memory pairs
+//!
+//! Every connection runs on the same engine, whatever carries its bytes:
+//! the same [`Connection`] trait, codecs, watermarks, timeouts, close
+//! reasons and exactly one `unbind`.
+//!
+//! * **TCP**: [`start_server`] and [`connect`] (or [`bind_connect`], from a
+//!   chosen local address).
+//! * **Unix-domain sockets**: [`start_unix_domain_server`]`(path, factory)`
+//!   and [`connect_unix_domain`]`(path, handler)`. A stale socket file at
+//!   the path is replaced, and the server removes its own file when it
+//!   stops (EventMachine leaves it behind). A path starting with a NUL
+//!   byte is a Linux abstract name.
+//! * **Descriptors the program already has**: [`attach`]`(io, handler)`
+//!   makes a connection of a std or tokio `TcpStream` or `UnixStream`, one
+//!   end of a socketpair, a pipe end, or an `OwnedFd` of any of these
+//!   ([`Attachable`]); [`attach_server`] serves an inherited listener.
+//!   [`Conn::detach`] gives the descriptor back, still open (`unbind`
+//!   follows once, with `Detached`).
+//! * **In-memory pairs**: [`connect_pair`]`(a, b)` joins two handlers with
+//!   no socket and no port; it runs under the paused clock with no real
+//!   time passing, which makes it the transport for deterministic tests of
+//!   protocol code.
+//!
+//! Addresses are an [`Addr`]: [`Addr::Inet`] for TCP, [`Addr::Unix`] (a
+//! path, an abstract name, or unnamed) for Unix-domain sockets, and
+//! [`Addr::Pipe`] or [`Addr::Memory`] for transports without one.
+//! [`connect`] takes any [`Endpoint`], which a server's `local_addr()`
+//! converts into, so the same code connects to either kind of server.
+//!
+//! ```
+//! use em::prelude::*;
+//!
+//! let path = std::env::temp_dir().join(format!("em-tour-{}.sock", std::process::id()));
+//! let p = path.clone();
+//! em::run(move || -> em::Result<()> {
+//!     let echo = em::start_unix_domain_server(&p, em::handler(|conn, data| conn.send_data(data)))?;
+//!     assert_eq!(echo.local_addr().unix_path(), Some(p.as_path()));
+//!     // The same call as for a TCP server: the address says which kind.
+//!     let mut on_echo = em::handler(|_conn, data| {
+//!         assert_eq!(&data[..], b"hi");
+//!         em::stop();
+//!     });
+//!     em::connect(echo.local_addr(), on_echo())?.send_data(Bytes::from_static(b"hi"));
+//! #   em::spawn(async {
+//! #       tokio::time::sleep(std::time::Duration::from_secs(20)).await;
+//! #       em::stop();
+//! #   })?;
+//!     Ok(())
+//! })?;
+//! assert!(!path.exists(), "the server removed its socket file when the reactor stopped");
+//! # Ok::<(), em::Error>(())
+//! ```
 //!
 //! # Timers
 //!
@@ -425,7 +496,10 @@
 //! [`defer_async`] is the same as a future for code under [`spawn`]. Results
 //! come back in batches, one wake-up of the reactor per batch. When the
 //! reactor stops it does not wait for running ops unless
-//! `Reactor::builder().shutdown_timeout(..)` says so.
+//! `Reactor::builder().shutdown_timeout(..)` says so. A program that hosts
+//! em in its own runtime and wants tokio's blocking-thread limit and tooling
+//! to cover defers chooses `defer_backend(DeferBackend::TokioBlocking)`
+//! ([`DeferOptions`]); em's own pool is the default, and much cheaper per op.
 //!
 //! ```
 //! em::run(|| -> em::Result<()> {
@@ -497,8 +571,16 @@
 //! | `EM.start_server(host, port) { \|c\| … }` | [`start_server`]`(addr, `[`handler`]`(\|conn, data\| …))` | The closure is `receive_data` on raw bytes, not a per-connection setup block. |
 //! | `EM.stop_server(sig)` | [`Server::stop`] | The listener is closed before `stop` returns; accepted connections live on. |
 //! | `EM.connect(host, port, Handler, *args)` | [`connect`]`("host:port", handler)` → [`Conn`] | Never blocks on DNS: names resolve off the reactor thread, and a bad name ends in `unbind(ConnectFailed)` instead of raising. A refused connect is `ConnectFailed` too. |
+//! | `EM.bind_connect(bind_addr, bind_port, host, port, Handler)` | [`bind_connect`]`(local, addr, handler)` | A bad local address ends in `unbind(ConnectFailed)`. |
+//! | `EM.start_server(path, Handler)`, `EM.start_unix_domain_server` | [`start_unix_domain_server`]`(path, factory)` | Removes its socket file when it stops (EM leaves it); `"\0name"` is an abstract name. |
+//! | `EM.connect(path, Handler)`, `EM.connect_unix_domain` | [`connect_unix_domain`]`(path, handler)`, or [`connect`] with a Unix [`Addr`] or [`Endpoint::unix`] | |
+//! | `EM.attach(io, Handler)` | [`attach`]`(io, handler)` | Any [`Attachable`]: sockets, socketpair ends, pipe ends, an `OwnedFd`; set non-blocking for you; no `connection_completed`. |
+//! | `EM.attach_server(io, Handler)` | [`attach_server`]`(listener, factory)` | |
+//! | `#detach` | [`Conn::detach`] → `OwnedFd` | The descriptor comes back open and in blocking mode; `unbind(Detached)` follows once. |
+//! | (Twisted's `StringTransport`) | [`connect_pair`]`(a, b)` | Two handlers joined in memory: no socket, no port, works under the paused clock. |
+//! | `EM.add_shutdown_hook { }` | [`add_shutdown_hook`]`(\|\| …)` | Last registered first, before the remaining connections' `unbind` (R5). |
 //! | `EM.next_tick { … }` | [`next_tick`]`(\|\| …)` | Same FIFO and snapshot rule. From another thread, use [`Handle::schedule`]. |
-//! | `EM.schedule { … }` | [`schedule`]`(\|\| …)` on the reactor thread; [`Handle::schedule`] from others | `em::schedule` off the reactor thread does not reach the reactor. |
+//! | `EM.schedule { … }` | [`schedule`]`(\|\| …)` on the reactor thread; [`Handle::schedule`] from others | `em::schedule` where no reactor runs is an `Err` ([`is_no_reactor()`](Error::is_no_reactor)), never a closure lost in a queue. `Handle::schedule` and `next_tick` share one FIFO (N2). |
 //! | `EM.spawn`, em-synchrony fibers | [`spawn`]`(async { … })` | A future on the reactor thread, dropped when the reactor stops. |
 //! | `Connection#post_init` | [`Connection::post_init`] | |
 //! | `#connection_completed` | [`Connection::connection_completed`] | |
@@ -508,12 +590,12 @@
 //! | `#close_connection` | [`Conn::close_connection`] | `unbind` follows after the current callback, never inside it. |
 //! | `#close_connection_after_writing` | [`Conn::close_connection_after_writing`] | Later `send_data` returns 0, as in EM. |
 //! | `#get_outbound_data_size` | [`Conn::outbound_data_size`] | |
-//! | `#get_peername` / `#get_sockname` | [`Conn::peer_addr`] / [`Conn::local_addr`] | `Option<SocketAddr>` instead of a packed `sockaddr`; `None` until a client's connect completes. |
+//! | `#get_peername` / `#get_sockname` | [`Conn::peer_addr`] / [`Conn::local_addr`] | An [`Addr`] (IP, Unix path, pipe, in-memory) instead of a packed `sockaddr`; `None` until a client's connect completes. |
 //! | `#signature` | [`Conn::id`] | A [`ConnectionId`], shown as `#N`, unique within a reactor run. |
 //! | `EM.error_handler { \|e\| }` | `set_error_handler(\|report\| …)`, `clear_error_handler()`; `Reactor::builder().stop_on_panic(true)` | Every callback's panic is contained and reported as a `PanicReport`; that connection ends with `unbind(Panicked)`; `stop_on_panic` stops cleanly and `run` returns the panic. |
 //! | `#comm_inactivity_timeout=`, `#get_idle_time` | `Conn::set_comm_inactivity_timeout`, `Conn::idle_time` | Closes at exactly last activity + timeout with `unbind(InactivityTimeout)` (EM: up to 2× late, C23). |
 //! | `#pending_connect_timeout=` | `Conn::set_pending_connect_timeout` (default 20 s) | `unbind(ConnectTimeout)`. |
-//! | `#pause`, `#resume`, `#paused?` | `Conn::pause`, `Conn::resume`, `Conn::is_paused` | Holds reads only (EM holds writes too, C22). |
+//! | `#pause`, `#resume`, `#paused?` | `Conn::pause`, `Conn::resume`, `Conn::is_paused` | Holds reads only (EM holds writes too, C22); a pause inside `receive_data` holds the rest of the read's frames until `resume`, as in EM. |
 //! | `get_outbound_data_size` polling | `Conn::is_above_high_watermark`, `Connection::outbound_drained`; builder `outbound_watermarks`, `max_outbound` | Past `max_outbound` the connection ends with `unbind(OutboundOverflow)`. |
 //! | `#reconnect` | `Conn::reconnect`, `Conn::reconnect_after` from `unbind`; `Backoff` | Same handler; `post_init` not re-run (C25). |
 //! | (stop with queued output) | builder `shutdown_grace(d)` | Flushes up to `d` before `unbind(ReactorStopped)`; default 0 as EM. |
@@ -521,14 +603,14 @@
 //! | `timer.cancel`, `EM.cancel_timer(t)` | [`Timer::cancel`], [`cancel_timer`]`(&timer)` | Gone at once: closure dropped, no longer counted (EM counts it until its deadline, T5). |
 //! | `EM.add_periodic_timer(s) { }` | [`add_periodic_timer`]`(Duration, \|timer\| …)` → [`PeriodicTimer`] | The callback gets its own timer. A fast callback does not drift, a slow one pushes the next fire one interval past its end, never a burst; a panic keeps the schedule (EM stops it, T7). |
 //! | `pt.cancel`, `pt.interval`, `pt.interval = s` | [`PeriodicTimer::cancel`], [`interval`](PeriodicTimer::interval), [`set_interval`](PeriodicTimer::set_interval) | `set_interval` applies from the next re-arm, as in EM. |
-//! | `EM.set_max_timers(n)` | [`Reactor::builder()`](Reactor::builder)`.max_timers(Some(n))` | Default 100,000; `None` lifts it; periodic timers count too. |
+//! | `EM.set_max_timers(n)` | [`Reactor::builder()`](Reactor::builder)`.max_timers(Some(n))` ([`TimerOptions`], in the prelude) | Default 100,000; `None` lifts it; periodic timers count too. |
 //! | em-synchrony `sleep` | [`sleep`]`(d).await`, [`timeout`]`(d, fut).await` under [`spawn`] | On the reactor's (pausable) clock. |
 //! | `EM.defer(op, callback)` | [`defer`]`(op, callback)` | `op: FnOnce() -> T + Send` on a pool thread, `callback(T)` on the reactor thread. |
 //! | `EM.defer(op, callback, errback)` | [`defer_with_errback`]`(op, callback, errback)` | The errback gets a [`DeferError`] with the panic message; without one the panic is logged, the reactor runs on, and a later `run` works (EM breaks, D3). |
 //! | `EM.defer { }` | [`defer_op`]`(op)` | |
 //! | em-synchrony `EM::Synchrony.defer` | [`defer_async`]`(op).await` under [`spawn`] | `Result<T, DeferError>`. |
 //! | `EM.defers_finished?` | [`defers_finished`]`()` | |
-//! | `EM.threadpool_size = n` | [`Reactor::builder()`](Reactor::builder)`.threadpool_size(n)` | Default 20; per reactor; threads start on demand, at most n ops at once, FIFO. A batch of results arrives after the `next_tick`s already queued (EM delivers them first, N4). |
+//! | `EM.threadpool_size = n` | [`Reactor::builder()`](Reactor::builder)`.threadpool_size(n)` ([`DeferOptions`], in the prelude) | Default 20; per reactor; threads start on demand, at most n ops at once, FIFO. A batch of results arrives after the `next_tick`s already queued (EM delivers them first, N4). `defer_backend(DeferBackend::TokioBlocking)` runs ops on tokio's blocking pool instead. |
 //! | pool killed at stop (D7) | the same by default; `shutdown_timeout(d)` on the builder | With `d`, `run` waits up to `d` for running ops and runs their callbacks during teardown. |
 //! | `EM::Channel`: `subscribe`, `unsubscribe`, `push`, `pop`, `num_subscribers` | [`Channel`]: same names; [`Channel::sender`] from other threads; [`Channel::subscribe_stream`] | Ids are [`SubscriptionId`]s from 1. A push made inside a delivery is queued until the current item reached everyone (no nested delivery); subscribers are snapshotted per item. |
 //! | `EM::Queue`: `push`, `pop`, `size`, `empty?`, `num_waiting` | [`Queue`]: `push`, `pop`, `size`, `is_empty`, `num_waiting`; [`Queue::pop_async`]; [`Queue::sender`] | |
