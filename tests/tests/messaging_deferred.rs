@@ -234,3 +234,29 @@ fn a_pending_timeout_keeps_a_dropped_deferred_alive() {
     .unwrap();
     assert_eq!(log.events(), ["errback timed out at 250 ms"]);
 }
+
+/// A callback added from inside a callback of a resolved deferred runs
+/// after it, iteratively: a chain of a million does not grow the stack.
+#[test]
+fn a_million_chained_late_callbacks_run_without_recursion() {
+    const CHAIN: u32 = 1_000_000;
+    fn chain(d: em::Deferred<u32, ()>, left: u32, count: std::rc::Rc<std::cell::Cell<u32>>) {
+        let d2 = d.clone();
+        d.callback(move |_| {
+            count.set(count.get() + 1);
+            if left > 1 {
+                chain(d2, left - 1, count);
+            }
+        });
+    }
+    let count = std::rc::Rc::new(std::cell::Cell::new(0));
+    let c = count.clone();
+    run_with_watchdog(move || {
+        let d = em::Deferred::<u32, ()>::new();
+        d.succeed(1);
+        chain(d, CHAIN, c);
+        em::stop();
+    })
+    .unwrap();
+    assert_eq!(count.get(), CHAIN);
+}

@@ -1,7 +1,8 @@
 //! `Deferred`: EventMachine's Deferrable as a one-shot result that is also a
 //! future.
 
-use std::cell::{OnceCell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
+use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -24,6 +25,11 @@ struct Inner<T, E> {
     completions: RefCell<Vec<Completion<T, E>>>,
     wakers: RefCell<Vec<Waker>>,
     timeout: RefCell<Option<JoinHandle<()>>>,
+    /// Callbacks run (inside `resolve`, or one added after resolution):
+    /// late ones added meanwhile wait in `late` and run after, in order,
+    /// so that a chain of callbacks adding callbacks never recurses.
+    running: Cell<bool>,
+    late: RefCell<VecDeque<(&'static str, Completion<T, E>)>>,
 }
 
 /// A one-shot result, success `T` or failure `E` (EventMachine's
@@ -46,6 +52,9 @@ struct Inner<T, E> {
 ///   `fail`), before it returns (DF1).
 /// * A callback added after success runs at once with the stored value; an
 ///   errback added after success is dropped, never run, and vice versa (DF3).
+///   One added while callbacks of this deferred are running (from inside
+///   one of them) runs right after them, so that chains of callbacks that
+///   add callbacks run iteratively, at any length.
 /// * A [`completion`](Deferred::completion) runs on either outcome, after
 ///   that side's callbacks (EventMachine's `Completion`, CP1; em has no
 ///   custom states).
@@ -99,6 +108,8 @@ impl<T: 'static, E: 'static> Deferred<T, E> {
                 completions: RefCell::new(Vec::new()),
                 wakers: RefCell::new(Vec::new()),
                 timeout: RefCell::new(None),
+                running: Cell::new(false),
+                late: RefCell::new(VecDeque::new()),
             }),
         }
     }
@@ -127,6 +138,7 @@ impl<T: 'static, E: 'static> Deferred<T, E> {
             return false;
         }
         self.cancel_timeout();
+        let outermost = !inner.running.replace(true);
         let callbacks = inner.callbacks.take();
         let errbacks = inner.errbacks.take();
         match inner.result.get() {
@@ -152,7 +164,32 @@ impl<T: 'static, E: 'static> Deferred<T, E> {
         for waker in inner.wakers.take() {
             waker.wake();
         }
+        if outermost {
+            self.run_late();
+        }
         true
+    }
+
+    /// Runs `f` with the result now, or after the callbacks running right
+    /// now (see `running`).
+    fn run_resolved(&self, name: &'static str, f: Completion<T, E>) {
+        let inner = &*self.inner;
+        inner.late.borrow_mut().push_back((name, f));
+        if !inner.running.replace(true) {
+            self.run_late();
+        }
+    }
+
+    /// Runs the late callbacks until none is left, then clears `running`.
+    fn run_late(&self) {
+        let inner = &*self.inner;
+        let result = inner.result.get().expect("run only once resolved");
+        loop {
+            let next = inner.late.borrow_mut().pop_front();
+            let Some((name, f)) = next else { break };
+            let _ = panic::catch(name, None, || f(result));
+        }
+        inner.running.set(false);
     }
 
     /// Adds `f`, called with the success value: at once if it succeeded
@@ -160,9 +197,14 @@ impl<T: 'static, E: 'static> Deferred<T, E> {
     /// before); never if it fails.
     pub fn callback(&self, f: impl FnOnce(&T) + 'static) -> &Self {
         match self.inner.result.get() {
-            Some(Ok(value)) => {
-                let _ = panic::catch("deferred callback", None, || f(value));
-            }
+            Some(Ok(_)) => self.run_resolved(
+                "deferred callback",
+                Box::new(move |r| {
+                    if let Ok(value) = r {
+                        f(value);
+                    }
+                }),
+            ),
             Some(Err(_)) => {}
             None => self.inner.callbacks.borrow_mut().push(Box::new(f)),
         }
@@ -174,9 +216,14 @@ impl<T: 'static, E: 'static> Deferred<T, E> {
     /// it succeeds.
     pub fn errback(&self, f: impl FnOnce(&E) + 'static) -> &Self {
         match self.inner.result.get() {
-            Some(Err(error)) => {
-                let _ = panic::catch("deferred errback", None, || f(error));
-            }
+            Some(Err(_)) => self.run_resolved(
+                "deferred errback",
+                Box::new(move |r| {
+                    if let Err(error) = r {
+                        f(error);
+                    }
+                }),
+            ),
             Some(Ok(_)) => {}
             None => self.inner.errbacks.borrow_mut().push(Box::new(f)),
         }
@@ -189,9 +236,7 @@ impl<T: 'static, E: 'static> Deferred<T, E> {
     /// callbacks (or errbacks) of that side.
     pub fn completion(&self, f: impl FnOnce(&std::result::Result<T, E>) + 'static) -> &Self {
         match self.inner.result.get() {
-            Some(result) => {
-                let _ = panic::catch("deferred completion", None, || f(result));
-            }
+            Some(_) => self.run_resolved("deferred completion", Box::new(f)),
             None => self.inner.completions.borrow_mut().push(Box::new(f)),
         }
         self

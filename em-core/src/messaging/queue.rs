@@ -27,9 +27,18 @@ enum Waiter<T> {
     Future(Rc<Slot<T>>),
 }
 
+/// A popper callback with the item it was handed, waiting to run.
+type Ready<T> = (Box<dyn FnOnce(T)>, T);
+
 struct Inner<T> {
     items: RefCell<VecDeque<T>>,
     waiters: RefCell<VecDeque<Waiter<T>>>,
+    /// A popper callback is running: callbacks handed an item meanwhile
+    /// (a pop with an item there, a push to a waiting popper) wait in
+    /// `ready` and run after it, in order, so that a popper that pops again
+    /// drains the queue iteratively instead of recursing.
+    delivering: Cell<bool>,
+    ready: RefCell<VecDeque<Ready<T>>>,
     /// How senders reach this queue.
     registration: Registration,
 }
@@ -44,8 +53,13 @@ struct Inner<T> {
 /// `!Send`: it lives on the reactor thread, where every callback runs. Other
 /// threads push through a [`QueueSender`] from [`sender`](Queue::sender).
 /// A popper callback may push and pop again: nothing is borrowed while it
-/// runs. A panic in a popper callback is contained and logged; its item is
-/// consumed.
+/// runs. A callback handed an item while another popper callback of the
+/// same queue runs (a pop from inside a pop callback with an item there, or
+/// a push to a waiting popper) runs right after that callback returns,
+/// still before the outermost `pop` or `push` returns: iteratively, so a
+/// worker that pops again from its callback drains any number of items
+/// without growing the stack. A panic in a popper callback is contained and
+/// logged; its item is consumed.
 ///
 /// ```
 /// use std::{cell::RefCell, rc::Rc};
@@ -90,6 +104,8 @@ impl<T: 'static> Queue<T> {
             inner: Rc::new(Inner {
                 items: RefCell::new(VecDeque::new()),
                 waiters: RefCell::new(VecDeque::new()),
+                delivering: Cell::new(false),
+                ready: RefCell::new(VecDeque::new()),
                 registration: Registration::default(),
             }),
         }
@@ -118,7 +134,7 @@ impl<T: 'static> Queue<T> {
             match waiter {
                 None => return Some(item),
                 Some(Waiter::Callback(f)) => {
-                    let _ = panic::catch("queue pop", None, || f(item));
+                    self.run_popper(f, item);
                     return None;
                 }
                 Some(Waiter::Future(slot)) => {
@@ -142,14 +158,32 @@ impl<T: 'static> Queue<T> {
     pub fn pop(&self, f: impl FnOnce(T) + 'static) {
         let item = self.inner.items.borrow_mut().pop_front();
         match item {
-            Some(item) => {
-                let _ = panic::catch("queue pop", None, || f(item));
-            }
+            Some(item) => self.run_popper(Box::new(f), item),
             None => self
                 .inner
                 .waiters
                 .borrow_mut()
                 .push_back(Waiter::Callback(Box::new(f))),
+        }
+    }
+
+    /// Runs popper `f` with `item` now, or, if a popper callback of this
+    /// queue is running, right after it (and the ones handed an item
+    /// before). Never recursive: the outermost call runs them all in a
+    /// loop.
+    fn run_popper(&self, f: Box<dyn FnOnce(T)>, item: T) {
+        let inner = &*self.inner;
+        if inner.delivering.replace(true) {
+            inner.ready.borrow_mut().push_back((f, item));
+            return;
+        }
+        // Reset however this ends (a panic is contained below, but be safe).
+        let _delivering = Delivering(&inner.delivering);
+        let _ = panic::catch("queue pop", None, || f(item));
+        loop {
+            let next = inner.ready.borrow_mut().pop_front();
+            let Some((f, item)) = next else { break };
+            let _ = panic::catch("queue pop", None, || f(item));
         }
     }
 
@@ -232,6 +266,15 @@ impl<T> fmt::Debug for Queue<T> {
             .field("size", &self.inner.items.borrow().len())
             .field("waiters", &self.inner.waiters.borrow().len())
             .finish()
+    }
+}
+
+/// Clears a queue's `delivering` flag when dropped.
+struct Delivering<'a>(&'a Cell<bool>);
+
+impl Drop for Delivering<'_> {
+    fn drop(&mut self) {
+        self.0.set(false);
     }
 }
 
