@@ -207,8 +207,9 @@ impl Timers {
         loop {
             let due = self.store.borrow_mut().pop_due();
             let Some(due) = due else { break };
+            let started = self.elapsed();
             if let Some((job, interval)) = due.job.fire() {
-                let key = store::next_periodic_key(due.key, interval, self.elapsed());
+                let key = store::next_periodic_key(due.key, interval, started, self.elapsed());
                 let refused = self.store.borrow_mut().rearm(due.id, key, job);
                 if let Err(cancelled) = refused {
                     // Cancelled from its own callback: gone for good.

@@ -548,18 +548,29 @@ pub(crate) fn ms_ceil(d: Duration) -> u64 {
 }
 
 /// When a periodic timer that was due at `prev` fires next, given its
-/// interval and the time its callback returned (all since the origin).
+/// interval and the times its callback started and returned (all since the
+/// origin).
 ///
-/// On schedule (`prev + interval`) when the callback returned before that,
-/// so a fast callback never makes the timer drift; otherwise one full
-/// interval after the callback returned (EventMachine's re-arm), so a slow
-/// or late callback never makes it burst to catch up.
-pub(crate) fn next_periodic_key(prev: u64, interval: u64, end: Duration) -> u64 {
+/// * A **slow** callback (it ran for an interval or more) fires next one
+///   full interval after it returned (EventMachine's re-arm): a slow
+///   callback never makes the timer burst.
+/// * A **fast** callback keeps the schedule, `prev + interval`, so the timer
+///   never drifts, even when the fire itself came late (at a 1 ms interval
+///   a fire often comes one timer tick late: that is not a slow callback).
+///   The next fire may then be due already, and runs on the next pass.
+/// * Unless the timer is behind by a whole interval or more (the reactor
+///   was held up): the missed fires are skipped, not made up in a burst,
+///   and the next one comes an interval after the callback returned.
+pub(crate) fn next_periodic_key(prev: u64, interval: u64, started: Duration, end: Duration) -> u64 {
     let on_schedule = prev.saturating_add(interval);
-    if end < Duration::from_millis(on_schedule) {
-        on_schedule
-    } else {
+    let interval_d = Duration::from_millis(interval);
+    let slow = end.saturating_sub(started) >= interval_d && interval > 0;
+    let behind =
+        end.saturating_sub(Duration::from_millis(on_schedule)) >= interval_d && interval > 0;
+    if slow || behind {
         ms_ceil(end).saturating_add(interval)
+    } else {
+        on_schedule
     }
 }
 
@@ -889,16 +900,26 @@ mod tests {
     #[test]
     fn periodic_rule_no_drift_no_burst() {
         // Fast callback: back on schedule.
-        assert_eq!(next_periodic_key(10, 10, Duration::from_micros(12_300)), 20);
-        // Slow callback: one full interval past its end (rounded up to ms).
-        assert_eq!(next_periodic_key(10, 10, Duration::from_micros(25_300)), 36);
-        // Ending exactly on the next deadline counts as late.
-        assert_eq!(next_periodic_key(10, 10, Duration::from_millis(20)), 30);
+        let us = Duration::from_micros;
+        // Fast callback, on time: on schedule.
+        assert_eq!(next_periodic_key(10, 10, us(10_000), us(12_300)), 20);
+        // Slow callback (ran 15.3 ms): one full interval past its end,
+        // rounded up to ms.
+        assert_eq!(next_periodic_key(10, 10, us(10_000), us(25_300)), 36);
+        // Running exactly an interval counts as slow.
+        assert_eq!(next_periodic_key(10, 10, us(10_000), us(20_000)), 30);
+        // A 1 ms timer whose fire came a tick late, with a fast callback:
+        // still on schedule (due already; it fires on the next pass). This
+        // used to count as slow and cut the rate to a third.
+        assert_eq!(next_periodic_key(10, 1, us(11_200), us(11_250)), 11);
+        // Behind by a whole interval or more (the reactor was held up):
+        // skip, never burst.
+        assert_eq!(next_periodic_key(10, 1, us(12_500), us(12_600)), 14);
         // A zero interval fires on every pass.
-        assert_eq!(next_periodic_key(10, 0, Duration::from_millis(10)), 10);
+        assert_eq!(next_periodic_key(10, 0, us(10_000), us(10_000)), 10);
         // Far deadlines saturate instead of overflowing.
         assert_eq!(
-            next_periodic_key(u64::MAX - 1, 10, Duration::ZERO),
+            next_periodic_key(u64::MAX - 1, 10, Duration::ZERO, Duration::ZERO),
             u64::MAX
         );
     }

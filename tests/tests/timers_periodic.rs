@@ -300,3 +300,45 @@ fn a_zero_interval_fires_every_pass_without_starving_the_reactor() {
     assert_eq!(seen.len(), 5);
     assert!(seen[4] > seen[0], "ticks ran meanwhile: {seen:?}");
 }
+
+/// Counts the fires of a `period` periodic timer until `span` has passed
+/// (on the reactor's clock), then stops.
+fn fires_within(period: Duration, span: Duration, paused: bool) -> u32 {
+    let fires = Rc::new(Cell::new(0u32));
+    let f = fires.clone();
+    let init = move || -> em::Result<()> {
+        em::add_periodic_timer(period, move |_| f.set(f.get() + 1))?;
+        em::add_timer(span, em::stop)?;
+        Ok(())
+    };
+    if paused {
+        run_paused(init).unwrap();
+    } else {
+        run_with_watchdog(init).unwrap();
+    }
+    fires.get()
+}
+
+/// A fast callback does not drift at any interval ≥ 1 ms: a 1 ms periodic
+/// timer fires about 2,000 times in 2 s. (A fire that came one timer tick
+/// late used to count as a slow callback and be rescheduled from its end,
+/// which cut a 1 ms timer to about a third of its rate.)
+#[test]
+fn a_one_millisecond_timer_keeps_its_rate_on_the_paused_clock() {
+    for period in [1, 2, 5] {
+        let fires = fires_within(ms(period), Duration::from_secs(2), true);
+        let ideal = 2000 / period as u32;
+        assert!(
+            fires >= ideal * 95 / 100,
+            "{period} ms timer: {fires} fires in 2 s, ideal {ideal}"
+        );
+    }
+}
+
+/// The same in real time, with a margin for a busy machine: at least half
+/// the ideal 2,000 fires (the bug gave about a third).
+#[test]
+fn a_one_millisecond_timer_keeps_its_rate_in_real_time() {
+    let fires = fires_within(ms(1), Duration::from_secs(2), false);
+    assert!(fires >= 1000, "{fires} fires in 2 s");
+}
