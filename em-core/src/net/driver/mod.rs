@@ -103,6 +103,17 @@ pub(crate) trait Pump<H: Connection>: Default + Unpin + 'static {
     fn reset(&mut self);
 }
 
+/// How far away a deadline that does not fit an `Instant` is put: 30 years,
+/// as tokio does, which means never.
+const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365 * 30);
+
+/// `base + d`, saturated: a timeout of `Duration::MAX` means never, not an
+/// overflow.
+fn saturating_deadline(base: Instant, d: Duration) -> Instant {
+    base.checked_add(d)
+        .unwrap_or_else(|| base + FAR_FUTURE.min(d))
+}
+
 /// Where the connection is in its life.
 enum Phase {
     /// Connecting since the instant.
@@ -292,7 +303,10 @@ impl<H: Connection, P: Pump<H>> Driver<H, P> {
                     self.timer = None;
                     return None;
                 }
-                (*started + timeout, UnbindReason::ConnectTimeout)
+                (
+                    saturating_deadline(*started, timeout),
+                    UnbindReason::ConnectTimeout,
+                )
             }
             Phase::Open => {
                 let timeout = state.inactivity();
@@ -305,7 +319,7 @@ impl<H: Connection, P: Pump<H>> Driver<H, P> {
                     state.set_last_activity(Instant::now());
                 }
                 (
-                    state.last_activity() + timeout,
+                    saturating_deadline(state.last_activity(), timeout),
                     UnbindReason::InactivityTimeout,
                 )
             }
@@ -380,7 +394,7 @@ impl<H: Connection, P: Pump<H>> Driver<H, P> {
         state.paused.set(false);
         state.peer.borrow_mut().take();
         // The pending-connect timeout counts from the end of the delay.
-        self.phase = Phase::Connecting(connecting, Instant::now() + delay);
+        self.phase = Phase::Connecting(connecting, saturating_deadline(Instant::now(), delay));
         self.unbound = false;
         tracing::debug!("reconnecting");
         // Poll the new connect on the next turn (the waker was dropped).
