@@ -78,6 +78,14 @@ pub fn option<T: ReactorOption>(call: &'static str) -> Result<T> {
     Ok(Core::current(call)?.config.options.get::<T>())
 }
 
+/// Checks that a call may create something on the reactor running on this
+/// thread, as em-core's own calls do: errors with `is_no_reactor()` where
+/// none runs and `is_stopping()` once it stops (every call that would
+/// create a timer, an op, a connection, a server or a task refuses then).
+pub fn check_accepting(call: &'static str) -> Result<()> {
+    Core::current_accepting(call).map(drop)
+}
+
 /// The value of type `T` that belongs to the reactor running on this thread,
 /// made by `init` on first use and dropped when that reactor stops (after
 /// every connection's `unbind`). Errors with `is_no_reactor()` naming

@@ -65,21 +65,14 @@ impl Defer {
         T: Send + 'static,
         R: Reply<T>,
     {
-        if self.closed.get() {
-            tracing::debug!(call, "defer after the reactor stopped: the op never runs");
-            return Ok(());
-        }
+        em_core::extension::check_accepting(call)?;
         if self.backend(call)? == DeferBackend::TokioBlocking {
             return self.submit_to_tokio(op, reply);
         }
         let pool = self.pool(call)?;
         let slot = self.replies.borrow_mut().insert(Box::new(reply));
         let job = Box::new(OpTask::<F, T, R>::new(slot, op));
-        if em_core::stopping() {
-            // No tick runs any more.
-            pool.submit(job, true);
-            pool.kick();
-        } else if self.kick_pending.replace(true) {
+        if self.kick_pending.replace(true) {
             pool.submit(job, false);
         } else {
             // The first op since the last kick starts at once if a thread

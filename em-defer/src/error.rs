@@ -74,6 +74,12 @@ impl DeferError {
         matches!(&self.kind, Kind::Reactor(e) if e.is_no_reactor())
     }
 
+    /// [`defer_async`](crate::defer_async) was called once the reactor had
+    /// begun to stop, so the op was refused and never ran.
+    pub fn is_stopping(&self) -> bool {
+        matches!(&self.kind, Kind::Reactor(e) if e.is_stopping())
+    }
+
     /// No pool thread could be started (the OS refused to spawn one), so
     /// the op never ran. `source()` is the `io::Error`.
     pub fn is_spawn(&self) -> bool {

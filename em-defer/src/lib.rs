@@ -125,10 +125,10 @@
 //!   by then run on the reactor thread during that teardown, after every
 //!   `unbind`; ops still running after `d` are abandoned as above.
 //!
-//! An op deferred while the reactor stops (from an `unbind`, say) is handed
-//! to the pool at once and counts as running if a thread takes it before
-//! the teardown; one deferred during the teardown is dropped unrun. A later
-//! `run` gets a fresh pool.
+//! Once the reactor stops (from an `unbind`, a shutdown hook, or the
+//! teardown), `defer` and its siblings refuse new ops with an error that
+//! `is_stopping()`, like every em call that would create something. A
+//! later `run` gets a fresh pool.
 //!
 //! # Tokio's paused clock
 //!
@@ -173,8 +173,8 @@ pub use options::{DeferBackend, DeferOptions};
 /// before the value is delivered, `callback` never runs (see the crate
 /// docs, "Stopping").
 ///
-/// Errors with `is_no_reactor()` where no reactor runs; `op` and `callback`
-/// are then dropped, unrun.
+/// Errors with `is_no_reactor()` where no reactor runs and `is_stopping()`
+/// once it stops; `op` and `callback` are then dropped, unrun.
 ///
 /// ```
 /// use std::time::Duration;

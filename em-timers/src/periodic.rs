@@ -96,8 +96,9 @@ impl fmt::Debug for PeriodicTimer {
 ///   its schedule (EventMachine silently stops it).
 /// * A periodic timer counts as one toward `max_timers` until cancelled.
 ///
-/// Errors: `is_no_reactor()` where no reactor runs; `is_too_many_timers()`
-/// at the `max_timers` cap. On error `f` is dropped.
+/// Errors: `is_no_reactor()` where no reactor runs; `is_stopping()` once it
+/// stops; `is_too_many_timers()` at the `max_timers` cap. On error `f` is
+/// dropped.
 ///
 /// ```
 /// use std::time::Duration;
@@ -119,6 +120,7 @@ pub fn add_periodic_timer(
     interval: Duration,
     f: impl FnMut(&PeriodicTimer) + 'static,
 ) -> Result<PeriodicTimer> {
+    em_core::extension::check_accepting("add_periodic_timer")?;
     let timers = Timers::current("add_periodic_timer")?;
     let interval_ms = store::ms_floor(interval);
     let timer = PeriodicTimer {

@@ -60,11 +60,13 @@ impl fmt::Debug for Timer {
 ///   timers were added.
 /// * A panic in `f` is contained and logged at error level; the reactor
 ///   and every other timer keep running.
-/// * Very large delays are accepted (the timer then effectively never
-///   fires). After [`stop`](em_core::stop) no timer fires; pending ones are
-///   dropped when the reactor has stopped.
+/// * Very large delays are accepted (`Duration::MAX` means never). After
+///   [`stop`](em_core::stop) no timer fires; pending ones are dropped when
+///   the reactor has stopped.
 ///
-/// Errors: `is_no_reactor()` where no reactor runs; `is_too_many_timers()`
+/// Errors: `is_no_reactor()` where no reactor runs; `is_stopping()` once it
+/// stops (like every em call that would create something);
+/// `is_too_many_timers()`
 /// when the reactor already has `max_timers` timers pending (see
 /// `Reactor::builder().max_timers(..)`; default 100,000). On error `f` is
 /// dropped and nothing is scheduled.
@@ -81,6 +83,7 @@ impl fmt::Debug for Timer {
 /// # Ok::<(), em_core::Error>(())
 /// ```
 pub fn add_timer(delay: Duration, f: impl FnOnce() + 'static) -> Result<Timer> {
+    em_core::extension::check_accepting("add_timer")?;
     let timers = Timers::current("add_timer")?;
     let id = timers.add(store::ms_floor(delay), |_| Box::new(Once(f)))?;
     Ok(Timer {

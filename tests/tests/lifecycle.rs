@@ -3,6 +3,8 @@
 
 mod support;
 
+use std::time::Duration;
+
 use std::cell::Cell;
 use std::net::TcpStream;
 use std::rc::Rc;
@@ -12,6 +14,8 @@ use std::sync::{mpsc, Arc};
 use bytes::BytesMut;
 use em::{Conn, Connection, UnbindReason};
 use tokio_util::codec::BytesCodec;
+
+use futures::FutureExt;
 
 use support::*;
 
@@ -147,28 +151,71 @@ fn reactor_calls_outside_a_reactor_are_no_reactor_errors() {
     assert_eq!(em::connection_count(), 0);
 }
 
-/// Once the reactor stops, calls that would create something are refused
-/// with `is_stopping()`.
+/// Once the reactor stops, every call that would create something is
+/// refused with `is_stopping()`: servers, clients, attach, pairs, tasks,
+/// timers, defers, deferred timeouts and closures from other threads.
 #[test]
 fn calls_while_stopping_are_stopping_errors() {
+    use em::DeferOptions;
     let (_guard, addr) = refusing_addr();
     let (tx, rx) = mpsc::channel();
-    run_with_watchdog(move || {
+    // A small pool, so that the defer's refusal is not a pool quirk.
+    let builder = em::Reactor::builder().threadpool_size(1);
+    run_builder_with_watchdog(builder, move || {
+        let handle = em::handle().unwrap();
         em::stop();
         assert!(em::stopping());
-        let results = [
-            em::start_server("127.0.0.1:0", || Echo).map(drop),
-            em::connect(addr, Echo).map(drop),
-            em::spawn(async {}).map(drop),
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let results: Vec<(&str, em::Result<()>)> = vec![
+            (
+                "start_server",
+                em::start_server("127.0.0.1:0", || Echo).map(drop),
+            ),
+            (
+                "start_unix_domain_server",
+                em::start_unix_domain_server(std::env::temp_dir().join("em-never.sock"), || Echo)
+                    .map(drop),
+            ),
+            ("connect", em::connect(addr, Echo).map(drop)),
+            (
+                "connect_unix_domain",
+                em::connect_unix_domain("/nonexistent", Echo).map(drop),
+            ),
+            ("attach", em::attach(a, Echo).map(drop)),
+            ("connect_pair", em::connect_pair(Echo, Echo).map(drop)),
+            ("spawn", em::spawn(async {}).map(drop)),
+            ("add_timer", em::add_timer(Duration::ZERO, || {}).map(drop)),
+            (
+                "add_periodic_timer",
+                em::add_periodic_timer(Duration::from_millis(1), |_| {}).map(drop),
+            ),
+            ("defer", em::defer(|| (), |()| {})),
+            ("defer_op", em::defer_op(|| ())),
+            (
+                "Deferred::timeout",
+                em::Deferred::<(), ()>::new().timeout(Duration::from_secs(1), ()),
+            ),
+            ("Handle::schedule", handle.schedule(|| {})),
         ];
-        let flags: Vec<bool> = results
+        let refused: Vec<(&str, bool)> = results
             .iter()
-            .map(|r| r.as_ref().is_err_and(|e| e.is_stopping()))
+            .map(|(name, r)| (*name, r.as_ref().is_err_and(|e| e.is_stopping())))
             .collect();
-        tx.send(flags).unwrap();
+        let async_refused = match em::defer_async(|| ()).now_or_never() {
+            Some(Err(e)) => e.is_stopping(),
+            _ => false,
+        };
+        tx.send((refused, async_refused)).unwrap();
     })
     .unwrap();
-    assert_eq!(recv(&rx), [true, true, true]);
+    let (refused, async_refused) = recv(&rx);
+    for (name, ok) in refused {
+        assert!(ok, "{name} was not refused with is_stopping()");
+    }
+    assert!(
+        async_refused,
+        "defer_async was not refused with is_stopping()"
+    );
 }
 
 /// A run block that returns an error stops the reactor, and `run` returns

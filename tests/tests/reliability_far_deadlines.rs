@@ -168,8 +168,15 @@ fn timers_and_deferred_timeouts_of_duration_max_never_fire() {
         let l4 = l.clone();
         d.errback(move |()| l4.push("deferred timed out"));
         d.timeout(Duration::MAX, ())?;
+        let l5 = l.clone();
         em::spawn(async move {
-            let _ = em::timeout(Duration::MAX, std::future::pending::<()>());
+            em::sleep(Duration::MAX).await;
+            l5.push("sleep ended");
+        })?;
+        let l6 = l.clone();
+        em::spawn(async move {
+            let r = em::timeout(Duration::MAX, std::future::pending::<()>()).await;
+            l6.push(format!("timeout ended: {r:?}"));
         })?;
         em::add_timer(HOUR, move || {
             drop(p);

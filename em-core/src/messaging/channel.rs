@@ -344,7 +344,8 @@ impl<T: Clone + Send + 'static> ChannelSender<T> {
     /// Queues `item` for delivery to the channel's subscribers on the
     /// reactor thread, at a later tick, never before returning. Any thread.
     ///
-    /// Errors with `is_not_running()` once the reactor has stopped. An item
+    /// Errors with `is_stopping()` once the reactor begins to stop and
+    /// `is_not_running()` once it has stopped. An item
     /// that reaches a channel dropped meanwhile is dropped.
     pub fn push(&self, item: T) -> Result<()> {
         self.remote

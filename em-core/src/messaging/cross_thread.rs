@@ -89,7 +89,8 @@ impl<V: 'static> RemoteRef<V> {
 
     /// Runs `f` with the value on the reactor thread, at a later tick
     /// (through [`Handle::schedule`]); not at all if the value is gone by
-    /// then. Any thread. Errors with `is_not_running()` once the reactor has
+    /// then. Any thread. Errors with `is_stopping()` once the reactor begins
+    /// to stop, and `is_not_running()` once the reactor has
     /// stopped.
     pub(crate) fn send(&self, f: impl FnOnce(Rc<V>) + Send + 'static) -> Result<()> {
         let id = self.id;

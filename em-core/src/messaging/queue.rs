@@ -357,7 +357,8 @@ impl<T: Send + 'static> QueueSender<T> {
     /// Queues `item` to be pushed on the reactor thread, at a later tick.
     /// Any thread.
     ///
-    /// Errors with `is_not_running()` once the reactor has stopped. An item
+    /// Errors with `is_stopping()` once the reactor begins to stop and
+    /// `is_not_running()` once it has stopped. An item
     /// that reaches a queue dropped meanwhile is dropped.
     pub fn push(&self, item: T) -> Result<()> {
         self.remote.send(move |inner| Queue { inner }.push(item))

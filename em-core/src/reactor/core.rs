@@ -182,6 +182,7 @@ impl Core {
             }
         }
         if !self.stopping.replace(true) {
+            self.remote.set_stopping();
             // Set with the stop, so that no connection polled before the
             // teardown begins misses its grace.
             self.grace.set(!self.config.shutdown_grace.is_zero());

@@ -25,6 +25,9 @@ pub(crate) struct Remote {
     /// reactor before it takes the lock.
     pending: AtomicBool,
     running: AtomicBool,
+    /// A stop was asked for (here or on the reactor thread): new closures
+    /// are refused from then on.
+    stopping: AtomicBool,
     stop: AtomicBool,
     tick_waker: AtomicWaker,
     main_waker: AtomicWaker,
@@ -37,6 +40,7 @@ impl Remote {
             jobs: Mutex::new(Vec::new()),
             pending: AtomicBool::new(false),
             running: AtomicBool::new(false),
+            stopping: AtomicBool::new(false),
             stop: AtomicBool::new(false),
             tick_waker: AtomicWaker::new(),
             main_waker: AtomicWaker::new(),
@@ -81,6 +85,17 @@ impl Remote {
         self.main_waker.register(waker);
     }
 
+    /// The reactor began to stop: `schedule` refuses from now on.
+    pub(crate) fn set_stopping(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether another thread asked for a stop that the reactor has not
+    /// taken yet (a cheap check for long passes of closures).
+    pub(crate) fn stop_requested(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
     pub(crate) fn take_stop_request(&self) -> bool {
         self.stop.swap(false, Ordering::AcqRel)
     }
@@ -119,14 +134,18 @@ impl Handle {
     /// Wakes the reactor at once if it sleeps. Callable from any thread, the
     /// reactor's own included.
     ///
-    /// Errors with `is_not_running()` once the reactor has stopped; `f` is
-    /// then dropped, on the calling thread. Closures still queued when the
-    /// reactor stops are dropped, not run.
+    /// Errors with `is_stopping()` once the reactor has begun to stop (by
+    /// [`stop`](Handle::stop) or `em::stop`), and `is_not_running()` once it
+    /// has stopped; `f` is then dropped, on the calling thread. Closures
+    /// still queued when the reactor stops are dropped, not run.
     pub fn schedule(&self, f: impl FnOnce() + Send + 'static) -> Result<()> {
         let first = {
             let mut jobs = self.remote.jobs();
             if !self.remote.running.load(Ordering::SeqCst) {
                 return Err(Error::not_running());
+            }
+            if self.remote.stopping.load(Ordering::SeqCst) {
+                return Err(Error::stopping("Handle::schedule"));
             }
             jobs.push(Box::new(f));
             jobs.len() == 1
@@ -141,6 +160,7 @@ impl Handle {
     /// Asks the reactor to stop, as [`em_core::stop`](crate::stop) does on its
     /// thread; returns at once. A no-op if it has stopped already.
     pub fn stop(&self) {
+        self.remote.stopping.store(true, Ordering::SeqCst);
         self.remote.stop.store(true, Ordering::Release);
         self.remote.main_waker.wake();
     }

@@ -13,7 +13,10 @@
 //! task yields to tokio, which polls I/O and runs every ready connection
 //! before the next batch of passes. So a tick that re-schedules itself
 //! forever costs tens of nanoseconds per tick, not an `epoll_wait` per tick,
-//! and still never starves sockets.
+//! and still never starves sockets. A pass of many closures (a flood from
+//! other threads, say) runs at most [`TICKS_PER_TURN`] of them before I/O
+//! gets its turn, and notices a stop asked from another thread within a few
+//! dozen closures, so neither sockets nor `Handle::stop` wait behind it.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -37,6 +40,10 @@ struct Ticks {
     queue: RefCell<VecDeque<Tick>>,
     /// The emptied queue of the last pass, kept for its allocation.
     spare: RefCell<VecDeque<Tick>>,
+    /// The rest of a large pass cut short by its turn's budget: it runs
+    /// first on the next turn, before any closure queued since (the
+    /// snapshot rule holds).
+    current: RefCell<VecDeque<Tick>>,
     /// The draining task, parked while the queue is empty.
     waker: Cell<Option<Waker>>,
     draining: Cell<bool>,
@@ -50,6 +57,7 @@ thread_local! {
         Ticks {
             queue: RefCell::new(VecDeque::new()),
             spare: RefCell::new(VecDeque::new()),
+            current: RefCell::new(VecDeque::new()),
             waker: Cell::new(None),
             draining: Cell::new(false),
             remote: RefCell::new(None),
@@ -142,11 +150,12 @@ pub(crate) fn clear() -> usize {
     let mut dropped = 0;
     loop {
         let q = TICKS.with(|t| t.queue.take());
-        if q.is_empty() {
+        let current = TICKS.with(|t| t.current.take());
+        if q.is_empty() && current.is_empty() {
             break;
         }
-        dropped += q.len();
-        drop(q);
+        dropped += q.len() + current.len();
+        drop((q, current));
     }
     TICKS.with(|t| {
         t.spare.take();
@@ -156,7 +165,7 @@ pub(crate) fn clear() -> usize {
 }
 
 fn is_empty() -> bool {
-    TICKS.with(|t| t.queue.borrow().is_empty())
+    TICKS.with(|t| t.queue.borrow().is_empty() && t.current.borrow().is_empty())
 }
 
 /// Passes of at most this many closures take them one by one from the
@@ -166,11 +175,11 @@ const SMALL_PASS: usize = 8;
 /// Runs one pass: the closures queued when it began, and not those they
 /// queue. Returns how many it ran.
 fn run_pass(core: &Core) -> usize {
-    let queued = TICKS.with(|t| {
+    let (queued, continuing) = TICKS.with(|t| {
         t.draining.set(true);
-        t.queue.borrow().len()
+        (t.queue.borrow().len(), !t.current.borrow().is_empty())
     });
-    let ran = if queued <= SMALL_PASS {
+    let ran = if queued <= SMALL_PASS && !continuing {
         run_small_pass(core, queued)
     } else {
         run_large_pass(core)
@@ -197,20 +206,42 @@ fn run_small_pass(core: &Core, queued: usize) -> usize {
     ran
 }
 
+/// Closures a large pass runs before it lets tokio poll I/O (the rest of
+/// the pass runs on the next turn): a flood of closures from other threads
+/// delays sockets by at most this many.
+const TICKS_PER_TURN: usize = 4096;
+/// How often a large pass looks for a stop asked from another thread.
+const STOP_CHECK_EVERY: usize = 64;
+
 /// A pass of many closures: the queue is swapped for the spare one, so that
-/// what they queue lands in a fresh queue for the next pass.
+/// what they queue lands in a fresh queue for the next pass. At most
+/// [`TICKS_PER_TURN`] run per call; the rest waits in `current`. A stop
+/// asked from another thread ([`Handle::stop`](crate::Handle::stop)) ends
+/// the pass within [`STOP_CHECK_EVERY`] closures.
 fn run_large_pass(core: &Core) -> usize {
     let mut batch = TICKS.with(|t| {
-        let spare = t.spare.take();
-        t.queue.replace(spare)
+        let current = t.current.take();
+        if current.is_empty() {
+            let spare = t.spare.take();
+            t.queue.replace(spare)
+        } else {
+            current
+        }
     });
     let mut ran = 0;
     while let Some(tick) = batch.pop_front() {
         ran += 1;
         let _ = panic::catch("next_tick", None, tick);
+        if ran % STOP_CHECK_EVERY == 0 && core.remote.stop_requested() {
+            core.request_stop(None);
+        }
         if core.stopping() {
             batch.clear();
             break;
+        }
+        if ran == TICKS_PER_TURN && !batch.is_empty() {
+            TICKS.with(|t| t.current.replace(batch));
+            return ran;
         }
     }
     if batch.capacity() > 4096 {
@@ -252,6 +283,10 @@ pub(crate) async fn drive(core: Rc<Core>) {
         while passes < PASSES_BEFORE_IO {
             take_scheduled();
             if run_pass(&core) == 0 || core.stopping() {
+                break;
+            }
+            if TICKS.with(|t| !t.current.borrow().is_empty()) {
+                // A large pass spent its turn's budget: I/O first.
                 break;
             }
             passes += 1;
