@@ -412,6 +412,33 @@ fn abstract_namespace_server_and_clients() {
     assert!(!Path::new(&name).exists(), "no file for an abstract socket");
 }
 
+/// An abstract name already bound is a bind error that names it the way
+/// `Addr` shows it (`@name`), without the NUL byte.
+#[test]
+fn abstract_name_in_use_is_a_bind_error_naming_it() {
+    let name = format!("em-test-abstract-taken-{}", std::process::id());
+    let taken = UnixListener::bind_addr(&StdUnixAddr::from_abstract_name(&name).unwrap()).unwrap();
+    let (tx, rx) = mpsc::channel();
+    let n = name.clone();
+    run_with_watchdog(move || {
+        let err = em::start_unix_domain_server(format!("\0{n}"), Reverse::default)
+            .expect_err("the name is taken");
+        tx.send(err).unwrap();
+        em::stop();
+    })
+    .unwrap();
+    let err = recv(&rx);
+    assert!(err.is_bind(), "{err:?}");
+    assert_eq!(
+        err.io_error().map(io::Error::kind),
+        Some(io::ErrorKind::AddrInUse)
+    );
+    let message = err.to_string();
+    assert!(message.contains(&format!("@{name}")), "{message:?}");
+    assert!(!message.contains('\0'), "no NUL byte in {message:?}");
+    drop(taken);
+}
+
 /// The server's side of a Unix-domain connection sees an unnamed peer (the
 /// client did not bind) and its own path; the client's side sees the path
 /// as its peer and is unnamed itself. The server's `local_addr()` connects.
