@@ -126,6 +126,16 @@ impl std::net::ToSocketAddrs for Addr {
     }
 }
 
+/// Shows a Unix-domain socket path the way [`UnixAddr`] shows an address:
+/// a leading NUL byte (an abstract name) as `@`, so that messages and logs
+/// never carry a NUL byte.
+pub(crate) fn show_unix_path(path: &Path) -> String {
+    match path.as_os_str().as_encoded_bytes().split_first() {
+        Some((0, name)) => format!("@{}", String::from_utf8_lossy(name)),
+        _ => path.display().to_string(),
+    }
+}
+
 /// A Unix-domain socket address: a path, an abstract name (Linux) or
 /// unnamed. Cheap to clone.
 #[derive(Clone)]

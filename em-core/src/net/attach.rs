@@ -101,28 +101,22 @@ impl Attachable {
 }
 
 /// What kind of descriptor `fd` is: a TCP or Unix-domain stream socket, or
-/// a pipe's read or write end.
+/// a pipe's read or write end. A listening socket is refused: it has no
+/// peer to talk to (it is [`attach_server`]'s).
 fn identify(fd: OwnedFd) -> io::Result<Attachable> {
     let file_type = File::from(fd.try_clone()?).metadata()?.file_type();
     if file_type.is_socket() {
-        let socket = socket2::SockRef::from(&fd);
-        if socket.r#type()? != socket2::Type::STREAM {
+        let (family, listening) = stream_socket(&fd)?;
+        if listening {
             return Err(io::Error::new(
                 io::ErrorKind::Unsupported,
-                "only stream sockets can be attached",
+                "a listening socket cannot be attached as a connection (serve it with attach_server)",
             ));
         }
-        let domain = socket.domain()?;
-        return if domain == socket2::Domain::UNIX {
-            Ok(std::os::unix::net::UnixStream::from(fd).into())
-        } else if domain == socket2::Domain::IPV4 || domain == socket2::Domain::IPV6 {
-            Ok(std::net::TcpStream::from(fd).into())
-        } else {
-            Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                "only TCP and Unix-domain sockets can be attached",
-            ))
-        };
+        return Ok(match family {
+            Family::Unix => std::os::unix::net::UnixStream::from(fd).into(),
+            Family::Inet => std::net::TcpStream::from(fd).into(),
+        });
     }
     if file_type.is_fifo() {
         // tokio checks the access mode: a read end (or a read-write FIFO)
@@ -136,6 +130,39 @@ fn identify(fd: OwnedFd) -> io::Result<Attachable> {
         io::ErrorKind::Unsupported,
         "only sockets and pipes can be attached",
     ))
+}
+
+/// The address family of a socket em can carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Family {
+    /// IPv4 or IPv6: TCP.
+    Inet,
+    Unix,
+}
+
+/// The family of the socket `fd`, and whether it listens; `Unsupported`
+/// unless it is a TCP or Unix-domain stream socket (a datagram socket,
+/// say), and `ENOTSOCK` if it is no socket at all.
+fn stream_socket(fd: &OwnedFd) -> io::Result<(Family, bool)> {
+    let socket = socket2::SockRef::from(fd);
+    if socket.r#type()? != socket2::Type::STREAM {
+        return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "only stream sockets can be attached",
+        ));
+    }
+    let domain = socket.domain()?;
+    let family = if domain == socket2::Domain::UNIX {
+        Family::Unix
+    } else if domain == socket2::Domain::IPV4 || domain == socket2::Domain::IPV6 {
+        Family::Inet
+    } else {
+        return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "only TCP and Unix-domain sockets can be attached",
+        ));
+    };
+    Ok((family, socket.is_listener()?))
 }
 
 /// Makes a connection of `io`, a socket or pipe end the program already has
@@ -152,7 +179,8 @@ fn identify(fd: OwnedFd) -> io::Result<Attachable> {
 ///
 /// Errors: `is_no_reactor()` / `is_stopping()`; `is_io()` when the
 /// descriptor cannot be registered or identified, `is_unsupported()` for a
-/// kind em cannot attach (a datagram socket, a regular file); `is_panic()`
+/// kind em cannot attach (a datagram socket, a listening socket, which is
+/// [`attach_server`]'s, a regular file); `is_panic()`
 /// if the handler's `codec()` panicked.
 ///
 /// ```
@@ -253,24 +281,34 @@ impl AttachableListener {
             }
             ListenerIo::TokioUnix(l) => Listener::Unix(l, None),
             ListenerIo::Fd(fd) => {
-                let socket = socket2::SockRef::from(&fd);
-                if !socket.is_listener()? {
+                let (family, listening) = stream_socket(&fd).map_err(|e| {
+                    if e.raw_os_error() == Some(ENOTSOCK) {
+                        io::Error::new(io::ErrorKind::Unsupported, "the descriptor is not a socket")
+                    } else {
+                        e
+                    }
+                })?;
+                if !listening {
                     return Err(io::Error::new(
                         io::ErrorKind::Unsupported,
                         "the descriptor is not a listening socket",
                     ));
                 }
-                let domain = socket.domain()?;
-                let listener = if domain == socket2::Domain::UNIX {
-                    AttachableListener::from(std::os::unix::net::UnixListener::from(fd))
-                } else {
-                    AttachableListener::from(std::net::TcpListener::from(fd))
+                let listener = match family {
+                    Family::Unix => {
+                        AttachableListener::from(std::os::unix::net::UnixListener::from(fd))
+                    }
+                    Family::Inet => AttachableListener::from(std::net::TcpListener::from(fd)),
                 };
                 return listener.into_listener();
             }
         })
     }
 }
+
+/// Linux's errno for a socket call on a descriptor that is no socket; std
+/// has no `ErrorKind` for it.
+const ENOTSOCK: i32 = 88;
 
 /// Serves `listener`, a listening socket the program already has
 /// (EventMachine's `EM.attach_server`; for example one a service manager
@@ -282,7 +320,8 @@ impl AttachableListener {
 ///
 /// Errors: `is_no_reactor()` / `is_stopping()`; `is_io()` when it cannot be
 /// registered, `is_unsupported()` for a descriptor that is not a listening
-/// TCP or Unix-domain socket.
+/// TCP or Unix-domain stream socket (a connected socket, a datagram socket,
+/// a pipe, a regular file).
 pub fn attach_server<F, H>(listener: impl Into<AttachableListener>, factory: F) -> Result<Server>
 where
     F: FnMut() -> H + 'static,

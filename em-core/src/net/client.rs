@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use tokio::net::{TcpSocket, TcpStream, UnixStream};
 
 use crate::error::{Error, Result};
-use crate::net::address::Addr;
+use crate::net::address::{show_unix_path, Addr};
 use crate::net::conn::Conn;
 use crate::net::connection::Connection;
 use crate::net::driver::stream::StreamPump;
@@ -40,6 +40,8 @@ pub(crate) use crate::net::driver::Connecting;
 /// let by_addr: Endpoint = ([127, 0, 0, 1], 80).into();
 /// let by_path = Endpoint::unix("/run/app.sock");
 /// assert_eq!(by_path.to_string(), "/run/app.sock");
+/// let abstract_name = Endpoint::unix("\0app"); // Linux's abstract namespace
+/// assert_eq!(abstract_name.to_string(), "@app");
 /// # let _ = (by_name, by_addr);
 /// ```
 #[derive(Clone, PartialEq, Eq)]
@@ -126,7 +128,7 @@ impl fmt::Display for Endpoint {
             },
             Kind::Host(host) => f.write_str(host),
             Kind::HostPort(host, port) => write!(f, "{host}:{port}"),
-            Kind::Unix(path) => path.display().fmt(f),
+            Kind::Unix(path) => f.write_str(&show_unix_path(path)),
         }
     }
 }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, TcpSocket, UnixListener};
 
 use crate::error::{Error, Result};
-use crate::net::address::Addr;
+use crate::net::address::{show_unix_path, Addr};
 use crate::net::conn::Conn;
 use crate::net::connection::Connection;
 use crate::net::driver::stream::StreamPump;
@@ -359,7 +359,7 @@ where
 {
     let core = Core::current_accepting("start_unix_domain_server")?;
     let path = path.as_ref();
-    let shown = || path.display().to_string();
+    let shown = || show_unix_path(path);
     let is_abstract = path.as_os_str().as_encoded_bytes().first() == Some(&0);
     if !is_abstract {
         remove_stale_socket(path).map_err(|e| Error::bind(shown(), e))?;

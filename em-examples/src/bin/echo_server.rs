@@ -1,5 +1,9 @@
-//! An em echo server: `echo_server --listen ADDR` (default 127.0.0.1:8081).
-//! Prints `listening on ADDR` once ready; stops gracefully on SIGINT/SIGTERM.
+//! An em echo server: `echo_server --listen ADDR` (default 127.0.0.1:8081),
+//! or `echo_server --unix PATH` on a Unix-domain socket. Prints `listening
+//! on ADDR` (or `listening on PATH`) once ready; stops gracefully on
+//! SIGINT/SIGTERM.
+
+use std::path::PathBuf;
 
 use bytes::BytesMut;
 use clap::Parser;
@@ -13,6 +17,10 @@ struct Args {
     /// Address to listen on (IPv4 or IPv6; port 0 picks one).
     #[arg(long, default_value = "127.0.0.1:8081")]
     listen: String,
+    /// Listen on a Unix-domain socket at PATH instead of TCP (a stale
+    /// socket file there is replaced; the file is removed on exit).
+    #[arg(long, value_name = "PATH", conflicts_with = "listen")]
+    unix: Option<PathBuf>,
     /// listen(2) backlog.
     #[arg(long, default_value_t = 1024)]
     backlog: u32,
@@ -39,7 +47,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     em::Reactor::builder()
         .listen_backlog(args.backlog)
         .run(move || -> em::Result<()> {
-            let server = em::start_server(args.listen.as_str(), || Echo)?;
+            let server = match &args.unix {
+                Some(path) => em::start_unix_domain_server(path, || Echo)?,
+                None => em::start_server(args.listen.as_str(), || Echo)?,
+            };
             println!("listening on {}", server.local_addr());
             em::spawn(em_examples::stop_on_signal())?;
             Ok(())

@@ -1,4 +1,4 @@
-//! `loadgen`: a load generator for any TCP echo server.
+//! `loadgen`: a load generator for any TCP or Unix-domain echo server.
 //!
 //! It runs on a single-threaded tokio runtime so that it can be pinned to one
 //! core (e.g. `taskset -c 1 loadgen ...`). Every mode stops by itself: connects
@@ -16,6 +16,9 @@
 //! * `stream`: each connection writes continuously (at most 4 MiB ahead of
 //!   the echo) and reports bulk MB/s.
 //!
+//! Every mode connects to `--addr ADDR` over TCP, or with `--unix PATH` to a
+//! Unix-domain socket instead; the summary line is the same either way.
+//!
 //! With `--pid`, the server's CPU time is read from `/proc/PID/stat` at the
 //! start and end of the measured window. Those counters tick in 10 ms steps,
 //! so a window of at least 5 s is advised for meaningful CPU numbers.
@@ -23,21 +26,22 @@
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::fmt;
 use std::io;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
 use futures::{stream, StreamExt};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{tcp, unix, TcpStream, UnixStream};
 use tokio::sync::Notify;
 use tokio::task::LocalSet;
 
-/// Load generator for TCP echo servers.
+/// Load generator for TCP and Unix-domain echo servers.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Cli {
@@ -57,9 +61,8 @@ enum Mode {
     },
     /// Idle-connection memory: server RSS growth per open connection.
     C10k {
-        /// Echo server address.
-        #[arg(long)]
-        addr: SocketAddr,
+        #[command(flatten)]
+        target: TargetArgs,
         /// Number of connections to open and keep idle.
         #[arg(long)]
         conns: usize,
@@ -77,11 +80,22 @@ enum Mode {
     },
 }
 
+/// Where the echo server listens: exactly one of `--addr` and `--unix`.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+struct TargetArgs {
+    /// Echo server address (TCP).
+    #[arg(long)]
+    addr: Option<SocketAddr>,
+    /// Echo server Unix-domain socket path, instead of --addr.
+    #[arg(long, value_name = "PATH")]
+    unix: Option<PathBuf>,
+}
+
 #[derive(Debug, Args)]
 struct LoadArgs {
-    /// Echo server address.
-    #[arg(long)]
-    addr: SocketAddr,
+    #[command(flatten)]
+    target: TargetArgs,
     /// Number of connections.
     #[arg(long, default_value_t = 1)]
     conns: usize,
@@ -122,6 +136,25 @@ fn main() -> ExitCode {
     }
 }
 
+/// Runs `$body` with `$t` bound to the TCP address or the Unix-domain path
+/// (so that each kind gets its own monomorphic code, and the TCP path is
+/// exactly what it was without `--unix`).
+macro_rules! on_target {
+    ($target:expr, |$t:ident| $body:expr) => {
+        match ($target.addr, &$target.unix) {
+            (Some(addr), _) => {
+                let $t = &addr;
+                $body
+            }
+            (None, Some(path)) => {
+                let $t = &UnixPath(path);
+                $body
+            }
+            (None, None) => unreachable!("clap requires --addr or --unix"),
+        }
+    };
+}
+
 async fn run(mode: Mode) -> io::Result<String> {
     match mode {
         Mode::Echo { load, pipeline } => {
@@ -136,7 +169,7 @@ async fn run(mode: Mode) -> io::Result<String> {
                 batch,
                 latency: true,
             };
-            measure(&load, plan, head).await
+            on_target!(&load.target, |t| measure(t, &load, plan, head).await)
         }
         Mode::Stream { load } => {
             let head = format!("mode=stream conns={} size={}", load.conns, load.size);
@@ -147,14 +180,72 @@ async fn run(mode: Mode) -> io::Result<String> {
                 batch: 1,
                 latency: false,
             };
-            measure(&load, plan, head).await
+            on_target!(&load.target, |t| measure(t, &load, plan, head).await)
         }
         Mode::C10k {
-            addr,
+            target,
             conns,
             pid,
             size,
-        } => c10k(addr, conns, pid, size).await,
+        } => on_target!(&target, |t| c10k(t, conns, pid, size).await),
+    }
+}
+
+/// What the load runs over: a TCP address or a Unix-domain path, each with
+/// its stream type and its halves.
+trait Target: fmt::Display {
+    type Stream: AsyncRead + AsyncWrite + Unpin + 'static;
+    type Read: AsyncRead + Unpin;
+    type Write: AsyncWrite + Unpin;
+    /// Connects once.
+    async fn open(&self) -> io::Result<Self::Stream>;
+    /// Sets a new connection up (TCP_NODELAY for TCP).
+    fn prepare(stream: &Self::Stream) -> io::Result<()>;
+    fn split(stream: Self::Stream) -> (Self::Read, Self::Write);
+}
+
+impl Target for SocketAddr {
+    type Stream = TcpStream;
+    type Read = tcp::OwnedReadHalf;
+    type Write = tcp::OwnedWriteHalf;
+
+    async fn open(&self) -> io::Result<TcpStream> {
+        TcpStream::connect(*self).await
+    }
+
+    fn prepare(stream: &TcpStream) -> io::Result<()> {
+        stream.set_nodelay(true)
+    }
+
+    fn split(stream: TcpStream) -> (Self::Read, Self::Write) {
+        stream.into_split()
+    }
+}
+
+/// A Unix-domain socket path.
+struct UnixPath<'a>(&'a PathBuf);
+
+impl fmt::Display for UnixPath<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.display().fmt(f)
+    }
+}
+
+impl Target for UnixPath<'_> {
+    type Stream = UnixStream;
+    type Read = unix::OwnedReadHalf;
+    type Write = unix::OwnedWriteHalf;
+
+    async fn open(&self) -> io::Result<UnixStream> {
+        UnixStream::connect(self.0).await
+    }
+
+    fn prepare(_: &UnixStream) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn split(stream: UnixStream) -> (Self::Read, Self::Write) {
+        stream.into_split()
     }
 }
 
@@ -202,16 +293,21 @@ impl Snapshot {
 
 /// Runs `load.conns` connections following `plan` through warm-up and the
 /// measured window, and returns the summary line.
-async fn measure(load: &LoadArgs, plan: Plan, head: String) -> io::Result<String> {
+async fn measure<T: Target>(
+    target: &T,
+    load: &LoadArgs,
+    plan: Plan,
+    head: String,
+) -> io::Result<String> {
     let tck = clock_ticks_per_sec();
-    let streams = connect_all(load.addr, load.conns).await?;
+    let streams = connect_all(target, load.conns).await?;
     let sh = Rc::new(Shared::default());
     let tasks: Vec<_> = streams
         .into_iter()
         .map(|s| {
             let sh = sh.clone();
             tokio::task::spawn_local(async move {
-                if drive(s, plan, &sh).await.is_err() {
+                if drive::<T>(s, plan, &sh).await.is_err() {
                     sh.errors.set(sh.errors.get() + 1);
                 }
             })
@@ -271,14 +367,18 @@ struct Flow {
 }
 
 /// Pumps messages over one connection until it fails or the task is aborted.
-async fn drive(stream: TcpStream, plan: Plan, sh: &Shared) -> io::Result<Infallible> {
-    let (rd, wr) = stream.into_split();
+async fn drive<T: Target>(stream: T::Stream, plan: Plan, sh: &Shared) -> io::Result<Infallible> {
+    let (rd, wr) = T::split(stream);
     let flow = Flow::default();
     tokio::try_join!(write_side(wr, plan, &flow), read_side(rd, plan, &flow, sh))
         .map(|(never, _)| never)
 }
 
-async fn write_side(mut wr: OwnedWriteHalf, plan: Plan, flow: &Flow) -> io::Result<Infallible> {
+async fn write_side(
+    mut wr: impl AsyncWrite + Unpin,
+    plan: Plan,
+    flow: &Flow,
+) -> io::Result<Infallible> {
     let payload = vec![b'x'; (plan.size * plan.batch) as usize];
     loop {
         let free = plan.window - (flow.sent.get() - flow.done.get());
@@ -297,7 +397,7 @@ async fn write_side(mut wr: OwnedWriteHalf, plan: Plan, flow: &Flow) -> io::Resu
 }
 
 async fn read_side(
-    mut rd: OwnedReadHalf,
+    mut rd: impl AsyncRead + Unpin,
     plan: Plan,
     flow: &Flow,
     sh: &Shared,
@@ -334,9 +434,9 @@ async fn read_side(
     }
 }
 
-async fn c10k(addr: SocketAddr, conns: usize, pid: u32, size: usize) -> io::Result<String> {
+async fn c10k<T: Target>(target: &T, conns: usize, pid: u32, size: usize) -> io::Result<String> {
     let before = vm_rss_kb(pid)?;
-    let streams = connect_all(addr, conns).await?;
+    let streams = connect_all(target, conns).await?;
     let payload: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
     let rounds = stream::iter(streams)
         .map(|mut s| {
@@ -354,7 +454,7 @@ async fn c10k(addr: SocketAddr, conns: usize, pid: u32, size: usize) -> io::Resu
             }
         })
         .buffer_unordered(CONNECT_CONCURRENCY)
-        .collect::<Vec<io::Result<TcpStream>>>()
+        .collect::<Vec<io::Result<T::Stream>>>()
         .await;
     let open = rounds.into_iter().collect::<io::Result<Vec<_>>>()?;
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -368,10 +468,10 @@ async fn c10k(addr: SocketAddr, conns: usize, pid: u32, size: usize) -> io::Resu
 
 /// Opens `n` connections with bounded concurrency, failing if any cannot be
 /// established after a few attempts.
-async fn connect_all(addr: SocketAddr, n: usize) -> io::Result<Vec<TcpStream>> {
+async fn connect_all<T: Target>(target: &T, n: usize) -> io::Result<Vec<T::Stream>> {
     check_nofile(n)?;
     stream::iter(0..n)
-        .map(|_| connect(addr))
+        .map(|_| connect(target))
         .buffer_unordered(CONNECT_CONCURRENCY)
         .collect::<Vec<_>>()
         .await
@@ -379,22 +479,24 @@ async fn connect_all(addr: SocketAddr, n: usize) -> io::Result<Vec<TcpStream>> {
         .collect()
 }
 
-async fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
+async fn connect<T: Target>(target: &T) -> io::Result<T::Stream> {
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let result =
-            match tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr)).await {
-                Ok(r) => r,
-                Err(_) => Err(io::ErrorKind::TimedOut.into()),
-            };
+        let result = match tokio::time::timeout(Duration::from_secs(5), target.open()).await {
+            Ok(r) => r,
+            Err(_) => Err(io::ErrorKind::TimedOut.into()),
+        };
         match result {
             Ok(s) => {
-                s.set_nodelay(true)?;
+                T::prepare(&s)?;
                 return Ok(s);
             }
             Err(e) if attempt >= 5 => {
-                return Err(io::Error::new(e.kind(), format!("connect to {addr}: {e}")))
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!("connect to {target}: {e}"),
+                ))
             }
             Err(_) => tokio::time::sleep(Duration::from_millis(50 * attempt)).await,
         }

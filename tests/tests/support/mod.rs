@@ -288,6 +288,58 @@ impl Connection for LineEcho {
     }
 }
 
+// ---- Files: scratch directories, descriptor flags. ----
+
+/// A fresh directory under the system's temporary directory, removed with
+/// everything in it when dropped. Its path is short enough for Unix-domain
+/// socket names (at most 107 bytes).
+#[derive(Debug)]
+pub struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    /// A new empty directory whose name contains `label`, this process's id
+    /// and a counter, so that tests running at once never share one.
+    pub fn new(label: &str) -> Self {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("em-{label}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir(&path).expect("create a scratch directory");
+        TempDir(path)
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+
+    /// `name` inside the directory.
+    pub fn join(&self, name: &str) -> std::path::PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Whether `fd` is in non-blocking mode (`O_NONBLOCK` in the `flags:` line
+/// of `/proc/self/fdinfo/FD`, which Linux prints in octal).
+pub fn is_nonblocking(fd: &impl std::os::fd::AsRawFd) -> bool {
+    const O_NONBLOCK: u32 = 0o4000;
+    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd()))
+        .expect("read /proc/self/fdinfo");
+    let flags = info
+        .lines()
+        .find_map(|l| l.strip_prefix("flags:"))
+        .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
+        .expect("a flags: line in fdinfo");
+    flags & O_NONBLOCK != 0
+}
+
 // ---- Timers (em-timers): the paused clock, timed logs, drop flags. ----
 
 /// Like [`run_builder_with_watchdog`], on tokio's paused clock
