@@ -260,3 +260,184 @@ fn primitives_are_not_send_and_senders_are_send_and_sync() {
     require_send_sync::<em::QueueSender<String>>();
     require_send_sync::<em::SubscriptionId>();
 }
+
+/// The fan-out policy for connections (`subscribe_conn`): a subscriber that
+/// does not read falls behind, and items are dropped for it and counted
+/// instead of piling up until it is cut off; the publisher sees it behind;
+/// the subscribers that read get every item; once the slow one reads
+/// again it takes items again.
+#[test]
+fn a_connection_subscriber_that_falls_behind_drops_and_counts_items() {
+    use std::cell::Cell;
+    use std::rc::Rc;
+
+    use em::{Conn, Connection, UnbindReason};
+    use tokio_util::codec::LinesCodec;
+
+    const ITEMS: usize = 1000;
+
+    /// The server end of a subscriber: subscribes itself, with small
+    /// watermarks so that falling behind comes quickly.
+    struct Subscriber {
+        channel: em::Channel<Rc<str>>,
+        id: Rc<Cell<Option<em::SubscriptionId>>>,
+        ended: Log,
+    }
+    impl Connection for Subscriber {
+        type Codec = LinesCodec;
+        fn codec(&self) -> LinesCodec {
+            LinesCodec::new()
+        }
+        fn post_init(&mut self, conn: &Conn<LinesCodec>) {
+            conn.set_outbound_watermarks(64 << 10, 16 << 10).unwrap();
+            let id = self.channel.subscribe_conn(conn, |c, item: Rc<str>| {
+                c.send_data(&*item);
+            });
+            self.id.set(Some(id));
+        }
+        fn receive_data(&mut self, _: &Conn<LinesCodec>, _: String) {}
+        fn unbind(&mut self, _: &Conn<LinesCodec>, why: UnbindReason) {
+            self.ended.push(reason(&why));
+        }
+    }
+
+    /// The client end: records the lines it reads; `slow` ones start paused.
+    struct Reader {
+        slow: bool,
+        lines: Rc<std::cell::RefCell<Vec<String>>>,
+    }
+    impl Connection for Reader {
+        type Codec = LinesCodec;
+        fn codec(&self) -> LinesCodec {
+            LinesCodec::new()
+        }
+        fn post_init(&mut self, conn: &Conn<LinesCodec>) {
+            if self.slow {
+                conn.pause();
+            }
+        }
+        fn receive_data(&mut self, _: &Conn<LinesCodec>, line: String) {
+            self.lines.borrow_mut().push(line);
+        }
+    }
+
+    let fast: Vec<Rc<std::cell::RefCell<Vec<String>>>> = (0..2).map(|_| Rc::default()).collect();
+    let slow: Rc<std::cell::RefCell<Vec<String>>> = Rc::default();
+    let slow_id: Rc<Cell<Option<em::SubscriptionId>>> = Rc::default();
+    let ended = Log::default();
+    let outcome: Rc<std::cell::RefCell<Vec<String>>> = Rc::default();
+    let (f, s, sid, e, o) = (
+        fast.clone(),
+        slow.clone(),
+        slow_id.clone(),
+        ended.clone(),
+        outcome.clone(),
+    );
+    run_with_watchdog(move || -> em::Result<()> {
+        let channel = em::Channel::<Rc<str>>::new();
+        for lines in &f {
+            em::connect_pair(
+                Subscriber {
+                    channel: channel.clone(),
+                    id: Rc::default(),
+                    ended: e.clone(),
+                },
+                Reader {
+                    slow: false,
+                    lines: lines.clone(),
+                },
+            )?;
+        }
+        let (_, slow_client) = em::connect_pair(
+            Subscriber {
+                channel: channel.clone(),
+                id: sid.clone(),
+                ended: e.clone(),
+            },
+            Reader {
+                slow: true,
+                lines: s.clone(),
+            },
+        )?;
+        let line = "x".repeat(1000);
+        let mut next = 0;
+        let mut resumed = false;
+        em::tick_loop(move || {
+            let delivered = f.iter().map(|l| l.borrow().len()).min().unwrap();
+            if next < ITEMS {
+                // Paced by the readers: the next item once they have this one.
+                if delivered == next {
+                    channel.push(Rc::from(format!("{next} {line}")));
+                    next += 1;
+                }
+                return std::ops::ControlFlow::Continue(());
+            }
+            if delivered < ITEMS {
+                return std::ops::ControlFlow::Continue(());
+            }
+            if !resumed {
+                resumed = true;
+                o.borrow_mut()
+                    .push(format!("behind={}", channel.num_behind()));
+                slow_client.resume();
+            }
+            if channel.num_behind() == 0 {
+                let id = sid.get().unwrap();
+                o.borrow_mut().push(format!(
+                    "dropped={} total={}",
+                    channel.dropped_for(id).unwrap(),
+                    channel.dropped_count()
+                ));
+                channel.push(Rc::from("after"));
+                let s = s.clone();
+                em::tick_loop(move || {
+                    if s.borrow().last().map(String::as_str) == Some("after") {
+                        em::stop();
+                        std::ops::ControlFlow::Break(())
+                    } else {
+                        std::ops::ControlFlow::Continue(())
+                    }
+                });
+                return std::ops::ControlFlow::Break(());
+            }
+            std::ops::ControlFlow::Continue(())
+        });
+        Ok(())
+    })
+    .unwrap();
+    let outcome = outcome.borrow();
+    assert_eq!(
+        outcome[0], "behind=1",
+        "the publisher saw the slow subscriber behind"
+    );
+    for lines in &fast {
+        let lines = lines.borrow();
+        assert_eq!(
+            lines.len(),
+            ITEMS + 1,
+            "a reading subscriber got every item"
+        );
+        assert_eq!(lines[ITEMS], "after");
+        for (i, l) in lines[..ITEMS].iter().enumerate() {
+            assert!(l.starts_with(&format!("{i} ")), "in order");
+        }
+    }
+    let slow = slow.borrow();
+    let got = slow.len() - 1;
+    assert_eq!(
+        slow.last().map(String::as_str),
+        Some("after"),
+        "it takes items again"
+    );
+    for (i, l) in slow[..got].iter().enumerate() {
+        assert!(l.starts_with(&format!("{i} ")), "a prefix, in order");
+    }
+    assert!(got < ITEMS, "the slow subscriber fell behind");
+    let dropped = ITEMS - got;
+    assert_eq!(outcome[1], format!("dropped={dropped} total={dropped}"));
+    assert!(
+        ended.events().iter().all(|r| r == "ReactorStopped"),
+        "{:?}",
+        ended.events()
+    );
+}

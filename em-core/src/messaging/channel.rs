@@ -12,6 +12,7 @@ use futures::Stream;
 
 use crate::error::Result;
 use crate::messaging::cross_thread::{Registration, RemoteRef};
+use crate::net::conn::Conn;
 use crate::reactor::panic;
 
 /// The id of one subscription to a [`Channel`], as returned by
@@ -35,6 +36,17 @@ impl fmt::Display for SubscriptionId {
 
 type Callback<T> = Box<dyn FnMut(T)>;
 
+/// Whether a subscriber takes the next item.
+enum Gate {
+    Take,
+    /// Behind: the item is dropped for this subscriber, and counted.
+    Skip,
+    /// Gone (its connection closed): unsubscribed.
+    Gone,
+}
+
+type GateFn = Box<dyn Fn() -> Gate>;
+
 struct Subscriber<T> {
     id: SubscriptionId,
     /// Cleared on unsubscribe, so that a subscriber removed while an item is
@@ -42,6 +54,10 @@ struct Subscriber<T> {
     alive: Cell<bool>,
     /// A `pop`: unsubscribed before its one delivery.
     once: bool,
+    /// A connection's subscription: asked before each item.
+    gate: Option<GateFn>,
+    /// Items dropped for this subscriber while it was behind.
+    dropped: Cell<u64>,
     callback: RefCell<Callback<T>>,
 }
 
@@ -56,6 +72,8 @@ struct Inner<T> {
     nested: RefCell<VecDeque<T>>,
     /// How senders reach this channel.
     registration: Registration,
+    /// Items dropped for subscribers that were behind, in all.
+    dropped: Cell<u64>,
 }
 
 /// A fan-out channel (EventMachine's `EM::Channel`): each item
@@ -88,6 +106,18 @@ struct Inner<T> {
 ///
 /// A subscriber that panics is logged (the panic is contained) and stays
 /// subscribed; the item goes on to the other subscribers.
+///
+/// # Slow subscribers
+///
+/// Delivery never waits for anyone: a callback that sends to a connection
+/// only queues output. The policy for a connection that does not keep up
+/// is [`subscribe_conn`](Channel::subscribe_conn)'s: while the connection's
+/// output is above its high watermark, items are dropped for it and counted
+/// (it does not end, and nobody else waits); once it drains it takes items
+/// again. A publisher sees it through [`num_behind`](Channel::num_behind)
+/// and [`dropped_count`](Channel::dropped_count). A plain
+/// [`subscribe`](Channel::subscribe) that sends to a connection has no such
+/// policy: its output grows until the connection's `max_outbound` ends it.
 ///
 /// ```
 /// use std::{cell::RefCell, rc::Rc};
@@ -133,17 +163,20 @@ impl<T: Clone + 'static> Channel<T> {
                 delivering: Cell::new(false),
                 nested: RefCell::new(VecDeque::new()),
                 registration: Registration::default(),
+                dropped: Cell::new(0),
             }),
         }
     }
 
-    fn add(&self, once: bool, callback: Callback<T>) -> SubscriptionId {
+    fn add(&self, once: bool, gate: Option<GateFn>, callback: Callback<T>) -> SubscriptionId {
         let id = SubscriptionId(self.inner.next_id.get());
         self.inner.next_id.set(id.0 + 1);
         let sub = Rc::new(Subscriber {
             id,
             alive: Cell::new(true),
             once,
+            gate,
+            dropped: Cell::new(0),
             callback: RefCell::new(callback),
         });
         Rc::make_mut(&mut self.inner.subscribers.borrow_mut()).push(sub);
@@ -154,7 +187,64 @@ impl<T: Clone + 'static> Channel<T> {
     /// now on, on the reactor thread, until [`unsubscribe`](Self::unsubscribe).
     /// Returns the subscription's id (1, 2, … per channel).
     pub fn subscribe(&self, f: impl FnMut(T) + 'static) -> SubscriptionId {
-        self.add(false, Box::new(f))
+        self.add(false, None, Box::new(f))
+    }
+
+    /// Subscribes connection `conn`, with the fan-out policy for network
+    /// subscribers: `f(conn, item)` is called with each item pushed from
+    /// now on (typically to `send_data` it), except while the connection is
+    /// behind, that is, while its output is above its high watermark
+    /// ([`Conn::is_above_high_watermark`]): those items are dropped for it,
+    /// and counted ([`dropped_for`](Self::dropped_for),
+    /// [`dropped_count`](Self::dropped_count)), instead of piling up until
+    /// the connection's `max_outbound` ends it. It takes items again once its
+    /// output has drained to the low watermark. The subscription ends by
+    /// itself at the first item pushed after the connection closed (or with
+    /// [`unsubscribe`](Self::unsubscribe)). Reactor thread.
+    ///
+    /// A publisher sees how many subscribers are behind with
+    /// [`num_behind`](Self::num_behind).
+    pub fn subscribe_conn<C: 'static>(
+        &self,
+        conn: &Conn<C>,
+        mut f: impl FnMut(&Conn<C>, T) + 'static,
+    ) -> SubscriptionId {
+        let watched = conn.clone();
+        let gate: GateFn = Box::new(move || {
+            if watched.is_closed() {
+                Gate::Gone
+            } else if watched.is_above_high_watermark() {
+                Gate::Skip
+            } else {
+                Gate::Take
+            }
+        });
+        let conn = conn.clone();
+        self.add(false, Some(gate), Box::new(move |item| f(&conn, item)))
+    }
+
+    /// How many subscribers are behind right now: connection subscriptions
+    /// ([`subscribe_conn`](Self::subscribe_conn)) whose connection's output
+    /// is above its high watermark, so that items are dropped for them.
+    pub fn num_behind(&self) -> usize {
+        let subs = self.inner.subscribers.borrow().clone();
+        subs.iter()
+            .filter(|s| matches!(s.gate.as_ref().map(|g| g()), Some(Gate::Skip)))
+            .count()
+    }
+
+    /// How many items were dropped for subscribers that were behind, in all,
+    /// since the channel was made.
+    pub fn dropped_count(&self) -> u64 {
+        self.inner.dropped.get()
+    }
+
+    /// How many items were dropped for subscription `id` while it was
+    /// behind; `None` if it is not subscribed.
+    pub fn dropped_for(&self, id: SubscriptionId) -> Option<u64> {
+        let subs = self.inner.subscribers.borrow();
+        let i = subs.binary_search_by_key(&id, |s| s.id).ok()?;
+        Some(subs[i].dropped.get())
     }
 
     /// Subscribes `f` for exactly one item, the next one pushed (a one-shot
@@ -164,6 +254,7 @@ impl<T: Clone + 'static> Channel<T> {
         let mut f = Some(f);
         self.add(
             true,
+            None,
             Box::new(move |item| {
                 if let Some(f) = f.take() {
                     f(item);
@@ -244,15 +335,30 @@ impl<T: Clone + 'static> Channel<T> {
             return;
         };
         for sub in rest {
-            self.call(sub, item.clone());
+            self.call(sub, || item.clone());
         }
-        self.call(last, item);
+        self.call(last, || item);
     }
 
-    fn call(&self, sub: &Rc<Subscriber<T>>, item: T) {
+    /// Delivers the item `item` makes to `sub`, unless it is gone or behind
+    /// (then the item is not even made).
+    fn call(&self, sub: &Rc<Subscriber<T>>, item: impl FnOnce() -> T) {
         if !sub.alive.get() {
             return;
         }
+        match sub.gate.as_ref().map(|g| g()) {
+            None | Some(Gate::Take) => {}
+            Some(Gate::Skip) => {
+                sub.dropped.set(sub.dropped.get() + 1);
+                self.inner.dropped.set(self.inner.dropped.get() + 1);
+                return;
+            }
+            Some(Gate::Gone) => {
+                self.unsubscribe(sub.id);
+                return;
+            }
+        }
+        let item = item();
         if sub.once {
             self.unsubscribe(sub.id);
         }

@@ -121,9 +121,7 @@ impl Connection for Client {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .init();
+    em_examples::log_to_stderr();
     let args = Args::parse();
     START.with(|_| ());
     em::run(move || -> em::Result<()> {

@@ -56,9 +56,7 @@ impl Connection for Client {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .init();
+    em_examples::log_to_stderr();
     let args = Args::parse();
     let failed = std::rc::Rc::new(std::cell::Cell::new(false));
     let f = failed.clone();

@@ -40,20 +40,20 @@ impl Connection for Echo {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .init();
+    em_examples::log_to_stderr();
     let args = Args::parse();
-    em::Reactor::builder()
-        .listen_backlog(args.backlog)
-        .run(move || -> em::Result<()> {
+    em::Reactor::builder().listen_backlog(args.backlog).run(
+        move || -> Result<(), em::BoxError> {
             let server = match &args.unix {
                 Some(path) => em::start_unix_domain_server(path, || Echo)?,
                 None => em::start_server(args.listen.as_str(), || Echo)?,
             };
+            // Handlers first: a supervisor may send SIGTERM the moment it reads
+            // the line below.
+            em_examples::stop_on_signal()?;
             println!("listening on {}", server.local_addr());
-            em::spawn(em_examples::stop_on_signal())?;
             Ok(())
-        })?;
+        },
+    )?;
     Ok(())
 }

@@ -3,9 +3,12 @@
 //! client through an `em::Channel`. Prints `listening on ADDR` once ready;
 //! stops gracefully on SIGINT/SIGTERM. Try it with `nc 127.0.0.1 8083`.
 //!
-//! Each client is a channel subscription from connect to close; the timer
-//! pushes one line per event and the channel fans it out at once, on the
-//! reactor thread. Input from clients is ignored.
+//! Each client is a connection subscription (`Channel::subscribe_conn`)
+//! from connect to close; the timer pushes one line per event and the
+//! channel fans it out at once, on the reactor thread. A client that does
+//! not keep up misses events instead of being cut off: while its output is
+//! above its high watermark, events are dropped for it and counted, and a
+//! warning says how many clients are behind. Input from clients is ignored.
 
 use std::rc::Rc;
 use std::time::Duration;
@@ -42,8 +45,7 @@ impl Connection for Client {
     }
 
     fn post_init(&mut self, conn: &Conn<LinesCodec>) {
-        let me = conn.clone();
-        self.subscription = Some(self.events.subscribe(move |event: Rc<str>| {
+        self.subscription = Some(self.events.subscribe_conn(conn, |me, event: Rc<str>| {
             me.send_data(&*event);
         }));
     }
@@ -58,11 +60,9 @@ impl Connection for Client {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .init();
+    em_examples::log_to_stderr();
     let args = Args::parse();
-    em::run(move || -> em::Result<()> {
+    em::run(move || -> Result<(), em::BoxError> {
         let events = em::Channel::<Rc<str>>::new();
         let e = events.clone();
         let server = em::start_server(args.listen.as_str(), move || Client {
@@ -70,14 +70,29 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             subscription: None,
         })?;
         let mut seq = 0u64;
+        let mut reported = 0u64;
+        let mut last_warning: Option<std::time::Instant> = None;
         em::add_periodic_timer(Duration::from_millis(args.interval_ms.max(1)), move |_| {
             for _ in 0..args.batch {
                 seq += 1;
                 events.push(Rc::from(format!("event {seq}")));
             }
+            let dropped = events.dropped_count();
+            let quiet = last_warning.is_some_and(|t| t.elapsed() < Duration::from_secs(5));
+            if dropped > reported && !quiet {
+                last_warning = Some(std::time::Instant::now());
+                tracing::warn!(
+                    behind = events.num_behind(),
+                    dropped = dropped - reported,
+                    "clients behind: events dropped for them"
+                );
+                reported = dropped;
+            }
         })?;
+        // Handlers first: a supervisor may send SIGTERM the moment it reads
+        // the line below.
+        em_examples::stop_on_signal()?;
         println!("listening on {}", server.local_addr());
-        em::spawn(em_examples::stop_on_signal())?;
         Ok(())
     })?;
     Ok(())

@@ -6,12 +6,16 @@
 //! SUB news              -> SUBSCRIBED news
 //! PUB news hello world  -> PUBLISHED news 1   (every subscriber: MSG news hello world)
 //! UNSUB news            -> UNSUBSCRIBED news
+//! STATS news           -> STATS news subscribers=3 behind=1 dropped=42
 //! ```
 //!
-//! One channel per topic; each subscriber is a channel subscription that
-//! writes to its connection. Writes never block the reactor, so a slow
-//! subscriber never holds up the others (its outbound buffer grows instead;
-//! per-connection watermarks will bound it once they land).
+//! One channel per topic; each subscriber is a connection subscription
+//! (`Channel::subscribe_conn`) that writes to its connection. Writes never
+//! block the reactor, so a slow subscriber never holds up the others, and
+//! its output does not pile up either: while it is above its high
+//! watermark, messages are dropped for it and counted (`STATS` shows how
+//! many subscribers are behind and how many messages were dropped), and it
+//! gets messages again once it has caught up.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -79,8 +83,7 @@ impl Connection for Client {
         match verb {
             "SUB" if !rest.is_empty() && !rest.contains(' ') => {
                 if !self.subscriptions.contains_key(rest) {
-                    let me = conn.clone();
-                    let id = self.channel(rest).subscribe(move |msg: Rc<str>| {
+                    let id = self.channel(rest).subscribe_conn(conn, |me, msg: Rc<str>| {
                         me.send_data(&*msg);
                     });
                     self.subscriptions.insert(rest.to_owned(), id);
@@ -107,8 +110,19 @@ impl Connection for Client {
                     conn.send_data("ERR usage: PUB topic message");
                 }
             },
+            "STATS" if !rest.is_empty() => {
+                let ch = self.topics.borrow().get(rest).cloned();
+                let (n, behind, dropped) = ch.map_or((0, 0, 0), |ch| {
+                    (ch.num_subscribers(), ch.num_behind(), ch.dropped_count())
+                });
+                conn.send_data(format!(
+                    "STATS {rest} subscribers={n} behind={behind} dropped={dropped}"
+                ));
+            }
             _ => {
-                conn.send_data("ERR commands: SUB topic | UNSUB topic | PUB topic message");
+                conn.send_data(
+                    "ERR commands: SUB topic | UNSUB topic | PUB topic message | STATS topic",
+                );
             }
         }
     }
@@ -122,11 +136,9 @@ impl Connection for Client {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .init();
+    em_examples::log_to_stderr();
     let args = Args::parse();
-    em::run(move || -> em::Result<()> {
+    em::run(move || -> Result<(), em::BoxError> {
         let topics = Topics::default();
         let max_line = args.max_line;
         let server = em::start_server(args.listen.as_str(), move || Client {
@@ -134,8 +146,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             subscriptions: HashMap::new(),
             max_line,
         })?;
+        // Handlers first: a supervisor may send SIGTERM the moment it reads
+        // the line below.
+        em_examples::stop_on_signal()?;
         println!("listening on {}", server.local_addr());
-        em::spawn(em_examples::stop_on_signal())?;
         Ok(())
     })?;
     Ok(())

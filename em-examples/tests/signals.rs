@@ -1,0 +1,68 @@
+//! The long-running examples stop gracefully on SIGTERM sent the moment
+//! they announce readiness: the signal handlers are in place before the
+//! `listening on` line is printed (they used to be installed after it, so a
+//! supervisor's early SIGTERM sometimes killed the process by the default
+//! action, or was swallowed and the server kept running).
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// Sends SIGTERM to `child`.
+#[allow(unsafe_code)]
+fn terminate(child: &Child) {
+    let pid = libc::pid_t::try_from(child.id()).expect("pid fits");
+    // SAFETY: kill(2) takes plain integers and touches no memory of ours;
+    // `pid` is our own child, not yet reaped, so it names that process.
+    let r = unsafe { libc::kill(pid, libc::SIGTERM) };
+    assert_eq!(r, 0, "kill: {}", std::io::Error::last_os_error());
+}
+
+/// Starts `bin` on port 0, sends SIGTERM as soon as it prints
+/// `listening on`, and checks that it exits 0 within 2 s.
+fn start_and_terminate_at_readiness(bin: &str, round: usize) {
+    let mut child = Command::new(bin)
+        .args(["--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn the example");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .expect("read its first line");
+    assert!(line.starts_with("listening on "), "round {round}: {line:?}");
+    terminate(&child);
+    // Wait for the exit on another thread, so that the wait is bounded.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let pid = child.id();
+    std::thread::spawn(move || tx.send(child.wait().expect("wait")).ok());
+    match rx.recv_timeout(Duration::from_secs(2)) {
+        Ok(status) => assert!(
+            status.success(),
+            "round {round}: {bin} exited with {status}"
+        ),
+        Err(_) => {
+            Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status()
+                .ok();
+            panic!("round {round}: {bin} still running 2 s after SIGTERM");
+        }
+    }
+}
+
+#[test]
+fn echo_server_exits_0_on_sigterm_sent_at_readiness_500_times() {
+    for round in 0..500 {
+        start_and_terminate_at_readiness(env!("CARGO_BIN_EXE_echo_server"), round);
+    }
+}
+
+#[test]
+fn pubsub_and_firehose_exit_0_on_sigterm_sent_at_readiness() {
+    for round in 0..100 {
+        start_and_terminate_at_readiness(env!("CARGO_BIN_EXE_pubsub"), round);
+        start_and_terminate_at_readiness(env!("CARGO_BIN_EXE_firehose"), round);
+    }
+}
