@@ -102,6 +102,24 @@ pub fn on_teardown(call: &'static str, hook: impl FnOnce() + 'static) -> Result<
     Ok(())
 }
 
+/// Adds a gauge to the reactor's [`stats`](crate::stats): `read` is called
+/// (on the reactor thread) each time stats are taken. The name
+/// `"timers_pending"` fills [`Stats::timers_pending`](crate::Stats::timers_pending);
+/// any other shows in [`Stats::gauges`](crate::Stats::gauges). Dropped at
+/// teardown. Errors with `is_no_reactor()` naming `call`.
+pub fn register_gauge(
+    call: &'static str,
+    name: &'static str,
+    read: impl Fn() -> u64 + 'static,
+) -> Result<()> {
+    Core::current(call)?
+        .counters
+        .gauges
+        .borrow_mut()
+        .push((name, Box::new(read)));
+    Ok(())
+}
+
 /// Runs a user callback, containing a panic: it is reported to the error
 /// handler (or logged at error level) naming `callback`, the reactor stops
 /// if it was built with `stop_on_panic`, and the panic's message is

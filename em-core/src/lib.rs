@@ -90,4 +90,5 @@ pub use reactor::run::{
     add_shutdown_hook, connection_count, handle, reactor_running, reactor_thread, run, spawn, stop,
     stopping, Reactor, RunResult,
 };
+pub use reactor::stats::{stats, Ended, Stats};
 pub use reactor::ticks::{next_tick, schedule};

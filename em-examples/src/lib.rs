@@ -1,7 +1,10 @@
-//! What the long-running example programs share: logging to stderr, and
-//! stopping gracefully on SIGINT or SIGTERM.
+//! What the long-running example programs share: logging to stderr,
+//! stopping gracefully on SIGINT or SIGTERM, and printing the reactor's
+//! stats on SIGUSR1 or every few seconds.
 
 #![deny(missing_docs)]
+
+use std::time::Duration;
 
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
@@ -37,4 +40,31 @@ async fn wait_then_stop(mut int: Signal, mut term: Signal) {
     }
     tracing::info!("signal received; stopping");
     em::stop();
+}
+
+/// Prints the reactor's [`em::stats`] to stderr, as one `STATS key=value …`
+/// line, on every SIGUSR1, and every `every` if given (the programs'
+/// `--stats-every SECS` flag). Call it from the run block; the SIGUSR1
+/// handler is installed before it returns. Reactor thread.
+///
+/// Errors if the handler cannot be installed, or where no reactor runs.
+pub fn report_stats(every: Option<Duration>) -> Result<(), em::BoxError> {
+    let mut usr1 = signal(SignalKind::user_defined1())?;
+    em::spawn(async move {
+        while usr1.recv().await.is_some() {
+            print_stats();
+        }
+    })?;
+    if let Some(every) = every.filter(|d| !d.is_zero()) {
+        em::add_periodic_timer(every, |_| print_stats())?;
+    }
+    Ok(())
+}
+
+#[allow(clippy::print_stderr)] // The example's own output, on stderr.
+fn print_stats() {
+    match em::stats() {
+        Ok(stats) => eprintln!("STATS {stats}"),
+        Err(e) => tracing::warn!(error = %e, "cannot read the reactor's stats"),
+    }
 }

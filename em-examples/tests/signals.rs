@@ -8,14 +8,19 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-/// Sends SIGTERM to `child`.
+/// Sends signal `sig` to `child`.
 #[allow(unsafe_code)]
-fn terminate(child: &Child) {
+fn send(child: &Child, sig: libc::c_int) {
     let pid = libc::pid_t::try_from(child.id()).expect("pid fits");
     // SAFETY: kill(2) takes plain integers and touches no memory of ours;
     // `pid` is our own child, not yet reaped, so it names that process.
-    let r = unsafe { libc::kill(pid, libc::SIGTERM) };
+    let r = unsafe { libc::kill(pid, sig) };
     assert_eq!(r, 0, "kill: {}", std::io::Error::last_os_error());
+}
+
+/// Sends SIGTERM to `child`.
+fn terminate(child: &Child) {
+    send(child, libc::SIGTERM);
 }
 
 /// Starts `bin` on port 0, sends SIGTERM as soon as it prints
@@ -65,4 +70,39 @@ fn pubsub_and_firehose_exit_0_on_sigterm_sent_at_readiness() {
         start_and_terminate_at_readiness(env!("CARGO_BIN_EXE_pubsub"), round);
         start_and_terminate_at_readiness(env!("CARGO_BIN_EXE_firehose"), round);
     }
+}
+
+/// SIGUSR1 makes a server print its stats line on stderr.
+#[test]
+fn sigusr1_prints_the_stats_line() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_echo_server"))
+        .args(["--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn echo_server");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .expect("read its first line");
+    assert!(line.starts_with("listening on "), "{line:?}");
+    send(&child, libc::SIGUSR1);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if line.starts_with("STATS ") {
+                tx.send(line).ok();
+                break;
+            }
+        }
+    });
+    let stats = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("a STATS line");
+    terminate(&child);
+    assert!(child.wait().expect("wait").success());
+    assert!(stats.contains(" connections_open=0 "), "{stats}");
+    assert!(stats.contains(" bytes_read=0 "), "{stats}");
 }

@@ -128,6 +128,12 @@ impl Timers {
             tokio::task::spawn_local(drive(timers.clone()));
             let t = timers.clone();
             ext::on_teardown(call, move || t.teardown())?;
+            let weak = Rc::downgrade(&timers);
+            ext::register_gauge(call, "timers_pending", move || {
+                weak.upgrade()
+                    .and_then(|t| t.store.try_borrow().ok().map(|s| s.len() as u64))
+                    .unwrap_or(0)
+            })?;
         }
         CURRENT.with(|c| *c.borrow_mut() = Rc::downgrade(&timers));
         Ok(timers)

@@ -211,6 +211,10 @@ impl<C> Member for ConnInner<C> {
     fn reactor_stopping(&self) {
         self.state.wake();
     }
+
+    fn outbound_len(&self) -> usize {
+        self.state.outbound.try_borrow().map_or(0, |out| out.len())
+    }
 }
 
 /// A handle to one connection: cheap to clone, `!Send`, and storable (a chat

@@ -9,6 +9,7 @@ use tokio_util::codec::Decoder;
 
 use crate::error::BoxError;
 use crate::net::conn::Conn;
+use crate::reactor::stats::Ending;
 
 /// A connection handler: one instance per connection, called back on the
 /// reactor thread (EventMachine's `EM::Connection`).
@@ -167,6 +168,25 @@ impl UnbindReason {
                 | UnbindReason::ReactorStopped
                 | UnbindReason::Detached
         )
+    }
+}
+
+impl UnbindReason {
+    /// The kind of ending the reactor's stats count it as.
+    pub(crate) fn ending(&self) -> Ending {
+        match self {
+            UnbindReason::Closed => Ending::Closed,
+            UnbindReason::PeerClosed => Ending::PeerClosed,
+            UnbindReason::ConnectFailed(_) => Ending::ConnectFailed,
+            UnbindReason::Io(_) => Ending::Io,
+            UnbindReason::Codec(_) => Ending::Codec,
+            UnbindReason::Panicked(_) => Ending::Panicked,
+            UnbindReason::ReactorStopped => Ending::ReactorStopped,
+            UnbindReason::InactivityTimeout => Ending::InactivityTimeout,
+            UnbindReason::ConnectTimeout => Ending::ConnectTimeout,
+            UnbindReason::OutboundOverflow => Ending::OutboundOverflow,
+            UnbindReason::Detached => Ending::Detached,
+        }
     }
 }
 

@@ -23,6 +23,7 @@ use crate::net::driver::{Driver, Start};
 use crate::net::transport::BoxTransport;
 use crate::reactor::core::{Core, Member};
 use crate::reactor::panic;
+use crate::reactor::stats;
 
 /// Accepts per poll of a listener before it lets other work run.
 const ACCEPTS_PER_POLL: usize = 64;
@@ -447,6 +448,7 @@ where
                     drop(transport);
                 } else {
                     server.accepted.set(server.accepted.get() + 1);
+                    stats::add(&core.counters.accepted, 1);
                     accept(&core, &server, &mut factory, transport, peer);
                 }
                 accepted_in_poll += 1;

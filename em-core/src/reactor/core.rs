@@ -19,6 +19,7 @@ use bytes::BytesMut;
 use crate::error::{Error, Result};
 use crate::reactor::builder::Config;
 use crate::reactor::remote::Remote;
+use crate::reactor::stats::Counters;
 
 thread_local! {
     static CURRENT: RefCell<Option<Rc<Core>>> = const { RefCell::new(None) };
@@ -53,6 +54,11 @@ pub(crate) trait Member {
     fn is_gone(&self) -> bool {
         false
     }
+
+    /// Bytes it has queued for sending (a connection's output).
+    fn outbound_len(&self) -> usize {
+        0
+    }
 }
 
 /// The state of one running reactor, owned by its thread.
@@ -82,6 +88,7 @@ pub(crate) struct Core {
     /// Extension teardown: run last registered first, after every `unbind`.
     teardown_hooks: RefCell<Vec<Box<dyn FnOnce()>>>,
     pub(crate) remote: Arc<Remote>,
+    pub(crate) counters: Counters,
 }
 
 impl Core {
@@ -101,6 +108,7 @@ impl Core {
             shutdown_hooks: RefCell::new(Vec::new()),
             teardown_hooks: RefCell::new(Vec::new()),
             remote: Arc::new(Remote::new(std::thread::current().id())),
+            counters: Counters::default(),
         }
     }
 
@@ -230,6 +238,11 @@ impl Core {
         self.conns.borrow().len()
     }
 
+    /// Bytes queued for sending on every connection, now.
+    pub(crate) fn outbound_queued(&self) -> usize {
+        self.conns.borrow().values().map(|c| c.outbound_len()).sum()
+    }
+
     pub(crate) fn has_connections(&self) -> bool {
         !self.conns.borrow().is_empty()
     }
@@ -302,6 +315,8 @@ impl Core {
         // Dropped outside the borrow: a value's Drop may reach the reactor.
         let locals = self.locals.take();
         drop(locals);
+        let gauges = self.counters.gauges.take();
+        drop(gauges);
         self.read_buffer.take();
     }
 }

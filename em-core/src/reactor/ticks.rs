@@ -29,6 +29,7 @@ use crate::error::{Error, Result};
 use crate::reactor::core::Core;
 use crate::reactor::panic;
 use crate::reactor::remote::Remote;
+use crate::reactor::stats;
 
 /// How many passes run between two polls of I/O when ticks keep coming.
 pub(crate) const PASSES_BEFORE_IO: usize = 256;
@@ -282,7 +283,9 @@ pub(crate) async fn drive(core: Rc<Core>) {
         let mut passes = 0;
         while passes < PASSES_BEFORE_IO {
             take_scheduled();
-            if run_pass(&core) == 0 || core.stopping() {
+            let ran = run_pass(&core);
+            stats::add(&core.counters.ticks_run, ran as u64);
+            if ran == 0 || core.stopping() {
                 break;
             }
             if TICKS.with(|t| !t.current.borrow().is_empty()) {

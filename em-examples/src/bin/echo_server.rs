@@ -6,6 +6,8 @@
 use std::path::PathBuf;
 
 use bytes::BytesMut;
+use std::time::Duration;
+
 use clap::Parser;
 use em::prelude::*;
 use tokio_util::codec::BytesCodec;
@@ -24,6 +26,10 @@ struct Args {
     /// listen(2) backlog.
     #[arg(long, default_value_t = 1024)]
     backlog: u32,
+    /// Print the reactor's stats to stderr every SECS seconds (they are
+    /// also printed on SIGUSR1).
+    #[arg(long, value_name = "SECS")]
+    stats_every: Option<u64>,
 }
 
 /// The echo handler: raw bytes in, the same bytes out.
@@ -51,6 +57,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             // Handlers first: a supervisor may send SIGTERM the moment it reads
             // the line below.
             em_examples::stop_on_signal()?;
+            em_examples::report_stats(args.stats_every.map(Duration::from_secs))?;
             println!("listening on {}", server.local_addr());
             Ok(())
         },

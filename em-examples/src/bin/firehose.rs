@@ -29,6 +29,10 @@ struct Args {
     /// Events per timer tick.
     #[arg(long, default_value_t = 1)]
     batch: u64,
+    /// Print the reactor's stats to stderr every SECS seconds (they are
+    /// also printed on SIGUSR1).
+    #[arg(long, value_name = "SECS")]
+    stats_every: Option<u64>,
 }
 
 /// One client: subscribed to the firehose while connected.
@@ -92,6 +96,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // Handlers first: a supervisor may send SIGTERM the moment it reads
         // the line below.
         em_examples::stop_on_signal()?;
+        em_examples::report_stats(args.stats_every.map(Duration::from_secs))?;
         println!("listening on {}", server.local_addr());
         Ok(())
     })?;

@@ -21,6 +21,8 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
+use std::time::Duration;
+
 use clap::Parser;
 use em::prelude::*;
 
@@ -34,6 +36,10 @@ struct Args {
     /// Longest accepted line, in bytes.
     #[arg(long, default_value_t = 64 * 1024)]
     max_line: usize,
+    /// Print the reactor's stats to stderr every SECS seconds (they are
+    /// also printed on SIGUSR1).
+    #[arg(long, value_name = "SECS")]
+    stats_every: Option<u64>,
 }
 
 /// The topics, shared by every connection (reactor thread only).
@@ -149,6 +155,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // Handlers first: a supervisor may send SIGTERM the moment it reads
         // the line below.
         em_examples::stop_on_signal()?;
+        em_examples::report_stats(args.stats_every.map(Duration::from_secs))?;
         println!("listening on {}", server.local_addr());
         Ok(())
     })?;

@@ -25,6 +25,7 @@ use crate::net::connection::{Connection, UnbindReason};
 use crate::net::transport::BoxTransport;
 use crate::reactor::core::Core;
 use crate::reactor::panic;
+use crate::reactor::stats;
 
 pub(crate) mod stream;
 
@@ -282,6 +283,7 @@ impl<H: Connection, P: Pump<H>> Driver<H, P> {
         *state.peer.borrow_mut() = peer;
         *state.transport.borrow_mut() = Some(transport);
         tracing::debug!("connected");
+        stats::add(&self.core.counters.connected, 1);
         self.phase = Phase::Open;
         self.session()
             .call("connection_completed", |h, c| h.connection_completed(c));
@@ -359,6 +361,7 @@ impl<H: Connection, P: Pump<H>> Driver<H, P> {
         }
         self.pump.reset();
         self.timer = None;
+        self.core.counters.ended(reason.ending());
         if reason.is_error() {
             let peer = state.peer.borrow();
             let peer = peer.as_ref().map(|p| p as &dyn std::fmt::Display);
@@ -442,6 +445,9 @@ impl<H: Connection, P> Drop for Driver<H, P> {
                 server.connection_ended();
             }
             self.unbound = true;
+            self.core
+                .counters
+                .ended(UnbindReason::ReactorStopped.ending());
             let (handler, conn) = (&mut self.handler, &self.conn);
             let _ = panic::catch("unbind", Some(conn.id()), || {
                 handler.unbind(conn, UnbindReason::ReactorStopped)

@@ -16,6 +16,7 @@ use super::{Pump, Session};
 use crate::net::conn::Close;
 use crate::net::connection::{Connection, UnbindReason};
 use crate::reactor::panic;
+use crate::reactor::stats;
 
 /// `outbound_drained` rounds per poll before the pump yields.
 const DRAINED_PER_POLL: usize = 16;
@@ -193,6 +194,7 @@ impl StreamPump {
                 }
                 Poll::Ready(Ok(n)) => {
                     self.active = true;
+                    stats::add(&s.core.counters.bytes_read, n as u64);
                     if n == read_size {
                         full_reads += 1;
                     }
@@ -285,7 +287,10 @@ impl StreamPump {
                 })
             };
             match decoded {
-                Ok(Ok(Some(frame))) => s.call("receive_data", |h, c| h.receive_data(c, frame)),
+                Ok(Ok(Some(frame))) => {
+                    stats::add(&s.core.counters.frames_decoded, 1);
+                    s.call("receive_data", |h, c| h.receive_data(c, frame));
+                }
                 Ok(Ok(None)) => {
                     if eof {
                         self.input_done = true;
@@ -321,6 +326,7 @@ impl StreamPump {
                 Poll::Ready(Ok(n)) => {
                     self.active = true;
                     self.unflushed = true;
+                    stats::add(&s.core.counters.bytes_written, n as u64);
                     out.advance(n);
                 }
                 Poll::Ready(Err(e)) => return Err(e),
