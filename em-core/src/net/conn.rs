@@ -295,6 +295,24 @@ impl<C> Conn<C> {
         C: Encoder<T>,
         <C as Encoder<T>>::Error: Into<BoxError>,
     {
+        self.queue_output("send_data", |out| {
+            let mut codec = self.inner.codec.try_borrow_mut().map_err(|_| {
+                Error::encode("the codec is busy (send_data called from inside the codec)")
+            })?;
+            codec.encode(frame, out).map_err(Error::encode)
+        })
+    }
+
+    /// What every way of queueing output shares: refuses on a closed or
+    /// closing connection and on a pipe's read end, lets `fill` append to
+    /// the queue (undone if it fails), then keeps the books: the high
+    /// watermark, the `max_outbound` cap (which closes the connection), and
+    /// a wake of the driver when the queue stops being empty.
+    fn queue_output(
+        &self,
+        call: &'static str,
+        fill: impl FnOnce(&mut BytesMut) -> Result<()>,
+    ) -> Result<usize> {
         let state = self.state();
         if state.ended.get() {
             return Err(Error::closed());
@@ -307,21 +325,17 @@ impl<C> Conn<C> {
         if let Ok(Some(t)) = state.transport.try_borrow().as_deref().map(Option::as_ref) {
             if !t.writable() {
                 return Err(Error::unsupported(
-                    "send_data",
+                    call,
                     "this connection is a pipe's read end, which cannot be written",
                 ));
             }
         }
         let mut out = state.outbound.borrow_mut();
         let before = out.len();
-        let mut codec = self.inner.codec.try_borrow_mut().map_err(|_| {
-            Error::encode("the codec is busy (send_data called from inside the codec)")
-        })?;
-        if let Err(e) = codec.encode(frame, &mut out) {
+        if let Err(e) = fill(&mut out) {
             out.truncate(before);
-            return Err(Error::encode(e));
+            return Err(e);
         }
-        drop(codec);
         let queued = out.len() - before;
         if out.len() > state.high_watermark.get() {
             if out.len() > state.max_outbound.get() {
