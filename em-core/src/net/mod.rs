@@ -12,6 +12,9 @@
 //!   between reconnects; [`attach`]: connections and servers on descriptors
 //!   the program already has, and `detach`; [`pair`]: in-memory pairs;
 //!   [`closure_handler`]: handlers from a closure.
+//! * [`socket_options`]: `TCP_NODELAY`, keep-alive, any option through
+//!   socket2, and raw `set_sock_opt`/`get_sock_opt`, on a connection's
+//!   socket.
 
 pub(crate) mod address;
 pub(crate) mod attach;
@@ -23,4 +26,5 @@ pub(crate) mod connection;
 pub(crate) mod driver;
 pub(crate) mod pair;
 pub(crate) mod server;
+pub(crate) mod socket_options;
 pub(crate) mod transport;
