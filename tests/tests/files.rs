@@ -497,7 +497,7 @@ fn send_file_data_sends_the_file_as_it_is() {
 }
 
 #[test]
-fn a_missing_file_is_an_immediate_typed_error() {
+fn a_missing_file_and_an_unwritable_connection_are_immediate_typed_errors() {
     let _serial = serial();
     let dir = TempDir::new();
     let missing = dir.join("no-such-file");
@@ -536,6 +536,13 @@ fn a_missing_file_is_an_immediate_typed_error() {
             .send_file_data(&present)
             .expect_err("a closed connection");
         assert!(e.is_closed(), "{e:?}");
+
+        let (reader, _writer) = std::io::pipe().expect("pipe");
+        let read_end = em::attach(reader, Echo)?;
+        let e = read_end
+            .send_file_data(&present)
+            .expect_err("a pipe's read end");
+        assert!(e.is_unsupported(), "{e:?}");
 
         ch.set(true);
         em::stop();
@@ -595,4 +602,39 @@ fn the_deferred_fails_if_the_peer_goes_away_mid_file() {
         Some(0),
         "the ended connection was gone when the deferred failed"
     );
+}
+
+#[test]
+fn the_deferred_fails_when_the_reactor_stops_mid_file() {
+    const LEN: usize = 64 * MIB;
+    let _serial = serial();
+    let dir = TempDir::new();
+    let path = dir.join("interrupted");
+    make_file(&path, LEN);
+
+    // Once the queue passed the high watermark (the client reads nothing
+    // until then), the reactor stops; the client then reads what it gets.
+    let (go_tx, go_rx) = mpsc::channel();
+    let mut go_tx = Some(go_tx);
+    let (got, seen) = serve_file(
+        path,
+        false,
+        em::Reactor::builder(),
+        None,
+        Some(go_rx),
+        move |conn| {
+            if conn.is_above_high_watermark() {
+                if let Some(go) = go_tx.take() {
+                    em::stop();
+                    go.send(()).unwrap();
+                }
+            }
+        },
+    );
+    assert!(got.len() < LEN, "the file was cut short: {}", got.len());
+    match seen.outcome.borrow().clone() {
+        Some(Outcome::Failed { closed, message }) => assert!(closed, "is_closed(): {message}"),
+        other => panic!("the deferred failed: {other:?}"),
+    }
+    assert_eq!(seen.unbind.borrow().as_deref(), Some("ReactorStopped"));
 }
