@@ -33,6 +33,9 @@ enum Kind {
     Bind(String, Arc<io::Error>),
     Closed,
     Closing,
+    /// A call that needs the connection's socket, made when it has none:
+    /// the call, and why (not connected yet, ended, detached).
+    NotOpen(&'static str, &'static str),
     Encode(Arc<dyn std::error::Error + Send + Sync>),
     Config(String),
     Panicked(&'static str, String),
@@ -75,6 +78,9 @@ impl Error {
     }
     pub(crate) fn closing() -> Self {
         Self::new(Kind::Closing)
+    }
+    pub(crate) fn not_open(call: &'static str, why: &'static str) -> Self {
+        Self::new(Kind::NotOpen(call, why))
     }
     pub(crate) fn encode(e: impl Into<BoxError>) -> Self {
         Self::new(Kind::Encode(Arc::from(e.into())))
@@ -133,9 +139,12 @@ impl Error {
     pub fn is_bind(&self) -> bool {
         matches!(self.kind, Kind::Bind(..))
     }
-    /// The connection is closed, or closing after `close_connection_after_writing`.
+    /// The connection is closed, or closing after
+    /// `close_connection_after_writing`; or, for a call that needs its
+    /// socket (a socket option), it has none: not connected yet, ended, or
+    /// detached (the message says which).
     pub fn is_closed(&self) -> bool {
-        matches!(self.kind, Kind::Closed | Kind::Closing)
+        matches!(self.kind, Kind::Closed | Kind::Closing | Kind::NotOpen(..))
     }
     /// The codec refused to encode a frame; the connection stays open.
     pub fn is_encode(&self) -> bool {
@@ -216,6 +225,7 @@ impl fmt::Display for Error {
             Kind::Closing => f.write_str(
                 "the connection is closing after writing; send_data after close_connection_after_writing is refused",
             ),
+            Kind::NotOpen(call, why) => write!(f, "{call}: {why}"),
             Kind::Encode(e) => write!(f, "the codec cannot encode the frame: {e}"),
             Kind::Config(what) => write!(f, "invalid reactor configuration: {what}"),
             Kind::Panicked(cb, msg) => write!(f, "panic in {cb}: {msg}"),

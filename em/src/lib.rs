@@ -664,6 +664,11 @@ pub use em_defer::{
 /// The byte buffers frames are made of, re-exported from the `bytes` crate.
 pub use bytes;
 
+/// Socket options beyond the typed ones, re-exported from the `socket2`
+/// crate: the `SockRef` that [`Conn::with_socket`] hands its closure, and
+/// `TcpKeepalive`.
+pub use socket2;
+
 /// Codecs that frame a connection's byte stream, re-exported from
 /// `tokio_util::codec`: `BytesCodec`, `LinesCodec`, `LengthDelimitedCodec`,
 /// and the `Decoder` and `Encoder` traits for codecs of your own.

@@ -348,15 +348,22 @@ impl<C> Conn<C> {
     ///
     /// Errors: `is_closed()` on a connection that has ended, is closing, or
     /// whose connect has not completed; `is_unsupported()` on a transport
-    /// with no descriptor (an in-memory pair), which stays open then;
-    /// `is_io()` if the descriptor cannot be deregistered (it is closed
-    /// then, and the connection ends).
+    /// with no descriptor (an in-memory pair), and from inside
+    /// [`with_socket`](Conn::with_socket)'s closure (the connection stays
+    /// open then); `is_io()` if the descriptor cannot be deregistered (it is
+    /// closed then, and the connection ends).
     pub fn detach(&self) -> Result<OwnedFd> {
         let state = self.state();
         if state.ended.get() || state.close.get() != Close::Open {
             return Err(Error::closed());
         }
-        let mut slot = state.transport.borrow_mut();
+        let Ok(mut slot) = state.transport.try_borrow_mut() else {
+            // Borrowed by `with_socket`, whose closure called us.
+            return Err(Error::unsupported(
+                "detach",
+                "the socket is in use (detach called from inside with_socket)",
+            ));
+        };
         match slot.as_ref() {
             None => return Err(Error::closed()),
             Some(t) if t.descriptor().is_none() => {

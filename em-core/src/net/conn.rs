@@ -4,7 +4,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::task::Waker;
 use std::time::Duration;
 
@@ -176,7 +176,6 @@ impl ConnState {
 
     /// Registers `waker` to be woken when the output drains (see
     /// `output_waiters`); the task re-checks its own condition then.
-    #[allow(dead_code)] // Its first users (file streaming, procedural sockets) come next.
     pub(crate) fn wait_for_output(&self, waker: &Waker) {
         let mut waiters = self.output_waiters.take().unwrap_or_default();
         if !waiters.iter().any(|w| w.will_wake(waker)) {
@@ -258,6 +257,19 @@ impl<C: 'static> Conn<C> {
     }
 }
 
+/// A handle that does not keep the connection's state alive: for a task
+/// working for the connection (a file being streamed), which upgrades it
+/// for each step and so lets the state go once the connection has ended
+/// and its handles are dropped.
+pub(crate) struct WeakConn<C>(Weak<ConnInner<C>>);
+
+impl<C> WeakConn<C> {
+    /// The connection, unless its state is gone.
+    pub(crate) fn upgrade(&self) -> Option<Conn<C>> {
+        self.0.upgrade().map(|inner| Conn { inner })
+    }
+}
+
 impl<C> Conn<C> {
     pub(crate) fn state(&self) -> &ConnState {
         &self.inner.state
@@ -265,6 +277,10 @@ impl<C> Conn<C> {
 
     pub(crate) fn codec(&self) -> &RefCell<C> {
         &self.inner.codec
+    }
+
+    pub(crate) fn downgrade(&self) -> WeakConn<C> {
+        WeakConn(Rc::downgrade(&self.inner))
     }
 
     /// Encodes `frame` with the connection's codec and queues it for sending;
@@ -299,6 +315,29 @@ impl<C> Conn<C> {
         C: Encoder<T>,
         <C as Encoder<T>>::Error: Into<BoxError>,
     {
+        self.queue_output("send_data", |out| {
+            let mut codec = self.inner.codec.try_borrow_mut().map_err(|_| {
+                Error::encode("the codec is busy (send_data called from inside the codec)")
+            })?;
+            codec.encode(frame, out).map_err(Error::encode)
+        })
+    }
+
+    /// Queues `parts` as they are, bypassing the codec (a file's bytes and
+    /// their framing), with `send_data`'s checks and bookkeeping. The bytes
+    /// queued, or why nothing was (errors as `try_send_data`, under `call`).
+    pub(crate) fn send_raw(&self, call: &'static str, parts: &[&[u8]]) -> Result<usize> {
+        self.queue_output(call, |out| {
+            for part in parts {
+                out.extend_from_slice(part);
+            }
+            Ok(())
+        })
+    }
+
+    /// Whether output may be queued: not on a closed or closing connection
+    /// (`is_closed()`), nor on a pipe's read end (`is_unsupported()`).
+    pub(crate) fn may_queue(&self, call: &'static str) -> Result<()> {
         let state = self.state();
         if state.ended.get() {
             return Err(Error::closed());
@@ -311,21 +350,32 @@ impl<C> Conn<C> {
         if let Ok(Some(t)) = state.transport.try_borrow().as_deref().map(Option::as_ref) {
             if !t.writable() {
                 return Err(Error::unsupported(
-                    "send_data",
+                    call,
                     "this connection is a pipe's read end, which cannot be written",
                 ));
             }
         }
+        Ok(())
+    }
+
+    /// What every way of queueing output shares: refuses on a closed or
+    /// closing connection and on a pipe's read end, lets `fill` append to
+    /// the queue (undone if it fails), then keeps the books: the high
+    /// watermark, the `max_outbound` cap (which closes the connection), and
+    /// a wake of the driver when the queue stops being empty.
+    fn queue_output(
+        &self,
+        call: &'static str,
+        fill: impl FnOnce(&mut BytesMut) -> Result<()>,
+    ) -> Result<usize> {
+        self.may_queue(call)?;
+        let state = self.state();
         let mut out = state.outbound.borrow_mut();
         let before = out.len();
-        let mut codec = self.inner.codec.try_borrow_mut().map_err(|_| {
-            Error::encode("the codec is busy (send_data called from inside the codec)")
-        })?;
-        if let Err(e) = codec.encode(frame, &mut out) {
+        if let Err(e) = fill(&mut out) {
             out.truncate(before);
-            return Err(Error::encode(e));
+            return Err(e);
         }
-        drop(codec);
         let queued = out.len() - before;
         if out.len() > state.high_watermark.get() {
             if out.len() > state.max_outbound.get() {

@@ -12,6 +12,11 @@
 //!   between reconnects; [`attach`]: connections and servers on descriptors
 //!   the program already has, and `detach`; [`pair`]: in-memory pairs;
 //!   [`closure_handler`]: handlers from a closure.
+//! * [`file`]: `send_file_data` and `stream_file_data`, a file streamed
+//!   into a connection's output within its watermarks.
+//! * [`socket_options`]: `TCP_NODELAY`, keep-alive, any option through
+//!   socket2, and raw `set_sock_opt`/`get_sock_opt`, on a connection's
+//!   socket.
 
 pub(crate) mod address;
 pub(crate) mod attach;
@@ -21,6 +26,8 @@ pub(crate) mod closure_handler;
 pub(crate) mod conn;
 pub(crate) mod connection;
 pub(crate) mod driver;
+pub(crate) mod file;
 pub(crate) mod pair;
 pub(crate) mod server;
+pub(crate) mod socket_options;
 pub(crate) mod transport;

@@ -34,13 +34,23 @@ pub fn run_builder_with_watchdog<R: em::RunResult>(
     builder: em::Builder,
     init: impl FnOnce() -> R + 'static,
 ) -> em::Result<()> {
+    run_builder_with_watchdog_for(builder, WATCHDOG, init)
+}
+
+/// Like [`run_builder_with_watchdog`], with a watchdog of `limit` instead
+/// of `WATCHDOG`: for the few tests that move a lot of data.
+pub fn run_builder_with_watchdog_for<R: em::RunResult>(
+    builder: em::Builder,
+    limit: Duration,
+    init: impl FnOnce() -> R + 'static,
+) -> em::Result<()> {
     let (done_tx, done_rx) = mpsc::channel::<()>();
     let (handle_tx, handle_rx) = mpsc::channel::<em::Handle>();
     let watchdog = thread::spawn(move || {
         let Ok(handle) = handle_rx.recv() else {
             return false;
         };
-        match done_rx.recv_timeout(WATCHDOG) {
+        match done_rx.recv_timeout(limit) {
             Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => false,
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 handle.stop();
@@ -54,7 +64,7 @@ pub fn run_builder_with_watchdog<R: em::RunResult>(
     });
     drop(done_tx);
     let fired = watchdog.join().expect("watchdog thread");
-    assert!(!fired, "watchdog: the reactor ran longer than {WATCHDOG:?}");
+    assert!(!fired, "watchdog: the reactor ran longer than {limit:?}");
     result
 }
 

@@ -55,10 +55,25 @@ pub(crate) trait Transport: AsyncRead + AsyncWrite + Unpin + 'static {
     /// splice and sendfile fast paths.
     fn descriptor(&self) -> Option<BorrowedFd<'_>>;
 
+    /// Which kind of socket its descriptor is, for socket options; `None`
+    /// where it is no socket (a pipe end, an in-memory pair). A wrapper
+    /// (TLS) answers for the socket beneath it.
+    fn socket_kind(&self) -> Option<SocketKind> {
+        None
+    }
+
     /// Gives its descriptor up, deregistered from the reactor and back in
     /// blocking mode, still open (`detach`). An `Unsupported` error where it
     /// has none.
     fn into_descriptor(self: Box<Self>) -> io::Result<OwnedFd>;
+}
+
+/// The kinds of socket a transport can be, for the options that apply to
+/// one kind only (`TCP_NODELAY`, keep-alive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SocketKind {
+    Tcp,
+    Unix,
 }
 
 /// The boxed transport the driver owns.

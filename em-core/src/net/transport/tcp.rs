@@ -5,7 +5,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use tokio::net::TcpStream;
 
-use super::Transport;
+use super::{SocketKind, Transport};
 use crate::net::address::Addr;
 
 impl Transport for TcpStream {
@@ -23,6 +23,10 @@ impl Transport for TcpStream {
 
     fn descriptor(&self) -> Option<BorrowedFd<'_>> {
         Some(self.as_fd())
+    }
+
+    fn socket_kind(&self) -> Option<SocketKind> {
+        Some(SocketKind::Tcp)
     }
 
     fn into_descriptor(self: Box<Self>) -> io::Result<OwnedFd> {

@@ -5,7 +5,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use tokio::net::UnixStream;
 
-use super::Transport;
+use super::{SocketKind, Transport};
 use crate::net::address::Addr;
 
 impl Transport for UnixStream {
@@ -23,6 +23,10 @@ impl Transport for UnixStream {
 
     fn descriptor(&self) -> Option<BorrowedFd<'_>> {
         Some(self.as_fd())
+    }
+
+    fn socket_kind(&self) -> Option<SocketKind> {
+        Some(SocketKind::Unix)
     }
 
     fn into_descriptor(self: Box<Self>) -> io::Result<OwnedFd> {
