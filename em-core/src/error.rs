@@ -43,6 +43,7 @@ enum Kind {
     OutboundOverflow(usize),
     Unsupported(&'static str, String),
     Io(&'static str, Arc<io::Error>),
+    StoppedEarly,
 }
 
 impl Error {
@@ -107,6 +108,9 @@ impl Error {
     pub(crate) fn io(call: &'static str, e: io::Error) -> Self {
         Self::new(Kind::Io(call, Arc::new(e)))
     }
+    pub(crate) fn stopped_early() -> Self {
+        Self::new(Kind::StoppedEarly)
+    }
 
     fn new(kind: Kind) -> Self {
         Error { kind }
@@ -146,8 +150,9 @@ impl Error {
         matches!(self.kind, Kind::Config(_))
     }
     /// User code whose failure is the caller's panicked: the run block (from
-    /// `run`), a handler's `codec()` (from `connect`), or any callback when
-    /// the reactor was built with `stop_on_panic(true)` (from `run`).
+    /// `run`), the future given to [`synchrony`](crate::synchrony), a
+    /// handler's `codec()` (from `connect`), or any callback when the reactor
+    /// was built with `stop_on_panic(true)` (from `run`).
     pub fn is_panic(&self) -> bool {
         matches!(self.kind, Kind::Panicked(..))
     }
@@ -181,6 +186,13 @@ impl Error {
     /// names the call, and `source()` is the `io::Error`.
     pub fn is_io(&self) -> bool {
         matches!(self.kind, Kind::Io(..))
+    }
+    /// The reactor was stopped (by [`stop`](crate::stop) or a
+    /// [`Handle`](crate::Handle)) before the future given to
+    /// [`synchrony`](crate::synchrony) finished, so there is no value to
+    /// return.
+    pub fn is_stopped_early(&self) -> bool {
+        matches!(self.kind, Kind::StoppedEarly)
     }
     /// The `io::Error` behind an [`is_io`](Self::is_io) or
     /// [`is_bind`](Self::is_bind) error.
@@ -227,6 +239,9 @@ impl fmt::Display for Error {
             Kind::OutboundOverflow(max) => write!(
                 f,
                 "outbound buffer overflow: more than {max} bytes queued for a peer that does not read; the connection is closed"
+            ),
+            Kind::StoppedEarly => f.write_str(
+                "the reactor was stopped before the synchrony future finished, so it has no value",
             ),
             Kind::TooManyTimers(max) => write!(
                 f,

@@ -7,7 +7,8 @@
 //! [`next_tick`] and the cross-thread [`Handle`], plus the messaging
 //! primitives programs are made of: [`Channel`] (fan-out), [`Queue`],
 //! [`EmIterator`], [`Deferred`], [`TickLoop`] and [`Pool`], each with a
-//! callback form and an async form for [`spawn`]. Most users depend on the
+//! callback form and an async form for [`spawn`], which [`synchrony`] runs
+//! a reactor around (em-synchrony's `EM.synchrony`). Most users depend on the
 //! `em` facade crate, which re-exports all of it with a guided tour.
 //!
 //! ```
@@ -88,6 +89,6 @@ pub use reactor::panic::{clear_error_handler, set_error_handler, PanicReport};
 pub use reactor::remote::Handle;
 pub use reactor::run::{
     add_shutdown_hook, connection_count, handle, reactor_running, reactor_thread, run, spawn, stop,
-    stopping, Reactor, RunResult,
+    stopping, synchrony, Reactor, RunResult,
 };
 pub use reactor::ticks::{next_tick, schedule};

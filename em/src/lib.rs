@@ -553,7 +553,7 @@
 // The reactor.
 pub use em_core::{
     add_shutdown_hook, connection_count, handle, next_tick, reactor_running, reactor_thread, run,
-    schedule, spawn, stop, stopping, Builder, Handle, Reactor, RunResult,
+    schedule, spawn, stop, stopping, synchrony, Builder, Handle, Reactor, RunResult,
 };
 // Errors, panics and the error handler.
 pub use em_core::{clear_error_handler, set_error_handler, BoxError, Error, PanicReport, Result};
