@@ -31,6 +31,7 @@ enum Kind {
     NotRunning,
     Runtime(Arc<io::Error>),
     Bind(String, Arc<io::Error>),
+    Connect(String, Arc<io::Error>),
     Closed,
     Closing,
     Encode(Arc<dyn std::error::Error + Send + Sync>),
@@ -70,6 +71,9 @@ impl Error {
     }
     pub(crate) fn bind(addr: impl Into<String>, e: io::Error) -> Self {
         Self::new(Kind::Bind(addr.into(), Arc::new(e)))
+    }
+    pub(crate) fn connect(addr: impl Into<String>, e: io::Error) -> Self {
+        Self::new(Kind::Connect(addr.into(), Arc::new(e)))
     }
     pub(crate) fn closed() -> Self {
         Self::new(Kind::Closed)
@@ -137,6 +141,14 @@ impl Error {
     pub fn is_bind(&self) -> bool {
         matches!(self.kind, Kind::Bind(..))
     }
+    /// A procedural connect ([`Socket::connect`](crate::Socket::connect))
+    /// failed: refused, unreachable, the name did not resolve, or its
+    /// pending-connect timeout passed (an `io::Error` of kind `TimedOut`
+    /// then). The message names the address; [`io_error`](Self::io_error)
+    /// and `source()` give the `io::Error`.
+    pub fn is_connect(&self) -> bool {
+        matches!(self.kind, Kind::Connect(..))
+    }
     /// The connection is closed, or closing after `close_connection_after_writing`.
     pub fn is_closed(&self) -> bool {
         matches!(self.kind, Kind::Closed | Kind::Closing)
@@ -194,11 +206,11 @@ impl Error {
     pub fn is_stopped_early(&self) -> bool {
         matches!(self.kind, Kind::StoppedEarly)
     }
-    /// The `io::Error` behind an [`is_io`](Self::is_io) or
-    /// [`is_bind`](Self::is_bind) error.
+    /// The `io::Error` behind an [`is_io`](Self::is_io),
+    /// [`is_bind`](Self::is_bind) or [`is_connect`](Self::is_connect) error.
     pub fn io_error(&self) -> Option<&io::Error> {
         match &self.kind {
-            Kind::Io(_, e) | Kind::Bind(_, e) | Kind::Runtime(e) => Some(e),
+            Kind::Io(_, e) | Kind::Bind(_, e) | Kind::Connect(_, e) | Kind::Runtime(e) => Some(e),
             _ => None,
         }
     }
@@ -224,6 +236,7 @@ impl fmt::Display for Error {
             Kind::NotRunning => f.write_str("the em reactor behind this handle is not running"),
             Kind::Runtime(e) => write!(f, "cannot build the tokio runtime: {e}"),
             Kind::Bind(addr, e) => write!(f, "cannot listen on {addr}: {e}"),
+            Kind::Connect(addr, e) => write!(f, "cannot connect to {addr}: {e}"),
             Kind::Closed => f.write_str("the connection is closed"),
             Kind::Closing => f.write_str(
                 "the connection is closing after writing; send_data after close_connection_after_writing is refused",
@@ -260,7 +273,9 @@ impl fmt::Debug for Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match &self.kind {
-            Kind::Runtime(e) | Kind::Bind(_, e) | Kind::Io(_, e) => Some(&**e),
+            Kind::Runtime(e) | Kind::Bind(_, e) | Kind::Connect(_, e) | Kind::Io(_, e) => {
+                Some(&**e)
+            }
             Kind::Encode(e) | Kind::Init(e) => Some(&**e),
             _ => None,
         }

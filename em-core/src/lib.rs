@@ -7,8 +7,10 @@
 //! [`next_tick`] and the cross-thread [`Handle`], plus the messaging
 //! primitives programs are made of: [`Channel`] (fan-out), [`Queue`],
 //! [`EmIterator`], [`Deferred`], [`TickLoop`] and [`Pool`], each with a
-//! callback form and an async form for [`spawn`], which [`synchrony`] runs
-//! a reactor around (em-synchrony's `EM.synchrony`). Most users depend on the
+//! callback form and an async form for [`spawn`]. Connections have their
+//! procedural form too, [`Socket`] (a `Stream` and `Sink` of frames, with
+//! [`SocketListener`]), and [`synchrony`] runs a reactor around one future
+//! (em-synchrony's `EM.synchrony`). Most users depend on the
 //! `em` facade crate, which re-exports all of it with a guided tour.
 //!
 //! ```
@@ -83,6 +85,7 @@ pub use net::conn::Conn;
 pub use net::connection::{Connection, Frame, UnbindReason};
 pub use net::pair::connect_pair;
 pub use net::server::{start_server, start_unix_domain_server, Server};
+pub use net::socket::{Socket, SocketListener};
 pub use reactor::builder::Builder;
 pub use reactor::core::ConnectionId;
 pub use reactor::panic::{clear_error_handler, set_error_handler, PanicReport};

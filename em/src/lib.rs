@@ -561,7 +561,8 @@ pub use em_core::{clear_error_handler, set_error_handler, BoxError, Error, Panic
 pub use em_core::{
     attach, attach_server, bind_connect, connect, connect_pair, connect_unix_domain, handler,
     start_server, start_unix_domain_server, Addr, Attachable, AttachableListener, Backoff, Conn,
-    Connection, ConnectionId, Endpoint, FnHandler, Frame, Server, UnbindReason, UnixAddr,
+    Connection, ConnectionId, Endpoint, FnHandler, Frame, Server, Socket, SocketListener,
+    UnbindReason, UnixAddr,
 };
 // Messaging.
 pub use em_core::{

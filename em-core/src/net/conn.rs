@@ -176,7 +176,6 @@ impl ConnState {
 
     /// Registers `waker` to be woken when the output drains (see
     /// `output_waiters`); the task re-checks its own condition then.
-    #[allow(dead_code)] // Its first users (file streaming, procedural sockets) come next.
     pub(crate) fn wait_for_output(&self, waker: &Waker) {
         let mut waiters = self.output_waiters.take().unwrap_or_default();
         if !waiters.iter().any(|w| w.will_wake(waker)) {

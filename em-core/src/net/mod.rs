@@ -12,6 +12,8 @@
 //!   between reconnects; [`attach`]: connections and servers on descriptors
 //!   the program already has, and `detach`; [`pair`]: in-memory pairs;
 //!   [`closure_handler`]: handlers from a closure.
+//! * [`socket`]: procedural connections (`Socket`, a `Stream` and `Sink`
+//!   of frames) and `SocketListener`, over a private handler.
 
 pub(crate) mod address;
 pub(crate) mod attach;
@@ -23,4 +25,5 @@ pub(crate) mod connection;
 pub(crate) mod driver;
 pub(crate) mod pair;
 pub(crate) mod server;
+pub(crate) mod socket;
 pub(crate) mod transport;

@@ -286,8 +286,8 @@ pub fn run<R: RunResult>(init: impl FnOnce() -> R + 'static) -> Result<()> {
 /// and returns the future's output (em-synchrony's `EM.synchrony`): the run
 /// block spawns `future` on the reactor thread and the reactor stops as soon
 /// as it returns. Inside, the future is procedural code like any
-/// [`spawn`]ed one: it awaits sockets, timers, queues, deferred work, and
-/// may start servers or callback-style connections,
+/// [`spawn`]ed one: it awaits [`Socket`](crate::Socket)s, timers, queues,
+/// deferred work, and may start servers or callback-style connections,
 /// which run beside it until it returns. For options, use
 /// [`Reactor::synchrony`].
 ///
