@@ -16,8 +16,13 @@
 //! * `defer [N]` (100,000 trivial ops) and `defer-latency [N]` (one round
 //!   trip at a time; adds `p50_ns=`, `p99_ns=`); twins `tokio-defer` and
 //!   `tokio-defer-latency` (`spawn_blocking` plus a local task awaiting it).
+//! * `pair [N]` (1,000,000 ping-pong round trips of a 64-byte message between
+//!   two callback handlers joined by `connect_pair`; adds `msgs_per_sec=`);
+//!   twin `tokio-duplex` (two `spawn_local` tasks joined by
+//!   `tokio::io::duplex`).
 
 mod defer;
+mod pair;
 mod timers;
 
 use std::cell::Cell;
@@ -68,6 +73,10 @@ enum Bench {
     /// Baseline: N spawn_blocking round trips one at a time: p50/p99.
     TokioDeferLatency,
     // (em-defer benches: add variants here)
+    /// N 64-byte ping-pong round trips through an in-memory pair (default 1,000,000): msgs_per_sec.
+    Pair,
+    /// Baseline: the same through two spawn_local tasks and tokio::io::duplex.
+    TokioDuplex,
 }
 
 fn chain(left: Rc<Cell<u64>>) {
@@ -156,6 +165,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Bench::TokioDeferLatency => {
             return defer::tokio_latency(args.n.unwrap_or(defer::LATENCY_N))
         } // (em-defer benches: add arms here)
+        Bench::Pair => return pair::em_pair(args.n.unwrap_or(pair::N)),
+        Bench::TokioDuplex => return pair::tokio_duplex(args.n.unwrap_or(pair::N)),
     }
     let elapsed = start.elapsed();
     let name = args
