@@ -136,12 +136,12 @@ struct EchoRun {
     client_reason: String,
 }
 
-/// The client sends 100 lines through the Sink, reads the echoes from the
-/// Stream, and closes; the server side echoes in its own task until its
-/// Stream ends.
+/// The client sends 100 lines through the Sink (in a task of its own, after
+/// `split`), reads the echoes from the Stream, and closes; the server side
+/// echoes in its own task until its Stream ends.
 fn echo_over(transport: Transport) -> EchoRun {
     synchrony_with_watchdog(em::Reactor::builder(), async move {
-        let (mut server, mut client) = connected(transport).await?;
+        let (mut server, client) = connected(transport).await?;
         let echo = em::spawn(async move {
             let mut errors = 0;
             while let Some(item) = server.next().await {
@@ -154,14 +154,21 @@ fn echo_over(transport: Transport) -> EchoRun {
             let reason = server.unbind_reason().map(reason).expect("ended");
             (errors, reason)
         })?;
-        for i in 0..100 {
-            client.feed(format!("line {i}")).await?;
-        }
-        client.flush().await?;
+        // The client writes from one task and reads from another.
+        let (mut sink, mut stream) = client.split();
+        let writer = em::spawn(async move {
+            for i in 0..100 {
+                sink.feed(format!("line {i}")).await?;
+            }
+            sink.flush().await?;
+            Ok::<_, em::Error>(sink)
+        })?;
         let mut replies = Vec::new();
         while replies.len() < 100 {
-            replies.push(client.next().await.expect("an echo").expect("a line"));
+            replies.push(stream.next().await.expect("an echo").expect("a line"));
         }
+        let sink = writer.await.expect("the writer task")?;
+        let mut client = sink.reunite(stream).expect("halves of one socket");
         client.close().await?;
         assert!(client.next().await.is_none(), "a local close ends cleanly");
         let server_end = echo.await.expect("the echo task");

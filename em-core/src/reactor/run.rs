@@ -1,8 +1,7 @@
 //! Running a reactor: [`Reactor::run`] and [`run`] on a runtime of em's own,
 //! [`Reactor::run_local`] inside the caller's, [`synchrony`] around one
-//! future, the main task that waits for
-//! the stop, and the teardown that runs the shutdown hooks, then gives every
-//! connection its `unbind`.
+//! future, the main task that waits for the stop, and the teardown that runs
+//! the shutdown hooks, then gives every connection its `unbind`.
 
 use std::cell::RefCell;
 use std::future::{poll_fn, Future};
