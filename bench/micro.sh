@@ -2,14 +2,18 @@
 # Runs em's micro benchmarks against their raw-tokio twins in one run,
 # alternating, several rounds, and prints the medians and em/tokio ratios.
 #
-#   bench/micro.sh [ROUNDS]        (default 5)
+#   bench/micro.sh [ROUNDS [LABEL...]]   (default 5 rounds, every pair)
+#
+# With labels, only those pairs run: `bench/micro.sh 7 pair`.
 #
 # Pairs: tick-chain, tick-fan, timers, timers-cancel, defer on em's own
 # pool and defer on em's tokio backend, each against raw spawn_blocking
-# (both twice: pinned to one core with taskset, and unpinned).
+# (both twice: pinned to one core with taskset, and unpinned), pair
+# (64-byte ping-pong through an in-memory pair against tokio::io::duplex).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-5}
+only=" ${*:2} "
 cargo build --release -q -p em-examples --bin micro
 micro=target/release/micro
 out=$(mktemp)
@@ -17,6 +21,7 @@ trap 'rm -f "$out"' EXIT
 
 pair() { # $1 = label, $2 = em bench, $3 = tokio bench, rest = command prefix
     local label=$1 em=$2 tokio=$3; shift 3
+    if [ "$only" != "  " ] && [[ "$only" != *" $label "* ]]; then return; fi
     for r in $(seq "$rounds"); do
         for b in "$em" "$tokio"; do
             line=$("$@" "$micro" "$b" | tail -n 1)
@@ -34,6 +39,7 @@ pair defer defer tokio-defer env
 pair defer-tokio-backend-pinned defer-tokio-backend tokio-defer taskset -c 0
 pair defer-tokio-backend defer-tokio-backend tokio-defer env
 pair defer-latency-pinned defer-latency tokio-defer-latency taskset -c 0
+pair pair pair tokio-duplex env
 
 echo
 echo "medians (em / tokio = ratio):"
@@ -49,7 +55,7 @@ for line in open(sys.argv[1]):
             rows[(label, k)][kv['system']].append(float(v))
         except ValueError:
             pass
-keys = ['ns_per_op', 'cpu_ms', 'late_ms', 'max_late_ms', 'peak_rss_kb', 'p50_ns', 'p99_ns']
+keys = ['ns_per_op', 'msgs_per_sec', 'cpu_ms', 'late_ms', 'max_late_ms', 'peak_rss_kb', 'p50_ns', 'p99_ns']
 for label in dict.fromkeys(l for l, _ in rows):
     for k in keys:
         d = rows.get((label, k))

@@ -31,6 +31,7 @@ enum Kind {
     NotRunning,
     Runtime(Arc<io::Error>),
     Bind(String, Arc<io::Error>),
+    Connect(String, Arc<io::Error>),
     Closed,
     Closing,
     /// A call that needs the connection's socket, made when it has none:
@@ -46,6 +47,7 @@ enum Kind {
     OutboundOverflow(usize),
     Unsupported(&'static str, String),
     Io(&'static str, Arc<io::Error>),
+    StoppedEarly,
 }
 
 impl Error {
@@ -72,6 +74,9 @@ impl Error {
     }
     pub(crate) fn bind(addr: impl Into<String>, e: io::Error) -> Self {
         Self::new(Kind::Bind(addr.into(), Arc::new(e)))
+    }
+    pub(crate) fn connect(addr: impl Into<String>, e: io::Error) -> Self {
+        Self::new(Kind::Connect(addr.into(), Arc::new(e)))
     }
     pub(crate) fn closed() -> Self {
         Self::new(Kind::Closed)
@@ -113,6 +118,9 @@ impl Error {
     pub(crate) fn io(call: &'static str, e: io::Error) -> Self {
         Self::new(Kind::Io(call, Arc::new(e)))
     }
+    pub(crate) fn stopped_early() -> Self {
+        Self::new(Kind::StoppedEarly)
+    }
 
     fn new(kind: Kind) -> Self {
         Error { kind }
@@ -139,6 +147,14 @@ impl Error {
     pub fn is_bind(&self) -> bool {
         matches!(self.kind, Kind::Bind(..))
     }
+    /// A procedural connect ([`Socket::connect`](crate::Socket::connect))
+    /// failed: refused, unreachable, the name did not resolve, or its
+    /// pending-connect timeout passed (an `io::Error` of kind `TimedOut`
+    /// then). The message names the address; [`io_error`](Self::io_error)
+    /// and `source()` give the `io::Error`.
+    pub fn is_connect(&self) -> bool {
+        matches!(self.kind, Kind::Connect(..))
+    }
     /// The connection is closed, or closing after
     /// `close_connection_after_writing`; or, for a call that needs its
     /// socket (a socket option), it has none: not connected yet, ended, or
@@ -155,8 +171,9 @@ impl Error {
         matches!(self.kind, Kind::Config(_))
     }
     /// User code whose failure is the caller's panicked: the run block (from
-    /// `run`), a handler's `codec()` (from `connect`), or any callback when
-    /// the reactor was built with `stop_on_panic(true)` (from `run`).
+    /// `run`), the future given to [`synchrony`](crate::synchrony), a
+    /// handler's `codec()` (from `connect`), or any callback when the reactor
+    /// was built with `stop_on_panic(true)` (from `run`).
     pub fn is_panic(&self) -> bool {
         matches!(self.kind, Kind::Panicked(..))
     }
@@ -191,11 +208,18 @@ impl Error {
     pub fn is_io(&self) -> bool {
         matches!(self.kind, Kind::Io(..))
     }
-    /// The `io::Error` behind an [`is_io`](Self::is_io) or
-    /// [`is_bind`](Self::is_bind) error.
+    /// The reactor was stopped (by [`stop`](crate::stop) or a
+    /// [`Handle`](crate::Handle)) before the future given to
+    /// [`synchrony`](crate::synchrony) finished, so there is no value to
+    /// return.
+    pub fn is_stopped_early(&self) -> bool {
+        matches!(self.kind, Kind::StoppedEarly)
+    }
+    /// The `io::Error` behind an [`is_io`](Self::is_io),
+    /// [`is_bind`](Self::is_bind) or [`is_connect`](Self::is_connect) error.
     pub fn io_error(&self) -> Option<&io::Error> {
         match &self.kind {
-            Kind::Io(_, e) | Kind::Bind(_, e) | Kind::Runtime(e) => Some(e),
+            Kind::Io(_, e) | Kind::Bind(_, e) | Kind::Connect(_, e) | Kind::Runtime(e) => Some(e),
             _ => None,
         }
     }
@@ -221,6 +245,7 @@ impl fmt::Display for Error {
             Kind::NotRunning => f.write_str("the em reactor behind this handle is not running"),
             Kind::Runtime(e) => write!(f, "cannot build the tokio runtime: {e}"),
             Kind::Bind(addr, e) => write!(f, "cannot listen on {addr}: {e}"),
+            Kind::Connect(addr, e) => write!(f, "cannot connect to {addr}: {e}"),
             Kind::Closed => f.write_str("the connection is closed"),
             Kind::Closing => f.write_str(
                 "the connection is closing after writing; send_data after close_connection_after_writing is refused",
@@ -237,6 +262,9 @@ impl fmt::Display for Error {
             Kind::OutboundOverflow(max) => write!(
                 f,
                 "outbound buffer overflow: more than {max} bytes queued for a peer that does not read; the connection is closed"
+            ),
+            Kind::StoppedEarly => f.write_str(
+                "the reactor was stopped before the synchrony future finished, so it has no value",
             ),
             Kind::TooManyTimers(max) => write!(
                 f,
@@ -255,7 +283,9 @@ impl fmt::Debug for Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match &self.kind {
-            Kind::Runtime(e) | Kind::Bind(_, e) | Kind::Io(_, e) => Some(&**e),
+            Kind::Runtime(e) | Kind::Bind(_, e) | Kind::Connect(_, e) | Kind::Io(_, e) => {
+                Some(&**e)
+            }
             Kind::Encode(e) | Kind::Init(e) => Some(&**e),
             _ => None,
         }

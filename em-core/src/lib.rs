@@ -7,7 +7,10 @@
 //! [`next_tick`] and the cross-thread [`Handle`], plus the messaging
 //! primitives programs are made of: [`Channel`] (fan-out), [`Queue`],
 //! [`EmIterator`], [`Deferred`], [`TickLoop`] and [`Pool`], each with a
-//! callback form and an async form for [`spawn`]. Most users depend on the
+//! callback form and an async form for [`spawn`]. Connections have their
+//! procedural form too, [`Socket`] (a `Stream` and `Sink` of frames, with
+//! [`SocketListener`]), and [`synchrony`] runs a reactor around one future
+//! (em-synchrony's `EM.synchrony`). Most users depend on the
 //! `em` facade crate, which re-exports all of it with a guided tour.
 //!
 //! ```
@@ -82,13 +85,14 @@ pub use net::conn::Conn;
 pub use net::connection::{Connection, Frame, UnbindReason};
 pub use net::pair::connect_pair;
 pub use net::server::{start_server, start_unix_domain_server, Server};
+pub use net::socket::{Socket, SocketListener};
 pub use reactor::builder::Builder;
 pub use reactor::core::ConnectionId;
 pub use reactor::panic::{clear_error_handler, set_error_handler, PanicReport};
 pub use reactor::remote::Handle;
 pub use reactor::run::{
     add_shutdown_hook, connection_count, handle, reactor_running, reactor_thread, run, spawn, stop,
-    stopping, Reactor, RunResult,
+    stopping, synchrony, Reactor, RunResult,
 };
 pub use reactor::stats::{stats, Ended, Stats};
 pub use reactor::ticks::{next_tick, schedule};

@@ -635,7 +635,8 @@
 // The reactor.
 pub use em_core::{
     add_shutdown_hook, connection_count, handle, next_tick, reactor_running, reactor_thread, run,
-    schedule, spawn, stats, stop, stopping, Builder, Ended, Handle, Reactor, RunResult, Stats,
+    schedule, spawn, stats, stop, stopping, synchrony, Builder, Ended, Handle, Reactor, RunResult,
+    Stats,
 };
 // Errors, panics and the error handler.
 pub use em_core::{clear_error_handler, set_error_handler, BoxError, Error, PanicReport, Result};
@@ -643,7 +644,8 @@ pub use em_core::{clear_error_handler, set_error_handler, BoxError, Error, Panic
 pub use em_core::{
     attach, attach_server, bind_connect, connect, connect_pair, connect_unix_domain, handler,
     start_server, start_unix_domain_server, Addr, Attachable, AttachableListener, Backoff, Conn,
-    Connection, ConnectionId, Endpoint, FnHandler, Frame, Server, UnbindReason, UnixAddr,
+    Connection, ConnectionId, Endpoint, FnHandler, Frame, Server, Socket, SocketListener,
+    UnbindReason, UnixAddr,
 };
 // Messaging.
 pub use em_core::{

@@ -1,6 +1,7 @@
 //! The thread split is in the types: reactor-owned handles (`Conn`,
-//! `Server`) are `!Send`; `Handle` is the `Send + Sync` door in. Checked at
-//! compile time, in the style of tokio's `tests/async_send_sync.rs`.
+//! `Server`, `Socket`, `SocketListener`) are `!Send`; `Handle` is the
+//! `Send + Sync` door in. Checked at compile time, in the style of tokio's
+//! `tests/async_send_sync.rs`.
 
 mod support;
 
@@ -20,8 +21,12 @@ fn reactor_owned_handles_are_not_send_nor_sync() {
     assert_not_send!(em::Conn<BytesCodec>);
     assert_not_send!(em::Conn<LinesCodec>);
     assert_not_send!(em::Server);
+    assert_not_send!(em::Socket<LinesCodec>);
+    assert_not_send!(em::SocketListener<BytesCodec>);
     assert_not_sync!(em::Conn<BytesCodec>);
     assert_not_sync!(em::Server);
+    assert_not_sync!(em::Socket<LinesCodec>);
+    assert_not_sync!(em::SocketListener<BytesCodec>);
 }
 
 #[test]

@@ -319,7 +319,7 @@ pub fn bind_connect<H: Connection>(
     start_client("bind_connect", addr.into(), Some(local), handler)
 }
 
-fn start_client<H: Connection>(
+pub(crate) fn start_client<H: Connection>(
     call: &'static str,
     endpoint: Endpoint,
     bind: Option<SocketAddr>,

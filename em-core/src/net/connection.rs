@@ -209,3 +209,16 @@ impl fmt::Display for UnbindReason {
         }
     }
 }
+
+/// An error type, so that a [`Socket`](crate::Socket)'s last item can be
+/// returned with `?` from a function returning `Box<dyn Error>`. `source()`
+/// is the `io::Error` or the codec's error.
+impl std::error::Error for UnbindReason {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            UnbindReason::ConnectFailed(e) | UnbindReason::Io(e) => Some(e),
+            UnbindReason::Codec(e) => Some(&**e),
+            _ => None,
+        }
+    }
+}

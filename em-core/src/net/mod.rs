@@ -17,6 +17,8 @@
 //! * [`socket_options`]: `TCP_NODELAY`, keep-alive, any option through
 //!   socket2, and raw `set_sock_opt`/`get_sock_opt`, on a connection's
 //!   socket.
+//! * [`socket`]: procedural connections (`Socket`, a `Stream` and `Sink`
+//!   of frames) and `SocketListener`, over a private handler.
 
 pub(crate) mod address;
 pub(crate) mod attach;
@@ -29,5 +31,6 @@ pub(crate) mod driver;
 pub(crate) mod file;
 pub(crate) mod pair;
 pub(crate) mod server;
+pub(crate) mod socket;
 pub(crate) mod socket_options;
 pub(crate) mod transport;

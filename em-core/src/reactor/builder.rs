@@ -219,4 +219,13 @@ impl Builder {
     pub fn run<R: RunResult>(self, init: impl FnOnce() -> R + 'static) -> Result<()> {
         self.build()?.run(init)
     }
+
+    /// Shorthand for `build()?.synchrony(future)` ([`Reactor::synchrony`]).
+    pub fn synchrony<F>(self, future: F) -> Result<F::Output>
+    where
+        F: std::future::Future + 'static,
+        F::Output: 'static,
+    {
+        self.build()?.synchrony(future)
+    }
 }

@@ -29,7 +29,8 @@ impl PanicReport {
     /// Which callback panicked: `"receive_data"`, `"post_init"`,
     /// `"connection_completed"`, `"unbind"`, `"next_tick"` (also closures
     /// queued with [`Handle::schedule`](crate::Handle::schedule)), `"timer"`,
-    /// `"periodic timer"`, `"defer callback"`, `"defer errback"`, …
+    /// `"periodic timer"`, `"defer callback"`, `"defer errback"`,
+    /// `"synchrony"` (the future given to [`synchrony`](crate::synchrony)), …
     pub fn callback(&self) -> &'static str {
         self.callback
     }

@@ -1,8 +1,9 @@
 //! Running a reactor: [`Reactor::run`] and [`run`] on a runtime of em's own,
-//! [`Reactor::run_local`] inside the caller's, the main task that waits for
-//! the stop, and the teardown that runs the shutdown hooks, then gives every
-//! connection its `unbind`.
+//! [`Reactor::run_local`] inside the caller's, [`synchrony`] around one
+//! future, the main task that waits for the stop, and the teardown that runs
+//! the shutdown hooks, then gives every connection its `unbind`.
 
+use std::cell::RefCell;
 use std::future::{poll_fn, Future};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -68,6 +69,40 @@ impl Reactor {
         // name still resolving for a connect the stop abandoned.
         rt.shutdown_background();
         result
+    }
+
+    /// Runs the reactor around one future (em-synchrony's `EM.synchrony`):
+    /// [`run`](Reactor::run) with a run block that spawns `future` on the
+    /// reactor, stops the reactor when the future returns, and gives back
+    /// its output. See [`synchrony`] for the errors; the options (a paused
+    /// clock, watermarks, `stop_on_panic`, …) are this reactor's.
+    ///
+    /// ```
+    /// # #[cfg(feature = "test-util")] {
+    /// let elapsed = em_core::Reactor::builder()
+    ///     .start_paused(true)
+    ///     .build()?
+    ///     .synchrony(async {
+    ///         let start = tokio::time::Instant::now();
+    ///         tokio::time::sleep(std::time::Duration::from_secs(60)).await; // no real wait
+    ///         start.elapsed()
+    ///     })?;
+    /// assert_eq!(elapsed.as_secs(), 60);
+    /// # }
+    /// # Ok::<(), em_core::Error>(())
+    /// ```
+    pub fn synchrony<F>(self, future: F) -> Result<F::Output>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        let output: Rc<RefCell<Option<Result<F::Output>>>> = Rc::default();
+        let slot = output.clone();
+        self.run(move || -> Result<()> {
+            spawn(contained(future, slot))?;
+            Ok(())
+        })?;
+        output.take().unwrap_or_else(|| Err(Error::stopped_early()))
     }
 
     /// The async entry point: runs the reactor inside the caller's tokio
@@ -244,6 +279,64 @@ async fn teardown(core: &Rc<Core>) {
 /// ```
 pub fn run<R: RunResult>(init: impl FnOnce() -> R + 'static) -> Result<()> {
     Reactor::new().run(init)
+}
+
+/// Runs a reactor with default options around one future, on this thread,
+/// and returns the future's output (em-synchrony's `EM.synchrony`): the run
+/// block spawns `future` on the reactor thread and the reactor stops as soon
+/// as it returns. Inside, the future is procedural code like any
+/// [`spawn`]ed one: it awaits [`Socket`](crate::Socket)s, timers, queues,
+/// deferred work, and may start servers or callback-style connections,
+/// which run beside it until it returns. For options, use
+/// [`Reactor::synchrony`].
+///
+/// Errors: `is_panic()` if the future panicked (the panic is contained and
+/// reported to the [error handler](crate::set_error_handler) like any
+/// callback's, under the name `"synchrony"`); `is_stopped_early()` if the
+/// reactor was stopped (by [`stop`] or a [`Handle`]) before the future
+/// finished, which is then dropped unfinished; `is_already_running()` on a
+/// thread whose reactor runs (unlike EventMachine's, which then starts a
+/// fiber: a Rust future cannot block its own reactor, so [`spawn`] it); the
+/// error that stopped the reactor otherwise (a `stop_on_panic` panic
+/// elsewhere).
+///
+/// ```
+/// let n = em_core::synchrony(async {
+///     let q = em_core::Queue::new();
+///     q.push(40);
+///     q.pop_async().await + 2
+/// })?;
+/// assert_eq!(n, 42);
+///
+/// let stopped = em_core::synchrony(async {
+///     em_core::stop();
+///     std::future::pending::<()>().await
+/// });
+/// assert!(stopped.unwrap_err().is_stopped_early());
+/// # Ok::<(), em_core::Error>(())
+/// ```
+pub fn synchrony<F>(future: F) -> Result<F::Output>
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
+    Reactor::new().synchrony(future)
+}
+
+/// Polls `future` with its panics contained, leaves its output (or the
+/// panic) in `slot`, and stops the reactor.
+async fn contained<F: Future>(future: F, slot: Rc<RefCell<Option<Result<F::Output>>>>) {
+    let mut future = std::pin::pin!(future);
+    let result = poll_fn(
+        |cx| match panic::catch("synchrony", None, || future.as_mut().poll(cx)) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
+            Err(message) => Poll::Ready(Err(Error::panicked("synchrony", message))),
+        },
+    )
+    .await;
+    *slot.borrow_mut() = Some(result);
+    stop();
 }
 
 /// Stops the reactor running on this thread: the current callback finishes,

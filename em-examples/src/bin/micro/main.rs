@@ -18,8 +18,13 @@
 //!   `tokio-defer-latency` (`spawn_blocking` plus a local task awaiting it).
 //!   `defer-tokio-backend [N]` runs `defer` on em's other backend, tokio's
 //!   blocking pool, against the same twin.
+//! * `pair [N]` (1,000,000 ping-pong round trips of a 64-byte message between
+//!   two callback handlers joined by `connect_pair`; adds `msgs_per_sec=`);
+//!   twin `tokio-duplex` (two `spawn_local` tasks joined by
+//!   `tokio::io::duplex`).
 
 mod defer;
+mod pair;
 mod timers;
 
 use std::cell::Cell;
@@ -72,6 +77,10 @@ enum Bench {
     /// Baseline: N spawn_blocking round trips one at a time: p50/p99.
     TokioDeferLatency,
     // (em-defer benches: add variants here)
+    /// N 64-byte ping-pong round trips through an in-memory pair (default 1,000,000): msgs_per_sec.
+    Pair,
+    /// Baseline: the same through two spawn_local tasks and tokio::io::duplex.
+    TokioDuplex,
 }
 
 fn chain(left: Rc<Cell<u64>>) {
@@ -163,6 +172,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Bench::TokioDeferLatency => {
             return defer::tokio_latency(args.n.unwrap_or(defer::LATENCY_N))
         } // (em-defer benches: add arms here)
+        Bench::Pair => return pair::em_pair(args.n.unwrap_or(pair::N)),
+        Bench::TokioDuplex => return pair::tokio_duplex(args.n.unwrap_or(pair::N)),
     }
     let elapsed = start.elapsed();
     let name = args
