@@ -6,6 +6,7 @@
 mod support;
 
 use std::cell::{Cell, RefCell};
+use std::io::{Read, Write};
 use std::rc::Rc;
 use std::sync::mpsc;
 use std::time::Duration;
@@ -351,4 +352,88 @@ fn watermark_and_cap_options_are_checked() {
     })
     .unwrap();
     assert!(checked.get());
+}
+
+/// Answers every line with a reply 58 times its size, like `pubsub`'s
+/// error for an empty line; logs its unbind. Its output cap is 2 MiB, and it
+/// reads nothing until `go` gets an item (so that the client's requests
+/// are all waiting in the socket, and reads come back full).
+struct Verbose {
+    log: Log,
+    go: em::Channel<()>,
+}
+
+const REPLY: &str = "ERR commands: SUB topic | UNSUB topic | PUB topic message";
+
+impl Connection for Verbose {
+    type Codec = tokio_util::codec::LinesCodec;
+    fn codec(&self) -> Self::Codec {
+        tokio_util::codec::LinesCodec::new()
+    }
+    fn post_init(&mut self, conn: &Conn<Self::Codec>) {
+        conn.set_max_outbound(2 << 20).unwrap();
+        conn.pause();
+        let c = conn.clone();
+        self.go.pop(move |()| c.resume());
+    }
+    fn receive_data(&mut self, conn: &Conn<Self::Codec>, _: String) {
+        conn.send_data(REPLY);
+    }
+    fn unbind(&mut self, _: &Conn<Self::Codec>, why: UnbindReason) {
+        self.log.push(reason(&why));
+    }
+}
+
+/// A client that reads its replies as fast as it can is never cut off for
+/// overflow, however much larger the replies are than the requests: one
+/// read of 64 KiB of empty lines asks for 3.7 MiB of replies, past the
+/// 2 MiB cap, so decoding stops at the high watermark (1 MiB) and the rest
+/// of the read waits until the output drains. (It used to decode the whole
+/// read at once and end the connection with `OutboundOverflow`.)
+#[test]
+fn a_reading_client_whose_replies_dwarf_its_requests_is_never_cut_off() {
+    const LINES: usize = 100_000;
+    let log = Log::default();
+    let l = log.clone();
+    let (done_tx, done_rx) = mpsc::channel();
+    run_with_watchdog(move || -> em::Result<()> {
+        let go = em::Channel::new();
+        let g = go.clone();
+        let server = em::start_server("127.0.0.1:0", move || Verbose {
+            log: l.clone(),
+            go: g.clone(),
+        })?;
+        let addr = server.local_addr().inet().expect("a TCP server");
+        let go = go.sender()?;
+        spawn_peer(em::handle()?, done_tx, move || {
+            let mut s = client(addr);
+            let mut writer = s.try_clone().unwrap();
+            let (sent_tx, sent_rx) = mpsc::channel();
+            let sending = std::thread::spawn(move || {
+                writer.write_all(&vec![b'\n'; LINES]).unwrap();
+                sent_tx.send(()).ok();
+            });
+            // Let the requests pile up in the socket first (they fit in its
+            // buffers; if they did not, the server would simply start with
+            // less waiting), so that its reads come back full.
+            let _ = sent_rx.recv_timeout(std::time::Duration::from_secs(2));
+            go.push(()).unwrap();
+            let want = LINES * (REPLY.len() + 1);
+            let mut got = 0;
+            let mut buf = vec![0; 256 * 1024];
+            while got < want {
+                match s.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => got += n,
+                    Err(e) => panic!("read failed after {got} bytes: {e}"),
+                }
+            }
+            sending.join().unwrap();
+            got == want
+        });
+        Ok(())
+    })
+    .unwrap();
+    assert!(join_peer(&done_rx), "every reply arrived");
+    assert_eq!(log.events(), ["ReactorStopped"], "never cut off");
 }

@@ -18,6 +18,7 @@ use crate::net::client::{Connecting, Endpoint};
 use crate::net::server::ServerInner;
 use crate::net::transport::BoxTransport;
 use crate::reactor::core::{ConnectionId, Core, Member};
+use crate::reactor::panic;
 
 /// Whether a close was asked for, and why.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +32,8 @@ pub(crate) enum Close {
     Overflow,
     /// `detach` took the transport.
     Detach,
+    /// Its codec's `encode` panicked (see `ConnState::fail`).
+    Failed,
 }
 
 /// A client's pending-connect timeout unless set otherwise (EventMachine's
@@ -54,9 +57,11 @@ pub(crate) struct ConnState {
     /// The driver is being polled right now, so it will flush and look at
     /// `close` before it parks: no need to wake it.
     pub(crate) polling: Cell<bool>,
-    /// The timeouts, boxed and made only when one is set, so that an idle
-    /// connection with the defaults stays small.
-    timing: Cell<Option<Box<Timing>>>,
+    /// What few connections use (timeouts, a pending reconnect, tasks
+    /// waiting for the output, a failure's message), out of line and made
+    /// on first use, so that an idle connection with the defaults pays one
+    /// word for all of it.
+    rare: Cell<Option<Box<Rare>>>,
     /// Reading is paused by the user.
     pub(crate) paused: Cell<bool>,
     /// The queue passed the high watermark and has not drained to the low
@@ -69,19 +74,25 @@ pub(crate) struct ConnState {
     pub(crate) server: Cell<Option<Rc<ServerInner>>>,
     /// `unbind` is running (the one time `reconnect` may be called).
     pub(crate) unbinding: Cell<bool>,
-    /// A connect requested by `reconnect` from `unbind`, and its delay.
-    pub(crate) reconnect: Cell<Option<Box<(Connecting, Duration)>>>,
-    /// Tasks waiting for the output to drain (a file being streamed, a
-    /// procedural socket's `Sink`): woken when the queue empties, when it
-    /// drains to the low watermark, and when the connection ends. Out of
-    /// line and made on first use, so that other connections pay one word
-    /// (a `Vec` inline would cost three on every idle connection).
-    #[allow(clippy::box_collection)]
-    output_waiters: Cell<Option<Box<Vec<Waker>>>>,
     waker: RefCell<Option<Waker>>,
 }
 
-/// A connection's timeouts, kept out of line (see `ConnState::timing`).
+/// The rarely used parts of a connection's state (see `ConnState::rare`).
+#[derive(Default)]
+struct Rare {
+    /// The timeouts; `None` while both have their defaults.
+    timing: Option<Timing>,
+    /// A connect requested by `reconnect` from `unbind`, and its delay.
+    reconnect: Option<(Connecting, Duration)>,
+    /// Tasks waiting for the output to drain (a file being streamed, a
+    /// procedural socket's `Sink`): woken when the queue empties, when it
+    /// drains to the low watermark, and when the connection ends.
+    output_waiters: Vec<Waker>,
+    /// Why `Close::Failed` closed it (a panic in its codec's `encode`).
+    failure: Option<String>,
+}
+
+/// A connection's timeouts.
 struct Timing {
     /// The inactivity timeout; zero when off.
     inactivity: Duration,
@@ -93,23 +104,34 @@ struct Timing {
 }
 
 impl ConnState {
-    fn timing<R>(&self, read: impl FnOnce(Option<&Timing>) -> R) -> R {
-        let timing = self.timing.take();
-        let r = read(timing.as_deref());
-        self.timing.set(timing);
+    /// Reads the rare parts (`None` while they were never made).
+    fn peek_rare<R>(&self, read: impl FnOnce(Option<&mut Rare>) -> R) -> R {
+        let mut rare = self.rare.take();
+        let r = read(rare.as_deref_mut());
+        self.rare.set(rare);
         r
     }
 
+    /// Changes the rare parts, making them first if need be.
+    fn with_rare<R>(&self, update: impl FnOnce(&mut Rare) -> R) -> R {
+        let mut rare = self.rare.take().unwrap_or_default();
+        let r = update(&mut rare);
+        self.rare.set(Some(rare));
+        r
+    }
+
+    fn timing<R>(&self, read: impl FnOnce(Option<&Timing>) -> R) -> R {
+        self.peek_rare(|rare| read(rare.and_then(|r| r.timing.as_ref())))
+    }
+
     fn update_timing(&self, update: impl FnOnce(&mut Timing)) {
-        let mut timing = self.timing.take().unwrap_or_else(|| {
-            Box::new(Timing {
+        self.with_rare(|rare| {
+            update(rare.timing.get_or_insert_with(|| Timing {
                 inactivity: Duration::ZERO,
                 last_activity: Instant::now(),
                 connect_timeout: DEFAULT_CONNECT_TIMEOUT,
-            })
+            }))
         });
-        update(&mut timing);
-        self.timing.set(Some(timing));
     }
 
     /// The inactivity timeout; zero when off.
@@ -130,6 +152,46 @@ impl ConnState {
     pub(crate) fn set_last_activity(&self, at: Instant) {
         self.update_timing(|t| t.last_activity = at);
     }
+
+    /// Records the connect `reconnect` asked for.
+    fn set_reconnect(&self, connecting: Connecting, delay: Duration) {
+        self.with_rare(|rare| rare.reconnect = Some((connecting, delay)));
+    }
+
+    /// Takes the connect `reconnect` asked for, if any.
+    pub(crate) fn take_reconnect(&self) -> Option<(Connecting, Duration)> {
+        self.peek_rare(|rare| rare.and_then(|r| r.reconnect.take()))
+    }
+
+    /// Closes the connection because of `failure` (a panic in its codec's
+    /// `encode`, called from another connection's callback): the queue is
+    /// dropped and the driver ends it with `UnbindReason::Panicked`.
+    pub(crate) fn fail(&self, failure: String) {
+        self.with_rare(|rare| rare.failure = Some(failure));
+        self.close.set(Close::Failed);
+        self.outbound.borrow_mut().clear();
+        self.wake();
+    }
+
+    /// Why output can no longer be queued, if it cannot: the connection has
+    /// ended or a close was asked for (`is_closed()`; "closing" after
+    /// `close_connection_after_writing`).
+    pub(crate) fn refusal(&self) -> Option<Error> {
+        if self.ended.get() {
+            return Some(Error::closed());
+        }
+        match self.close.get() {
+            Close::Open => None,
+            Close::AfterWriting => Some(Error::closing()),
+            Close::Now | Close::Overflow | Close::Detach | Close::Failed => Some(Error::closed()),
+        }
+    }
+
+    /// The message `fail` recorded.
+    pub(crate) fn take_failure(&self) -> String {
+        self.peek_rare(|rare| rare.and_then(|r| r.failure.take()))
+            .unwrap_or_default()
+    }
 }
 
 impl ConnState {
@@ -142,7 +204,7 @@ impl ConnState {
             close: Cell::new(Close::Open),
             ended: Cell::new(false),
             polling: Cell::new(false),
-            timing: Cell::new(None),
+            rare: Cell::new(None),
             paused: Cell::new(false),
             above_high: Cell::new(false),
             high_watermark: Cell::new(usize::MAX),
@@ -150,8 +212,6 @@ impl ConnState {
             max_outbound: Cell::new(usize::MAX),
             server: Cell::new(None),
             unbinding: Cell::new(false),
-            reconnect: Cell::new(None),
-            output_waiters: Cell::new(None),
             waker: RefCell::new(None),
         }
     }
@@ -175,22 +235,21 @@ impl ConnState {
     }
 
     /// Registers `waker` to be woken when the output drains (see
-    /// `output_waiters`); the task re-checks its own condition then.
+    /// `Rare::output_waiters`); the task re-checks its own condition then.
     pub(crate) fn wait_for_output(&self, waker: &Waker) {
-        let mut waiters = self.output_waiters.take().unwrap_or_default();
-        if !waiters.iter().any(|w| w.will_wake(waker)) {
-            waiters.push(waker.clone());
-        }
-        self.output_waiters.set(Some(waiters));
+        self.with_rare(|rare| {
+            if !rare.output_waiters.iter().any(|w| w.will_wake(waker)) {
+                rare.output_waiters.push(waker.clone());
+            }
+        });
     }
 
     /// Wakes the tasks waiting for the output, if any (a cheap check when
     /// none waits).
     pub(crate) fn wake_output_waiters(&self) {
-        if let Some(waiters) = self.output_waiters.take() {
-            for w in *waiters {
-                w.wake();
-            }
+        let waiters = self.peek_rare(|rare| rare.map(|r| std::mem::take(&mut r.output_waiters)));
+        for w in waiters.into_iter().flatten() {
+            w.wake();
         }
     }
 
@@ -315,12 +374,27 @@ impl<C> Conn<C> {
         C: Encoder<T>,
         <C as Encoder<T>>::Error: Into<BoxError>,
     {
-        self.queue_output("send_data", |out| {
+        let mut panicked = None;
+        let queued = self.queue_output("send_data", |out| {
             let mut codec = self.inner.codec.try_borrow_mut().map_err(|_| {
                 Error::encode("the codec is busy (send_data called from inside the codec)")
             })?;
-            codec.encode(frame, out).map_err(Error::encode)
-        })
+            // The codec is user code: a panic in `encode` is contained and
+            // charged to this connection, not to the caller's.
+            match panic::catch("encode", Some(self.id()), || codec.encode(frame, out)) {
+                Ok(encoded) => encoded.map_err(Error::encode),
+                Err(message) => {
+                    panicked = Some(message.clone());
+                    Err(Error::panicked("encode", message))
+                }
+            }
+        });
+        if let Some(message) = panicked {
+            // `queue_output` dropped the half-written frame; the connection
+            // ends with `unbind(Panicked)`.
+            self.state().fail(message);
+        }
+        queued
     }
 
     /// Queues `parts` as they are, bypassing the codec (a file's bytes and
@@ -339,13 +413,8 @@ impl<C> Conn<C> {
     /// (`is_closed()`), nor on a pipe's read end (`is_unsupported()`).
     pub(crate) fn may_queue(&self, call: &'static str) -> Result<()> {
         let state = self.state();
-        if state.ended.get() {
-            return Err(Error::closed());
-        }
-        match state.close.get() {
-            Close::Open => {}
-            Close::AfterWriting => return Err(Error::closing()),
-            Close::Now | Close::Overflow | Close::Detach => return Err(Error::closed()),
+        if let Some(refused) = state.refusal() {
+            return Err(refused);
         }
         if let Ok(Some(t)) = state.transport.try_borrow().as_deref().map(Option::as_ref) {
             if !t.writable() {
@@ -635,7 +704,7 @@ impl<C> Conn<C> {
                 endpoint.connect(None).await
             })
         };
-        state.reconnect.set(Some(Box::new((connecting, delay))));
+        state.set_reconnect(connecting, delay);
         Ok(())
     }
 

@@ -19,7 +19,7 @@ use std::task::Poll;
 
 use crate::error::{Error, Result};
 use crate::messaging::deferred::Deferred;
-use crate::net::conn::{Close, Conn, WeakConn};
+use crate::net::conn::{Conn, WeakConn};
 use crate::reactor::core::Core;
 
 /// The bytes read from the file at a time.
@@ -270,15 +270,8 @@ impl<C: 'static> FileStream<C> {
                 return Poll::Ready(Err(Error::closed()));
             };
             let state = conn.state();
-            if state.ended.get() {
-                return Poll::Ready(Err(Error::closed()));
-            }
-            match state.close.get() {
-                Close::Open => {}
-                Close::AfterWriting => return Poll::Ready(Err(Error::closing())),
-                Close::Now | Close::Overflow | Close::Detach => {
-                    return Poll::Ready(Err(Error::closed()))
-                }
+            if let Some(refused) = state.refusal() {
+                return Poll::Ready(Err(refused));
             }
             let queued = state.outbound.borrow().len();
             let room = state

@@ -28,7 +28,7 @@ use tokio_util::codec::{Decoder, Encoder};
 use crate::error::{BoxError, Error, Result};
 use crate::net::address::Addr;
 use crate::net::client::{self, Endpoint};
-use crate::net::conn::{Close, Conn};
+use crate::net::conn::Conn;
 use crate::net::connection::{Connection, UnbindReason};
 use crate::net::pair;
 use crate::net::server::{self, Server};
@@ -495,15 +495,7 @@ impl<C: Decoder> Socket<C> {
     /// Why a frame cannot be sent now, if it cannot: the connection closed
     /// or closing.
     fn refusal(&self) -> Option<Error> {
-        let state = self.conn.state();
-        if state.ended.get() {
-            return Some(Error::closed());
-        }
-        match state.close.get() {
-            Close::Open => None,
-            Close::AfterWriting => Some(Error::closing()),
-            Close::Now | Close::Overflow | Close::Detach => Some(Error::closed()),
-        }
+        self.conn.state().refusal()
     }
 
     /// After the end: `Ok` for a clean end, `is_closed()` for an error.

@@ -183,6 +183,16 @@ impl LineClient {
         line
     }
 
+    /// The socket, for raw writes (an unterminated line, a half close).
+    pub fn writer(&mut self) -> &mut TcpStream {
+        &mut self.writer
+    }
+
+    /// The server's address.
+    pub fn peer(&self) -> SocketAddr {
+        self.writer.peer_addr().expect("peer address")
+    }
+
     /// Sends `line` and returns the answer.
     pub fn round(&mut self, line: &str) -> String {
         self.send(line);

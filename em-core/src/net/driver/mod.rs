@@ -148,6 +148,7 @@ fn must_end(
         Close::Now => Some(UnbindReason::Closed),
         Close::Overflow => Some(UnbindReason::OutboundOverflow),
         Close::Detach => Some(UnbindReason::Detached),
+        Close::Failed => Some(UnbindReason::Panicked(state.take_failure())),
     }
 }
 
@@ -375,7 +376,7 @@ impl<H: Connection, P: Pump<H>> Driver<H, P> {
             self.session().call("unbind", |h, c| h.unbind(c, reason));
             self.conn.state().unbinding.set(false);
             let unbind_panicked = self.fail.take().is_some();
-            if let Some((connecting, delay)) = self.conn.state().reconnect.take().map(|b| *b) {
+            if let Some((connecting, delay)) = self.conn.state().take_reconnect() {
                 if !unbind_panicked && !self.core.stopping() {
                     self.restart(connecting, delay);
                     return Poll::Pending;
