@@ -44,7 +44,7 @@ enum Kind {
     TooManyTimers(usize),
     InvalidArgument(&'static str, &'static str),
     AlreadyStarted(&'static str),
-    OutboundOverflow(usize),
+    OutboundOverflow(usize, usize),
     Unsupported(&'static str, String),
     Io(&'static str, Arc<io::Error>),
     StoppedEarly,
@@ -106,8 +106,8 @@ impl Error {
     pub(crate) fn invalid_argument(call: &'static str, what: &'static str) -> Self {
         Self::new(Kind::InvalidArgument(call, what))
     }
-    pub(crate) fn outbound_overflow(max: usize) -> Self {
-        Self::new(Kind::OutboundOverflow(max))
+    pub(crate) fn outbound_overflow(max: usize, queued: usize) -> Self {
+        Self::new(Kind::OutboundOverflow(max, queued))
     }
     pub(crate) fn already_started(call: &'static str) -> Self {
         Self::new(Kind::AlreadyStarted(call))
@@ -195,7 +195,7 @@ impl Error {
     /// the frame was refused and the connection is closing with
     /// `UnbindReason::OutboundOverflow`.
     pub fn is_outbound_overflow(&self) -> bool {
-        matches!(self.kind, Kind::OutboundOverflow(_))
+        matches!(self.kind, Kind::OutboundOverflow(..))
     }
     /// The call does not apply to this kind of connection: a TCP option on
     /// a Unix-domain socket, `detach` on an in-memory pair, `send_data` on a
@@ -259,9 +259,9 @@ impl fmt::Display for Error {
             Kind::AlreadyStarted(call) => write!(f, "{call}: already started (double start)"),
             Kind::Unsupported(call, what) => write!(f, "{call}: {what}"),
             Kind::Io(call, e) => write!(f, "{call}: {e}"),
-            Kind::OutboundOverflow(max) => write!(
+            Kind::OutboundOverflow(max, queued) => write!(
                 f,
-                "outbound buffer overflow: more than {max} bytes queued for a peer that does not read; the connection is closed"
+                "outbound overflow: {queued} bytes were queued and the frame would pass the connection's max_outbound of {max} bytes (or the reactor's max_total_outbound); the connection is closed"
             ),
             Kind::StoppedEarly => f.write_str(
                 "the reactor was stopped before the synchrony future finished, so it has no value",

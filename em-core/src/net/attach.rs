@@ -219,7 +219,7 @@ pub fn attach<H: Connection>(io: impl Into<Attachable>, handler: H) -> Result<Co
     })?;
     let codec =
         panic::catch("codec", None, || handler.codec()).map_err(|m| Error::panicked("codec", m))?;
-    let conn = Conn::new(core.next_conn_id(), codec);
+    let conn = Conn::new(&core, codec);
     *conn.state().peer.borrow_mut() = transport.peer_addr();
     Driver::<H, StreamPump>::start(handler, conn.clone(), core, Start::Open(transport));
     Ok(conn)

@@ -328,7 +328,7 @@ pub(crate) fn start_client<H: Connection>(
     let core = Core::current_accepting(call)?;
     let codec =
         panic::catch("codec", None, || handler.codec()).map_err(|m| Error::panicked("codec", m))?;
-    let conn = Conn::new(core.next_conn_id(), codec);
+    let conn = Conn::new(&core, codec);
     let connecting = endpoint.connect(bind);
     Driver::<H, StreamPump>::start(handler, conn.clone(), core, Start::Connecting(connecting));
     Ok(conn)

@@ -17,7 +17,7 @@ use crate::net::address::Addr;
 use crate::net::client::{Connecting, Endpoint};
 use crate::net::server::ServerInner;
 use crate::net::transport::BoxTransport;
-use crate::reactor::core::{ConnectionId, Core, Member};
+use crate::reactor::core::{ConnectionId, Core, Member, OutboundMeter};
 use crate::reactor::panic;
 
 /// Whether a close was asked for, and why.
@@ -74,6 +74,9 @@ pub(crate) struct ConnState {
     pub(crate) server: Cell<Option<Rc<ServerInner>>>,
     /// `unbind` is running (the one time `reconnect` may be called).
     pub(crate) unbinding: Cell<bool>,
+    /// Counts output queued on the reactor's connections, to check its
+    /// budget (`max_total_outbound`) every so often.
+    meter: Rc<OutboundMeter>,
     waker: RefCell<Option<Waker>>,
 }
 
@@ -187,6 +190,14 @@ impl ConnState {
         }
     }
 
+    /// Ends the connection with `UnbindReason::OutboundOverflow`: its queue
+    /// is dropped now (the memory is freed at once), and the driver ends it.
+    pub(crate) fn evict(&self) {
+        self.close.set(Close::Overflow);
+        *self.outbound.borrow_mut() = BytesMut::new();
+        self.wake();
+    }
+
     /// The message `fail` recorded.
     pub(crate) fn take_failure(&self) -> String {
         self.peek_rare(|rare| rare.and_then(|r| r.failure.take()))
@@ -195,9 +206,10 @@ impl ConnState {
 }
 
 impl ConnState {
-    fn new(id: ConnectionId) -> Self {
+    fn new(id: ConnectionId, meter: Rc<OutboundMeter>) -> Self {
         ConnState {
             id,
+            meter,
             peer: RefCell::new(None),
             transport: RefCell::new(None),
             outbound: RefCell::new(BytesMut::new()),
@@ -273,6 +285,24 @@ impl<C> Member for ConnInner<C> {
     fn outbound_len(&self) -> usize {
         self.state.outbound.try_borrow().map_or(0, |out| out.len())
     }
+
+    fn outbound_memory(&self) -> usize {
+        self.state
+            .outbound
+            .try_borrow()
+            .map_or(0, |out| out.capacity())
+    }
+
+    fn evict_for_budget(&self, queued: usize, total: usize, budget: usize) {
+        if self.state.refusal().is_some() {
+            return;
+        }
+        tracing::warn!(conn = %self.state.id,
+            peer = ?self.state.peer.borrow().as_ref().map(ToString::to_string),
+            queued, total, max_total_outbound = budget,
+            "the reactor's queued output passed max_total_outbound: closing the connection with the most queued");
+        self.state.evict();
+    }
 }
 
 /// A handle to one connection: cheap to clone, `!Send`, and storable (a chat
@@ -302,10 +332,11 @@ impl<C> Clone for Conn<C> {
 }
 
 impl<C: 'static> Conn<C> {
-    pub(crate) fn new(id: ConnectionId, codec: C) -> Self {
+    /// A new connection of the reactor `core`, with its next id.
+    pub(crate) fn new(core: &Core, codec: C) -> Self {
         Conn {
             inner: Rc::new(ConnInner {
-                state: ConnState::new(id),
+                state: ConnState::new(core.next_conn_id(), core.outbound_meter()),
                 codec: RefCell::new(codec),
             }),
         }
@@ -446,19 +477,31 @@ impl<C> Conn<C> {
             return Err(e);
         }
         let queued = out.len() - before;
-        if out.len() > state.high_watermark.get() {
-            if out.len() > state.max_outbound.get() {
-                drop(out);
-                let max = state.max_outbound.get();
-                tracing::debug!(conn = %self.id(), max, "outbound overflow; closing");
-                state.close.set(Close::Overflow);
-                state.outbound.borrow_mut().clear();
-                state.wake();
-                return Err(Error::outbound_overflow(max));
+        let high = state.high_watermark.get();
+        if out.len() > high {
+            let len = out.len();
+            drop(out);
+            let max = state.max_outbound.get();
+            if len > max {
+                tracing::warn!(conn = %self.id(), peer = ?state.peer.borrow().as_ref().map(ToString::to_string),
+                    queued = before, frame = queued, max_outbound = max,
+                    "outbound overflow: the frame would pass the connection's max_outbound; closing it");
+                state.evict();
+                return Err(Error::outbound_overflow(max, before));
             }
             state.above_high.set(true);
+        } else {
+            drop(out);
         }
-        drop(out);
+        if state.meter.queued(queued) {
+            // Every eighth of the budget queued, reactor-wide: check it.
+            if let Ok(core) = Core::current(call) {
+                core.enforce_outbound_budget();
+            }
+            if state.close.get() == Close::Overflow {
+                return Err(Error::outbound_overflow(state.max_outbound.get(), before));
+            }
+        }
         if before == 0 && queued > 0 {
             state.wake();
         }

@@ -149,8 +149,9 @@ pub enum UnbindReason {
     /// timeout ([`Conn::set_pending_connect_timeout`]).
     ConnectTimeout,
     /// `send_data` would have queued more than the connection's
-    /// `max_outbound` bytes for a peer that does not read
-    /// ([`Conn::set_max_outbound`]).
+    /// `max_outbound` bytes ([`Conn::set_max_outbound`]), or the reactor's
+    /// queued output passed its `max_total_outbound` and this connection had
+    /// the most queued ([`Builder::max_total_outbound`](crate::Builder::max_total_outbound)).
     OutboundOverflow,
     /// [`Conn::detach`] gave the descriptor back to the program; it is
     /// still open.
@@ -203,7 +204,7 @@ impl fmt::Display for UnbindReason {
             UnbindReason::InactivityTimeout => f.write_str("inactivity timeout"),
             UnbindReason::ConnectTimeout => f.write_str("connect timed out"),
             UnbindReason::OutboundOverflow => {
-                f.write_str("outbound buffer overflow (the peer does not read)")
+                f.write_str("outbound overflow (more output queued than max_outbound, or than the reactor's max_total_outbound)")
             }
             UnbindReason::Detached => f.write_str("detached"),
         }

@@ -71,9 +71,9 @@ pub fn connect_pair<A: Connection, B: Connection>(
     let codec_b =
         panic::catch("codec", None, || b.codec()).map_err(|m| Error::panicked("codec", m))?;
     let (end_a, end_b) = transport::pair();
-    let conn_a = Conn::new(core.next_conn_id(), codec_a);
+    let conn_a = Conn::new(&core, codec_a);
     *conn_a.state().peer.borrow_mut() = Some(Addr::Memory);
-    let conn_b = Conn::new(core.next_conn_id(), codec_b);
+    let conn_b = Conn::new(&core, codec_b);
     Driver::<A, StreamPump>::start(
         a,
         conn_a.clone(),

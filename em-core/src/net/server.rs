@@ -492,7 +492,7 @@ fn accept<F, H>(
         Ok(c) => c,
         Err(_) => return,
     };
-    let conn = Conn::new(core.next_conn_id(), codec);
+    let conn = Conn::new(core, codec);
     *conn.state().peer.borrow_mut() = Some(peer);
     server.live.set(server.live.get() + 1);
     conn.state().server.replace(Some(server.clone()));

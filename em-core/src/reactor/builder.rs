@@ -17,6 +17,8 @@ const DEFAULT_HIGH_WATERMARK: usize = 1 << 20;
 const DEFAULT_LOW_WATERMARK: usize = 256 * 1024;
 /// Default hard cap on a connection's queued output.
 const DEFAULT_MAX_OUTBOUND: usize = 8 << 20;
+/// Default budget of queued output on all of a reactor's connections.
+const DEFAULT_MAX_TOTAL_OUTBOUND: usize = 256 << 20;
 
 /// Options of a reactor, set through [`Builder`].
 #[derive(Debug, Clone)]
@@ -27,6 +29,7 @@ pub(crate) struct Config {
     pub(crate) high_watermark: usize,
     pub(crate) low_watermark: usize,
     pub(crate) max_outbound: usize,
+    pub(crate) max_total_outbound: usize,
     pub(crate) shutdown_grace: Duration,
     pub(crate) options: Options,
 }
@@ -40,6 +43,7 @@ impl Default for Config {
             high_watermark: DEFAULT_HIGH_WATERMARK,
             low_watermark: DEFAULT_LOW_WATERMARK,
             max_outbound: DEFAULT_MAX_OUTBOUND,
+            max_total_outbound: DEFAULT_MAX_TOTAL_OUTBOUND,
             shutdown_grace: Duration::ZERO,
             options: Options::default(),
         }
@@ -174,6 +178,22 @@ impl Builder {
         self
     }
 
+    /// The budget of memory held by output queued on all the reactor's
+    /// connections together (default 256 MiB; counted as the output
+    /// buffers' capacity), so that memory stays bounded whatever
+    /// the number of slow peers (100 peers that never read would otherwise
+    /// hold 100 × `max_outbound`). Each connection stops reading once its
+    /// own output passes its high watermark; past this budget, the
+    /// connections with the most output queued are ended with
+    /// `UnbindReason::OutboundOverflow` (their queues freed at once, a
+    /// warning naming each), until the total is back under it. Connections
+    /// that keep up are never the ones with the most queued. `build` errors
+    /// with `is_config()` if it is below `max_outbound`.
+    pub fn max_total_outbound(mut self, budget: usize) -> Self {
+        self.config.max_total_outbound = budget;
+        self
+    }
+
     /// How long a stopping reactor lets connections flush output they still
     /// have queued (default zero: it is dropped at once, as EventMachine
     /// does). During the grace no callback runs and nothing more is read;
@@ -204,6 +224,11 @@ impl Builder {
         if c.max_outbound < c.high_watermark {
             return Err(Error::config(
                 "max_outbound must be at least the high outbound watermark",
+            ));
+        }
+        if c.max_total_outbound < c.max_outbound {
+            return Err(Error::config(
+                "max_total_outbound must be at least max_outbound",
             ));
         }
         if c.start_paused && !cfg!(feature = "test-util") {

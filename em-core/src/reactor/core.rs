@@ -59,6 +59,42 @@ pub(crate) trait Member {
     fn outbound_len(&self) -> usize {
         0
     }
+
+    /// The memory its queued output holds (a connection's output buffer's
+    /// capacity, which may be up to twice what is queued).
+    fn outbound_memory(&self) -> usize {
+        0
+    }
+
+    /// Ends it because the memory of the reactor's queued output (`total`)
+    /// passed the budget and it holds `queued` of it, the most.
+    fn evict_for_budget(&self, queued: usize, total: usize, budget: usize) {
+        let _ = (queued, total, budget);
+    }
+}
+
+/// Counts the output queued on a reactor's connections since its budget
+/// (`max_total_outbound`) was last checked; shared by the connections, so
+/// that the check comes every `step` bytes queued, whatever the number of
+/// connections (each queueing less than a watermark's worth, say).
+#[derive(Debug)]
+pub(crate) struct OutboundMeter {
+    since_check: Cell<usize>,
+    step: usize,
+}
+
+impl OutboundMeter {
+    /// Counts `bytes` just queued; true when the budget should be checked.
+    pub(crate) fn queued(&self, bytes: usize) -> bool {
+        let since = self.since_check.get() + bytes;
+        if since >= self.step {
+            self.since_check.set(0);
+            true
+        } else {
+            self.since_check.set(since);
+            false
+        }
+    }
 }
 
 /// The state of one running reactor, owned by its thread.
@@ -89,11 +125,17 @@ pub(crate) struct Core {
     teardown_hooks: RefCell<Vec<Box<dyn FnOnce()>>>,
     pub(crate) remote: Arc<Remote>,
     pub(crate) counters: Counters,
+    outbound_meter: Rc<OutboundMeter>,
 }
 
 impl Core {
     pub(crate) fn new(config: Config) -> Self {
         Core {
+            outbound_meter: Rc::new(OutboundMeter {
+                since_check: Cell::new(0),
+                // Overshoot at most an eighth of the budget between checks.
+                step: (config.max_total_outbound / 8).max(64 << 10),
+            }),
             config,
             stopping: Cell::new(false),
             grace: Cell::new(false),
@@ -213,6 +255,12 @@ impl Core {
         }
     }
 
+    /// The meter every connection of this reactor counts its queued output
+    /// on.
+    pub(crate) fn outbound_meter(&self) -> Rc<OutboundMeter> {
+        self.outbound_meter.clone()
+    }
+
     pub(crate) fn next_conn_id(&self) -> ConnectionId {
         let id = self.next_conn_id.get();
         self.next_conn_id.set(id + 1);
@@ -241,6 +289,34 @@ impl Core {
     /// Bytes queued for sending on every connection, now.
     pub(crate) fn outbound_queued(&self) -> usize {
         self.conns.borrow().values().map(|c| c.outbound_len()).sum()
+    }
+
+    /// Keeps the memory of the output queued on all connections within
+    /// `max_total_outbound`: past it, the connections holding the most are
+    /// ended (their queues are freed at once) until the total is back under
+    /// it. A scan of every connection: called once per eighth of the budget
+    /// queued (see [`OutboundMeter`]).
+    pub(crate) fn enforce_outbound_budget(&self) {
+        let budget = self.config.max_total_outbound;
+        let mut queued: Vec<(usize, Rc<dyn Member>)> = self
+            .conns
+            .borrow()
+            .values()
+            .map(|c| (c.outbound_memory(), c.clone()))
+            .filter(|(len, _)| *len > 0)
+            .collect();
+        let mut total: usize = queued.iter().map(|(len, _)| len).sum();
+        if total <= budget {
+            return;
+        }
+        queued.sort_unstable_by_key(|(len, _)| std::cmp::Reverse(*len));
+        for (len, member) in queued {
+            if total <= budget {
+                break;
+            }
+            member.evict_for_budget(len, total, budget);
+            total -= len;
+        }
     }
 
     pub(crate) fn has_connections(&self) -> bool {
