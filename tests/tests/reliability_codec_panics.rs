@@ -140,7 +140,7 @@ fn with_a_hundred_echo_clients<T: Send + 'static>(
                 .collect();
             let mut bad_client = LineClient::connect(addr);
             let id: u64 = bad_client.recv()["ID ".len()..].parse().unwrap();
-            let mut intact = vec![true; CLIENTS];
+            let mut intact = [true; CLIENTS];
             let mut bad = Some(bad);
             let mut outcome = None;
             for round in 0..ROUNDS {
