@@ -253,3 +253,54 @@ fn without_a_handler_panics_are_logged_and_a_panicking_handler_is_contained() {
     })
     .expect("logged, not fatal");
 }
+
+/// A panic in a future from `em::spawn` is contained like a callback's:
+/// the error handler is told, the reactor carries on, and the task's
+/// `JoinHandle` says it panicked.
+#[test]
+fn a_panicking_spawned_future_is_reported_and_the_reactor_carries_on() {
+    let reports = collect_reports();
+    let log = Log::default();
+    let l = log.clone();
+    run_with_watchdog(move || -> em::Result<()> {
+        let task = em::spawn(async {
+            em::sleep(Duration::from_millis(1)).await;
+            panic!("spawned future exploded");
+        })?;
+        em::spawn(async move {
+            let joined = task.await;
+            l.push(format!(
+                "joined: panic={}",
+                joined.is_err_and(|e| e.is_panic())
+            ));
+            em::stop();
+        })?;
+        Ok(())
+    })
+    .unwrap();
+    em::clear_error_handler();
+    assert_eq!(log.events(), ["joined: panic=true"]);
+    let reports = reports.borrow();
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    assert_eq!(reports[0].callback(), "spawned future");
+    assert_eq!(reports[0].message(), "spawned future exploded");
+}
+
+/// With `stop_on_panic`, a panicking spawned future stops the reactor and
+/// `run` returns the panic (it used to hang forever: nothing was told).
+#[test]
+fn stop_on_panic_stops_on_a_panicking_spawned_future() {
+    let result = run_builder_with_watchdog(em::Reactor::builder().stop_on_panic(true), || {
+        em::spawn(async {
+            em::sleep(Duration::from_millis(1)).await;
+            panic!("spawned future exploded");
+        })
+        .map(drop)
+    });
+    let err = result.expect_err("the panic stops the reactor");
+    assert!(err.is_panic(), "{err}");
+    assert_eq!(
+        err.to_string(),
+        "panic in spawned future: spawned future exploded"
+    );
+}

@@ -5,7 +5,10 @@
 use std::any::Any;
 use std::cell::RefCell;
 use std::fmt;
+use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use futures::FutureExt;
 use std::rc::Rc;
 
 use crate::error::Error;
@@ -27,6 +30,7 @@ impl PanicReport {
     }
 
     /// Which callback panicked: `"receive_data"`, `"post_init"`,
+    /// `"spawned future"` (a future from [`spawn`](crate::spawn)),
     /// `"connection_completed"`, `"unbind"`, `"next_tick"` (also closures
     /// queued with [`Handle::schedule`](crate::Handle::schedule)), `"timer"`,
     /// `"periodic timer"`, `"defer callback"`, `"defer errback"`,
@@ -117,6 +121,24 @@ pub(crate) fn catch<R>(
         });
         message
     })
+}
+
+/// Polls `future` to completion, containing a panic in any poll like a
+/// callback's: it is reported (error handler or log, and `stop_on_panic`)
+/// under `callback`, then resumed, so that whoever awaits the task still
+/// sees it panicked.
+pub(crate) async fn contained<F: Future>(callback: &'static str, future: F) -> F::Output {
+    match AssertUnwindSafe(future).catch_unwind().await {
+        Ok(output) => output,
+        Err(payload) => {
+            report(PanicReport {
+                message: message(&*payload),
+                callback,
+                connection: None,
+            });
+            std::panic::resume_unwind(payload)
+        }
+    }
 }
 
 fn report(report: PanicReport) {

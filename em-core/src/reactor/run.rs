@@ -390,6 +390,12 @@ pub fn handle() -> Result<Handle> {
 /// em-synchrony's fibers gave Ruby). It runs on the reactor thread and is
 /// dropped, unfinished, when the reactor stops.
 ///
+/// A panic in the future is contained like a callback's: the error handler
+/// (or the log) gets a [`PanicReport`](crate::PanicReport) for
+/// `"spawned future"`, the reactor carries on (or stops, with
+/// `stop_on_panic`, and `run` returns the panic), and the returned
+/// `JoinHandle` resolves to a `JoinError` that `is_panic()`.
+///
 /// Errors with `is_no_reactor()` where no reactor runs and `is_stopping()`
 /// once it stops.
 pub fn spawn<F>(future: F) -> Result<JoinHandle<F::Output>>
@@ -398,7 +404,10 @@ where
     F::Output: 'static,
 {
     Core::current_accepting("spawn")?;
-    Ok(tokio::task::spawn_local(future))
+    Ok(tokio::task::spawn_local(panic::contained(
+        "spawned future",
+        future,
+    )))
 }
 
 /// Registers `hook` to run when the reactor on this thread stops
