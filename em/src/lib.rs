@@ -452,6 +452,96 @@
 //! # Ok::<(), em::Error>(())
 //! ```
 //!
+//! # Two styles: callbacks and procedural code
+//!
+//! The same connection can be written as a handler with callbacks or as
+//! straight-line code in a future, em-synchrony's way: [`Socket`] is a
+//! connection whose frames are a `futures` `Stream` and whose sends are a
+//! `Sink`, over the same engine (codecs, timeouts, watermarks, close
+//! reasons). [`SocketListener`] accepts them; [`synchrony`] runs a reactor
+//! around one future and returns its output (EventMachine's
+//! `EM.synchrony`). The two styles mix freely in one reactor. Here is the
+//! same client both ways, against one echo server:
+//!
+//! ```
+//! use std::cell::RefCell;
+//! use std::rc::Rc;
+//!
+//! use em::prelude::*;
+//! use futures::{SinkExt, StreamExt};
+//!
+//! // Callbacks: state lives in the handler; each event is a method.
+//! struct Asker {
+//!     answer: Rc<RefCell<Option<String>>>,
+//! }
+//!
+//! impl Connection for Asker {
+//!     type Codec = LinesCodec;
+//!     fn codec(&self) -> LinesCodec {
+//!         LinesCodec::new()
+//!     }
+//!     fn connection_completed(&mut self, conn: &Conn<LinesCodec>) {
+//!         conn.send_data("ping");
+//!     }
+//!     fn receive_data(&mut self, conn: &Conn<LinesCodec>, line: String) {
+//!         *self.answer.borrow_mut() = Some(line);
+//!         conn.close_connection();
+//!     }
+//! }
+//!
+//! let answer = Rc::new(RefCell::new(None));
+//! let a = answer.clone();
+//! let procedural = em::synchrony(async move {
+//!     let echo = em::start_server("127.0.0.1:0", em::handler(|conn, data| conn.send_data(data)))?;
+//!     em::connect(echo.local_addr(), Asker { answer: a })?;
+//!
+//!     // Procedural: the same exchange, top to bottom.
+//!     let mut socket = em::Socket::connect(echo.local_addr(), LinesCodec::new()).await?;
+//!     socket.send("ping").await?;
+//!     let line = socket.next().await.expect("an answer")?;
+//!     socket.close().await?;
+//!     Ok::<_, Box<dyn std::error::Error>>(line)
+//! })??;
+//! assert_eq!(procedural, "ping");
+//! # let _ = answer; // the callback client may or may not have finished when synchrony returned
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Callbacks cost one hop less per frame (it is handled inside
+//! `receive_data`; a `Socket` queues it and wakes its task) and suit
+//! servers with many connections that react to events; a `Socket` suits
+//! clients and protocols that are a conversation. A `Socket`'s `Sink` waits
+//! while the connection is above its high watermark, and a slow reader of
+//! its `Stream` pauses the connection, so backpressure works both ways
+//! without a line of code.
+//!
+//! # Socket options, files, limits and stats
+//!
+//! * **Socket options** on [`Conn`]: `set_nodelay`, `enable_keepalive`
+//!   (idle, interval, count), any option socket2 knows through
+//!   `with_socket`, and EventMachine's raw `set_sock_opt`/`get_sock_opt`.
+//!   Each is an error that `is_unsupported()` on a transport that has no
+//!   such option (a TCP option on a Unix-domain socket, any on an in-memory
+//!   pair).
+//! * **Files**: `Conn::send_file_data(path)` and
+//!   `stream_file_data(path, chunked)` stream a file of any size into the
+//!   connection within its watermarks (raw, or as HTTP chunks), without
+//!   reading it whole, and return a [`Deferred`] of the bytes sent.
+//! * **Limits**: each connection stops reading past its high watermark and
+//!   ends past `max_outbound`; the whole reactor keeps its queued output
+//!   within `Builder::max_total_outbound` (256 MiB by default), ending the
+//!   connections that hold the most. A [`Channel`]'s connection
+//!   subscribers ([`Channel::subscribe_conn`]) miss items while they are
+//!   behind instead, counted, and the publisher sees how many are behind.
+//! * **Stats**: [`stats()`] counts connections, bytes, frames, endings by
+//!   reason, ticks and pending timers; the example servers print them on
+//!   SIGUSR1.
+//!
+//! Once the reactor begins to stop, every call that would create something
+//! (a server, a connection, a task, a timer, a defer, a closure from
+//! another thread) is an error that [`is_stopping()`](Error::is_stopping);
+//! a `next_tick` queued then is dropped with the rest of the queue.
+//!
 //! # Timers
 //!
 //! [`add_timer`] runs a closure once after a delay; [`add_periodic_timer`]
@@ -581,7 +671,9 @@
 //! | `EM.add_shutdown_hook { }` | [`add_shutdown_hook`]`(\|\| …)` | Last registered first, before the remaining connections' `unbind` (R5). |
 //! | `EM.next_tick { … }` | [`next_tick`]`(\|\| …)` | Same FIFO and snapshot rule. From another thread, use [`Handle::schedule`]. |
 //! | `EM.schedule { … }` | [`schedule`]`(\|\| …)` on the reactor thread; [`Handle::schedule`] from others | `em::schedule` where no reactor runs is an `Err` ([`is_no_reactor()`](Error::is_no_reactor)), never a closure lost in a queue. `Handle::schedule` and `next_tick` share one FIFO (N2). |
-//! | `EM.spawn`, em-synchrony fibers | [`spawn`]`(async { … })` | A future on the reactor thread, dropped when the reactor stops. |
+//! | `EM.spawn`, em-synchrony fibers | [`spawn`]`(async { … })` | A future on the reactor thread, dropped when the reactor stops; a panic in it is contained and reported like a callback's. |
+//! | em-synchrony `EM.synchrony { }` | [`synchrony`]`(async { … })` → its output | Stops the reactor when the future returns; an early stop is an error ([`is_stopped_early()`](Error::is_stopped_early)). |
+//! | em-synchrony `EM::Synchrony::TCPSocket` | [`Socket`]`::connect(addr, codec).await`, [`SocketListener`] | A `Stream` of frames and a `Sink` of frames, with backpressure both ways; Unix-domain and in-memory too. |
 //! | `Connection#post_init` | [`Connection::post_init`] | |
 //! | `#connection_completed` | [`Connection::connection_completed`] | |
 //! | `#receive_data(data)` | [`Connection::receive_data`]`(conn, frame)` | One decoded frame per call (the codec frames the stream); with `BytesCodec`, raw chunks as in EM. Never after a close request (EM may still deliver, C18). |
@@ -590,6 +682,9 @@
 //! | `#close_connection` | [`Conn::close_connection`] | `unbind` follows after the current callback, never inside it. |
 //! | `#close_connection_after_writing` | [`Conn::close_connection_after_writing`] | Later `send_data` returns 0, as in EM. |
 //! | `#get_outbound_data_size` | [`Conn::outbound_data_size`] | |
+//! | `#set_sock_opt`, `#get_sock_opt` | `Conn::set_sock_opt(level, name, &bytes)`, `get_sock_opt(level, name)`; `Conn::with_socket(\|s\| …)` for socket2's typed options | Errors on a transport without a socket (`is_unsupported()`). |
+//! | `#enable_keepalive(idle, intvl, cnt)`, `#disable_keepalive` | `Conn::enable_keepalive(idle, interval, count)`, `disable_keepalive`, `keepalive`; `set_nodelay`, `nodelay` | TCP only. |
+//! | `#send_file_data(path)`, `#stream_file_data(path, http_chunks:)` | `Conn::send_file_data(path)`, `stream_file_data(path, chunked)` → [`Deferred`] | Any size, within the watermarks (EM: 32 KiB for `send_file_data`, polling for `stream_file_data`); a missing file is an `Err` at once. |
 //! | `#get_peername` / `#get_sockname` | [`Conn::peer_addr`] / [`Conn::local_addr`] | An [`Addr`] (IP, Unix path, pipe, in-memory) instead of a packed `sockaddr`; `None` until a client's connect completes. |
 //! | `#signature` | [`Conn::id`] | A [`ConnectionId`], shown as `#N`, unique within a reactor run. |
 //! | `EM.error_handler { \|e\| }` | `set_error_handler(\|report\| …)`, `clear_error_handler()`; `Reactor::builder().stop_on_panic(true)` | Every callback's panic is contained and reported as a `PanicReport`; that connection ends with `unbind(Panicked)`; `stop_on_panic` stops cleanly and `run` returns the panic. |
@@ -612,13 +707,15 @@
 //! | `EM.defers_finished?` | [`defers_finished`]`()` | |
 //! | `EM.threadpool_size = n` | [`Reactor::builder()`](Reactor::builder)`.threadpool_size(n)` ([`DeferOptions`], in the prelude) | Default 20; per reactor; threads start on demand, at most n ops at once, FIFO. A batch of results arrives after the `next_tick`s already queued (EM delivers them first, N4). `defer_backend(DeferBackend::TokioBlocking)` runs ops on tokio's blocking pool instead. |
 //! | pool killed at stop (D7) | the same by default; `shutdown_timeout(d)` on the builder | With `d`, `run` waits up to `d` for running ops and runs their callbacks during teardown. |
-//! | `EM::Channel`: `subscribe`, `unsubscribe`, `push`, `pop`, `num_subscribers` | [`Channel`]: same names; [`Channel::sender`] from other threads; [`Channel::subscribe_stream`] | Ids are [`SubscriptionId`]s from 1. A push made inside a delivery is queued until the current item reached everyone (no nested delivery); subscribers are snapshotted per item. |
+//! | `EM::Channel`: `subscribe`, `unsubscribe`, `push`, `pop`, `num_subscribers` | [`Channel`]: same names; [`Channel::sender`] from other threads; [`Channel::subscribe_stream`]; [`Channel::subscribe_conn`] for connections | Ids are [`SubscriptionId`]s from 1. A push made inside a delivery is queued until the current item reached everyone (no nested delivery); subscribers are snapshotted per item. A connection subscriber behind its high watermark misses items (counted: `num_behind`, `dropped_count`) instead of growing until it is cut off. |
 //! | `EM::Queue`: `push`, `pop`, `size`, `empty?`, `num_waiting` | [`Queue`]: `push`, `pop`, `size`, `is_empty`, `num_waiting`; [`Queue::pop_async`]; [`Queue::sender`] | |
 //! | `EM::Iterator.new(list, n)`: `each`, `map`, `inject`, `concurrency=` | [`EmIterator::new`]`(items, n)?`: `each`, `map`, `inject` → [`Iteration`]`::set_concurrency` | Concurrency 0 is an `Err` ([`is_invalid_argument()`](Error::is_invalid_argument)); a second `next`/`each` does not compile ([`Done`] and the iterator are used by value). |
 //! | `EM::Deferrable`: `callback`, `errback`, `succeed`, `fail`, `timeout`, `cancel_timeout` | [`Deferred`]: same names; `.await` it | The first resolution wins (EM lets `fail` follow `succeed`, DF4, and a callback re-`succeed`, DF2). |
 //! | `EM.tick_loop { }`, `EM::TickLoop`: `start`, `stop`, `stopped?`, `on_stop` | [`tick_loop`]`(\|\| ControlFlow…)`, [`TickLoop`]: `start`, `stop`, `is_stopped`, `on_stop` | `ControlFlow::Break(())` instead of `:stop`; double start is an `Err` ([`is_already_started()`](Error::is_already_started)). |
 //! | `EM::Pool`: `add`, `perform`, `on_error`, `num_waiting` | [`Pool`]: same names; [`Pool::get`]`().await` → [`PoolGuard`] | A panicking job fails its resource (contained, not re-raised); no `remove`/`contents` yet ([`Pool::size`], [`Pool::num_idle`]). |
 //! | (none) | [`handle()`] → [`Handle`] | The cross-thread door: `schedule` and `stop`. |
+//! | (none) | [`stats()`] → [`Stats`] | Connections, bytes, frames, endings by reason, ticks, pending timers. |
+//! | (unbounded total) | `Reactor::builder().max_total_outbound(n)` | A reactor-wide budget of queued output (default 256 MiB). |
 //!
 //! # Cargo features
 //!

@@ -509,7 +509,7 @@ impl<C> Conn<C> {
     }
 
     /// Closes the connection now; queued output is discarded. `unbind`
-    /// follows with [`UnbindReason::Closed`], after the current callback
+    /// follows with [`UnbindReason::Closed`](crate::UnbindReason::Closed), after the current callback
     /// returns (never inside this call). Overrides an earlier
     /// `close_connection_after_writing`. A no-op on a closed connection.
     pub fn close_connection(&self) {
@@ -525,7 +525,7 @@ impl<C> Conn<C> {
 
     /// Closes the connection once everything queued has been written; later
     /// `send_data` calls are refused. `unbind` follows with
-    /// [`UnbindReason::Closed`]. A no-op on a closed or closing connection.
+    /// [`UnbindReason::Closed`](crate::UnbindReason::Closed). A no-op on a closed or closing connection.
     pub fn close_connection_after_writing(&self) {
         let state = self.state();
         if state.ended.get() || state.close.get() != Close::Open {
@@ -567,7 +567,7 @@ impl<C> Conn<C> {
         self.state().outbound.borrow().len()
     }
 
-    /// Closes the connection with [`UnbindReason::InactivityTimeout`] once
+    /// Closes the connection with [`UnbindReason::InactivityTimeout`](crate::UnbindReason::InactivityTimeout) once
     /// nothing has been read or written for `timeout` (EventMachine's
     /// `comm_inactivity_timeout=`); `Duration::ZERO` (the default) turns it
     /// off. The idle clock starts when the timeout is first set, then
@@ -606,7 +606,7 @@ impl<C> Conn<C> {
 
     /// Gives up a client's connect that has not completed `timeout` after
     /// [`connect`](crate::connect) was called: the connection then ends with
-    /// [`UnbindReason::ConnectTimeout`] (EventMachine's
+    /// [`UnbindReason::ConnectTimeout`](crate::UnbindReason::ConnectTimeout) (EventMachine's
     /// `pending_connect_timeout=`). Default 20 s; `Duration::ZERO` waits for
     /// the operating system's own connect timeout (minutes). Meaningful from
     /// `post_init` or right after `connect` returns; it has no effect on an
@@ -653,7 +653,7 @@ impl<C> Conn<C> {
     /// more than the high watermark until the queue drains to the low
     /// watermark (when `outbound_drained` runs). A producer checks it after
     /// each `send_data` and waits for
-    /// [`outbound_drained`](Connection::outbound_drained) while it is true.
+    /// [`outbound_drained`](crate::Connection::outbound_drained) while it is true.
     pub fn is_above_high_watermark(&self) -> bool {
         self.state().above_high.get()
     }
@@ -691,7 +691,7 @@ impl<C> Conn<C> {
     /// [`Builder::max_outbound`](crate::Builder::max_outbound), 8 MiB): a
     /// `send_data` that would queue more than `max` bytes refuses the frame
     /// (`try_send_data` errors with `is_outbound_overflow()`) and closes the
-    /// connection, which ends with [`UnbindReason::OutboundOverflow`].
+    /// connection, which ends with [`UnbindReason::OutboundOverflow`](crate::UnbindReason::OutboundOverflow).
     /// Errors with `is_invalid_argument()` if `max` is below the high
     /// watermark; nothing changes then.
     pub fn set_max_outbound(&self, max: usize) -> Result<()> {
