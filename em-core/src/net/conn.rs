@@ -64,6 +64,9 @@ pub(crate) struct ConnState {
     rare: Cell<Option<Box<Rare>>>,
     /// Reading is paused by the user.
     pub(crate) paused: Cell<bool>,
+    /// The transport cannot be written (a pipe's read end): set when it is
+    /// installed, so that `send_data` need not ask it.
+    pub(crate) read_only: Cell<bool>,
     /// The queue passed the high watermark and has not drained to the low
     /// one since.
     pub(crate) above_high: Cell<bool>,
@@ -166,6 +169,12 @@ impl ConnState {
         self.peek_rare(|rare| rare.and_then(|r| r.reconnect.take()))
     }
 
+    /// Installs the connection's transport.
+    pub(crate) fn install(&self, transport: BoxTransport) {
+        self.read_only.set(!transport.writable());
+        *self.transport.borrow_mut() = Some(transport);
+    }
+
     /// Closes the connection because of `failure` (a panic in its codec's
     /// `encode`, called from another connection's callback): the queue is
     /// dropped and the driver ends it with `UnbindReason::Panicked`.
@@ -218,6 +227,7 @@ impl ConnState {
             polling: Cell::new(false),
             rare: Cell::new(None),
             paused: Cell::new(false),
+            read_only: Cell::new(false),
             above_high: Cell::new(false),
             high_watermark: Cell::new(usize::MAX),
             low_watermark: Cell::new(0),
@@ -259,8 +269,12 @@ impl ConnState {
     /// Wakes the tasks waiting for the output, if any (a cheap check when
     /// none waits).
     pub(crate) fn wake_output_waiters(&self) {
-        let waiters = self.peek_rare(|rare| rare.map(|r| std::mem::take(&mut r.output_waiters)));
-        for w in waiters.into_iter().flatten() {
+        let Some(mut rare) = self.rare.take() else {
+            return;
+        };
+        let waiters = std::mem::take(&mut rare.output_waiters);
+        self.rare.set(Some(rare));
+        for w in waiters {
             w.wake();
         }
     }
@@ -447,13 +461,11 @@ impl<C> Conn<C> {
         if let Some(refused) = state.refusal() {
             return Err(refused);
         }
-        if let Ok(Some(t)) = state.transport.try_borrow().as_deref().map(Option::as_ref) {
-            if !t.writable() {
-                return Err(Error::unsupported(
-                    call,
-                    "this connection is a pipe's read end, which cannot be written",
-                ));
-            }
+        if state.read_only.get() {
+            return Err(Error::unsupported(
+                call,
+                "this connection is a pipe's read end, which cannot be written",
+            ));
         }
         Ok(())
     }

@@ -3,7 +3,7 @@
 //! handler ([`set_error_handler`]).
 
 use std::any::Any;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -117,6 +117,25 @@ pub(crate) fn catch<R>(
         report(PanicReport {
             message: message.clone(),
             callback,
+            connection: conn,
+        });
+        message
+    })
+}
+
+/// Runs `f`, catching a panic like [`catch`], for a run of user calls (a
+/// codec and the callbacks it feeds): `running` names the call that was
+/// running when the panic came, for the report.
+pub(crate) fn guard<R>(
+    running: &Cell<&'static str>,
+    conn: Option<ConnectionId>,
+    f: impl FnOnce() -> R,
+) -> Result<R, String> {
+    catch_unwind(AssertUnwindSafe(f)).map_err(|payload| {
+        let message = message(&*payload);
+        report(PanicReport {
+            message: message.clone(),
+            callback: running.get(),
             connection: conn,
         });
         message

@@ -126,7 +126,25 @@ enum Phase {
 /// Why the connection must end now, if it must: a callback panicked, the
 /// reactor releases its connections (unless this one still flushes during
 /// the shutdown grace), or a close was asked for.
+#[inline]
 fn must_end(
+    fail: &mut Option<Box<UnbindReason>>,
+    core: &Core,
+    state: &crate::net::conn::ConnState,
+) -> Option<UnbindReason> {
+    // The common case, checked on every step: nothing to end.
+    if fail.is_none()
+        && !core.stopping()
+        && matches!(state.close.get(), Close::Open | Close::AfterWriting)
+    {
+        return None;
+    }
+    must_end_now(fail, core, state)
+}
+
+/// [`must_end`] past its common case.
+#[cold]
+fn must_end_now(
     fail: &mut Option<Box<UnbindReason>>,
     core: &Core,
     state: &crate::net::conn::ConnState,
@@ -194,7 +212,7 @@ impl<H: Connection, P: Pump<H>> Driver<H, P> {
         }
         let phase = match start {
             Start::Open(transport) => {
-                *conn.state().transport.borrow_mut() = Some(transport);
+                conn.state().install(transport);
                 Phase::Open
             }
             Start::Connecting(c) => Phase::Connecting(c, Instant::now()),
@@ -282,7 +300,7 @@ impl<H: Connection, P: Pump<H>> Driver<H, P> {
             tracing::Span::current().record("peer", tracing::field::display(peer));
         }
         *state.peer.borrow_mut() = peer;
-        *state.transport.borrow_mut() = Some(transport);
+        state.install(transport);
         tracing::debug!("connected");
         stats::add(&self.core.counters.connected, 1);
         self.phase = Phase::Open;

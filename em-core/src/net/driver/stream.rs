@@ -5,6 +5,7 @@
 //! close. The lifecycle around it (`mod.rs`) decides when the connection
 //! ends and runs `unbind`.
 
+use std::cell::Cell;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -266,6 +267,24 @@ impl StreamPump {
         s: &mut Session<'_, H>,
         src: &mut BytesMut,
     ) -> Result<(), UnbindReason> {
+        // The codec and `receive_data` are user code: one panic guard for
+        // the whole run of frames (a panic ends the connection anyway), and
+        // `running` names what was running when one came.
+        let running = Cell::new("decode");
+        let frames = panic::guard(&running, Some(s.conn.id()), || {
+            self.decode_frames(s, src, &running)
+        });
+        frames.unwrap_or_else(|message| Err(UnbindReason::Panicked(message)))
+    }
+
+    /// The loop of [`decode_into_frames`](Self::decode_into_frames), under
+    /// its panic guard.
+    fn decode_frames<H: Connection>(
+        &mut self,
+        s: &mut Session<'_, H>,
+        src: &mut BytesMut,
+        running: &Cell<&'static str>,
+    ) -> Result<(), UnbindReason> {
         loop {
             if s.interrupted() {
                 return Ok(());
@@ -277,28 +296,27 @@ impl StreamPump {
             let eof = self.eof;
             let decoded = {
                 let mut codec = s.conn.codec().borrow_mut();
-                let id = s.conn.id();
-                panic::catch(if eof { "decode_eof" } else { "decode" }, Some(id), || {
-                    if eof {
-                        codec.decode_eof(src)
-                    } else {
-                        codec.decode(src)
-                    }
-                })
+                if eof {
+                    running.set("decode_eof");
+                    codec.decode_eof(src)
+                } else {
+                    running.set("decode");
+                    codec.decode(src)
+                }
             };
             match decoded {
-                Ok(Ok(Some(frame))) => {
+                Ok(Some(frame)) => {
                     stats::add(&s.core.counters.frames_decoded, 1);
-                    s.call("receive_data", |h, c| h.receive_data(c, frame));
+                    running.set("receive_data");
+                    s.handler.receive_data(s.conn, frame);
                 }
-                Ok(Ok(None)) => {
+                Ok(None) => {
                     if eof {
                         self.input_done = true;
                     }
                     return Ok(());
                 }
-                Ok(Err(e)) => return Err(UnbindReason::Codec(e.into())),
-                Err(message) => return Err(UnbindReason::Panicked(message)),
+                Err(e) => return Err(UnbindReason::Codec(e.into())),
             }
         }
     }
