@@ -534,29 +534,6 @@ fn owned_fd_of_other_kinds_is_unsupported() {
     }
 }
 
-/// Echoes lines; the line "stop-server" stops the server it came through
-/// and answers "stopped".
-struct Control {
-    server: Rc<RefCell<Option<em::Server>>>,
-}
-
-impl Connection for Control {
-    type Codec = LinesCodec;
-
-    fn codec(&self) -> LinesCodec {
-        LinesCodec::new_with_max_length(1024)
-    }
-
-    fn receive_data(&mut self, conn: &Conn<LinesCodec>, line: String) {
-        if line == "stop-server" {
-            self.server.borrow().as_ref().expect("started").stop();
-            conn.send_data("stopped");
-        } else {
-            conn.send_data(line);
-        }
-    }
-}
-
 /// Serves `listener` with [`Control`] handlers from the run block, and
 /// passes the server's address to `peer`, run as a [`spawn_peer`] thread.
 fn serve_attached<T: Send + 'static>(

@@ -15,33 +15,6 @@ use tokio_util::codec::{BytesCodec, LinesCodec};
 
 use support::*;
 
-/// Echoes lines; the line "stop-server" stops the server it came through
-/// and answers "stopped".
-struct Control {
-    server: Rc<RefCell<Option<em::Server>>>,
-}
-
-impl Connection for Control {
-    type Codec = LinesCodec;
-
-    fn codec(&self) -> LinesCodec {
-        LinesCodec::new_with_max_length(1024)
-    }
-
-    fn receive_data(&mut self, conn: &Conn<LinesCodec>, line: String) {
-        if line == "stop-server" {
-            let server = self.server.borrow();
-            let server = server.as_ref().expect("server started");
-            server.stop();
-            server.stop(); // idempotent
-            assert!(server.is_stopped());
-            conn.send_data("stopped");
-        } else {
-            conn.send_data(line);
-        }
-    }
-}
-
 /// S2: after `Server::stop` returns, a new connect is refused, while the
 /// connection accepted before keeps echoing.
 #[test]

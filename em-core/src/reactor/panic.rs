@@ -112,15 +112,7 @@ pub(crate) fn catch<R>(
     conn: Option<ConnectionId>,
     f: impl FnOnce() -> R,
 ) -> Result<R, String> {
-    catch_unwind(AssertUnwindSafe(f)).map_err(|payload| {
-        let message = message(&*payload);
-        report(PanicReport {
-            message: message.clone(),
-            callback,
-            connection: conn,
-        });
-        message
-    })
+    guard(&Cell::new(callback), conn, f)
 }
 
 /// Runs `f`, catching a panic like [`catch`], for a run of user calls (a

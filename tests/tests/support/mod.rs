@@ -285,6 +285,33 @@ impl Connection for Echo {
     }
 }
 
+/// Echoes lines; the line "stop-server" stops the server it came through
+/// (twice: `stop` is idempotent) and answers "stopped".
+pub struct Control {
+    pub server: Rc<RefCell<Option<em::Server>>>,
+}
+
+impl Connection for Control {
+    type Codec = LinesCodec;
+
+    fn codec(&self) -> LinesCodec {
+        LinesCodec::new_with_max_length(1024)
+    }
+
+    fn receive_data(&mut self, conn: &Conn<LinesCodec>, line: String) {
+        if line == "stop-server" {
+            let server = self.server.borrow();
+            let server = server.as_ref().expect("server started");
+            server.stop();
+            server.stop(); // idempotent
+            assert!(server.is_stopped());
+            conn.send_data("stopped");
+        } else {
+            conn.send_data(line);
+        }
+    }
+}
+
 /// Echoes lines (at most 1 KiB each) and logs its unbind reason as
 /// `unbind <reason>`.
 #[derive(Debug, Default)]

@@ -72,6 +72,23 @@ fn print(system: &str, bench: &str, n: u64, elapsed: Duration, extra: &str) {
     );
 }
 
+/// The run block of the throughput benches: defers `n` ops, each counted
+/// by its callback; the last one stops the reactor.
+fn defer_all(n: u64, count: &Rc<Count>, batching: bool) -> em::Result<()> {
+    for i in 0..n {
+        let c = count.clone();
+        em::defer(
+            move || op(i),
+            move |v| {
+                if c.count(v, batching) {
+                    em::stop();
+                }
+            },
+        )?;
+    }
+    Ok(())
+}
+
 /// `defer`: N ops deferred from the run block.
 pub(crate) fn em_throughput(n: u64) -> Result<(), Box<dyn Error>> {
     let n = n.max(1);
@@ -80,20 +97,7 @@ pub(crate) fn em_throughput(n: u64) -> Result<(), Box<dyn Error>> {
     let start = Instant::now();
     em::Reactor::builder()
         .threadpool_size(POOL)
-        .run(move || -> em::Result<()> {
-            for i in 0..n {
-                let c = c.clone();
-                em::defer(
-                    move || op(i),
-                    move |v| {
-                        if c.count(v, true) {
-                            em::stop();
-                        }
-                    },
-                )?;
-            }
-            Ok(())
-        })?;
+        .run(move || defer_all(n, &c, true))?;
     let elapsed = start.elapsed();
     assert_eq!(count.done.get(), n);
     black_box(count.sum.get());
@@ -116,23 +120,7 @@ pub(crate) fn em_throughput_tokio_backend(n: u64) -> Result<(), Box<dyn Error>> 
     let reactor = em::Reactor::builder()
         .defer_backend(DeferBackend::TokioBlocking)
         .build()?;
-    local.block_on(
-        &rt,
-        reactor.run_local(move || -> em::Result<()> {
-            for i in 0..n {
-                let c = c.clone();
-                em::defer(
-                    move || op(i),
-                    move |v| {
-                        if c.count(v, false) {
-                            em::stop();
-                        }
-                    },
-                )?;
-            }
-            Ok(())
-        }),
-    )?;
+    local.block_on(&rt, reactor.run_local(move || defer_all(n, &c, false)))?;
     let elapsed = start.elapsed();
     assert_eq!(count.done.get(), n);
     black_box(count.sum.get());
