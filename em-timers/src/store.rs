@@ -420,7 +420,10 @@ impl<J: Job> Store<J> {
         let mut deferred = std::mem::take(&mut self.deferred);
         for &(key, slot) in &deferred {
             if slot != TOMB {
-                self.link(slot, key);
+                // Nothing is due before the base, which may have moved past
+                // `key` (a periodic timer re-armed on schedule while late):
+                // such a timer is due now, on the next pass.
+                self.link(slot, key.max(self.base));
             }
         }
         deferred.clear();
@@ -895,6 +898,24 @@ mod tests {
     fn a_slot_is_32_bytes() {
         // A boxed closure (a fat pointer), the deadline, generation and position.
         assert_eq!(std::mem::size_of::<Slot<Box<dyn FnOnce()>>>(), 32);
+    }
+
+    #[test]
+    fn a_timer_rearmed_before_the_pass_limit_fires_on_the_next_pass() {
+        let mut s = Store::new(None);
+        let id = s.insert_with(10, |_| J("p", true)).ok().unwrap();
+        s.begin_pass(20);
+        let due = s.pop_due().expect("due at 10");
+        assert_eq!(due.id, id);
+        // Re-armed on schedule, at 15: before the pass's limit of 20.
+        assert!(s.rearm(due.id, 15, due.job).is_ok());
+        assert!(s.pop_due().is_none(), "not in the same pass");
+        s.end_pass();
+        // The base moved to 20: the timer is due there, not lost below it.
+        assert_eq!(s.first_key(), Some(20));
+        s.begin_pass(20);
+        assert_eq!(s.pop_due().map(|d| d.job), Some(J("p", true)));
+        s.end_pass();
     }
 
     #[test]

@@ -342,3 +342,29 @@ fn a_one_millisecond_timer_keeps_its_rate_in_real_time() {
     let fires = fires_within(ms(1), Duration::from_secs(2), false);
     assert!(fires >= 1000, "{fires} fires in 2 s");
 }
+
+/// A periodic timer whose fire comes later than one interval but less than
+/// two (another callback held the reactor) is re-armed on its schedule,
+/// which is already past: it fires on the next pass, and keeps firing.
+/// (Such a timer used to be filed below the timer store's base and lost.)
+#[test]
+fn a_periodic_timer_late_by_more_than_an_interval_keeps_firing() {
+    let t = timeline_of(|t| {
+        let t1 = t.clone();
+        let mut n = 0;
+        em::add_periodic_timer(ms(5), move |timer| {
+            t1.push("tick");
+            n += 1;
+            if n == 10 {
+                timer.cancel();
+                em::stop();
+            }
+        })?;
+        // Holds the reactor from 4 ms to about 11 ms: the fire due at 5 ms
+        // comes about 6 ms late.
+        em::add_timer(ms(4), || busy_for(ms(7)))?;
+        Ok(())
+    });
+    let ticks = t.events().iter().filter(|(e, _)| e == "tick").count();
+    assert_eq!(ticks, 10, "{:?}", t.events_ms());
+}
