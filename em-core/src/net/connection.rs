@@ -114,6 +114,36 @@ pub trait Connection: 'static {
     fn unbind(&mut self, conn: &Conn<Self::Codec>, reason: UnbindReason) {
         let _ = (conn, reason);
     }
+
+    /// Watched descriptors only (`em::watch`): the descriptor is readable,
+    /// and `set_notify_readable(true)` is on. em reads nothing itself; the
+    /// handler reads (or not) as it sees fit. Called again while the
+    /// descriptor stays readable (EventMachine's level-triggered
+    /// `notify_readable`).
+    fn notify_readable(&mut self, conn: &Conn<Self::Codec>) {
+        let _ = conn;
+    }
+
+    /// Watched descriptors only: the descriptor is writable, and
+    /// `set_notify_writable(true)` is on. Called again while it stays
+    /// writable.
+    fn notify_writable(&mut self, conn: &Conn<Self::Codec>) {
+        let _ = conn;
+    }
+
+    /// The target of this connection's proxy
+    /// (`Conn::proxy_incoming_to`) went away: proxying stopped, and
+    /// `receive_data` gets the input again (EventMachine P4).
+    fn proxy_target_unbound(&mut self, conn: &Conn<Self::Codec>) {
+        let _ = conn;
+    }
+
+    /// The proxy's byte count was reached (`proxy_incoming_to` with a
+    /// length): proxying stopped, and the rest of the input goes to
+    /// `receive_data` (EventMachine P3).
+    fn proxy_completed(&mut self, conn: &Conn<Self::Codec>) {
+        let _ = conn;
+    }
 }
 
 /// The frame type a handler receives.

@@ -173,10 +173,14 @@ impl StreamPump {
             }
             let polled = {
                 let mut transport = s.conn.state().transport.borrow_mut();
-                match transport.as_mut() {
-                    Some(t) if t.readable() => {
+                match transport
+                    .as_mut()
+                    .filter(|t| t.readable())
+                    .and_then(|t| t.byte_stream())
+                {
+                    Some(t) => {
                         let mut limited = (&mut buf).limit(read_size);
-                        tokio_util::io::poll_read_buf(Pin::new(&mut **t), cx, &mut limited)
+                        tokio_util::io::poll_read_buf(Pin::new(t), cx, &mut limited)
                     }
                     // Detached (the lifecycle ends it), or write-only.
                     _ => Poll::Pending,
@@ -334,12 +338,12 @@ impl StreamPump {
             return Ok(true);
         }
         let mut transport = state.transport.borrow_mut();
-        let Some(t) = transport.as_mut() else {
+        let Some(t) = transport.as_mut().and_then(|t| t.byte_stream()) else {
             // Still connecting, or detached.
             return Ok(false);
         };
         while !out.is_empty() {
-            match Pin::new(&mut **t).poll_write(cx, &out) {
+            match Pin::new(&mut *t).poll_write(cx, &out) {
                 Poll::Ready(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
                 Poll::Ready(Ok(n)) => {
                     self.active = true;
@@ -359,7 +363,7 @@ impl StreamPump {
         drop(out);
         state.wake_output_waiters();
         // A buffering transport (TLS) holds bytes until flushed.
-        match Pin::new(&mut **t).poll_flush(cx) {
+        match Pin::new(&mut *t).poll_flush(cx) {
             Poll::Ready(Ok(())) => {
                 self.unflushed = false;
                 Ok(true)
@@ -377,10 +381,10 @@ impl StreamPump {
         cx: &mut Context<'_>,
     ) -> Poll<UnbindReason> {
         let mut transport = s.conn.state().transport.borrow_mut();
-        let Some(t) = transport.as_mut() else {
+        let Some(t) = transport.as_mut().and_then(|t| t.byte_stream()) else {
             return Poll::Ready(UnbindReason::Closed);
         };
-        match Pin::new(&mut **t).poll_shutdown(cx) {
+        match Pin::new(t).poll_shutdown(cx) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(Ok(())) => Poll::Ready(UnbindReason::Closed),
             Poll::Ready(Err(e)) => {

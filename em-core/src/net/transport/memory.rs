@@ -7,7 +7,7 @@ use std::os::fd::{BorrowedFd, OwnedFd};
 
 use tokio::io::DuplexStream;
 
-use super::{no_descriptor, Transport};
+use super::{no_descriptor, ByteStream, Transport};
 use crate::net::address::Addr;
 
 /// The bytes each direction of an in-memory pair buffers before a writer
@@ -34,6 +34,10 @@ impl Transport for DuplexStream {
 
     fn descriptor(&self) -> Option<BorrowedFd<'_>> {
         None
+    }
+
+    fn byte_stream(&mut self) -> Option<&mut dyn ByteStream> {
+        Some(self)
     }
 
     fn into_descriptor(self: Box<Self>) -> io::Result<OwnedFd> {

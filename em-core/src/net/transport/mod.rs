@@ -1,9 +1,12 @@
-//! What a transport is. Every connection moves its bytes through one
+//! What a transport is. Every connection moves its data through one
 //! [`Transport`]: a TCP or Unix-domain socket, an attached pipe end, or one
-//! end of an in-memory pair. The connection driver never names a socket
-//! type; it reads and writes through tokio's `AsyncRead`/`AsyncWrite` and
-//! asks the transport for the little more it needs, listed here (as mio's
-//! `src/sys/mod.rs` lists what each backend provides).
+//! end of an in-memory pair (byte streams, which the stream pump reads and
+//! writes through tokio's `AsyncRead`/`AsyncWrite`, reached with
+//! [`Transport::byte_stream`]). The connection driver never names a socket
+//! type; it asks the transport for the little it needs, listed here (as
+//! mio's `src/sys/mod.rs` lists what each backend provides). A kind that is
+//! not a byte stream (a datagram socket, a watched descriptor) adds its own
+//! accessor here and its own pump beneath the same lifecycle.
 //!
 //! The driver owns the transport as a `Box<dyn Transport>` in the
 //! connection's shared state, so it can be taken out of a live connection
@@ -29,8 +32,13 @@ mod unix;
 pub(crate) use memory::pair;
 pub(crate) use pipe::{PipeReader, PipeWriter};
 
-/// A byte stream a connection runs on. Reactor thread only.
-pub(crate) trait Transport: AsyncRead + AsyncWrite + Unpin + 'static {
+/// A byte stream: what the stream pump reads and writes.
+pub(crate) trait ByteStream: AsyncRead + AsyncWrite + Unpin {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin> ByteStream for T {}
+
+/// What a connection runs on. Reactor thread only.
+pub(crate) trait Transport: 'static {
     /// What kind it is, for messages: `"TCP"`, `"Unix"`, `"pipe"`,
     /// `"in-memory"`.
     fn kind(&self) -> &'static str;
@@ -66,6 +74,12 @@ pub(crate) trait Transport: AsyncRead + AsyncWrite + Unpin + 'static {
     /// blocking mode, still open (`detach`). An `Unsupported` error where it
     /// has none.
     fn into_descriptor(self: Box<Self>) -> io::Result<OwnedFd>;
+
+    /// The transport as a byte stream, for the stream pump; `None` for a
+    /// kind that is not one.
+    fn byte_stream(&mut self) -> Option<&mut dyn ByteStream> {
+        None
+    }
 }
 
 /// The kinds of socket a transport can be, for the options that apply to

@@ -12,7 +12,7 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::unix::pipe::{Receiver, Sender};
 
-use super::Transport;
+use super::{ByteStream, Transport};
 use crate::net::address::Addr;
 
 /// A pipe's read end.
@@ -103,6 +103,10 @@ impl Transport for PipeReader {
         Some(self.0.as_fd())
     }
 
+    fn byte_stream(&mut self) -> Option<&mut dyn ByteStream> {
+        Some(self)
+    }
+
     fn into_descriptor(self: Box<Self>) -> io::Result<OwnedFd> {
         self.0.into_blocking_fd()
     }
@@ -127,6 +131,10 @@ impl Transport for PipeWriter {
 
     fn descriptor(&self) -> Option<BorrowedFd<'_>> {
         Some(self.0.as_fd())
+    }
+
+    fn byte_stream(&mut self) -> Option<&mut dyn ByteStream> {
+        Some(self)
     }
 
     fn into_descriptor(self: Box<Self>) -> io::Result<OwnedFd> {

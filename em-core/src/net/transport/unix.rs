@@ -5,7 +5,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use tokio::net::UnixStream;
 
-use super::{SocketKind, Transport};
+use super::{ByteStream, SocketKind, Transport};
 use crate::net::address::Addr;
 
 impl Transport for UnixStream {
@@ -27,6 +27,10 @@ impl Transport for UnixStream {
 
     fn socket_kind(&self) -> Option<SocketKind> {
         Some(SocketKind::Unix)
+    }
+
+    fn byte_stream(&mut self) -> Option<&mut dyn ByteStream> {
+        Some(self)
     }
 
     fn into_descriptor(self: Box<Self>) -> io::Result<OwnedFd> {
