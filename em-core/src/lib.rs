@@ -86,6 +86,7 @@ pub use net::connection::{Connection, Frame, UnbindReason};
 pub use net::pair::connect_pair;
 pub use net::server::{start_server, start_unix_domain_server, Server};
 pub use net::socket::{Socket, SocketListener};
+pub use net::watch::watch;
 pub use reactor::builder::Builder;
 pub use reactor::core::ConnectionId;
 pub use reactor::panic::{clear_error_handler, set_error_handler, PanicReport};

@@ -744,6 +744,8 @@ pub use em_core::{
     Connection, ConnectionId, Endpoint, FnHandler, Frame, Server, Socket, SocketListener,
     UnbindReason, UnixAddr,
 };
+// Watched descriptors.
+pub use em_core::watch;
 // Messaging.
 pub use em_core::{
     tick_loop, Channel, ChannelSender, ChannelStream, Deferred, Done, EmIterator, Get, Iteration,

@@ -177,6 +177,13 @@ fn stream_socket(fd: &OwnedFd) -> io::Result<(Family, bool)> {
 /// A pipe end goes one way: a read end never sends (`try_send_data` errors
 /// with `is_unsupported()`), a write end never receives.
 ///
+/// Any handler will do. EventMachine raises `ArgumentError` for a handler
+/// that defines `notify_readable` or `notify_writable`; a Rust handler always
+/// has them (the trait's default bodies), em cannot tell an override from
+/// a default, and on an attached connection they are never called. To be
+/// told of readiness instead of reading, [`watch`](crate::watch) the
+/// descriptor.
+///
 /// Errors: `is_no_reactor()` / `is_stopping()`; `is_io()` when the
 /// descriptor cannot be registered or identified, `is_unsupported()` for a
 /// kind em cannot attach (a datagram socket, a listening socket, which is
@@ -345,6 +352,10 @@ impl<C> Conn<C> {
     /// delivered are dropped. `unbind` follows once, with
     /// [`UnbindReason::Detached`](crate::UnbindReason::Detached), after the
     /// current callback returns. Reactor thread only.
+    ///
+    /// On a watched descriptor ([`watch`](crate::watch)) it ends the watch
+    /// and gives back em's duplicate of the descriptor, in the mode the
+    /// program's own descriptor has (em never changed it).
     ///
     /// Errors: `is_closed()` on a connection that has ended, is closing, or
     /// whose connect has not completed; `is_unsupported()` on a transport

@@ -96,6 +96,21 @@ struct Rare {
     output_waiters: Vec<Waker>,
     /// Why `Close::Failed` closed it (a panic in its codec's `encode`).
     failure: Option<String>,
+    /// A watched descriptor's switches (`watch`); all off for the others.
+    watch: Watch,
+}
+
+/// A watched descriptor's switches (`watch`): whether the connection
+/// watches one, and which notifications are on. All off for other
+/// connections.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Watch {
+    /// It watches a descriptor, which em neither reads nor writes.
+    pub(crate) only: bool,
+    /// `notify_readable` is on.
+    pub(crate) readable: bool,
+    /// `notify_writable` is on.
+    pub(crate) writable: bool,
 }
 
 /// A connection's timeouts.
@@ -167,6 +182,16 @@ impl ConnState {
     /// Takes the connect `reconnect` asked for, if any.
     pub(crate) fn take_reconnect(&self) -> Option<(Connecting, Duration)> {
         self.peek_rare(|rare| rare.and_then(|r| r.reconnect.take()))
+    }
+
+    /// A watched descriptor's switches (all off for other connections).
+    pub(crate) fn watch(&self) -> Watch {
+        self.peek_rare(|rare| rare.map_or_else(Watch::default, |r| r.watch))
+    }
+
+    /// Sets a watched descriptor's switches.
+    pub(crate) fn set_watch(&self, watch: Watch) {
+        self.with_rare(|rare| rare.watch = watch);
     }
 
     /// Installs the connection's transport.
@@ -413,7 +438,8 @@ impl<C> Conn<C> {
     /// errors with `is_closed()` on a closed or closing connection,
     /// `is_encode()` when the codec failed (nothing is queued then, and the
     /// connection stays open), `is_outbound_overflow()` past `max_outbound`,
-    /// and `is_unsupported()` on a pipe's read end.
+    /// and `is_unsupported()` on a pipe's read end and on a watched
+    /// descriptor ([`watch`](crate::watch)).
     pub fn try_send_data<T>(&self, frame: T) -> Result<usize>
     where
         C: Encoder<T>,
@@ -455,13 +481,20 @@ impl<C> Conn<C> {
     }
 
     /// Whether output may be queued: not on a closed or closing connection
-    /// (`is_closed()`), nor on a pipe's read end (`is_unsupported()`).
+    /// (`is_closed()`), nor on a pipe's read end or a watched descriptor
+    /// (`is_unsupported()`).
     pub(crate) fn may_queue(&self, call: &'static str) -> Result<()> {
         let state = self.state();
         if let Some(refused) = state.refusal() {
             return Err(refused);
         }
         if state.read_only.get() {
+            if state.watch().only {
+                return Err(Error::unsupported(
+                    call,
+                    "this connection watches a descriptor, which em does not write",
+                ));
+            }
             return Err(Error::unsupported(
                 call,
                 "this connection is a pipe's read end, which cannot be written",
@@ -524,6 +557,9 @@ impl<C> Conn<C> {
     /// follows with [`UnbindReason::Closed`](crate::UnbindReason::Closed), after the current callback
     /// returns (never inside this call). Overrides an earlier
     /// `close_connection_after_writing`. A no-op on a closed connection.
+    ///
+    /// On a watched descriptor ([`watch`](crate::watch)) it ends the watch;
+    /// the descriptor stays open.
     pub fn close_connection(&self) {
         let state = self.state();
         if state.ended.get() || !matches!(state.close.get(), Close::Open | Close::AfterWriting) {
@@ -538,10 +574,18 @@ impl<C> Conn<C> {
     /// Closes the connection once everything queued has been written; later
     /// `send_data` calls are refused. `unbind` follows with
     /// [`UnbindReason::Closed`](crate::UnbindReason::Closed). A no-op on a closed or closing connection.
+    ///
+    /// A no-op on a watched descriptor ([`watch`](crate::watch)), which has
+    /// nothing to write (EventMachine raises): end a watch with
+    /// [`close_connection`](Conn::close_connection).
     pub fn close_connection_after_writing(&self) {
         let state = self.state();
         if state.ended.get() || state.close.get() != Close::Open {
             tracing::debug!(conn = %self.id(), "close_connection_after_writing on a closing connection; ignored");
+            return;
+        }
+        if state.watch().only {
+            tracing::debug!(conn = %self.id(), "close_connection_after_writing on a watched descriptor; ignored (close_connection ends the watch)");
             return;
         }
         state.close.set(Close::AfterWriting);
@@ -643,8 +687,17 @@ impl<C> Conn<C> {
     /// and a flush at a peer's half-close all complete. A paused connection
     /// also notices the peer's close only once resumed. The inactivity
     /// timeout keeps running. A no-op when already paused or closed.
+    ///
+    /// A no-op on a watched descriptor ([`watch`](crate::watch)), where em
+    /// reads nothing (EventMachine raises): switch its notifications off
+    /// with [`set_notify_readable`](Conn::set_notify_readable) instead.
     pub fn pause(&self) {
-        self.state().paused.set(true);
+        let state = self.state();
+        if state.watch().only {
+            tracing::debug!(conn = %self.id(), "pause on a watched descriptor; ignored (switch its notifications off instead)");
+            return;
+        }
+        state.paused.set(true);
     }
 
     /// Starts reading again after [`pause`](Conn::pause); data that waited in
@@ -735,7 +788,9 @@ impl<C> Conn<C> {
     /// Call it from the handler's `unbind`, the one moment the handler is
     /// between two sockets. Errors: `is_closed()` when called anywhere else
     /// (on an open connection EventMachine ignores the call; em says so),
-    /// `is_stopping()` when the unbind is the reactor's stop.
+    /// `is_stopping()` when the unbind is the reactor's stop, and
+    /// `is_unsupported()` on a watched descriptor ([`watch`](crate::watch)),
+    /// which has nothing to connect.
     pub fn reconnect(&self, addr: impl Into<Endpoint>) -> Result<()> {
         self.reconnect_after(Duration::ZERO, addr)
     }
@@ -748,6 +803,12 @@ impl<C> Conn<C> {
         let state = self.state();
         if !state.unbinding.get() {
             return Err(Error::closed());
+        }
+        if state.watch().only {
+            return Err(Error::unsupported(
+                "reconnect",
+                "a watched descriptor has nothing to connect",
+            ));
         }
         Core::current_accepting("reconnect")?;
         let endpoint = addr.into();

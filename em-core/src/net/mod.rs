@@ -19,6 +19,8 @@
 //!   socket.
 //! * [`socket`]: procedural connections (`Socket`, a `Stream` and `Sink`
 //!   of frames) and `SocketListener`, over a private handler.
+//! * [`watch`]: watched descriptors (`watch`), which em polls but
+//!   neither reads nor writes: `notify_readable` and `notify_writable`.
 
 pub(crate) mod address;
 pub(crate) mod attach;
@@ -34,3 +36,4 @@ pub(crate) mod server;
 pub(crate) mod socket;
 pub(crate) mod socket_options;
 pub(crate) mod transport;
+pub(crate) mod watch;

@@ -28,6 +28,7 @@ use crate::reactor::panic;
 use crate::reactor::stats;
 
 pub(crate) mod stream;
+pub(crate) mod watch;
 
 /// A client's connect (with any name resolution) in progress.
 pub(crate) type Connecting = Pin<Box<dyn Future<Output = io::Result<BoxTransport>>>>;

@@ -28,9 +28,11 @@ mod memory;
 mod pipe;
 mod tcp;
 mod unix;
+mod watched;
 
 pub(crate) use memory::pair;
 pub(crate) use pipe::{PipeReader, PipeWriter};
+pub(crate) use watched::{Directions, Watched};
 
 /// A byte stream: what the stream pump reads and writes.
 pub(crate) trait ByteStream: AsyncRead + AsyncWrite + Unpin {}
@@ -78,6 +80,12 @@ pub(crate) trait Transport: 'static {
     /// The transport as a byte stream, for the stream pump; `None` for a
     /// kind that is not one.
     fn byte_stream(&mut self) -> Option<&mut dyn ByteStream> {
+        None
+    }
+
+    /// The transport as a watched descriptor, for the watch pump; `None`
+    /// for every other kind.
+    fn watched(&self) -> Option<&Watched> {
         None
     }
 }
