@@ -158,21 +158,29 @@ impl StreamPump {
     }
 
     /// Whether frames may be delivered now: not paused, output not above
-    /// the high watermark, input not proxied, and no close or stop under
-    /// way.
+    /// the high watermark, and no close or stop under way. (Whether the
+    /// input is proxied instead is checked frame by frame, in
+    /// `decode_frames`.)
     fn may_deliver<H: Connection>(s: &Session<'_, H>) -> bool {
         let state = s.conn.state();
-        !state.paused.get()
-            && !state.above_high.get()
-            && state.proxy_roles.get() & proxy::SOURCE == 0
-            && !s.interrupted()
+        !state.paused.get() && !state.above_high.get() && !s.interrupted()
     }
 
     /// Delivers input held back earlier, now that it may be.
+    #[inline(always)]
     fn deliver_held<H: Connection>(&mut self, s: &mut Session<'_, H>) -> Result<(), UnbindReason> {
         if !self.held || !Self::may_deliver(s) {
             return Ok(());
         }
+        self.deliver_held_now(s)
+    }
+
+    /// [`deliver_held`](Self::deliver_held) past its common case.
+    #[inline(never)]
+    fn deliver_held_now<H: Connection>(
+        &mut self,
+        s: &mut Session<'_, H>,
+    ) -> Result<(), UnbindReason> {
         let mut pending = self.pending.take().unwrap_or_default();
         self.held = false;
         let result = self.decode_into_frames(s, &mut pending);
@@ -329,7 +337,8 @@ impl StreamPump {
             if s.interrupted() {
                 return Ok(());
             }
-            if !Self::may_deliver(s) {
+            // A proxy started from a callback takes the rest of the input.
+            if !Self::may_deliver(s) || s.conn.state().proxy_roles.get() & proxy::SOURCE != 0 {
                 self.held = true;
                 return Ok(());
             }
