@@ -1089,3 +1089,88 @@ fn memory_stays_bounded_with_a_target_that_never_reads(path: Path) {
 }
 
 per_path!(memory_stays_bounded_with_a_target_that_never_reads);
+
+// ---- Unix-domain sockets. ----
+
+/// The proxy's client side over Unix-domain sockets: connects to the
+/// backend's socket file, then proxies both ways.
+struct UnixFront {
+    backend: std::path::PathBuf,
+    shared: Shared,
+}
+
+impl Connection for UnixFront {
+    type Codec = BytesCodec;
+    fn codec(&self) -> BytesCodec {
+        BytesCodec::new()
+    }
+    fn post_init(&mut self, conn: &Conn<BytesCodec>) {
+        conn.pause();
+        let back = Back {
+            front: conn.clone(),
+            bufsize: 1 << 20,
+            shared: self.shared.clone(),
+        };
+        let back = em::connect_unix_domain(&self.backend, back).expect("connect");
+        conn.proxy_incoming_to(&back, 1 << 20).expect("proxy");
+        conn.resume();
+    }
+    fn receive_data(&mut self, _: &Conn<BytesCodec>, _: BytesMut) {
+        self.shared.log.push("front receive_data");
+    }
+    fn unbind(&mut self, _: &Conn<BytesCodec>, _: UnbindReason) {
+        self.shared.ended();
+    }
+}
+
+/// A proxy between Unix-domain sockets carries 16 MiB to an em echo
+/// server and back, byte for byte, spliced on the splice path.
+fn unix_domain_sockets_proxy_both_ways(path: Path) {
+    const BLOCKS: usize = 16;
+    let dir = TempDir::new("proxy");
+    let (echo_path, proxy_path) = (dir.join("echo.sock"), dir.join("proxy.sock"));
+    let shared = Shared::stopping_after(0);
+    let sh = shared.clone();
+    let (done_tx, done_rx) = mpsc::channel();
+    let p = proxy_path.clone();
+    run_builder_with_watchdog(path.builder(), move || -> em::Result<()> {
+        em::start_unix_domain_server(&echo_path, || Echo)?;
+        em::start_unix_domain_server(&p, move || UnixFront {
+            backend: echo_path.clone(),
+            shared: sh.clone(),
+        })?;
+        let handle = em::handle()?;
+        let h = handle.clone();
+        spawn_peer(handle, done_tx, move || {
+            let s = std::os::unix::net::UnixStream::connect(&p).expect("connect");
+            s.set_read_timeout(Some(EVENT_TIMEOUT)).unwrap();
+            let writer = s.try_clone().unwrap();
+            let sending = thread::spawn(move || send_stream(writer, 3, BLOCKS));
+            check_stream(&s, 3, BLOCKS);
+            sending.join().expect("the sender");
+            // The reactor's stats, from the reactor thread, before it stops.
+            let (tx, rx) = mpsc::channel();
+            h.schedule(move || {
+                tx.send(em::stats().expect("stats")).ok();
+            })
+            .expect("schedule");
+            rx.recv_timeout(EVENT_TIMEOUT).ok()
+        });
+        Ok(())
+    })
+    .unwrap();
+    let stats = join_peer(&done_rx).expect("the stats");
+    let total = (BLOCKS * BLOCK) as u64;
+    assert_eq!(stats.bytes_proxied, 2 * total, "{stats}");
+    match path {
+        Path::Splice => assert!(stats.bytes_spliced > total, "{stats}"),
+        Path::Copy => assert_eq!(stats.bytes_spliced, 0, "{stats}"),
+    }
+    assert!(!shared
+        .log
+        .events()
+        .iter()
+        .any(|e| e.contains("receive_data")));
+}
+
+per_path!(unix_domain_sockets_proxy_both_ways);

@@ -21,7 +21,7 @@ use em::prelude::*;
 #[command(version, about)]
 struct Args {
     /// Address to listen on (port 0 picks one).
-    #[arg(long, default_value = "127.0.0.1:8083")]
+    #[arg(long, default_value = "127.0.0.1:8085")]
     listen: String,
     /// Address to forward to.
     #[arg(long)]
