@@ -4,6 +4,8 @@ use std::fmt;
 use std::io;
 use std::sync::Arc;
 
+use crate::reactor::core::ConnectionId;
+
 /// A boxed error from user code or a codec: what `UnbindReason::Codec` and
 /// [`Error::is_encode`] carry.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -48,6 +50,9 @@ enum Kind {
     Unsupported(&'static str, String),
     Io(&'static str, Arc<io::Error>),
     StoppedEarly,
+    /// A proxy's target already has a proxy from another connection: the
+    /// call, the target and its current source.
+    BusyTarget(&'static str, ConnectionId, ConnectionId),
 }
 
 impl Error {
@@ -120,6 +125,13 @@ impl Error {
     }
     pub(crate) fn stopped_early() -> Self {
         Self::new(Kind::StoppedEarly)
+    }
+    pub(crate) fn busy_target(
+        call: &'static str,
+        target: ConnectionId,
+        source: ConnectionId,
+    ) -> Self {
+        Self::new(Kind::BusyTarget(call, target, source))
     }
 
     fn new(kind: Kind) -> Self {
@@ -228,6 +240,12 @@ impl Error {
     pub fn is_already_started(&self) -> bool {
         matches!(self.kind, Kind::AlreadyStarted(_))
     }
+    /// A proxy's target already receives another connection's proxy
+    /// (EventMachine's "Tried to proxy to a busy target"): a connection
+    /// takes one proxy at a time. The message names both connections.
+    pub fn is_busy_target(&self) -> bool {
+        matches!(self.kind, Kind::BusyTarget(..))
+    }
 }
 
 impl fmt::Display for Error {
@@ -265,6 +283,10 @@ impl fmt::Display for Error {
             ),
             Kind::StoppedEarly => f.write_str(
                 "the reactor was stopped before the synchrony future finished, so it has no value",
+            ),
+            Kind::BusyTarget(call, target, source) => write!(
+                f,
+                "{call}: connection {target} is already the target of a proxy from connection {source} (a busy target)"
             ),
             Kind::TooManyTimers(max) => write!(
                 f,

@@ -84,6 +84,7 @@ pub use net::closure_handler::{handler, FnHandler};
 pub use net::conn::Conn;
 pub use net::connection::{Connection, Frame, UnbindReason};
 pub use net::pair::connect_pair;
+pub use net::proxy::{disable_proxy, enable_proxy};
 pub use net::server::{start_server, start_unix_domain_server, Server};
 pub use net::socket::{Socket, SocketListener};
 pub use net::watch::watch;

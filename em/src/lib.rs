@@ -533,6 +533,12 @@
 //!   connections that hold the most. A [`Channel`]'s connection
 //!   subscribers ([`Channel::subscribe_conn`]) miss items while they are
 //!   behind instead, counted, and the publisher sees how many are behind.
+//! * **Proxies**: `Conn::proxy_incoming_to(&target, bufsize)` sends a
+//!   connection's input to another connection as it is, past both codecs
+//!   and `receive_data` (EventMachine's `proxy_incoming_to` and
+//!   [`enable_proxy`]), with backpressure: reading holds while the target
+//!   is more than `bufsize` behind. Between two plain sockets on Linux the
+//!   bytes move kernel to kernel with `splice(2)`.
 //! * **Stats**: [`stats()`] counts connections, bytes, frames, endings by
 //!   reason, ticks and pending timers; the example servers print them on
 //!   SIGUSR1.
@@ -692,6 +698,9 @@
 //! | `#pending_connect_timeout=` | `Conn::set_pending_connect_timeout` (default 20 s) | `unbind(ConnectTimeout)`. |
 //! | `#pause`, `#resume`, `#paused?` | `Conn::pause`, `Conn::resume`, `Conn::is_paused` | Holds reads only (EM holds writes too, C22); a pause inside `receive_data` holds the rest of the read's frames until `resume`, as in EM. |
 //! | `get_outbound_data_size` polling | `Conn::is_above_high_watermark`, `Connection::outbound_drained`; builder `outbound_watermarks`, `max_outbound` | Past `max_outbound` the connection ends with `unbind(OutboundOverflow)`. |
+//! | `#proxy_incoming_to(conn, bufsize)`, `EM.enable_proxy(from, to, bufsize, length)` | `Conn::proxy_incoming_to(&to, bufsize)`, `Conn::proxy_incoming_to_with_length`, [`enable_proxy`]`(&from, &to, bufsize, length)` | The target may use another codec; a busy target is an `Err` ([`is_busy_target()`](Error::is_busy_target)); the hold is not `pause` (a proxy never resumes a paused connection); input not yet decoded when it starts goes to the target first. Spliced in the kernel between plain sockets (`Builder::proxy_splice`). |
+//! | `#stop_proxying`, `EM.disable_proxy(from)`, `#get_proxied_bytes` | `Conn::stop_proxying`, [`disable_proxy`]`(&from)`, `Conn::proxied_bytes` | Decoding resumes with a fresh codec. |
+//! | `#proxy_target_unbound`, `#proxy_completed` | [`Connection::proxy_target_unbound`], [`Connection::proxy_completed`] | Once each (P3, P4); input the target refused reaches `receive_data` afterwards. |
 //! | `#reconnect` | `Conn::reconnect`, `Conn::reconnect_after` from `unbind`; `Backoff` | Same handler; `post_init` not re-run (C25). |
 //! | (stop with queued output) | builder `shutdown_grace(d)` | Flushes up to `d` before `unbind(ReactorStopped)`; default 0 as EM. |
 //! | `EM.add_timer(s) { }`, `EM::Timer.new` | [`add_timer`]`(Duration, \|\| …)` → [`Timer`] | Delay truncated to whole ms; never runs inside the call; past `max_timers` an `Err` that `is_too_many_timers()`. |
@@ -746,6 +755,8 @@ pub use em_core::{
 };
 // Watched descriptors.
 pub use em_core::watch;
+// Proxies.
+pub use em_core::{disable_proxy, enable_proxy};
 // Messaging.
 pub use em_core::{
     tick_loop, Channel, ChannelSender, ChannelStream, Deferred, Done, EmIterator, Get, Iteration,

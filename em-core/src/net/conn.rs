@@ -15,6 +15,7 @@ use tokio_util::codec::Encoder;
 use crate::error::{BoxError, Error, Result};
 use crate::net::address::Addr;
 use crate::net::client::{Connecting, Endpoint};
+use crate::net::proxy::ProxyState;
 use crate::net::server::ServerInner;
 use crate::net::transport::BoxTransport;
 use crate::reactor::core::{ConnectionId, Core, Member, OutboundMeter};
@@ -77,6 +78,10 @@ pub(crate) struct ConnState {
     pub(crate) server: Cell<Option<Rc<ServerInner>>>,
     /// `unbind` is running (the one time `reconnect` may be called).
     pub(crate) unbinding: Cell<bool>,
+    /// The proxy roles it has (`net/proxy.rs`): its input goes to another
+    /// connection, or another's comes to it. The pump looks at the proxy
+    /// state (in `rare`) only while one is set.
+    pub(crate) proxy_roles: Cell<u8>,
     /// Counts output queued on the reactor's connections, to check its
     /// budget (`max_total_outbound`) every so often.
     meter: Rc<OutboundMeter>,
@@ -98,6 +103,8 @@ struct Rare {
     failure: Option<String>,
     /// A watched descriptor's switches (`watch`); all off for the others.
     watch: Watch,
+    /// A proxy from or to it, and the count of the last one.
+    proxy: Option<Box<ProxyState>>,
 }
 
 /// A watched descriptor's switches (`watch`): whether the connection
@@ -237,6 +244,19 @@ impl ConnState {
         self.peek_rare(|rare| rare.and_then(|r| r.failure.take()))
             .unwrap_or_default()
     }
+
+    /// Changes the proxy state, making it first if need be. `update` must
+    /// not reach this connection's rare state again (keep it to moving
+    /// fields in and out).
+    pub(crate) fn with_proxy<R>(&self, update: impl FnOnce(&mut ProxyState) -> R) -> R {
+        self.with_rare(|rare| update(rare.proxy.get_or_insert_with(Box::default)))
+    }
+
+    /// Reads the proxy state (`None` while it was never made); the same
+    /// rule as [`with_proxy`](Self::with_proxy).
+    pub(crate) fn peek_proxy<R>(&self, read: impl FnOnce(Option<&mut ProxyState>) -> R) -> R {
+        self.peek_rare(|rare| read(rare.and_then(|r| r.proxy.as_deref_mut())))
+    }
 }
 
 impl ConnState {
@@ -259,6 +279,7 @@ impl ConnState {
             max_outbound: Cell::new(usize::MAX),
             server: Cell::new(None),
             unbinding: Cell::new(false),
+            proxy_roles: Cell::new(0),
             waker: RefCell::new(None),
         }
     }
@@ -278,6 +299,15 @@ impl ConnState {
             if let Some(w) = &*self.waker.borrow() {
                 w.wake_by_ref();
             }
+        }
+    }
+
+    /// Wakes the driver even while it is being polled, so that it is polled
+    /// once more: for a change made from one of its own callbacks that the
+    /// poll under way may have passed already (a proxy started or stopped).
+    pub(crate) fn wake_again(&self) {
+        if let Some(w) = &*self.waker.borrow() {
+            w.wake_by_ref();
         }
     }
 
@@ -312,6 +342,25 @@ impl ConnState {
 pub(crate) struct ConnInner<C> {
     pub(crate) state: ConnState,
     pub(crate) codec: RefCell<C>,
+}
+
+/// A connection whatever its codec: how one connection refers to another
+/// (a proxy's source to its target).
+pub(crate) trait AnyConn {
+    fn state(&self) -> &ConnState;
+
+    /// Queues `data` as it is, past the codec (`Conn::send_raw`).
+    fn send_raw(self: Rc<Self>, call: &'static str, data: &[u8]) -> Result<usize>;
+}
+
+impl<C: 'static> AnyConn for ConnInner<C> {
+    fn state(&self) -> &ConnState {
+        &self.state
+    }
+
+    fn send_raw(self: Rc<Self>, call: &'static str, data: &[u8]) -> Result<usize> {
+        Conn { inner: self }.send_raw(call, &[data])
+    }
 }
 
 /// The reactor's core knows a connection only as a [`Member`] to wake when
@@ -382,6 +431,11 @@ impl<C: 'static> Conn<C> {
     }
 
     pub(crate) fn member(&self) -> Rc<dyn Member> {
+        self.inner.clone()
+    }
+
+    /// The connection with its codec type erased.
+    pub(crate) fn any(&self) -> Rc<dyn AnyConn> {
         self.inner.clone()
     }
 }
@@ -618,9 +672,11 @@ impl<C> Conn<C> {
     }
 
     /// Bytes queued by `send_data` and not yet accepted by the kernel
-    /// (EventMachine's `get_outbound_data_size`).
+    /// (EventMachine's `get_outbound_data_size`), bytes a proxy brought to
+    /// it included.
     pub fn outbound_data_size(&self) -> usize {
-        self.state().outbound.borrow().len()
+        let state = self.state();
+        state.outbound.borrow().len() + crate::net::proxy::piped(state)
     }
 
     /// Closes the connection with [`UnbindReason::InactivityTimeout`](crate::UnbindReason::InactivityTimeout) once

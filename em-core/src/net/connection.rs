@@ -132,15 +132,18 @@ pub trait Connection: 'static {
     }
 
     /// The target of this connection's proxy
-    /// (`Conn::proxy_incoming_to`) went away: proxying stopped, and
-    /// `receive_data` gets the input again (EventMachine P4).
+    /// ([`Conn::proxy_incoming_to`]) went away: proxying stopped, and
+    /// `receive_data` gets the input again (EventMachine P4). Once per
+    /// proxy, after the target's `unbind`.
     fn proxy_target_unbound(&mut self, conn: &Conn<Self::Codec>) {
         let _ = conn;
     }
 
-    /// The proxy's byte count was reached (`proxy_incoming_to` with a
-    /// length): proxying stopped, and the rest of the input goes to
-    /// `receive_data` (EventMachine P3).
+    /// The proxy's length was reached
+    /// ([`Conn::proxy_incoming_to_with_length`]): exactly that many bytes
+    /// went to the target, proxying stopped, and the input after them goes
+    /// to `receive_data` (EventMachine P3), after this callback. Once per
+    /// proxy; a proxy started from here takes that input instead.
     fn proxy_completed(&mut self, conn: &Conn<Self::Codec>) {
         let _ = conn;
     }

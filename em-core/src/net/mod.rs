@@ -14,6 +14,9 @@
 //!   [`closure_handler`]: handlers from a closure.
 //! * [`file`]: `send_file_data` and `stream_file_data`, a file streamed
 //!   into a connection's output within its watermarks.
+//! * [`proxy`]: `proxy_incoming_to`, one connection's input queued on
+//!   another's output, past the codecs (spliced in the kernel where it
+//!   can be).
 //! * [`socket_options`]: `TCP_NODELAY`, keep-alive, any option through
 //!   socket2, and raw `set_sock_opt`/`get_sock_opt`, on a connection's
 //!   socket.
@@ -32,6 +35,7 @@ pub(crate) mod connection;
 pub(crate) mod driver;
 pub(crate) mod file;
 pub(crate) mod pair;
+pub(crate) mod proxy;
 pub(crate) mod server;
 pub(crate) mod socket;
 pub(crate) mod socket_options;

@@ -31,6 +31,7 @@ pub(crate) struct Config {
     pub(crate) max_outbound: usize,
     pub(crate) max_total_outbound: usize,
     pub(crate) shutdown_grace: Duration,
+    pub(crate) proxy_splice: bool,
     pub(crate) options: Options,
 }
 
@@ -45,6 +46,7 @@ impl Default for Config {
             max_outbound: DEFAULT_MAX_OUTBOUND,
             max_total_outbound: DEFAULT_MAX_TOTAL_OUTBOUND,
             shutdown_grace: Duration::ZERO,
+            proxy_splice: true,
             options: Options::default(),
         }
     }
@@ -205,6 +207,17 @@ impl Builder {
     /// may cut short that peer's reading of the last output.
     pub fn shutdown_grace(mut self, grace: Duration) -> Self {
         self.config.shutdown_grace = grace;
+        self
+    }
+
+    /// Whether proxies ([`Conn::proxy_incoming_to`](crate::Conn::proxy_incoming_to))
+    /// between two plain TCP or Unix-domain sockets move their bytes
+    /// kernel to kernel with `splice(2)` (default on; Linux only). Off,
+    /// every proxied byte is copied through the reactor: the same
+    /// behaviour at more CPU per byte, for comparison and for kernels
+    /// whose `splice` misbehaves.
+    pub fn proxy_splice(mut self, splice: bool) -> Self {
+        self.config.proxy_splice = splice;
         self
     }
 

@@ -19,6 +19,8 @@ pub(crate) struct Counters {
     pub(crate) bytes_read: Cell<u64>,
     pub(crate) bytes_written: Cell<u64>,
     pub(crate) frames_decoded: Cell<u64>,
+    pub(crate) bytes_proxied: Cell<u64>,
+    pub(crate) bytes_spliced: Cell<u64>,
     pub(crate) ticks_run: Cell<u64>,
     pub(crate) ended: [Cell<u64>; ENDINGS],
     /// Gauges registered by extensions, read when stats are taken.
@@ -139,6 +141,12 @@ pub struct Stats {
     pub outbound_queued: usize,
     /// Frames decoded and delivered to `receive_data`.
     pub frames_decoded: u64,
+    /// Bytes proxies moved from their sources to their targets
+    /// ([`Conn::proxy_incoming_to`](crate::Conn::proxy_incoming_to)).
+    pub bytes_proxied: u64,
+    /// The part of `bytes_proxied` that moved kernel to kernel with
+    /// `splice(2)` (see [`Builder::proxy_splice`](crate::Builder::proxy_splice)).
+    pub bytes_spliced: u64,
     /// How connections ended, by reason.
     pub ended: Ended,
     /// `next_tick` closures run (closures from other threads included),
@@ -157,7 +165,8 @@ impl fmt::Display for Stats {
         write!(
             f,
             "connections_open={} accepted={} connected={} bytes_read={} bytes_written={} \
-             outbound_queued={} frames_decoded={} ticks_run={} timers_pending={} \
+             outbound_queued={} frames_decoded={} bytes_proxied={} bytes_spliced={} \
+             ticks_run={} timers_pending={} \
              ended_closed={} ended_peer_closed={} ended_connect_failed={} ended_io={} \
              ended_codec={} ended_panicked={} ended_reactor_stopped={} \
              ended_inactivity_timeout={} ended_connect_timeout={} ended_outbound_overflow={} \
@@ -169,6 +178,8 @@ impl fmt::Display for Stats {
             self.bytes_written,
             self.outbound_queued,
             self.frames_decoded,
+            self.bytes_proxied,
+            self.bytes_spliced,
             self.ticks_run,
             self.timers_pending,
             e.closed,
@@ -231,6 +242,8 @@ pub fn stats() -> Result<Stats> {
         bytes_written: c.bytes_written.get(),
         outbound_queued: core.outbound_queued(),
         frames_decoded: c.frames_decoded.get(),
+        bytes_proxied: c.bytes_proxied.get(),
+        bytes_spliced: c.bytes_spliced.get(),
         ended: Ended::from_counters(&c.ended),
         ticks_run: c.ticks_run.get(),
         timers_pending,

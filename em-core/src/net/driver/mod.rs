@@ -27,6 +27,7 @@ use crate::reactor::core::Core;
 use crate::reactor::panic;
 use crate::reactor::stats;
 
+pub(crate) mod splice;
 pub(crate) mod stream;
 pub(crate) mod watch;
 
@@ -157,7 +158,7 @@ fn must_end_now(
         let flushing = core.in_grace()
             && state.transport.borrow().is_some()
             && matches!(state.close.get(), Close::Open | Close::AfterWriting)
-            && !state.outbound.borrow().is_empty();
+            && (!state.outbound.borrow().is_empty() || crate::net::proxy::piped(state) > 0);
         if !flushing {
             return Some(UnbindReason::ReactorStopped);
         }
@@ -376,6 +377,7 @@ impl<H: Connection, P: Pump<H>> Driver<H, P> {
         *state.outbound.borrow_mut() = bytes::BytesMut::new();
         state.drop_waker();
         state.wake_output_waiters();
+        crate::net::proxy::connection_ended(state);
         if let Some(server) = state.server.take() {
             server.connection_ended();
         }
@@ -461,6 +463,7 @@ impl<H: Connection, P> Drop for Driver<H, P> {
             state.transport.borrow_mut().take();
             state.drop_waker();
             state.wake_output_waiters();
+            crate::net::proxy::connection_ended(state);
             if let Some(server) = state.server.take() {
                 server.connection_ended();
             }

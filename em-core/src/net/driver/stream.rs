@@ -3,7 +3,9 @@
 //! delivers them, keeps input it may not deliver yet (paused, or output
 //! above the high watermark), writes queued output, and runs the graceful
 //! close. The lifecycle around it (`mod.rs`) decides when the connection
-//! ends and runs `unbind`.
+//! ends and runs `unbind`. A connection with a proxy role takes the same
+//! path with the proxy's steps compiled in (`stream/proxy.rs`); the others
+//! pay one check per poll for it.
 
 use std::cell::Cell;
 use std::io;
@@ -16,8 +18,11 @@ use tokio_util::codec::Decoder;
 use super::{Pump, Session};
 use crate::net::conn::Close;
 use crate::net::connection::{Connection, UnbindReason};
+use crate::net::proxy;
 use crate::reactor::panic;
 use crate::reactor::stats;
+
+mod proxy_io;
 
 /// `outbound_drained` rounds per poll before the pump yields.
 const DRAINED_PER_POLL: usize = 16;
@@ -60,22 +65,70 @@ pub(crate) struct StreamPump {
     unflushed: bool,
     /// Bytes moved (read or written) since the lifecycle last asked.
     active: bool,
+    /// Input went to a proxy's target, past the codec, since the codec
+    /// last decoded: it starts afresh before it decodes again.
+    raw: bool,
 }
 
 impl<H: Connection> Pump<H> for StreamPump {
     fn poll_io(&mut self, s: &mut Session<'_, H>, cx: &mut Context<'_>) -> Poll<UnbindReason> {
+        if s.conn.state().proxy_roles.get() != 0 {
+            return self.poll_io_as::<true, H>(s, cx);
+        }
+        self.poll_io_as::<false, H>(s, cx)
+    }
+
+    fn poll_flush_only(&mut self, s: &mut Session<'_, H>, cx: &mut Context<'_>) -> Poll<()> {
+        let flushed = if s.conn.state().proxy_roles.get() != 0 {
+            self.flush::<true, H>(s, cx)
+        } else {
+            self.flush::<false, H>(s, cx)
+        };
+        match flushed {
+            Ok(false) => Poll::Pending,
+            Ok(true) => Poll::Ready(()),
+            Err(e) => {
+                tracing::debug!(error = %e, "write during the shutdown grace failed");
+                Poll::Ready(())
+            }
+        }
+    }
+
+    fn take_activity(&mut self) -> bool {
+        std::mem::take(&mut self.active)
+    }
+
+    fn reset(&mut self) {
+        *self = StreamPump::default();
+    }
+}
+
+impl StreamPump {
+    /// [`Pump::poll_io`], with the proxy's steps when `PROXY`: reading
+    /// moves input to a target, and writing empties a pipe a source
+    /// spliced into before the queued output.
+    fn poll_io_as<const PROXY: bool, H: Connection>(
+        &mut self,
+        s: &mut Session<'_, H>,
+        cx: &mut Context<'_>,
+    ) -> Poll<UnbindReason> {
         let mut rounds = 0;
         let flushed = loop {
             if let Err(reason) = self.deliver_held(s) {
                 return Poll::Ready(reason);
             }
-            if let Err(reason) = self.read(s, cx) {
+            let read = if PROXY {
+                self.proxy_read(s, cx)
+            } else {
+                self.read::<false, H>(s, cx)
+            };
+            if let Err(reason) = read {
                 return Poll::Ready(reason);
             }
             if let Some(reason) = s.must_end() {
                 return Poll::Ready(reason);
             }
-            let flushed = self.flush(s, cx);
+            let flushed = self.flush::<PROXY, H>(s, cx);
             // `outbound_drained` may queue more, which may leave at once and
             // drain the queue again: a producer keeps going as fast as the
             // socket takes its output. Held input is delivered again too.
@@ -104,39 +157,30 @@ impl<H: Connection> Pump<H> for StreamPump {
         }
     }
 
-    fn poll_flush_only(&mut self, s: &mut Session<'_, H>, cx: &mut Context<'_>) -> Poll<()> {
-        match self.flush(s, cx) {
-            Ok(false) => Poll::Pending,
-            Ok(true) => Poll::Ready(()),
-            Err(e) => {
-                tracing::debug!(error = %e, "write during the shutdown grace failed");
-                Poll::Ready(())
-            }
-        }
-    }
-
-    fn take_activity(&mut self) -> bool {
-        std::mem::take(&mut self.active)
-    }
-
-    fn reset(&mut self) {
-        *self = StreamPump::default();
-    }
-}
-
-impl StreamPump {
     /// Whether frames may be delivered now: not paused, output not above
-    /// the high watermark, and no close or stop under way.
+    /// the high watermark, and no close or stop under way. (Whether the
+    /// input is proxied instead is checked frame by frame, in
+    /// `decode_frames`.)
     fn may_deliver<H: Connection>(s: &Session<'_, H>) -> bool {
         let state = s.conn.state();
         !state.paused.get() && !state.above_high.get() && !s.interrupted()
     }
 
     /// Delivers input held back earlier, now that it may be.
+    #[inline(always)]
     fn deliver_held<H: Connection>(&mut self, s: &mut Session<'_, H>) -> Result<(), UnbindReason> {
         if !self.held || !Self::may_deliver(s) {
             return Ok(());
         }
+        self.deliver_held_now(s)
+    }
+
+    /// [`deliver_held`](Self::deliver_held) past its common case.
+    #[inline(never)]
+    fn deliver_held_now<H: Connection>(
+        &mut self,
+        s: &mut Session<'_, H>,
+    ) -> Result<(), UnbindReason> {
         let mut pending = self.pending.take().unwrap_or_default();
         self.held = false;
         let result = self.decode_into_frames(s, &mut pending);
@@ -149,7 +193,7 @@ impl StreamPump {
     /// Reads, delivers and writes the replies, read by read, until the
     /// transport has nothing more, the budget is spent (the task then
     /// yields), delivery must wait, or the connection must stop.
-    fn read<H: Connection>(
+    fn read<const PROXY: bool, H: Connection>(
         &mut self,
         s: &mut Session<'_, H>,
         cx: &mut Context<'_>,
@@ -217,7 +261,7 @@ impl StreamPump {
             }
             // Send what this read produced before reading more, so that
             // bulk data flows through instead of piling up.
-            self.flush(s, cx).map_err(UnbindReason::Io)?;
+            self.flush::<PROXY, H>(s, cx).map_err(UnbindReason::Io)?;
         }
         // Budget spent with data still waiting: let other connections run.
         cx.waker().wake_by_ref();
@@ -293,7 +337,8 @@ impl StreamPump {
             if s.interrupted() {
                 return Ok(());
             }
-            if !Self::may_deliver(s) {
+            // A proxy started from a callback takes the rest of the input.
+            if !Self::may_deliver(s) || s.conn.state().proxy_roles.get() & proxy::SOURCE != 0 {
                 self.held = true;
                 return Ok(());
             }
@@ -326,12 +371,17 @@ impl StreamPump {
     }
 
     /// Writes queued output, then flushes the transport. `Ok(true)` once
-    /// everything has left.
-    fn flush<H: Connection>(
+    /// everything has left. With `PROXY`, bytes a source spliced into the
+    /// pipe leave first (they were queued first), and a source held back
+    /// by this connection's backlog is woken as it drains.
+    fn flush<const PROXY: bool, H: Connection>(
         &mut self,
         s: &mut Session<'_, H>,
         cx: &mut Context<'_>,
     ) -> io::Result<bool> {
+        if PROXY && !self.drain_pipe(s, cx)? {
+            return Ok(false);
+        }
         let state = s.conn.state();
         let mut out = state.outbound.borrow_mut();
         if out.is_empty() && !self.unflushed {
@@ -352,6 +402,11 @@ impl StreamPump {
                     out.advance(n);
                 }
                 Poll::Ready(Err(e)) => return Err(e),
+                Poll::Pending if PROXY => {
+                    drop((out, transport));
+                    Self::proxy_output_left(state);
+                    return Ok(false);
+                }
                 Poll::Pending => return Ok(false),
             }
         }

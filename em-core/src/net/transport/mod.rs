@@ -19,8 +19,9 @@
 
 use std::io;
 use std::os::fd::{BorrowedFd, OwnedFd};
+use std::task::{Context, Poll};
 
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, Interest};
 
 use crate::net::address::Addr;
 
@@ -88,6 +89,34 @@ pub(crate) trait Transport: 'static {
     fn watched(&self) -> Option<&Watched> {
         None
     }
+
+    /// The transport as a plain socket whose bytes em may move with system
+    /// calls of its own (a proxy's `splice(2)`); `None` for a kind whose
+    /// bytes must pass through its `byte_stream` (a wrapper such as TLS,
+    /// an in-memory pair) or that has no socket.
+    fn raw_socket(&self) -> Option<&dyn RawSocket> {
+        None
+    }
+}
+
+/// A socket's descriptor with its readiness in the reactor, for system
+/// calls em makes itself: poll for readiness, then try the call. A call
+/// that finds the socket not ready returns `WouldBlock`, which clears the
+/// readiness, so that the next poll parks the task until the socket is
+/// ready again (tokio's `try_io` contract). Only the connection's own task
+/// may poll a direction (tokio keeps one waker per direction).
+pub(crate) trait RawSocket {
+    /// Ready for `interest` (`READABLE` or `WRITABLE`, not both), or
+    /// `Pending` with the task's waker registered.
+    fn poll_ready(&self, cx: &mut Context<'_>, interest: Interest) -> Poll<io::Result<()>>;
+
+    /// Runs `io` on the descriptor if the socket is ready for `interest`;
+    /// `WouldBlock` if it is not, or if `io` found it not.
+    fn try_io(
+        &self,
+        interest: Interest,
+        io: &mut dyn FnMut(BorrowedFd<'_>) -> io::Result<usize>,
+    ) -> io::Result<usize>;
 }
 
 /// The kinds of socket a transport can be, for the options that apply to

@@ -2,10 +2,13 @@
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::task::{Context, Poll};
+
+use tokio::io::Interest;
 
 use tokio::net::TcpStream;
 
-use super::{ByteStream, SocketKind, Transport};
+use super::{ByteStream, RawSocket, SocketKind, Transport};
 use crate::net::address::Addr;
 
 impl Transport for TcpStream {
@@ -33,9 +36,31 @@ impl Transport for TcpStream {
         Some(self)
     }
 
+    fn raw_socket(&self) -> Option<&dyn RawSocket> {
+        Some(self)
+    }
+
     fn into_descriptor(self: Box<Self>) -> io::Result<OwnedFd> {
         let std = self.into_std()?;
         std.set_nonblocking(false)?;
         Ok(std.into())
+    }
+}
+
+impl RawSocket for TcpStream {
+    fn poll_ready(&self, cx: &mut Context<'_>, interest: Interest) -> Poll<io::Result<()>> {
+        if interest.is_writable() {
+            self.poll_write_ready(cx)
+        } else {
+            self.poll_read_ready(cx)
+        }
+    }
+
+    fn try_io(
+        &self,
+        interest: Interest,
+        io: &mut dyn FnMut(BorrowedFd<'_>) -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        TcpStream::try_io(self, interest, || io(self.as_fd()))
     }
 }

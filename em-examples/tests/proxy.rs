@@ -1,0 +1,94 @@
+//! The forwarding proxies (`proxy`, `proxy --copy`, `tokio_proxy`) carry
+//! bytes both ways to `echo_server`, byte for byte, and stop with exit
+//! status 0 on SIGTERM.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// A child process, ended with SIGTERM (and reaped) when dropped.
+struct Running(Child);
+
+impl Running {
+    /// Starts `bin` with `args` and waits for its `listening on ADDR`.
+    fn start(bin: &str, args: &[&str]) -> (Running, String) {
+        let mut child = Command::new(bin)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn the example");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .expect("read its first line");
+        let addr = line
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("{bin}: {line:?}"))
+            .trim()
+            .to_owned();
+        (Running(child), addr)
+    }
+
+    /// Sends SIGTERM and checks that it exits 0 within 5 s.
+    fn terminate(mut self) {
+        let pid = self.0.id().to_string();
+        let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(status.success());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut child = std::mem::replace(
+            &mut self.0,
+            Command::new("true").spawn().expect("spawn true"),
+        );
+        std::thread::spawn(move || tx.send(child.wait().expect("wait")).ok());
+        let status = rx
+            .recv_timeout(Duration::from_secs(5))
+            .expect("exited within 5 s of SIGTERM");
+        assert!(status.success(), "{status}");
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Sends 8 MiB through the proxy at `addr` to the echo server and checks
+/// the echo, byte for byte.
+fn echo_through(addr: &str) {
+    let data: Vec<u8> = (0..8u32 << 20).map(|i| (i % 251) as u8).collect();
+    let mut s = TcpStream::connect(addr).expect("connect to the proxy");
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut w = s.try_clone().unwrap();
+    let sent = data.clone();
+    let writer = std::thread::spawn(move || w.write_all(&sent).expect("write"));
+    let mut back = vec![0; data.len()];
+    s.read_exact(&mut back).expect("read the echo");
+    writer.join().unwrap();
+    assert!(back == data, "the echo differs");
+}
+
+#[test]
+fn the_proxies_carry_bytes_both_ways_and_exit_0_on_sigterm() {
+    let (echo, echo_addr) = Running::start(
+        env!("CARGO_BIN_EXE_echo_server"),
+        &["--listen", "127.0.0.1:0"],
+    );
+    let runs: [(&str, &[&str]); 3] = [
+        (env!("CARGO_BIN_EXE_proxy"), &[]),
+        (env!("CARGO_BIN_EXE_proxy"), &["--copy"]),
+        (env!("CARGO_BIN_EXE_tokio_proxy"), &[]),
+    ];
+    for (bin, extra) in runs {
+        let mut args = vec!["--listen", "127.0.0.1:0", "--to", &echo_addr];
+        args.extend_from_slice(extra);
+        let (proxy, addr) = Running::start(bin, &args);
+        echo_through(&addr);
+        echo_through(&addr);
+        proxy.terminate();
+    }
+    echo.terminate();
+}
