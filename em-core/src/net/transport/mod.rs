@@ -2,7 +2,8 @@
 //! [`Transport`]: a TCP or Unix-domain socket, an attached pipe end, or one
 //! end of an in-memory pair (byte streams, which the stream pump reads and
 //! writes through tokio's `AsyncRead`/`AsyncWrite`, reached with
-//! [`Transport::byte_stream`]). The connection driver never names a socket
+//! [`Transport::byte_stream`]), or a UDP socket (a [`DatagramSocket`],
+//! which the datagram pump drives, reached with [`Transport::datagram`]). The connection driver never names a socket
 //! type; it asks the transport for the little it needs, listed here (as
 //! mio's `src/sys/mod.rs` lists what each backend provides). A kind that is
 //! not a byte stream (a datagram socket, a watched descriptor) adds its own
@@ -27,10 +28,12 @@ use crate::net::address::Addr;
 mod memory;
 mod pipe;
 mod tcp;
+mod udp;
 mod unix;
 
 pub(crate) use memory::pair;
 pub(crate) use pipe::{PipeReader, PipeWriter};
+pub(crate) use udp::{DatagramSocket, Queued, RECV_SIZE};
 
 /// A byte stream: what the stream pump reads and writes.
 pub(crate) trait ByteStream: AsyncRead + AsyncWrite + Unpin {}
@@ -80,6 +83,12 @@ pub(crate) trait Transport: 'static {
     fn byte_stream(&mut self) -> Option<&mut dyn ByteStream> {
         None
     }
+
+    /// The transport as a datagram socket, for the datagram pump and for
+    /// `send_datagram`; `None` for a kind that is not one.
+    fn datagram(&self) -> Option<&DatagramSocket> {
+        None
+    }
 }
 
 /// The kinds of socket a transport can be, for the options that apply to
@@ -88,6 +97,7 @@ pub(crate) trait Transport: 'static {
 pub(crate) enum SocketKind {
     Tcp,
     Unix,
+    Udp,
 }
 
 /// The boxed transport the driver owns.
