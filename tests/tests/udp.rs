@@ -935,3 +935,88 @@ fn pause_leaves_datagrams_in_the_kernel_until_resume() {
     .unwrap();
     assert_eq!(*got.borrow(), [b"1".to_vec(), b"2".to_vec(), b"3".to_vec()]);
 }
+
+#[test]
+fn a_pause_inside_receive_data_holds_the_rest_of_a_batch_until_resume() {
+    let got: Rc<RefCell<Vec<Vec<u8>>>> = Rc::default();
+    let g = got.clone();
+    run_builder_with_watchdog(stop_on_panic(), move || -> em::Result<()> {
+        let log = Log::default();
+        let g2 = g.clone();
+        let paused = em::open_datagram_socket(
+            "127.0.0.1:0",
+            Udp::new("paused", &log, move |conn, d| {
+                g2.borrow_mut().push(d.to_vec());
+                match g2.borrow().len() {
+                    1 => conn.pause(),
+                    5 => em::stop(),
+                    _ => {}
+                }
+            }),
+        )?;
+        let p = paused.clone();
+        let g3 = g.clone();
+        // Five datagrams sent in one pass arrive together: the first is
+        // delivered, the pause holds the four others (received with it)
+        // until the resume; then they come, in order.
+        let control = em::open_datagram_socket(
+            "127.0.0.1:0",
+            Udp::new("control", &log, move |_, _| {
+                assert_eq!(g3.borrow().len(), 1, "one delivered before the pause");
+                assert!(p.is_paused());
+                p.resume();
+            }),
+        )?;
+        let sender = em::open_datagram_socket("127.0.0.1:0", Udp::quiet("sender", &log))?;
+        for d in [&b"1"[..], b"2", b"3", b"4", b"5"] {
+            sender.send_datagram(Bytes::from_static(d), local(&paused))?;
+        }
+        sender.send_datagram(Bytes::from_static(b"resume"), local(&control))?;
+        Ok(())
+    })
+    .unwrap();
+    let expected: Vec<Vec<u8>> = ["1", "2", "3", "4", "5"]
+        .map(|d| d.as_bytes().to_vec())
+        .into();
+    assert_eq!(*got.borrow(), expected);
+}
+
+#[test]
+fn output_past_the_high_watermark_holds_the_rest_of_a_batch_in_order() {
+    let got: Rc<RefCell<Vec<u8>>> = Rc::default();
+    let replies: Rc<RefCell<Vec<usize>>> = Rc::default();
+    let (g, r) = (got.clone(), replies.clone());
+    run_builder_with_watchdog(stop_on_panic(), move || -> em::Result<()> {
+        let log = Log::default();
+        let r2 = r.clone();
+        let client = em::open_datagram_socket(
+            "127.0.0.1:0",
+            Udp::new("client", &log, move |_, d| {
+                r2.borrow_mut().push(d.len());
+                if r2.borrow().len() == 8 {
+                    em::stop();
+                }
+            }),
+        )?;
+        let g2 = g.clone();
+        let server = em::open_datagram_socket(
+            "127.0.0.1:0",
+            Udp::new("server", &log, move |conn, d| {
+                // Nothing is delivered while the output is past the mark.
+                assert!(!conn.is_above_high_watermark());
+                g2.borrow_mut().push(d[0]);
+                conn.send_data(Bytes::from(vec![d[0]; 3000]));
+                assert!(conn.is_above_high_watermark());
+            })
+            .on_init(|conn| conn.set_outbound_watermarks(1000, 0).unwrap()),
+        )?;
+        let to = local(&server);
+        for i in 0..8u8 {
+            client.send_datagram(Bytes::from(vec![i; 10]), to)?;
+        }
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(*got.borrow(), (0..8).collect::<Vec<u8>>());
+    assert_eq!(*replies.borrow(), [3000; 8]);
+}

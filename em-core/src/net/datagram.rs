@@ -218,9 +218,12 @@ impl<C> Conn<C> {
         <C as Encoder<T>>::Error: Into<BoxError>,
     {
         const CALL: &str = "send_data";
-        self.may_queue(CALL)?;
         let to = self.state().peer.borrow().as_ref().and_then(Addr::inet);
-        let to = to.ok_or_else(|| Error::no_peer(CALL))?;
+        let Some(to) = to else {
+            // A closed socket says so first.
+            self.may_queue(CALL)?;
+            return Err(Error::no_peer(CALL));
+        };
         self.queue_datagram(CALL, frame, to)
     }
 

@@ -2,8 +2,9 @@
 //! lifecycle as every connection (`mod.rs`), which decides when it ends and
 //! runs `unbind`.
 //!
-//! * **Receiving.** One datagram per receive, into the reactor-wide read
-//!   buffer, decoded on its own and delivered as exactly one frame: one
+//! * **Receiving.** The datagrams waiting are received in batches, one
+//!   `recvmmsg(2)` per batch, into the reactor-wide read buffer; each is
+//!   decoded on its own and delivered as exactly one frame: one
 //!   `receive_data` per datagram, empty ones included (EventMachine's U1).
 //!   The codec's `decode_eof` makes the frame, which must use the whole
 //!   datagram: a datagram never leaves bytes behind for the next one. A
@@ -14,15 +15,19 @@
 //!   `send_data` replies go (U2, U3).
 //! * **Sending.** Queued datagrams (their bytes in the outbound queue, their
 //!   lengths and destinations beside the socket, see `transport/udp.rs`)
-//!   leave one `sendto(2)` each, in order, after each delivered datagram. A
-//!   datagram the system refuses (no route, a broadcast address with
-//!   broadcast off) is dropped, and the socket stays open.
-//! * Reads wait, in the kernel, while the connection is paused or its
-//!   output is above the high watermark; `close_connection_after_writing`
-//!   ends it once the queue has left.
+//!   leave in order after each batch received, one `sendmmsg(2)` for many
+//!   (`sendto(2)` for one). A datagram the system refuses (no route, a
+//!   broadcast address with broadcast off) is dropped, and the socket
+//!   stays open.
+//! * Receiving waits while the connection is paused or its output is above
+//!   the high watermark: the datagrams of a batch not yet delivered then
+//!   wait in the pump (copied out of the shared buffer), the others in the
+//!   kernel. `close_connection_after_writing` ends the connection once the
+//!   queue has left.
 
 use std::any::Any;
 use std::cell::Cell;
+use std::collections::VecDeque;
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
@@ -37,12 +42,14 @@ use super::{Pump, Session};
 use crate::error::BoxError;
 use crate::net::conn::Close;
 use crate::net::connection::{Connection, UnbindReason};
-use crate::net::transport::{Queued, RECV_SIZE};
+use crate::net::transport::{Received, BATCH, RECV_SIZE};
 use crate::reactor::panic;
 use crate::reactor::stats;
 
 /// Datagrams received per poll before the pump yields to other tasks.
-const DATAGRAMS_PER_POLL: usize = 32;
+const DATAGRAMS_PER_POLL: usize = 64;
+// The batch a receive asks for doubles up to `BATCH`.
+const _: () = assert!(BATCH.is_power_of_two());
 /// At most one warning per this interval about dropped datagrams, per
 /// socket: a peer sending garbage, or a destination without a route, must
 /// not flood the log.
@@ -57,6 +64,27 @@ pub(crate) struct DatagramPump {
     undecodable: Warnings,
     /// Datagrams dropped because the system refused to send them.
     unsendable: Warnings,
+    /// Datagrams received and not delivered yet, because delivery had to
+    /// wait; boxed, since most sockets never hold any.
+    held: Option<Box<Held>>,
+    /// How many datagrams the next receive asks for, as a power of two: it
+    /// doubles while receives come back full, and halves when they come
+    /// back a quarter full or less, so that a quiet socket does not prepare
+    /// a whole batch for each datagram.
+    batch_step: u8,
+    /// The sender of the last datagram delivered, also the connection's
+    /// peer: kept here too, so that a datagram from the same sender costs
+    /// no update of the shared state.
+    peer: Option<SocketAddr>,
+}
+
+/// Received datagrams waiting for delivery: their bytes back to back,
+/// copied out of the shared buffer so that they do not pin it, and where
+/// each ends and who sent it.
+#[derive(Debug, Default)]
+struct Held {
+    bytes: BytesMut,
+    datagrams: VecDeque<Received>,
 }
 
 impl<H: Connection> Pump<H> for DatagramPump {
@@ -117,34 +145,48 @@ impl DatagramPump {
         !state.paused.get() && !state.above_high.get() && !s.interrupted()
     }
 
-    /// Receives and delivers datagrams, sending the replies after each,
-    /// until none is waiting, the budget is spent (the task then yields),
-    /// delivery must wait, or the connection must stop.
+    /// Receives and delivers datagrams, batch by batch, sending the replies
+    /// after each batch, until none is waiting, the budget is spent (the
+    /// task then yields), delivery must wait, or the connection must stop.
     fn receive<H: Connection>(
         &mut self,
         s: &mut Session<'_, H>,
         cx: &mut Context<'_>,
     ) -> Result<(), UnbindReason> {
-        for _ in 0..DATAGRAMS_PER_POLL {
+        if self.held.is_some() {
+            self.deliver_held(s)?;
+            if self.held.is_some() {
+                return Ok(());
+            }
+        }
+        let mut received = [Received::default(); BATCH];
+        let mut budget = DATAGRAMS_PER_POLL;
+        while budget > 0 {
             if !Self::may_deliver(s) {
                 // Datagrams wait in the kernel until delivery resumes.
                 return Ok(());
             }
             let mut buf = s.core.take_read_buffer();
-            if buf.capacity() < RECV_SIZE && !buf.try_reclaim(RECV_SIZE) {
-                // Fresh, or its allocation is still pinned by frames a
-                // handler kept: start a new one.
+            // Room for a batch: back to the start of the allocation if no
+            // frame holds it; a new one if frames a handler kept pin too
+            // much of it (or it is fresh).
+            if buf.capacity() < RECV_SIZE * self.batch()
+                && !buf.try_reclaim(SHARED_READ_BUF)
+                && buf.capacity() < RECV_SIZE
+            {
                 buf = BytesMut::with_capacity(SHARED_READ_BUF);
             }
-            let received = {
+            let polled = {
                 let transport = s.conn.state().transport.borrow();
                 match transport.as_ref().and_then(|t| t.datagram()) {
-                    Some(socket) => socket.poll_recv(cx, &mut buf),
+                    Some(socket) => {
+                        socket.poll_recv_batch(cx, &mut buf, self.batch(), &mut received)
+                    }
                     // Detached: the lifecycle ends it.
                     None => Poll::Pending,
                 }
             };
-            let result = match received {
+            let result = match polled {
                 Poll::Pending => {
                     s.core.put_read_buffer(buf);
                     return Ok(());
@@ -152,47 +194,128 @@ impl DatagramPump {
                 Poll::Ready(Err(e)) if is_transient(&e) => {
                     // A report about an earlier send, not about this socket.
                     tracing::debug!(error = %e, "receive reported an error; ignored");
+                    budget -= 1;
                     Ok(())
                 }
                 Poll::Ready(Err(e)) => Err(UnbindReason::Io(e)),
-                Poll::Ready(Ok(from)) => {
+                Poll::Ready(Ok(n)) => {
                     self.active = true;
                     stats::add(&s.core.counters.bytes_read, buf.len() as u64);
-                    let datagram = buf.split();
-                    self.deliver(s, datagram, from)
+                    budget = budget.saturating_sub(n);
+                    self.adapt_batch(n);
+                    self.deliver_batch(s, &mut buf, &received[..n])
                 }
             };
-            // Back to the start of the allocation when no frame holds it.
-            let _ = buf.try_reclaim(SHARED_READ_BUF);
+            // What the codec left of a datagram it did not take, and what a
+            // close left undelivered.
+            buf.clear();
             s.core.put_read_buffer(buf);
             result?;
-            if s.interrupted() {
+            if s.interrupted() || self.held.is_some() {
                 return Ok(());
             }
-            // Send the reply before receiving more.
+            // Send the replies before receiving more.
             self.flush(s, cx);
         }
-        // Budget spent with datagrams still waiting: let others run.
+        // Budget spent with datagrams maybe still waiting: let others run.
         cx.waker().wake_by_ref();
         Ok(())
     }
 
-    /// Decodes `datagram` into one frame and delivers it, its sender first
-    /// becoming the connection's peer; or drops it (see the module's doc).
+    /// How many datagrams the next receive asks for.
+    fn batch(&self) -> usize {
+        1 << self.batch_step
+    }
+
+    /// Adapts the batch to a receive that got `got` datagrams.
+    fn adapt_batch(&mut self, got: usize) {
+        let asked = self.batch();
+        if got >= asked && asked < BATCH {
+            self.batch_step += 1;
+        } else if got * 4 <= asked {
+            self.batch_step -= 1;
+        }
+    }
+
+    /// Delivers the datagrams of a batch, `buf` holding their bytes back to
+    /// back, until delivery must wait (the rest is held) or the connection
+    /// must stop (the rest is dropped).
+    fn deliver_batch<H: Connection>(
+        &mut self,
+        s: &mut Session<'_, H>,
+        buf: &mut BytesMut,
+        batch: &[Received],
+    ) -> Result<(), UnbindReason> {
+        for (i, datagram) in batch.iter().enumerate() {
+            if s.interrupted() {
+                return Ok(());
+            }
+            if !Self::may_deliver(s) {
+                self.held = Some(Box::new(Held {
+                    bytes: BytesMut::from(&buf[..]),
+                    datagrams: batch[i..].iter().copied().collect(),
+                }));
+                return Ok(());
+            }
+            if i + 1 == batch.len() {
+                // The last one: the buffer holds it alone, and the codec
+                // decodes it in place.
+                self.deliver(s, buf, datagram)?;
+            } else {
+                self.deliver(s, &mut buf.split_to(datagram.len), datagram)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Delivers held datagrams while delivery may go on.
+    fn deliver_held<H: Connection>(&mut self, s: &mut Session<'_, H>) -> Result<(), UnbindReason> {
+        let Some(mut held) = self.held.take() else {
+            return Ok(());
+        };
+        while let Some(&datagram) = held.datagrams.front() {
+            if s.interrupted() {
+                // Dropped with the close.
+                return Ok(());
+            }
+            if !Self::may_deliver(s) {
+                self.held = Some(held);
+                return Ok(());
+            }
+            held.datagrams.pop_front();
+            self.deliver(s, &mut held.bytes.split_to(datagram.len), &datagram)?;
+        }
+        Ok(())
+    }
+
+    /// Decodes `bytes`, one datagram, into one frame and delivers it, its
+    /// sender first becoming the connection's peer; or drops it (see the
+    /// module's doc).
     fn deliver<H: Connection>(
         &mut self,
         s: &mut Session<'_, H>,
-        mut datagram: BytesMut,
-        from: SocketAddr,
+        bytes: &mut BytesMut,
+        datagram: &Received,
     ) -> Result<(), UnbindReason> {
+        let Some(from) = datagram.from.filter(|_| !datagram.truncated) else {
+            tracing::debug!(
+                ?datagram,
+                "a datagram with no sender, or cut short; dropped"
+            );
+            return Ok(());
+        };
         // The codec and `receive_data` are user code: one panic guard for
         // both, and `running` names what was running when one came.
         let running = Cell::new("decode_eof");
         let delivered = panic::guard(&running, Some(s.conn.id()), || {
-            let decoded = decode(&mut *s.conn.codec().borrow_mut(), &mut datagram);
+            let decoded = decode(&mut *s.conn.codec().borrow_mut(), bytes);
             match decoded {
                 Ok(frame) => {
-                    set_peer(s.conn.state(), from);
+                    if self.peer != Some(from) {
+                        // Where `send_data` replies go (U2, U3).
+                        self.peer = Some(from);
+                        *s.conn.state().peer.borrow_mut() = Some(from.into());
+                    }
                     stats::add(&s.core.counters.frames_decoded, 1);
                     running.set("receive_data");
                     s.handler.receive_data(s.conn, frame);
@@ -226,30 +349,41 @@ impl DatagramPump {
             return true;
         }
         let mut out = state.outbound.borrow_mut();
-        while let Some(&Queued { len, to }) = queue.front() {
-            if len > out.len() {
-                // The bytes were dropped (a close discards the output) and
-                // the connection is ending: forget the rest.
-                queue.clear();
-                out.clear();
-                break;
-            }
-            match socket.poll_send_to(cx, &out[..len], to) {
-                Poll::Pending => return false,
-                Poll::Ready(Ok(n)) => {
+        // Where the next datagram's bytes start. The buffer is advanced
+        // only if some are left for later: advancing it datagram by
+        // datagram would leave it offset, and the next `send_data` would
+        // pay to move it back.
+        let mut start = 0;
+        while let Some(&first) = queue.front() {
+            match socket.poll_send(cx, &out[start..], &queue) {
+                Poll::Pending => {
+                    out.advance(start);
+                    return false;
+                }
+                Poll::Ready(Ok(0)) => {
+                    // The bytes were dropped (a close discards the output)
+                    // and the connection is ending: forget the rest.
+                    queue.clear();
+                    break;
+                }
+                Poll::Ready(Ok(sent)) => {
                     self.active = true;
-                    stats::add(&s.core.counters.bytes_written, n as u64);
+                    for datagram in queue.drain(..sent) {
+                        start += datagram.len;
+                        stats::add(&s.core.counters.bytes_written, datagram.len as u64);
+                    }
                 }
                 Poll::Ready(Err(e)) => {
+                    // The first one was refused: it is dropped.
                     self.unsendable.note(|dropped| {
-                        tracing::warn!(conn = %s.conn.id(), %to, error = %e, dropped,
+                        tracing::warn!(conn = %s.conn.id(), to = %first.to, error = %e, dropped,
                             "datagrams the system refused to send were dropped (the socket stays open)");
                     });
-                    tracing::debug!(%to, error = %e, "datagram not sent; dropped");
+                    tracing::debug!(to = %first.to, error = %e, "datagram not sent; dropped");
+                    queue.pop_front();
+                    start += first.len;
                 }
             }
-            queue.pop_front();
-            out.advance(len);
         }
         if out.capacity() > KEEP_OUTBOUND {
             *out = BytesMut::new();
@@ -261,15 +395,6 @@ impl DatagramPump {
         drop(transport);
         state.wake_output_waiters();
         true
-    }
-}
-
-/// Records `from` as the connection's peer (where `send_data` replies go),
-/// unless it already is.
-fn set_peer(state: &crate::net::conn::ConnState, from: SocketAddr) {
-    let mut peer = state.peer.borrow_mut();
-    if peer.as_ref().and_then(|p| p.inet()) != Some(from) {
-        *peer = Some(from.into());
     }
 }
 

@@ -33,7 +33,7 @@ mod unix;
 
 pub(crate) use memory::pair;
 pub(crate) use pipe::{PipeReader, PipeWriter};
-pub(crate) use udp::{DatagramSocket, Queued, RECV_SIZE};
+pub(crate) use udp::{DatagramSocket, Queued, Received, BATCH, RECV_SIZE};
 
 /// A byte stream: what the stream pump reads and writes.
 pub(crate) trait ByteStream: AsyncRead + AsyncWrite + Unpin {}

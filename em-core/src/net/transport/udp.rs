@@ -8,6 +8,9 @@
 //! ends and where it goes, is kept here beside the socket, so that it goes
 //! with the socket: when the connection ends or is detached, both go at
 //! once.
+//!
+//! Datagrams move in batches where there are several (`batch.rs`:
+//! `recvmmsg(2)` and `sendmmsg(2)`, one system call for many).
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -16,14 +19,19 @@ use std::net::SocketAddr;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::task::{ready, Context, Poll};
 
-use bytes::{BufMut, BytesMut};
+use bytes::BytesMut;
+use tokio::io::Interest;
 use tokio::net::UdpSocket;
 
 use super::{SocketKind, Transport};
 use crate::net::address::Addr;
 
-/// The most a receive asks for: every UDP datagram fits (at most 65,527
-/// bytes of payload, over IPv6), so none is ever cut short.
+mod batch;
+
+pub(crate) use batch::{Received, BATCH};
+
+/// The room a receive gives each datagram: every UDP datagram fits (at most
+/// 65,527 bytes of payload, over IPv6), so none is ever cut short.
 pub(crate) const RECV_SIZE: usize = 64 * 1024;
 
 /// A UDP socket, and the datagrams queued on it.
@@ -78,21 +86,24 @@ impl DatagramSocket {
         &self.queue
     }
 
-    /// Receives one datagram into `buf`'s spare capacity (which must hold
-    /// [`RECV_SIZE`] bytes); its sender. `Pending` once none is waiting
-    /// (the task is woken when one arrives).
-    pub(crate) fn poll_recv(
+    /// Receives the datagrams waiting, at most `max` (at most [`BATCH`]),
+    /// with one system call, into `buf` (empty, with room for at least
+    /// [`RECV_SIZE`] bytes): `buf` then holds them back to back, and
+    /// `received` where each ends and who sent it. How many; `Pending` once
+    /// none is waiting (the task is woken when one arrives).
+    pub(crate) fn poll_recv_batch(
         &self,
         cx: &mut Context<'_>,
         buf: &mut BytesMut,
-    ) -> Poll<io::Result<SocketAddr>> {
+        max: usize,
+        received: &mut [Received; BATCH],
+    ) -> Poll<io::Result<usize>> {
         loop {
-            // No system call when tokio knows the socket is not readable.
-            match self
-                .socket
-                .try_recv_buf_from(&mut (&mut *buf).limit(RECV_SIZE))
-            {
-                Ok((_, from)) => return Poll::Ready(Ok(from)),
+            let got = self.socket.try_io(Interest::READABLE, || {
+                batch::recv_batch(self.socket.as_fd(), buf, RECV_SIZE, max, received)
+            });
+            match got {
+                Ok(n) => return Poll::Ready(Ok(n)),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     ready!(self.socket.poll_recv_ready(cx))?;
                 }
@@ -101,15 +112,42 @@ impl DatagramSocket {
         }
     }
 
-    /// Sends `datagram` to `to`; `Pending` while the socket's send buffer
-    /// is full (the task is woken when it has room).
-    pub(crate) fn poll_send_to(
+    /// Sends queued datagrams from the front of `queue`, whose bytes are
+    /// `bytes` back to back, in order: one with `sendto(2)`, more with one
+    /// `sendmmsg(2)` of at most [`BATCH`]. How many left (0 if the first
+    /// one's bytes are not in `bytes`); the error of the first one if the
+    /// system refused it; `Pending` while the socket's send buffer is full
+    /// (the task is woken when it has room).
+    pub(crate) fn poll_send(
         &self,
         cx: &mut Context<'_>,
-        datagram: &[u8],
-        to: SocketAddr,
+        bytes: &[u8],
+        queue: &VecDeque<Queued>,
     ) -> Poll<io::Result<usize>> {
-        self.socket.poll_send_to(cx, datagram, to)
+        let Some(first) = queue.front() else {
+            return Poll::Ready(Ok(0));
+        };
+        if queue.len() == 1 {
+            return match bytes.get(..first.len) {
+                Some(datagram) => self
+                    .socket
+                    .poll_send_to(cx, datagram, first.to)
+                    .map_ok(|_| 1),
+                None => Poll::Ready(Ok(0)),
+            };
+        }
+        loop {
+            let sent = self.socket.try_io(Interest::WRITABLE, || {
+                batch::send_batch(self.socket.as_fd(), bytes, queue.iter())
+            });
+            match sent {
+                Ok(n) => return Poll::Ready(Ok(n)),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    ready!(self.socket.poll_send_ready(cx))?;
+                }
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
     }
 }
 
