@@ -62,7 +62,9 @@ const MAX_PAYLOAD_V6: usize = 65_527;
 ///   route, a broadcast address with broadcast off) is dropped with a
 ///   warning, and the socket stays open (EventMachine closes it).
 /// * **No connect**: never `connection_completed`, and
-///   [`Conn::reconnect`] is an error that `is_unsupported()`.
+///   [`Conn::reconnect`] is an error that `is_unsupported()`. The socket
+///   counts in [`connection_count`](crate::connection_count), as in
+///   EventMachine.
 /// * [`Conn::close_connection_after_writing`] sends what is queued, then
 ///   ends with `UnbindReason::Closed`; [`Conn::pause`] leaves datagrams in
 ///   the kernel (which drops them once its receive buffer is full);

@@ -19,7 +19,7 @@ use tokio::task::LocalSet;
 #[command(version, about)]
 struct Args {
     /// Address to bind (port 0 picks a free port).
-    #[arg(long, default_value = "127.0.0.1:8084")]
+    #[arg(long, default_value = "127.0.0.1:8086")]
     listen: SocketAddr,
 }
 

@@ -1,5 +1,5 @@
 //! An em UDP echo server: `udp_echo --listen ADDR` (default
-//! 127.0.0.1:8083) sends every datagram back to its sender, empty ones
+//! 127.0.0.1:8085) sends every datagram back to its sender, empty ones
 //! included. Prints `listening on ADDR` (the bound address, so port 0
 //! works) once ready; stops gracefully on SIGINT/SIGTERM; prints the
 //! reactor's stats on SIGUSR1 or every `--stats-every` seconds.
@@ -16,7 +16,7 @@ use tokio_util::codec::BytesCodec;
 #[command(version, about)]
 struct Args {
     /// Address to bind (IPv4 or IPv6; port 0 picks one).
-    #[arg(long, default_value = "127.0.0.1:8083")]
+    #[arg(long, default_value = "127.0.0.1:8085")]
     listen: String,
     /// Print the reactor's stats to stderr every SECS seconds (they are
     /// also printed on SIGUSR1).
