@@ -16,9 +16,19 @@
 #   bench/instructions.sh /tmp/echo_server_prev target/release/echo_server target/release/tokio_echo
 #
 # Each binary must take `--listen ADDR` and print `listening on ADDR`.
+# With MODE=udp the servers are UDP echo servers and the load is `loadgen
+# udp` (50 sockets x 64 B, one datagram in flight each):
+#
+#   MODE=udp bench/instructions.sh target/release/udp_echo target/release/tokio_udp_echo
+#
 # Needs valgrind (Debian package `valgrind`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+mode=${MODE:-echo}
+case $mode in
+    echo | udp) ;;
+    *) echo "MODE must be echo or udp, not $mode" >&2; exit 1 ;;
+esac
 loadgen=target/release/loadgen
 [ -x "$loadgen" ] || cargo build --release -q -p em-examples --bin loadgen
 for server in "$@"; do
@@ -33,7 +43,7 @@ for server in "$@"; do
         sleep 0.1
     done
     [ -n "$addr" ] || { echo "$server did not start" >&2; exit 1; }
-    line=$("$loadgen" echo --conns 50 --size 64 --duration 5 --warmup 0 --addr "$addr")
+    line=$("$loadgen" "$mode" --conns 50 --size 64 --duration 5 --warmup 0 --addr "$addr")
     kill -TERM "$pid"
     wait "$pid" || true
     msgs=$(echo "$line" | grep -o 'msgs=[0-9]*' | cut -d= -f2)

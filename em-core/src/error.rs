@@ -53,6 +53,8 @@ enum Kind {
     /// A proxy's target already has a proxy from another connection: the
     /// call, the target and its current source.
     BusyTarget(&'static str, ConnectionId, ConnectionId),
+    /// A reply on a datagram socket before any datagram arrived: the call.
+    NoPeer(&'static str),
 }
 
 impl Error {
@@ -126,12 +128,17 @@ impl Error {
     pub(crate) fn stopped_early() -> Self {
         Self::new(Kind::StoppedEarly)
     }
+
     pub(crate) fn busy_target(
         call: &'static str,
         target: ConnectionId,
         source: ConnectionId,
     ) -> Self {
         Self::new(Kind::BusyTarget(call, target, source))
+    }
+
+    pub(crate) fn no_peer(call: &'static str) -> Self {
+        Self::new(Kind::NoPeer(call))
     }
 
     fn new(kind: Kind) -> Self {
@@ -235,6 +242,13 @@ impl Error {
             _ => None,
         }
     }
+    /// `send_data` on a datagram socket before any datagram arrived: a
+    /// reply goes to the sender of the last datagram received, and there
+    /// is none yet. [`Conn::send_datagram`](crate::Conn::send_datagram)
+    /// sends to an address of your choice.
+    pub fn is_no_peer(&self) -> bool {
+        matches!(self.kind, Kind::NoPeer(_))
+    }
     /// `start` was called on something already running, such as a
     /// [`TickLoop`](crate::TickLoop) (EventMachine's "double start").
     pub fn is_already_started(&self) -> bool {
@@ -280,6 +294,10 @@ impl fmt::Display for Error {
             Kind::OutboundOverflow(max, queued) => write!(
                 f,
                 "outbound overflow: {queued} bytes were queued and the frame would pass the connection's max_outbound of {max} bytes (or the reactor's max_total_outbound); the connection is closed"
+            ),
+            Kind::NoPeer(call) => write!(
+                f,
+                "{call}: no datagram has arrived yet, so there is no sender to reply to (send_datagram sends to an address)"
             ),
             Kind::StoppedEarly => f.write_str(
                 "the reactor was stopped before the synchrony future finished, so it has no value",

@@ -13,6 +13,9 @@
 //! (em-synchrony's `EM.synchrony`). Most users depend on the
 //! `em` facade crate, which re-exports all of it with a guided tour.
 //!
+//! UDP sockets are connections too, on the same engine:
+//! [`open_datagram_socket`], one `receive_data` per datagram.
+//!
 //! ```
 //! use em_core::{Conn, Connection};
 //! use bytes::BytesMut;
@@ -83,6 +86,7 @@ pub use net::client::{bind_connect, connect, connect_unix_domain, Endpoint};
 pub use net::closure_handler::{handler, FnHandler};
 pub use net::conn::Conn;
 pub use net::connection::{Connection, Frame, UnbindReason};
+pub use net::datagram::open_datagram_socket;
 pub use net::pair::connect_pair;
 pub use net::proxy::{disable_proxy, enable_proxy};
 pub use net::server::{start_server, start_unix_domain_server, Server};

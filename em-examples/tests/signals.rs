@@ -106,3 +106,48 @@ fn sigusr1_prints_the_stats_line() {
     assert!(stats.contains(" connections_open=0 "), "{stats}");
     assert!(stats.contains(" bytes_read=0 "), "{stats}");
 }
+
+#[test]
+fn udp_echo_exits_0_on_sigterm_sent_at_readiness() {
+    for round in 0..200 {
+        start_and_terminate_at_readiness(env!("CARGO_BIN_EXE_udp_echo"), round);
+    }
+}
+
+/// `udp_echo` and its raw-tokio baseline echo every datagram, an empty one
+/// included, to its sender, at the address they announce.
+#[test]
+fn the_udp_echo_servers_echo_datagrams() {
+    for bin in [
+        env!("CARGO_BIN_EXE_udp_echo"),
+        env!("CARGO_BIN_EXE_tokio_udp_echo"),
+    ] {
+        let mut child = Command::new(bin)
+            .args(["--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn the example");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .expect("read its first line");
+        let addr: std::net::SocketAddr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("{bin}: {line:?}"));
+        let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut buf = [0; 100];
+        for datagram in [&b"hello"[..], b"", b"again"] {
+            client.send_to(datagram, addr).unwrap();
+            let (n, from) = client.recv_from(&mut buf).expect("the echo");
+            assert_eq!((&buf[..n], from), (datagram, addr), "{bin}");
+        }
+        terminate(&child);
+        assert!(child.wait().expect("wait").success(), "{bin}");
+    }
+}

@@ -421,6 +421,11 @@
 //!   no socket and no port; it runs under the paused clock with no real
 //!   time passing, which makes it the transport for deterministic tests of
 //!   protocol code.
+//! * **UDP**: [`open_datagram_socket`]`(addr, handler)` is one connection
+//!   for every peer: one `receive_data` per datagram (empty ones too),
+//!   `send_data` replies to the last sender, [`Conn::send_datagram`] sends
+//!   to anyone, and `set_broadcast`, `join_multicast_v4`/`v6` and their
+//!   `leave_*` set the socket up.
 //!
 //! Addresses are an [`Addr`]: [`Addr::Inet`] for TCP, [`Addr::Unix`] (a
 //! path, an abstract name, or unnamed) for Unix-domain sockets, and
@@ -671,6 +676,8 @@
 //! | `EM.start_server(path, Handler)`, `EM.start_unix_domain_server` | [`start_unix_domain_server`]`(path, factory)` | Removes its socket file when it stops (EM leaves it); `"\0name"` is an abstract name. |
 //! | `EM.connect(path, Handler)`, `EM.connect_unix_domain` | [`connect_unix_domain`]`(path, handler)`, or [`connect`] with a Unix [`Addr`] or [`Endpoint::unix`] | |
 //! | `EM.attach(io, Handler)` | [`attach`]`(io, handler)` | Any [`Attachable`]: sockets, socketpair ends, pipe ends, an `OwnedFd`; set non-blocking for you; no `connection_completed`. |
+//! | `EM.open_datagram_socket(host, port, Handler)` | [`open_datagram_socket`]`("host:port", handler)` → [`Conn`] | One `receive_data` per datagram, decoded on its own into one frame; a datagram the codec rejects is dropped, not the socket. |
+//! | `#send_datagram(data, host, port)` | [`Conn::send_datagram`]`(frame, addr)` → `Result` | No name resolution (an IP address); a bad or wrong-family address, or a datagram larger than UDP carries, is an `Err` that `is_invalid_argument()`. A send the system refuses drops that datagram (EM closes the socket). |
 //! | `EM.attach_server(io, Handler)` | [`attach_server`]`(listener, factory)` | |
 //! | `#detach` | [`Conn::detach`] → `OwnedFd` | The descriptor comes back open and in blocking mode; `unbind(Detached)` follows once. |
 //! | (Twisted's `StringTransport`) | [`connect_pair`]`(a, b)` | Two handlers joined in memory: no socket, no port, works under the paused clock. |
@@ -757,6 +764,8 @@ pub use em_core::{
 pub use em_core::watch;
 // Proxies.
 pub use em_core::{disable_proxy, enable_proxy};
+// UDP sockets, as connections.
+pub use em_core::open_datagram_socket;
 // Messaging.
 pub use em_core::{
     tick_loop, Channel, ChannelSender, ChannelStream, Deferred, Done, EmIterator, Get, Iteration,

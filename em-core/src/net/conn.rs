@@ -68,6 +68,9 @@ pub(crate) struct ConnState {
     /// The transport cannot be written (a pipe's read end): set when it is
     /// installed, so that `send_data` need not ask it.
     pub(crate) read_only: Cell<bool>,
+    /// The transport is a datagram socket (`net/datagram.rs`): set when it
+    /// is installed, so that `send_data` need not ask it where a frame goes.
+    pub(crate) datagram: Cell<bool>,
     /// The queue passed the high watermark and has not drained to the low
     /// one since.
     pub(crate) above_high: Cell<bool>,
@@ -204,6 +207,7 @@ impl ConnState {
     /// Installs the connection's transport.
     pub(crate) fn install(&self, transport: BoxTransport) {
         self.read_only.set(!transport.writable());
+        self.datagram.set(transport.datagram().is_some());
         *self.transport.borrow_mut() = Some(transport);
     }
 
@@ -273,6 +277,7 @@ impl ConnState {
             rare: Cell::new(None),
             paused: Cell::new(false),
             read_only: Cell::new(false),
+            datagram: Cell::new(false),
             above_high: Cell::new(false),
             high_watermark: Cell::new(usize::MAX),
             low_watermark: Cell::new(0),
@@ -470,10 +475,15 @@ impl<C> Conn<C> {
     /// never blocks. Frames queued in one pass of the reactor leave together
     /// in as few `write(2)` calls as possible.
     ///
+    /// On a datagram socket ([`open_datagram_socket`](crate::open_datagram_socket))
+    /// each frame is one datagram, sent to the sender of the last datagram
+    /// received (EventMachine's U2); [`send_datagram`](Conn::send_datagram)
+    /// sends to anyone.
+    ///
     /// Returns the bytes queued: `0` when the frame was refused (connection
     /// closed or closing after writing, or the codec failed to encode; a
-    /// debug event says which). Use [`try_send_data`](Conn::try_send_data)
-    /// to get the reason as an error.
+    /// debug event says which), and for an empty datagram. Use
+    /// [`try_send_data`](Conn::try_send_data) to get the reason as an error.
     pub fn send_data<T>(&self, frame: T) -> usize
     where
         C: Encoder<T>,
@@ -493,26 +503,51 @@ impl<C> Conn<C> {
     /// `is_encode()` when the codec failed (nothing is queued then, and the
     /// connection stays open), `is_outbound_overflow()` past `max_outbound`,
     /// and `is_unsupported()` on a pipe's read end and on a watched
-    /// descriptor ([`watch`](crate::watch)).
+    /// descriptor ([`watch`](crate::watch)). On a datagram socket,
+    /// also `is_no_peer()` before any datagram arrived (there is no sender
+    /// to reply to yet), and `is_invalid_argument()` for a frame larger than
+    /// a UDP datagram can carry (as [`send_datagram`](Conn::send_datagram)).
     pub fn try_send_data<T>(&self, frame: T) -> Result<usize>
     where
         C: Encoder<T>,
         <C as Encoder<T>>::Error: Into<BoxError>,
     {
+        if self.state().datagram.get() {
+            return self.send_reply(frame);
+        }
+        self.encode_queued("send_data", frame, |_| Ok(()))
+    }
+
+    /// Encodes `frame` into the queue with the connection's codec, with
+    /// `queue_output`'s checks and bookkeeping; `check` sees the length of
+    /// the encoded frame and may refuse it (nothing is queued then). The
+    /// bytes queued, or why nothing was.
+    pub(crate) fn encode_queued<T>(
+        &self,
+        call: &'static str,
+        frame: T,
+        check: impl FnOnce(usize) -> Result<()>,
+    ) -> Result<usize>
+    where
+        C: Encoder<T>,
+        <C as Encoder<T>>::Error: Into<BoxError>,
+    {
         let mut panicked = None;
-        let queued = self.queue_output("send_data", |out| {
+        let queued = self.queue_output(call, |out| {
             let mut codec = self.inner.codec.try_borrow_mut().map_err(|_| {
                 Error::encode("the codec is busy (send_data called from inside the codec)")
             })?;
+            let before = out.len();
             // The codec is user code: a panic in `encode` is contained and
             // charged to this connection, not to the caller's.
             match panic::catch("encode", Some(self.id()), || codec.encode(frame, out)) {
-                Ok(encoded) => encoded.map_err(Error::encode),
+                Ok(encoded) => encoded.map_err(Error::encode)?,
                 Err(message) => {
                     panicked = Some(message.clone());
-                    Err(Error::panicked("encode", message))
+                    return Err(Error::panicked("encode", message));
                 }
             }
+            check(out.len() - before)
         });
         if let Some(message) = panicked {
             // `queue_output` dropped the half-written frame; the connection
@@ -845,8 +880,8 @@ impl<C> Conn<C> {
     /// between two sockets. Errors: `is_closed()` when called anywhere else
     /// (on an open connection EventMachine ignores the call; em says so),
     /// `is_stopping()` when the unbind is the reactor's stop, and
-    /// `is_unsupported()` on a watched descriptor ([`watch`](crate::watch)),
-    /// which has nothing to connect.
+    /// `is_unsupported()` on a watched descriptor ([`watch`](crate::watch))
+    /// or a datagram socket, which have nothing to connect.
     pub fn reconnect(&self, addr: impl Into<Endpoint>) -> Result<()> {
         self.reconnect_after(Duration::ZERO, addr)
     }
@@ -864,6 +899,12 @@ impl<C> Conn<C> {
             return Err(Error::unsupported(
                 "reconnect",
                 "a watched descriptor has nothing to connect",
+            ));
+        }
+        if state.datagram.get() {
+            return Err(Error::unsupported(
+                "reconnect",
+                "a datagram socket connects to no one; open another one instead",
             ));
         }
         Core::current_accepting("reconnect")?;

@@ -77,7 +77,8 @@ impl<C: 'static> Conn<C> {
     /// names the path; `io_error()` has the system's error, such as
     /// `NotFound`); `is_unsupported()` if `path` is not a regular file
     /// (a directory, a FIFO, a device) or the connection is a pipe's read
-    /// end; `is_closed()` on a closed or closing connection;
+    /// end or a datagram socket (a file is a stream of bytes, with no
+    /// datagram boundaries); `is_closed()` on a closed or closing connection;
     /// `is_no_reactor()` / `is_stopping()` off the reactor or once it stops.
     ///
     /// ```
@@ -161,6 +162,12 @@ impl<C: 'static> Conn<C> {
         framing: Framing,
     ) -> Result<Deferred<u64, Error>> {
         self.may_queue(call)?;
+        if self.state().datagram.get() {
+            return Err(Error::unsupported(
+                call,
+                "a datagram socket sends datagrams, and a file is a stream of bytes",
+            ));
+        }
         Core::current_accepting(call)?;
         let file = open(call, path)?;
         let done = Deferred::new();

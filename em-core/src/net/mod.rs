@@ -6,12 +6,14 @@
 //!   (exactly one `unbind`, timeouts, panics, stop, reconnect) over a pump
 //!   that moves the bytes.
 //! * [`transport`]: what carries the bytes (TCP, Unix-domain sockets, pipe
-//!   ends, in-memory pairs), private behind one trait.
+//!   ends, in-memory pairs, UDP sockets), private behind one trait.
 //! * [`address`]: `Addr`, the address of any transport.
 //! * [`server`], [`client`], [`backoff`]: listening, connecting, and delays
 //!   between reconnects; [`attach`]: connections and servers on descriptors
 //!   the program already has, and `detach`; [`pair`]: in-memory pairs;
 //!   [`closure_handler`]: handlers from a closure.
+//! * [`datagram`]: UDP sockets as connections (`open_datagram_socket`,
+//!   `send_datagram`), over the datagram pump.
 //! * [`file`]: `send_file_data` and `stream_file_data`, a file streamed
 //!   into a connection's output within its watermarks.
 //! * [`proxy`]: `proxy_incoming_to`, one connection's input queued on
@@ -32,6 +34,7 @@ pub(crate) mod client;
 pub(crate) mod closure_handler;
 pub(crate) mod conn;
 pub(crate) mod connection;
+pub(crate) mod datagram;
 pub(crate) mod driver;
 pub(crate) mod file;
 pub(crate) mod pair;

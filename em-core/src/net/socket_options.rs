@@ -1,6 +1,7 @@
 //! Socket options on a connection (EventMachine's `set_sock_opt`,
 //! `get_sock_opt`, `enable_keepalive` and `disable_keepalive`): typed calls
-//! for `TCP_NODELAY` and keep-alive, any option socket2 knows through
+//! for `TCP_NODELAY` and keep-alive, broadcast and multicast membership on
+//! a datagram socket, any option socket2 knows through
 //! [`Conn::with_socket`], and raw options as packed bytes.
 //!
 //! Each call borrows the connection's transport for its system call only
@@ -10,6 +11,7 @@
 //! transport is no socket or the wrong kind (`is_unsupported()`).
 
 use std::io;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::fd::BorrowedFd;
 use std::time::Duration;
 
@@ -24,10 +26,12 @@ mod raw;
 /// The sockets a call applies to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Applies {
-    /// TCP and Unix-domain sockets.
+    /// TCP, Unix-domain and UDP sockets.
     AnySocket,
     /// TCP sockets only.
     Tcp,
+    /// UDP sockets only.
+    Udp,
 }
 
 impl Applies {
@@ -35,6 +39,7 @@ impl Applies {
         match self {
             Applies::AnySocket => kind.is_some(),
             Applies::Tcp => kind == Some(SocketKind::Tcp),
+            Applies::Udp => kind == Some(SocketKind::Udp),
         }
     }
 
@@ -42,6 +47,7 @@ impl Applies {
         match self {
             Applies::AnySocket => "socket",
             Applies::Tcp => "TCP",
+            Applies::Udp => "UDP",
         }
     }
 }
@@ -55,7 +61,7 @@ impl<C> Conn<C> {
     ///
     /// Errors: `is_closed()` before a client's connect completed, after the
     /// connection ended or was detached; `is_unsupported()` on a connection
-    /// that is not TCP (Unix-domain, pipe, in-memory); `is_io()` if the
+    /// that is not TCP (Unix-domain, UDP, pipe, in-memory); `is_io()` if the
     /// system refuses.
     pub fn set_nodelay(&self, nodelay: bool) -> Result<()> {
         self.on_socket("set_nodelay", Applies::Tcp, |s| s.set_tcp_nodelay(nodelay))
@@ -157,7 +163,7 @@ impl<C> Conn<C> {
     /// Runs `f` on the connection's socket, for any option socket2 knows
     /// (buffer sizes, `SO_LINGER`, `IP_TOS`, `TCP_USER_TIMEOUT`, `SO_MARK`,
     /// ...): socket2 is re-exported by the `em` facade as `em::socket2`.
-    /// Works on TCP and Unix-domain connections; returns what `f` returns.
+    /// Works on TCP, Unix-domain and UDP sockets; returns what `f` returns.
     /// Runs `f` at once, on the reactor thread.
     ///
     /// `f` gets a borrowed socket: it must not close it or change its
@@ -252,6 +258,99 @@ impl<C> Conn<C> {
     pub fn get_sock_opt(&self, level: i32, name: i32) -> Result<Vec<u8>> {
         self.on_descriptor("get_sock_opt", Applies::AnySocket, |fd| {
             raw::getsockopt(fd, level, name)
+        })
+    }
+
+    /// Turns `SO_BROADCAST` on or off on a datagram socket
+    /// ([`open_datagram_socket`](crate::open_datagram_socket)), which lets
+    /// it send to a broadcast address (`255.255.255.255`, a subnet's
+    /// broadcast address). It is on from the start, as in EventMachine;
+    /// with it off, a datagram to a broadcast address is refused by the
+    /// system and dropped. Reactor thread; takes effect at once.
+    ///
+    /// Errors: `is_unsupported()` on a connection that is no UDP socket;
+    /// `is_closed()` after the connection ended or was detached; `is_io()`
+    /// if the system refuses.
+    ///
+    /// ```
+    /// use em_core::{Conn, Connection};
+    /// use tokio_util::codec::BytesCodec;
+    ///
+    /// struct Quiet;
+    /// impl Connection for Quiet {
+    ///     type Codec = BytesCodec;
+    ///     fn codec(&self) -> BytesCodec { BytesCodec::new() }
+    ///     fn receive_data(&mut self, _: &Conn<BytesCodec>, _: bytes::BytesMut) {}
+    /// }
+    ///
+    /// em_core::run(|| -> em_core::Result<()> {
+    ///     let socket = em_core::open_datagram_socket("127.0.0.1:0", Quiet)?;
+    ///     assert!(socket.broadcast()?, "on, as EventMachine");
+    ///     socket.set_broadcast(false)?;
+    ///     assert!(!socket.broadcast()?);
+    ///     em_core::stop();
+    ///     Ok(())
+    /// })?;
+    /// # Ok::<(), em_core::Error>(())
+    /// ```
+    pub fn set_broadcast(&self, on: bool) -> Result<()> {
+        self.on_socket("set_broadcast", Applies::Udp, |s| s.set_broadcast(on))
+    }
+
+    /// Whether `SO_BROADCAST` is on, as the system reports it. Reactor
+    /// thread. Errors as [`set_broadcast`](Conn::set_broadcast).
+    pub fn broadcast(&self) -> Result<bool> {
+        self.on_socket("broadcast", Applies::Udp, |s| s.broadcast())
+    }
+
+    /// Joins the IPv4 multicast group `group` on the interface whose address
+    /// is `interface` (`Ipv4Addr::UNSPECIFIED` lets the system choose), on
+    /// an IPv4 datagram socket (`IP_ADD_MEMBERSHIP`): datagrams sent to the
+    /// group and the socket's port arrive through `receive_data`, as any.
+    /// Bind the socket to the group's port on `0.0.0.0` (or the group's
+    /// address) to receive them. Options such as the TTL and loopback of the
+    /// socket's own multicast sends are socket2's, through
+    /// [`with_socket`](Conn::with_socket). Reactor thread.
+    ///
+    /// Errors: `is_unsupported()` on a connection that is no UDP socket;
+    /// `is_closed()` after the connection ended or was detached; `is_io()`
+    /// if the system refuses (`group` is no multicast address, the socket
+    /// is IPv6, no interface has that address, the group was joined
+    /// already).
+    pub fn join_multicast_v4(&self, group: Ipv4Addr, interface: Ipv4Addr) -> Result<()> {
+        self.on_socket("join_multicast_v4", Applies::Udp, |s| {
+            s.join_multicast_v4(&group, &interface)
+        })
+    }
+
+    /// Leaves an IPv4 multicast group joined with
+    /// [`join_multicast_v4`](Conn::join_multicast_v4)
+    /// (`IP_DROP_MEMBERSHIP`). Reactor thread. Errors as
+    /// [`join_multicast_v4`](Conn::join_multicast_v4) (`is_io()` for a group
+    /// not joined).
+    pub fn leave_multicast_v4(&self, group: Ipv4Addr, interface: Ipv4Addr) -> Result<()> {
+        self.on_socket("leave_multicast_v4", Applies::Udp, |s| {
+            s.leave_multicast_v4(&group, &interface)
+        })
+    }
+
+    /// Joins the IPv6 multicast group `group` on the interface of index
+    /// `interface` (0 lets the system choose), on an IPv6 datagram socket
+    /// (`IPV6_JOIN_GROUP`). As [`join_multicast_v4`](Conn::join_multicast_v4)
+    /// otherwise, errors included.
+    pub fn join_multicast_v6(&self, group: Ipv6Addr, interface: u32) -> Result<()> {
+        self.on_socket("join_multicast_v6", Applies::Udp, |s| {
+            s.join_multicast_v6(&group, interface)
+        })
+    }
+
+    /// Leaves an IPv6 multicast group joined with
+    /// [`join_multicast_v6`](Conn::join_multicast_v6)
+    /// (`IPV6_LEAVE_GROUP`). Reactor thread. Errors as
+    /// [`join_multicast_v4`](Conn::join_multicast_v4).
+    pub fn leave_multicast_v6(&self, group: Ipv6Addr, interface: u32) -> Result<()> {
+        self.on_socket("leave_multicast_v6", Applies::Udp, |s| {
+            s.leave_multicast_v6(&group, interface)
         })
     }
 

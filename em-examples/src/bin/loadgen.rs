@@ -1,4 +1,4 @@
-//! `loadgen`: a load generator for any TCP or Unix-domain echo server.
+//! `loadgen`: a load generator for any TCP, Unix-domain or UDP echo server.
 //!
 //! It runs on a single-threaded tokio runtime so that it can be pinned to one
 //! core (e.g. `taskset -c 1 loadgen ...`). Every mode stops by itself: connects
@@ -15,9 +15,14 @@
 //!   reports the server's resident memory per connection.
 //! * `stream`: each connection writes continuously (at most 4 MiB ahead of
 //!   the echo) and reports bulk MB/s.
+//! * `udp`: N UDP sockets, each sending one datagram of `--size` bytes and
+//!   waiting for its echo before the next; a datagram whose echo does not
+//!   come within `--timeout-ms` counts as lost (`lost=`) and the socket
+//!   sends the next. Reports msgs/s, MB/s and p50/p99 round-trip latency.
 //!
-//! Every mode connects to `--addr ADDR` over TCP, or with `--unix PATH` to a
-//! Unix-domain socket instead; the summary line is the same either way.
+//! The stream modes connect to `--addr ADDR` over TCP, or with `--unix PATH`
+//! to a Unix-domain socket instead; the summary line is the same either
+//! way. `udp` sends to `--addr ADDR`.
 //!
 //! With `--pid`, the server's CPU time is read from `/proc/PID/stat` at the
 //! start and end of the measured window. Those counters tick in 10 ms steps,
@@ -37,11 +42,11 @@ use std::time::{Duration, Instant};
 use clap::{Args, Parser, Subcommand};
 use futures::{stream, StreamExt};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{tcp, unix, TcpStream, UnixStream};
+use tokio::net::{tcp, unix, TcpStream, UdpSocket, UnixStream};
 use tokio::sync::Notify;
 use tokio::task::LocalSet;
 
-/// Load generator for TCP and Unix-domain echo servers.
+/// Load generator for TCP, Unix-domain and UDP echo servers.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Cli {
@@ -78,6 +83,38 @@ enum Mode {
         #[command(flatten)]
         load: LoadArgs,
     },
+    /// UDP request/response: N sockets with one datagram in flight each.
+    Udp {
+        #[command(flatten)]
+        load: UdpArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+struct UdpArgs {
+    /// Echo server address (UDP).
+    #[arg(long)]
+    addr: SocketAddr,
+    /// Number of client sockets.
+    #[arg(long, default_value_t = 1)]
+    conns: usize,
+    /// Datagram size in bytes (at most 65,507, the largest UDP payload over
+    /// IPv4).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=65_507))]
+    size: u64,
+    /// Measured window in seconds (>= 5 advised when using --pid).
+    #[arg(long)]
+    duration: f64,
+    /// Warm-up before the measured window, in seconds.
+    #[arg(long, default_value_t = 1.0)]
+    warmup: f64,
+    /// Server process id, to report its CPU use from /proc/PID/stat.
+    #[arg(long)]
+    pid: Option<u32>,
+    /// How long a socket waits for an echo before it counts the datagram
+    /// as lost and sends the next, in milliseconds.
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..))]
+    timeout_ms: u64,
 }
 
 /// Where the echo server listens: exactly one of `--addr` and `--unix`.
@@ -188,6 +225,7 @@ async fn run(mode: Mode) -> io::Result<String> {
             pid,
             size,
         } => on_target!(&target, |t| c10k(t, conns, pid, size).await),
+        Mode::Udp { load } => udp(&load).await,
     }
 }
 
@@ -267,6 +305,8 @@ struct Shared {
     bytes: Cell<u64>,
     errors: Cell<u64>,
     hist: RefCell<Histogram>,
+    /// Datagrams whose echo did not come in time (udp mode).
+    lost: Cell<u64>,
 }
 
 /// One point in time: counters plus CPU times (in clock ticks).
@@ -275,6 +315,7 @@ struct Snapshot {
     at: Instant,
     msgs: u64,
     bytes: u64,
+    lost: u64,
     server_ticks: Option<u64>,
     self_ticks: Option<u64>,
 }
@@ -285,6 +326,7 @@ impl Snapshot {
             at: Instant::now(),
             msgs: sh.msgs.get(),
             bytes: sh.bytes.get(),
+            lost: sh.lost.get(),
             server_ticks: pid.map(|p| cpu_ticks(&p.to_string())).transpose()?,
             self_ticks: cpu_ticks("self").ok(),
         })
@@ -299,7 +341,6 @@ async fn measure<T: Target>(
     plan: Plan,
     head: String,
 ) -> io::Result<String> {
-    let tck = clock_ticks_per_sec();
     let streams = connect_all(target, load.conns).await?;
     let sh = Rc::new(Shared::default());
     let tasks: Vec<_> = streams
@@ -323,6 +364,12 @@ async fn measure<T: Target>(
         t.abort();
     }
 
+    Ok(summary(&head, &sh, &start, &end, plan.latency))
+}
+
+/// The summary line of a measured window: `LOADGEN {head} ...`.
+fn summary(head: &str, sh: &Shared, start: &Snapshot, end: &Snapshot, latency: bool) -> String {
+    let tck = clock_ticks_per_sec();
     let elapsed = (end.at - start.at).as_secs_f64();
     let msgs = end.msgs - start.msgs;
     let mb = (end.bytes - start.bytes) as f64 / 1e6;
@@ -332,7 +379,10 @@ async fn measure<T: Target>(
         mb / elapsed,
         sh.errors.get()
     );
-    if plan.latency {
+    if head.starts_with("mode=udp") {
+        line += &format!(" lost={}", end.lost - start.lost);
+    }
+    if latency {
         let h = sh.hist.borrow();
         line += &format!(
             " p50_us={:.1} p99_us={:.1}",
@@ -354,7 +404,7 @@ async fn measure<T: Target>(
             (b - a) as f64 * 100.0 / tck / elapsed
         );
     }
-    Ok(line)
+    line
 }
 
 /// Per-connection flow control between the writer and the reader half.
@@ -432,6 +482,91 @@ async fn read_side(
         sh.msgs.set(sh.msgs.get() + k);
         flow.progress.notify_one();
     }
+}
+
+/// `udp` mode: `load.conns` sockets, each with one datagram in flight,
+/// through warm-up and the measured window; the summary line.
+async fn udp(load: &UdpArgs) -> io::Result<String> {
+    check_nofile(load.conns)?;
+    let bind: SocketAddr = if load.addr.is_ipv4() {
+        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let mut sockets = Vec::with_capacity(load.conns);
+    for _ in 0..load.conns {
+        let socket = UdpSocket::bind(bind).await?;
+        socket.connect(load.addr).await?;
+        sockets.push(socket);
+    }
+    let sh = Rc::new(Shared::default());
+    let timeout = Duration::from_millis(load.timeout_ms);
+    let tasks: Vec<_> = sockets
+        .into_iter()
+        .map(|socket| {
+            let sh = sh.clone();
+            let size = load.size as usize;
+            tokio::task::spawn_local(async move {
+                if let Err(e) = ping(socket, size, timeout, &sh).await {
+                    eprintln!("loadgen: udp socket: {e}");
+                    sh.errors.set(sh.errors.get() + 1);
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(secs(load.warmup)?).await;
+    let start = Snapshot::take(&sh, load.pid)?;
+    sh.measuring.set(true);
+    tokio::time::sleep(secs(load.duration)?).await;
+    sh.measuring.set(false);
+    let end = Snapshot::take(&sh, load.pid)?;
+    for t in tasks {
+        t.abort();
+    }
+    let head = format!(
+        "mode=udp conns={} size={} timeout_ms={}",
+        load.conns, load.size, load.timeout_ms
+    );
+    Ok(summary(&head, &sh, &start, &end, true))
+}
+
+/// Sends one datagram of `size` bytes at a time on `socket` (connected to
+/// the server) and waits for its echo, until an error or the task is
+/// aborted. Each datagram starts with its sequence number (as many of its
+/// 8 bytes as fit), so that a late echo of a datagram already counted lost
+/// is not taken for the current one.
+async fn ping(socket: UdpSocket, size: usize, timeout: Duration, sh: &Shared) -> io::Result<()> {
+    let mut payload = vec![b'x'; size];
+    let mut buf = vec![0u8; 65_536];
+    let tag = size.min(8);
+    for seq in 1u64.. {
+        payload[..tag].copy_from_slice(&seq.to_le_bytes()[..tag]);
+        let sent = Instant::now();
+        socket.send(&payload).await?;
+        let deadline = tokio::time::Instant::from_std(sent + timeout);
+        loop {
+            match tokio::time::timeout_at(deadline, socket.recv(&mut buf)).await {
+                Err(_) => {
+                    sh.lost.set(sh.lost.get() + 1);
+                    break;
+                }
+                Ok(Err(e)) => return Err(e),
+                Ok(Ok(n)) if n == size && buf[..tag] == payload[..tag] => {
+                    if sh.measuring.get() {
+                        sh.hist
+                            .borrow_mut()
+                            .record(sent.elapsed().as_nanos() as u64);
+                    }
+                    sh.msgs.set(sh.msgs.get() + 1);
+                    sh.bytes.set(sh.bytes.get() + n as u64);
+                    break;
+                }
+                // A late echo of an earlier datagram: keep waiting.
+                Ok(Ok(_)) => {}
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn c10k<T: Target>(target: &T, conns: usize, pid: u32, size: usize) -> io::Result<String> {

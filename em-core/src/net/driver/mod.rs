@@ -8,8 +8,10 @@
 //!   `unbind`, and `reconnect` from it.
 //! * **A pump** ([`Pump`]) beneath it, which moves the data while the
 //!   connection is open: [`stream::StreamPump`] for byte streams (read into
-//!   the reactor-wide buffer, decode, deliver, flush). A datagram or watch
-//!   kind adds a pump, not a second driver.
+//!   the reactor-wide buffer, decode, deliver, flush),
+//!   [`datagram::DatagramPump`] for UDP sockets (one frame per datagram,
+//!   each reply to its sender), [`watch::WatchPump`] for watched
+//!   descriptors (readiness only). A kind adds a pump, not a second driver.
 
 use std::future::Future;
 use std::io;
@@ -27,6 +29,7 @@ use crate::reactor::core::Core;
 use crate::reactor::panic;
 use crate::reactor::stats;
 
+pub(crate) mod datagram;
 pub(crate) mod splice;
 pub(crate) mod stream;
 pub(crate) mod watch;

@@ -25,9 +25,9 @@ use crate::reactor::stats;
 mod proxy_io;
 
 /// `outbound_drained` rounds per poll before the pump yields.
-const DRAINED_PER_POLL: usize = 16;
+pub(super) const DRAINED_PER_POLL: usize = 16;
 /// An emptied outbound buffer larger than this is freed instead of kept.
-const KEEP_OUTBOUND: usize = 64 * 1024;
+pub(super) const KEEP_OUTBOUND: usize = 64 * 1024;
 /// Reads per poll before the pump yields to other connections.
 const READS_PER_POLL: usize = 16;
 /// Reads per poll that fill the whole request (so more data is waiting)
@@ -42,7 +42,7 @@ const FULL_READS_PER_POLL: usize = 1;
 const READ_SIZES: [usize; 4] = [16 * 1024, 65_483, 2 * 65_483, 4 * 65_483];
 /// The capacity of the reactor-wide read buffer: room for a few of the
 /// largest reads, so that frames a handler keeps pin it only briefly.
-const SHARED_READ_BUF: usize = 1 << 20;
+pub(super) const SHARED_READ_BUF: usize = 1 << 20;
 
 /// The state of one connection's byte stream, beneath its lifecycle.
 #[derive(Debug, Default)]

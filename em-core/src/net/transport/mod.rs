@@ -2,7 +2,8 @@
 //! [`Transport`]: a TCP or Unix-domain socket, an attached pipe end, or one
 //! end of an in-memory pair (byte streams, which the stream pump reads and
 //! writes through tokio's `AsyncRead`/`AsyncWrite`, reached with
-//! [`Transport::byte_stream`]). The connection driver never names a socket
+//! [`Transport::byte_stream`]), or a UDP socket (a [`DatagramSocket`],
+//! which the datagram pump drives, reached with [`Transport::datagram`]). The connection driver never names a socket
 //! type; it asks the transport for the little it needs, listed here (as
 //! mio's `src/sys/mod.rs` lists what each backend provides). A kind that is
 //! not a byte stream (a datagram socket, a watched descriptor) adds its own
@@ -28,11 +29,13 @@ use crate::net::address::Addr;
 mod memory;
 mod pipe;
 mod tcp;
+mod udp;
 mod unix;
 mod watched;
 
 pub(crate) use memory::pair;
 pub(crate) use pipe::{PipeReader, PipeWriter};
+pub(crate) use udp::{DatagramSocket, Queued, Received, BATCH, RECV_SIZE};
 pub(crate) use watched::{Directions, Watched};
 
 /// A byte stream: what the stream pump reads and writes.
@@ -97,6 +100,12 @@ pub(crate) trait Transport: 'static {
     fn raw_socket(&self) -> Option<&dyn RawSocket> {
         None
     }
+
+    /// The transport as a datagram socket, for the datagram pump and for
+    /// `send_datagram`; `None` for a kind that is not one.
+    fn datagram(&self) -> Option<&DatagramSocket> {
+        None
+    }
 }
 
 /// A socket's descriptor with its readiness in the reactor, for system
@@ -125,6 +134,7 @@ pub(crate) trait RawSocket {
 pub(crate) enum SocketKind {
     Tcp,
     Unix,
+    Udp,
 }
 
 /// The boxed transport the driver owns.
