@@ -13,12 +13,22 @@
 # time (from /proc/PID/stat, by loadgen --pid) per MB of that throughput.
 # Scenarios: one connection writing 64 KiB chunks; 8 connections writing
 # 16 KiB chunks.
+#
+# Where Ruby and EventMachine are installed (Debian: ruby-eventmachine),
+# EventMachine's own proxy (bench/baselines/eventmachine_proxy.rb) runs as
+# a fourth variant, `em-ruby`, for orientation.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-5}
 dur=${2:-5}
 cargo build --release -q -p em-examples --bin echo_server --bin proxy --bin tokio_proxy --bin loadgen
 bin=target/release
+systems="splice copy tokio"
+if ruby -reventmachine -e 1 2>/dev/null; then
+    systems="$systems em-ruby"
+else
+    echo "(ruby-eventmachine not installed: no em-ruby variant)" >&2
+fi
 out=$(mktemp)
 trap 'rm -f "$out"; kill $(jobs -p) 2>/dev/null || true' EXIT
 
@@ -46,11 +56,12 @@ echo_pid=$pid echo_addr=$addr
 scenario() { # $1 = name, rest = loadgen args (without --addr/--pid)
     local name=$1; shift
     for r in $(seq "$rounds"); do
-        for sys in splice copy tokio; do
+        for sys in $systems; do
             case $sys in
                 splice) start 0 "$bin/proxy" --listen 127.0.0.1:0 --to "$echo_addr" ;;
                 copy) start 0 "$bin/proxy" --listen 127.0.0.1:0 --to "$echo_addr" --copy ;;
                 tokio) start 0 "$bin/tokio_proxy" --listen 127.0.0.1:0 --to "$echo_addr" ;;
+                em-ruby) start 0 ruby bench/baselines/eventmachine_proxy.rb --listen 127.0.0.1:0 --to "$echo_addr" ;;
             esac
             line=$(taskset -c 1 "$bin/loadgen" "$@" --addr "$addr" --pid "$pid")
             stop "$pid"
@@ -79,7 +90,9 @@ for line in open(sys.argv[1]):
 for (name, metric), d in sorted(rows.items()):
     tk = statistics.median(d['tokio'])
     cells = []
-    for sys_ in ('splice', 'copy', 'tokio'):
+    for sys_ in ('splice', 'copy', 'tokio', 'em-ruby'):
+        if not d[sys_]:
+            continue
         m = statistics.median(d[sys_])
         cells.append(f"{sys_}={m:10.1f} ({m / tk:5.2f}x)")
     print(f"{name:13} {metric:14} " + "  ".join(cells))

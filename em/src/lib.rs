@@ -424,8 +424,9 @@
 //! * **UDP**: [`open_datagram_socket`]`(addr, handler)` is one connection
 //!   for every peer: one `receive_data` per datagram (empty ones too),
 //!   `send_data` replies to the last sender, [`Conn::send_datagram`] sends
-//!   to anyone, and `set_broadcast`, `join_multicast_v4`/`v6` and their
-//!   `leave_*` set the socket up.
+//!   to anyone (see [Datagrams](#datagrams-udp)).
+//! * **Descriptors em only polls**: [`watch`] (see
+//!   [Watched descriptors](#watched-descriptors)).
 //!
 //! Addresses are an [`Addr`]: [`Addr::Inet`] for TCP, [`Addr::Unix`] (a
 //! path, an abstract name, or unnamed) for Unix-domain sockets, and
@@ -520,6 +521,186 @@
 //! its `Stream` pauses the connection, so backpressure works both ways
 //! without a line of code.
 //!
+//! # Datagrams: UDP
+//!
+//! [`open_datagram_socket`]`(addr, handler)` binds a UDP socket and makes
+//! it one connection for every peer, on the same engine as a stream's:
+//!
+//! * one `receive_data` per datagram, empty ones included (U1), each
+//!   decoded on its own into exactly one frame, so nothing carries over
+//!   from one datagram to the next; a datagram the codec rejects is
+//!   dropped (with a warning), not the socket;
+//! * [`Conn::peer_addr`] is the sender of the last datagram (U3), and
+//!   `send_data` replies to it (U2); [`Conn::send_datagram`]`(frame, addr)`
+//!   sends to anyone, and an address that is invalid, of the wrong family,
+//!   or a frame too large for one datagram is an `Err` that
+//!   `is_invalid_argument()`, never the end of the socket;
+//! * the outbound queue keeps the boundaries, and the watermarks,
+//!   `max_outbound` and the inactivity timeout apply as on a stream;
+//! * `set_broadcast`, `join_multicast_v4`/`v6` and `leave_multicast_v4`/`v6`
+//!   set the socket up.
+//!
+//! ```
+//! use em::prelude::*;
+//!
+//! em::run(|| -> em::Result<()> {
+//!     // A server that answers each datagram with its length, to its sender.
+//!     let server = em::open_datagram_socket(
+//!         "127.0.0.1:0",
+//!         em::handler(|conn, datagram| {
+//!             conn.send_data(Bytes::from(datagram.len().to_string()));
+//!         })(),
+//!     )?;
+//!     let to = server.local_addr().expect("bound");
+//!     let client = em::open_datagram_socket(
+//!         "127.0.0.1:0",
+//!         em::handler(|_conn, reply| {
+//!             assert_eq!(&reply[..], b"5");
+//!             em::stop();
+//!         })(),
+//!     )?;
+//!     client.send_datagram(Bytes::from_static(b"hello"), to)?;
+//!     // A wrong family is an error; the socket is still there.
+//!     let v6: std::net::SocketAddr = "[::1]:9".parse().unwrap();
+//!     assert!(client.send_datagram(Bytes::new(), v6).unwrap_err().is_invalid_argument());
+//! #   em::spawn(async {
+//! #       tokio::time::sleep(std::time::Duration::from_secs(20)).await;
+//! #       em::stop();
+//! #   })?;
+//!     Ok(())
+//! })?;
+//! # Ok::<(), em::Error>(())
+//! ```
+//!
+//! # Watched descriptors
+//!
+//! [`watch`]`(fd, handler)` polls a descriptor that em neither reads nor
+//! writes (a device, a socket another library owns, an eventfd): the
+//! handler's [`Connection::notify_readable`] and
+//! [`Connection::notify_writable`] run while it is ready, each switched on
+//! and off at run time with `Conn::set_notify_readable(bool)` and
+//! `Conn::set_notify_writable(bool)` (both start off, W2). em watches a
+//! duplicate of the descriptor, so yours stays open after `unbind`
+//! (W3); [`Conn::detach`] ends the watch too. Calls that would move data
+//! (`send_data`, `reconnect`, the socket options) are refused.
+//!
+//! ```
+//! use std::io::{Read, Write};
+//! use std::os::unix::net::UnixStream;
+//! use std::rc::Rc;
+//!
+//! use em::prelude::*;
+//!
+//! /// Reads the watched socket itself when em says it is readable.
+//! struct Reader(Rc<UnixStream>);
+//!
+//! impl Connection for Reader {
+//!     type Codec = BytesCodec;
+//!     fn codec(&self) -> BytesCodec {
+//!         BytesCodec::new()
+//!     }
+//!     fn receive_data(&mut self, _: &Conn<BytesCodec>, _: BytesMut) {}
+//!     fn notify_readable(&mut self, conn: &Conn<BytesCodec>) {
+//!         let mut buf = [0; 16];
+//!         let n = (&*self.0).read(&mut buf).expect("readable");
+//!         assert_eq!(&buf[..n], b"ping");
+//!         conn.close_connection(); // ends the watch, not the socket
+//!         em::stop();
+//!     }
+//! }
+//!
+//! let (ours, mut theirs) = UnixStream::pair()?;
+//! ours.set_nonblocking(true)?;
+//! let ours = Rc::new(ours);
+//! let socket = ours.clone();
+//! em::run(move || -> em::Result<()> {
+//!     let conn = em::watch(&*socket, Reader(socket.clone()))?;
+//!     assert!(conn.is_watch_only() && !conn.notify_readable());
+//!     conn.set_notify_readable(true)?;
+//!     theirs.write_all(b"ping").expect("write");
+//! #   em::spawn(async {
+//! #       tokio::time::sleep(std::time::Duration::from_secs(20)).await;
+//! #       em::stop();
+//! #   })?;
+//!     Ok(())
+//! })?;
+//! assert!(ours.peer_addr().is_ok(), "still open after the watch ended");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Proxies
+//!
+//! `Conn::proxy_incoming_to(&target, bufsize)` sends everything a
+//! connection receives to another connection as it is, past both codecs
+//! and `receive_data` (EventMachine's `proxy_incoming_to`; [`enable_proxy`]
+//! is the same call). Two calls, one each way, make a forwarding proxy.
+//!
+//! * **Backpressure**: reading from the source holds while the target has
+//!   more than `bufsize` bytes queued, so a target that does not read
+//!   costs at most about `bufsize` of memory, and the source's sender
+//!   blocks (P2).
+//! * **The end**: `proxy_incoming_to_with_length` stops after exactly that
+//!   many bytes and calls [`Connection::proxy_completed`] (P3); the
+//!   target's end calls [`Connection::proxy_target_unbound`] on the source
+//!   once (P4); `stop_proxying` (or [`disable_proxy`]) hands the input back
+//!   to `receive_data`; `proxied_bytes` counts what went through (P5).
+//! * **Zero copy**: between two plain sockets on Linux, the bytes move
+//!   kernel to kernel with `splice(2)` through a pipe, never entering the
+//!   reactor's buffers (`Builder::proxy_splice(false)` turns it off; TLS
+//!   and in-memory connections always take the copy path). Both paths pass
+//!   the same tests.
+//!
+//! ```
+//! use em::prelude::*;
+//!
+//! /// The client side of a forwarding proxy: dials the backend, proxies
+//! /// both ways.
+//! struct Front(em::Addr);
+//! impl Connection for Front {
+//!     type Codec = BytesCodec;
+//!     fn codec(&self) -> BytesCodec {
+//!         BytesCodec::new()
+//!     }
+//!     fn post_init(&mut self, conn: &Conn<BytesCodec>) {
+//!         let back = em::connect(self.0.clone(), Back(conn.clone())).expect("connect");
+//!         conn.proxy_incoming_to(&back, 1 << 20).expect("to the backend");
+//!         back.proxy_incoming_to(conn, 1 << 20).expect("to the client");
+//!     }
+//!     fn receive_data(&mut self, _: &Conn<BytesCodec>, _: BytesMut) {}
+//! }
+//!
+//! /// The backend side: when the backend ends, so does the client.
+//! struct Back(Conn<BytesCodec>);
+//! impl Connection for Back {
+//!     type Codec = BytesCodec;
+//!     fn codec(&self) -> BytesCodec {
+//!         BytesCodec::new()
+//!     }
+//!     fn receive_data(&mut self, _: &Conn<BytesCodec>, _: BytesMut) {}
+//!     fn unbind(&mut self, _: &Conn<BytesCodec>, _: UnbindReason) {
+//!         self.0.close_connection_after_writing();
+//!     }
+//! }
+//!
+//! em::run(|| -> em::Result<()> {
+//!     let echo = em::start_server("127.0.0.1:0", em::handler(|conn, data| conn.send_data(data)))?;
+//!     let backend = echo.local_addr();
+//!     let proxy = em::start_server("127.0.0.1:0", move || Front(backend.clone()))?;
+//!     let mut on_reply = em::handler(|_conn, data| {
+//!         assert_eq!(&data[..], b"through the proxy");
+//!         em::stop();
+//!     });
+//!     em::connect(proxy.local_addr(), on_reply())?
+//!         .send_data(Bytes::from_static(b"through the proxy"));
+//! #   em::spawn(async {
+//! #       tokio::time::sleep(std::time::Duration::from_secs(20)).await;
+//! #       em::stop();
+//! #   })?;
+//!     Ok(())
+//! })?;
+//! # Ok::<(), em::Error>(())
+//! ```
+//!
 //! # Socket options, files, limits and stats
 //!
 //! * **Socket options** on [`Conn`]: `set_nodelay`, `enable_keepalive`
@@ -538,12 +719,6 @@
 //!   connections that hold the most. A [`Channel`]'s connection
 //!   subscribers ([`Channel::subscribe_conn`]) miss items while they are
 //!   behind instead, counted, and the publisher sees how many are behind.
-//! * **Proxies**: `Conn::proxy_incoming_to(&target, bufsize)` sends a
-//!   connection's input to another connection as it is, past both codecs
-//!   and `receive_data` (EventMachine's `proxy_incoming_to` and
-//!   [`enable_proxy`]), with backpressure: reading holds while the target
-//!   is more than `bufsize` behind. Between two plain sockets on Linux the
-//!   bytes move kernel to kernel with `splice(2)`.
 //! * **Stats**: [`stats()`] counts connections, bytes, frames, endings by
 //!   reason, ticks and pending timers; the example servers print them on
 //!   SIGUSR1.
@@ -680,6 +855,7 @@
 //! | `#send_datagram(data, host, port)` | [`Conn::send_datagram`]`(frame, addr)` → `Result` | No name resolution (an IP address); a bad or wrong-family address, or a datagram larger than UDP carries, is an `Err` that `is_invalid_argument()`. A send the system refuses drops that datagram (EM closes the socket). |
 //! | `EM.attach_server(io, Handler)` | [`attach_server`]`(listener, factory)` | |
 //! | `#detach` | [`Conn::detach`] → `OwnedFd` | The descriptor comes back open and in blocking mode; `unbind(Detached)` follows once. |
+//! | `EM.watch(io, Handler)`, `#notify_readable=`, `#notify_writable=`, `#notify_readable?`, `#watch_only?` | [`watch`]`(fd, handler)`, `Conn::set_notify_readable(bool)`, `set_notify_writable(bool)`, `notify_readable()`, `is_watch_only()` | em watches a duplicate, so the descriptor stays open after `unbind` and after `detach`; `send_data` on it returns 0 (`try_send_data` errs `is_unsupported()`) where EM raises. |
 //! | (Twisted's `StringTransport`) | [`connect_pair`]`(a, b)` | Two handlers joined in memory: no socket, no port, works under the paused clock. |
 //! | `EM.add_shutdown_hook { }` | [`add_shutdown_hook`]`(\|\| …)` | Last registered first, before the remaining connections' `unbind` (R5). |
 //! | `EM.next_tick { … }` | [`next_tick`]`(\|\| …)` | Same FIFO and snapshot rule. From another thread, use [`Handle::schedule`]. |
