@@ -103,9 +103,6 @@ pub(crate) struct Sink {
     pub(crate) piped: Cell<usize>,
     /// No pipe can be made (out of descriptors, not Linux): copy only.
     pub(crate) no_pipe: Cell<bool>,
-    /// The last splice into the pipe found it full (or the socket empty:
-    /// `splice` does not say which): copy until it drains.
-    pub(crate) pipe_full: Cell<bool>,
 }
 
 impl Sink {

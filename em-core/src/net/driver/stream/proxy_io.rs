@@ -4,9 +4,10 @@
 //!
 //! **Which way bytes move.** A source splices (socket → the target's pipe)
 //! when splicing is on, both connections are plain sockets, it holds no
-//! input read earlier, the target has no output queued, and the pipe has
-//! room; otherwise it reads into the reactor's buffer and queues the bytes
-//! on the target (copies). The target always empties its pipe before it
+//! input read earlier and the target has no output queued; otherwise it
+//! reads into the reactor's buffer and queues the bytes on the target
+//! (copies). A full pipe is waited for, not copied around: the target
+//! wakes the source as it empties the pipe. The target always empties its pipe before it
 //! writes its queue, and a source only splices while that queue is empty,
 //! so bytes leave in the order they were read whichever way each went; a
 //! proxy with a length asks each read or splice for no more than what is
@@ -135,7 +136,13 @@ impl StreamPump {
                     self.spliced(s, &link, n);
                     return Ok(Step::Yield);
                 }
-                Poll::Ready(Ok(SpliceIn::Full | SpliceIn::Unavailable)) => {}
+                Poll::Ready(Ok(SpliceIn::Full)) => {
+                    // The target empties the pipe and wakes us: the bytes
+                    // stay in the kernel rather than take the copy path.
+                    target.wait_for_output(cx.waker());
+                    return Ok(Step::Done);
+                }
+                Poll::Ready(Ok(SpliceIn::Unavailable)) => {}
             }
         }
         self.copy_in(s, cx, &link)
@@ -165,7 +172,6 @@ impl StreamPump {
         let sink = &link.sink;
         s.core.config.proxy_splice
             && !sink.no_pipe.get()
-            && !sink.pipe_full.get()
             && self.pending.is_none()
             && link.target.state().outbound.borrow().is_empty()
             && link
@@ -223,9 +229,9 @@ impl StreamPump {
             // With bytes in the pipe, `WouldBlock` may mean the pipe is
             // full rather than the socket empty: that must not clear the
             // socket's readiness (a later read would wait for an edge that
-            // never comes), so it is told apart here, and the bytes are
-            // copied instead, whose read clears the readiness if the
-            // socket was the one empty.
+            // never comes), so it is told apart here: the source waits for
+            // the target to empty the pipe, and the splice after that
+            // clears the readiness if the socket was the one empty.
             let mut full = false;
             let spliced = socket.try_io(
                 Interest::READABLE,
@@ -238,10 +244,7 @@ impl StreamPump {
                 },
             );
             return Poll::Ready(match spliced {
-                Ok(_) if full => {
-                    sink.pipe_full.set(true);
-                    Ok(SpliceIn::Full)
-                }
+                Ok(_) if full => Ok(SpliceIn::Full),
                 Ok(0) => Ok(SpliceIn::Eof),
                 Ok(n) => Ok(SpliceIn::Moved(n)),
                 // Not ready after all: the readiness is cleared, and the
@@ -418,7 +421,6 @@ impl StreamPump {
                     Ok(0) => break Err(std::io::ErrorKind::WriteZero.into()),
                     Ok(n) => {
                         sink.piped.set(piped - n);
-                        sink.pipe_full.set(false);
                         stats::add(&s.core.counters.bytes_written, n as u64);
                         self.active = true;
                         drained = true;
