@@ -55,6 +55,8 @@ enum Kind {
     BusyTarget(&'static str, ConnectionId, ConnectionId),
     /// A reply on a datagram socket before any datagram arrived: the call.
     NoPeer(&'static str),
+    /// TLS options that cannot work: what is wrong.
+    TlsConfig(String),
 }
 
 impl Error {
@@ -135,6 +137,10 @@ impl Error {
         source: ConnectionId,
     ) -> Self {
         Self::new(Kind::BusyTarget(call, target, source))
+    }
+
+    pub(crate) fn tls_config(what: String) -> Self {
+        Self::new(Kind::TlsConfig(what))
     }
 
     pub(crate) fn no_peer(call: &'static str) -> Self {
@@ -249,6 +255,15 @@ impl Error {
     pub fn is_no_peer(&self) -> bool {
         matches!(self.kind, Kind::NoPeer(_))
     }
+
+    /// [`TlsOptions`](crate::TlsOptions) that cannot work, found by
+    /// [`Conn::start_tls`](crate::Conn::start_tls): a server without a
+    /// certificate, a file that cannot be read or holds no certificate or
+    /// key, an unknown cipher suite, versions that exclude each other. The
+    /// message says which.
+    pub fn is_tls_config(&self) -> bool {
+        matches!(self.kind, Kind::TlsConfig(_))
+    }
     /// `start` was called on something already running, such as a
     /// [`TickLoop`](crate::TickLoop) (EventMachine's "double start").
     pub fn is_already_started(&self) -> bool {
@@ -295,6 +310,7 @@ impl fmt::Display for Error {
                 f,
                 "outbound overflow: {queued} bytes were queued and the frame would pass the connection's max_outbound of {max} bytes (or the reactor's max_total_outbound); the connection is closed"
             ),
+            Kind::TlsConfig(what) => write!(f, "start_tls: {what}"),
             Kind::NoPeer(call) => write!(
                 f,
                 "{call}: no datagram has arrived yet, so there is no sender to reply to (send_datagram sends to an address)"

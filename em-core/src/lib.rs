@@ -91,6 +91,7 @@ pub use net::pair::connect_pair;
 pub use net::proxy::{disable_proxy, enable_proxy};
 pub use net::server::{start_server, start_unix_domain_server, Server};
 pub use net::socket::{Socket, SocketListener};
+pub use net::tls::{TlsError, TlsErrorKind, TlsOptions, TlsVersion};
 pub use net::watch::watch;
 pub use reactor::builder::Builder;
 pub use reactor::core::ConnectionId;

@@ -942,6 +942,8 @@ pub use em_core::watch;
 pub use em_core::{disable_proxy, enable_proxy};
 // UDP sockets, as connections.
 pub use em_core::open_datagram_socket;
+// TLS.
+pub use em_core::{TlsError, TlsErrorKind, TlsOptions, TlsVersion};
 // Messaging.
 pub use em_core::{
     tick_loop, Channel, ChannelSender, ChannelStream, Deferred, Done, EmIterator, Get, Iteration,

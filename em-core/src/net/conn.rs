@@ -17,6 +17,7 @@ use crate::net::address::Addr;
 use crate::net::client::{Connecting, Endpoint};
 use crate::net::proxy::ProxyState;
 use crate::net::server::ServerInner;
+use crate::net::tls::TlsUpgrade;
 use crate::net::transport::BoxTransport;
 use crate::reactor::core::{ConnectionId, Core, Member, OutboundMeter};
 use crate::reactor::panic;
@@ -85,6 +86,10 @@ pub(crate) struct ConnState {
     /// connection, or another's comes to it. The pump looks at the proxy
     /// state (in `rare`) only while one is set.
     pub(crate) proxy_roles: Cell<u8>,
+    /// Where it is with TLS (`net/tls`): an upgrade asked for, a handshake
+    /// under way, TLS running. The pump looks further only while one of
+    /// the first two is set.
+    pub(crate) tls: Cell<u8>,
     /// Counts output queued on the reactor's connections, to check its
     /// budget (`max_total_outbound`) every so often.
     meter: Rc<OutboundMeter>,
@@ -108,6 +113,8 @@ struct Rare {
     watch: Watch,
     /// A proxy from or to it, and the count of the last one.
     proxy: Option<Box<ProxyState>>,
+    /// A `start_tls` the pump has not carried out yet.
+    tls_upgrade: Option<Box<TlsUpgrade>>,
 }
 
 /// A watched descriptor's switches (`watch`): whether the connection
@@ -141,6 +148,16 @@ impl ConnState {
         let r = read(rare.as_deref_mut());
         self.rare.set(rare);
         r
+    }
+
+    /// Files a `start_tls` for the pump to carry out.
+    pub(crate) fn put_tls_upgrade(&self, upgrade: TlsUpgrade) {
+        self.with_rare(|rare| rare.tls_upgrade = Some(Box::new(upgrade)));
+    }
+
+    /// The `start_tls` waiting for the pump, if any, taken out.
+    pub(crate) fn take_tls_upgrade(&self) -> Option<Box<TlsUpgrade>> {
+        self.peek_rare(|rare| rare.and_then(|r| r.tls_upgrade.take()))
     }
 
     /// Changes the rare parts, making them first if need be.
@@ -285,6 +302,7 @@ impl ConnState {
             server: Cell::new(None),
             unbinding: Cell::new(false),
             proxy_roles: Cell::new(0),
+            tls: Cell::new(0),
             waker: RefCell::new(None),
         }
     }

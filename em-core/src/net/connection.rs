@@ -147,6 +147,27 @@ pub trait Connection: 'static {
     fn proxy_completed(&mut self, conn: &Conn<Self::Codec>) {
         let _ = conn;
     }
+
+    /// The TLS handshake started by [`Conn::start_tls`] is done (and the
+    /// peer's certificate accepted): the [`Conn`]'s TLS details
+    /// (`tls_protocol_version`, `peer_cert`…) are known now. Once per
+    /// handshake, before the first `receive_data` of decrypted data.
+    fn ssl_handshake_completed(&mut self, conn: &Conn<Self::Codec>) {
+        let _ = conn;
+    }
+
+    /// With [`TlsOptions::verify_peer`](crate::TlsOptions::verify_peer)
+    /// on, decides whether the peer's certificate chain is accepted:
+    /// called once per certificate, the peer's own first (DER), until one
+    /// returns false, which ends the connection with
+    /// [`UnbindReason::Tls`] ([`TlsErrorKind::RefusedByCallback`](crate::TlsErrorKind::RefusedByCallback)).
+    /// Runs once the handshake is done, before `ssl_handshake_completed`
+    /// and before any data moves. The default refuses, so that turning
+    /// `verify_peer` on without writing this accepts nothing.
+    fn ssl_verify_peer(&mut self, conn: &Conn<Self::Codec>, cert_der: &[u8]) -> bool {
+        let _ = (conn, cert_der);
+        false
+    }
 }
 
 /// The frame type a handler receives.
@@ -189,6 +210,9 @@ pub enum UnbindReason {
     /// [`Conn::detach`] gave the descriptor back to the program; it is
     /// still open.
     Detached,
+    /// The TLS handshake failed ([`Conn::start_tls`]): why, in words and
+    /// as a [`TlsErrorKind`](crate::TlsErrorKind).
+    Tls(crate::TlsError),
 }
 
 impl UnbindReason {
@@ -220,6 +244,7 @@ impl UnbindReason {
             UnbindReason::ConnectTimeout => Ending::ConnectTimeout,
             UnbindReason::OutboundOverflow => Ending::OutboundOverflow,
             UnbindReason::Detached => Ending::Detached,
+            UnbindReason::Tls(_) => Ending::Tls,
         }
     }
 }
@@ -240,6 +265,7 @@ impl fmt::Display for UnbindReason {
                 f.write_str("outbound overflow (more output queued than max_outbound, or than the reactor's max_total_outbound)")
             }
             UnbindReason::Detached => f.write_str("detached"),
+            UnbindReason::Tls(e) => write!(f, "TLS handshake failed: {e}"),
         }
     }
 }
@@ -252,6 +278,7 @@ impl std::error::Error for UnbindReason {
         match self {
             UnbindReason::ConnectFailed(e) | UnbindReason::Io(e) => Some(e),
             UnbindReason::Codec(e) => Some(&**e),
+            UnbindReason::Tls(e) => Some(e),
             _ => None,
         }
     }

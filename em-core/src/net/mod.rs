@@ -24,6 +24,8 @@
 //!   socket.
 //! * [`socket`]: procedural connections (`Socket`, a `Stream` and `Sink`
 //!   of frames) and `SocketListener`, over a private handler.
+//! * [`tls`]: `start_tls` and its options, errors and session details; the
+//!   TLS transport itself wraps the one beneath, in `transport/tls.rs`.
 //! * [`watch`]: watched descriptors (`watch`), which em polls but
 //!   neither reads nor writes: `notify_readable` and `notify_writable`.
 
@@ -42,5 +44,6 @@ pub(crate) mod proxy;
 pub(crate) mod server;
 pub(crate) mod socket;
 pub(crate) mod socket_options;
+pub(crate) mod tls;
 pub(crate) mod transport;
 pub(crate) mod watch;

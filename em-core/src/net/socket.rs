@@ -193,6 +193,7 @@ fn copy_reason(reason: &UnbindReason) -> UnbindReason {
         UnbindReason::ConnectTimeout => UnbindReason::ConnectTimeout,
         UnbindReason::OutboundOverflow => UnbindReason::OutboundOverflow,
         UnbindReason::Detached => UnbindReason::Detached,
+        UnbindReason::Tls(e) => UnbindReason::Tls(e.copy()),
     }
 }
 

@@ -35,7 +35,7 @@ impl Counters {
 }
 
 /// How many kinds of ending [`Ended`] counts.
-pub(crate) const ENDINGS: usize = 11;
+pub(crate) const ENDINGS: usize = 12;
 
 /// The kinds of ending, in [`Ended`]'s order (the network engine maps each
 /// `UnbindReason` to one).
@@ -52,6 +52,7 @@ pub(crate) enum Ending {
     ConnectTimeout,
     OutboundOverflow,
     Detached,
+    Tls,
 }
 
 /// Adds `n` to a counter.
@@ -85,6 +86,8 @@ pub struct Ended {
     pub outbound_overflow: u64,
     /// `Detached`.
     pub detached: u64,
+    /// `Tls`: a TLS handshake failed.
+    pub tls: u64,
 }
 
 impl Ended {
@@ -102,6 +105,7 @@ impl Ended {
             connect_timeout: v(8),
             outbound_overflow: v(9),
             detached: v(10),
+            tls: v(11),
         }
     }
 
@@ -118,6 +122,7 @@ impl Ended {
             + self.connect_timeout
             + self.outbound_overflow
             + self.detached
+            + self.tls
     }
 }
 
@@ -170,7 +175,7 @@ impl fmt::Display for Stats {
              ended_closed={} ended_peer_closed={} ended_connect_failed={} ended_io={} \
              ended_codec={} ended_panicked={} ended_reactor_stopped={} \
              ended_inactivity_timeout={} ended_connect_timeout={} ended_outbound_overflow={} \
-             ended_detached={}",
+             ended_detached={} ended_tls={}",
             self.connections_open,
             self.connections_accepted,
             self.connections_connected,
@@ -193,6 +198,7 @@ impl fmt::Display for Stats {
             e.connect_timeout,
             e.outbound_overflow,
             e.detached,
+            e.tls,
         )?;
         for (name, value) in &self.gauges {
             write!(f, " {name}={value}")?;

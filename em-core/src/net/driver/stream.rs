@@ -19,11 +19,15 @@ use super::{Pump, Session};
 use crate::net::conn::Close;
 use crate::net::connection::{Connection, UnbindReason};
 use crate::net::proxy;
+use crate::net::tls;
 use crate::reactor::panic;
 use crate::reactor::stats;
 
 mod proxy_io;
+mod tls_io;
 
+/// `ConnState::tls` bits under which the TLS steps run first.
+const TLS_BUSY: u8 = tls::UPGRADE | tls::HANDSHAKE;
 /// `outbound_drained` rounds per poll before the pump yields.
 pub(super) const DRAINED_PER_POLL: usize = 16;
 /// An emptied outbound buffer larger than this is freed instead of kept.
@@ -72,6 +76,13 @@ pub(crate) struct StreamPump {
 
 impl<H: Connection> Pump<H> for StreamPump {
     fn poll_io(&mut self, s: &mut Session<'_, H>, cx: &mut Context<'_>) -> Poll<UnbindReason> {
+        if s.conn.state().tls.get() & TLS_BUSY != 0 {
+            match self.poll_tls(s, cx) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(reason)) => return Poll::Ready(reason),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
         if s.conn.state().proxy_roles.get() != 0 {
             return self.poll_io_as::<true, H>(s, cx);
         }
@@ -163,7 +174,10 @@ impl StreamPump {
     /// `decode_frames`.)
     fn may_deliver<H: Connection>(s: &Session<'_, H>) -> bool {
         let state = s.conn.state();
-        !state.paused.get() && !state.above_high.get() && !s.interrupted()
+        !state.paused.get()
+            && !state.above_high.get()
+            && state.tls.get() & TLS_BUSY == 0
+            && !s.interrupted()
     }
 
     /// Delivers input held back earlier, now that it may be.
@@ -383,6 +397,10 @@ impl StreamPump {
             return Ok(false);
         }
         let state = s.conn.state();
+        if state.tls.get() & TLS_BUSY != 0 {
+            // Plain output leaves first, then the handshake (`tls_io.rs`).
+            return Ok(false);
+        }
         let mut out = state.outbound.borrow_mut();
         if out.is_empty() && !self.unflushed {
             return Ok(true);

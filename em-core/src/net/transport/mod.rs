@@ -29,12 +29,14 @@ use crate::net::address::Addr;
 mod memory;
 mod pipe;
 mod tcp;
+mod tls;
 mod udp;
 mod unix;
 mod watched;
 
 pub(crate) use memory::pair;
 pub(crate) use pipe::{PipeReader, PipeWriter};
+pub(crate) use tls::Tls;
 pub(crate) use udp::{DatagramSocket, Queued, Received, BATCH, RECV_SIZE};
 pub(crate) use watched::{Directions, Watched};
 
@@ -98,6 +100,17 @@ pub(crate) trait Transport: 'static {
     /// bytes must pass through its `byte_stream` (a wrapper such as TLS,
     /// an in-memory pair) or that has no socket.
     fn raw_socket(&self) -> Option<&dyn RawSocket> {
+        None
+    }
+
+    /// The transport as TLS, for the session's details; `None` for a kind
+    /// that is not.
+    fn tls(&self) -> Option<&Tls> {
+        None
+    }
+
+    /// The transport as TLS, for the pump to drive its handshake.
+    fn tls_mut(&mut self) -> Option<&mut Tls> {
         None
     }
 
