@@ -162,7 +162,14 @@ impl StreamPump {
             }
             Err(e) => Poll::Ready(UnbindReason::Io(e)),
             Ok(false) => Poll::Pending,
-            Ok(true) if self.eof && self.input_done => Poll::Ready(UnbindReason::PeerClosed),
+            Ok(true) if self.eof && self.input_done => {
+                if s.conn.state().tls.get() & tls::ON != 0 {
+                    // Answer the peer's close_notify with ours (TLS asks
+                    // for it; Python's `unwrap` waits for it).
+                    std::task::ready!(self.shutdown(s, cx));
+                }
+                Poll::Ready(UnbindReason::PeerClosed)
+            }
             Ok(true) if s.conn.state().close.get() == Close::AfterWriting => self.shutdown(s, cx),
             Ok(true) => Poll::Pending,
         }

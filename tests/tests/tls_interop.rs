@@ -1,0 +1,268 @@
+//! em's TLS against peers nobody here wrote: the Debian `openssl s_client`
+//! and Python's `ssl` module connect to em's server, and em's client
+//! connects to a Python `ssl` server. Certificates from rcgen, written to
+//! a temporary directory.
+
+mod support;
+
+use std::cell::RefCell;
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::rc::Rc;
+
+use em::prelude::*;
+use em::TlsOptions;
+use support::run_with_watchdog;
+
+/// A CA, and a certificate for "localhost" it signed, as PEM files in a
+/// fresh directory (removed on drop).
+struct Certs {
+    dir: PathBuf,
+    ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+impl Certs {
+    fn new(name: &str) -> Certs {
+        let dir = std::env::temp_dir().join(format!("em-tls-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "em interop CA");
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+            .unwrap()
+            .signed_by(&key, &rcgen::Issuer::new(ca_params, &ca_key))
+            .unwrap();
+        let c = Certs {
+            ca: dir.join("ca.pem"),
+            cert: dir.join("cert.pem"),
+            key: dir.join("key.pem"),
+            dir,
+        };
+        std::fs::write(&c.ca, ca.pem()).unwrap();
+        std::fs::write(&c.cert, cert.pem()).unwrap();
+        std::fs::write(&c.key, key.serialize_pem()).unwrap();
+        c
+    }
+
+    fn server_options(&self) -> TlsOptions {
+        TlsOptions::new()
+            .cert_chain_file(&self.cert)
+            .private_key_file(&self.key)
+    }
+}
+
+impl Drop for Certs {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// TLS from the first byte; echoes one line, then closes after writing.
+struct EchoOnce {
+    options: TlsOptions,
+}
+
+impl Connection for EchoOnce {
+    type Codec = LinesCodec;
+    fn codec(&self) -> LinesCodec {
+        LinesCodec::new()
+    }
+    fn post_init(&mut self, conn: &Conn<LinesCodec>) {
+        conn.start_tls(&self.options).expect("start_tls");
+    }
+    fn receive_data(&mut self, conn: &Conn<LinesCodec>, line: String) {
+        conn.send_data(format!("em says {line}"));
+        conn.close_connection_after_writing();
+    }
+}
+
+/// Runs em's server; `client` runs the outside program on a thread with
+/// the port and returns its output; the reactor stops when it returns.
+fn serve_to(certs: &Certs, client: impl FnOnce(u16) -> String + Send + 'static) -> String {
+    let options = certs.server_options();
+    let (tx, rx) = std::sync::mpsc::channel();
+    run_with_watchdog(move || -> em::Result<()> {
+        let s = em::start_server("127.0.0.1:0", move || EchoOnce {
+            options: options.clone(),
+        })?;
+        let port = s.local_addr().inet().unwrap().port();
+        let handle = em::handle()?;
+        std::thread::spawn(move || {
+            tx.send(client(port)).ok();
+            handle.stop();
+        });
+        Ok(())
+    })
+    .unwrap();
+    rx.recv().unwrap()
+}
+
+#[test]
+fn openssl_s_client_verifies_and_talks_to_em() {
+    let certs = Certs::new("openssl");
+    let ca = certs.ca.clone();
+    let out = serve_to(&certs, move |port| {
+        let mut child = Command::new("openssl")
+            .args(["s_client", "-connect", &format!("127.0.0.1:{port}")])
+            .args([
+                "-servername",
+                "localhost",
+                "-verify_return_error",
+                "-brief",
+                "-ign_eof",
+            ])
+            .arg("-CAfile")
+            .arg(&ca)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("openssl (Debian package openssl) must be installed");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"hello from openssl\n")
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        format!(
+            "{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    assert!(out.contains("em says hello from openssl"), "{out}");
+    assert!(out.contains("Verification: OK"), "{out}");
+    assert!(out.contains("TLSv1.3"), "{out}");
+}
+
+#[test]
+fn python_ssl_client_verifies_and_talks_to_em() {
+    let certs = Certs::new("pyclient");
+    let ca = certs.ca.clone();
+    let out = serve_to(&certs, move |port| {
+        let script = r#"
+import socket, ssl, sys
+ctx = ssl.create_default_context(cafile=sys.argv[1])
+with socket.create_connection(("127.0.0.1", int(sys.argv[2])), timeout=10) as raw:
+    with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+        s.sendall(b"hello from python\n")
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = s.recv(100)
+            if not chunk:
+                break
+            data += chunk
+        print(s.version(), data.decode().strip())
+        # em closed after writing: Python sees close_notify, a clean end.
+        print("clean end" if s.recv(100) == b"" else "more data")
+"#;
+        let out = Command::new("python3")
+            .arg("-c")
+            .arg(script)
+            .arg(&ca)
+            .arg(port.to_string())
+            .output()
+            .expect("python3 must be installed");
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    assert!(out.contains("TLSv1.3 em says hello from python"), "{out}");
+    assert!(out.contains("clean end"), "{out}");
+}
+
+/// A client: sends a line once connected, records the answer and the end.
+struct Asker {
+    options: TlsOptions,
+    seen: Rc<RefCell<Vec<String>>>,
+}
+
+impl Connection for Asker {
+    type Codec = LinesCodec;
+    fn codec(&self) -> LinesCodec {
+        LinesCodec::new()
+    }
+    fn post_init(&mut self, conn: &Conn<LinesCodec>) {
+        conn.start_tls(&self.options).expect("start_tls");
+        conn.send_data("hello from em");
+    }
+    fn ssl_handshake_completed(&mut self, conn: &Conn<LinesCodec>) {
+        self.seen
+            .borrow_mut()
+            .push(format!("handshake {:?}", conn.tls_protocol_version()));
+    }
+    fn receive_data(&mut self, _conn: &Conn<LinesCodec>, line: String) {
+        self.seen.borrow_mut().push(line);
+    }
+    fn unbind(&mut self, _conn: &Conn<LinesCodec>, reason: UnbindReason) {
+        self.seen.borrow_mut().push(format!("unbind {reason}"));
+        em::stop();
+    }
+}
+
+#[test]
+fn em_client_verifies_and_talks_to_a_python_ssl_server() {
+    let certs = Certs::new("pyserver");
+    let script = r#"
+import socket, ssl, sys
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(sys.argv[1], sys.argv[2])
+with socket.create_server(("127.0.0.1", 0)) as srv:
+    print(srv.getsockname()[1], flush=True)
+    srv.settimeout(20)
+    conn, _ = srv.accept()
+    with ctx.wrap_socket(conn, server_side=True) as s:
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = s.recv(100)
+            if not chunk:
+                break
+            data += chunk
+        s.sendall(b"python says " + data)
+        s.unwrap()
+"#;
+    let mut child = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(&certs.cert)
+        .arg(&certs.key)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 must be installed");
+    let mut port = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut port)
+        .unwrap();
+    let port: u16 = port.trim().parse().expect("the server's port");
+    let options = TlsOptions::new()
+        .root_certs_file(&certs.ca)
+        .server_name("localhost");
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    let s = seen.clone();
+    run_with_watchdog(move || -> em::Result<()> {
+        em::connect(("127.0.0.1", port), Asker { options, seen: s })?;
+        Ok(())
+    })
+    .unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success());
+    assert_eq!(
+        *seen.borrow(),
+        [
+            "handshake Some(Tls13)",
+            "python says hello from em",
+            "unbind closed by the peer"
+        ]
+    );
+}
