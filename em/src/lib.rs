@@ -701,6 +701,119 @@
 //! # Ok::<(), em::Error>(())
 //! ```
 //!
+//! # TLS
+//!
+//! [`Conn::start_tls`]`(&options)` turns any byte-stream connection (TCP,
+//! Unix-domain, attached, in-memory) into a TLS one, on rustls: from
+//! `post_init` for TLS from the first byte, or later for STARTTLS. Output
+//! queued before the call still leaves in plain text (the "go ahead"
+//! line); bytes the peer sent right behind its STARTTLS command go to the
+//! handshake. [`Connection::ssl_handshake_completed`] runs when the
+//! handshake is done; a failed one ends the connection with
+//! [`UnbindReason::Tls`], whose [`TlsError::kind`] says why (unknown
+//! issuer, expired, wrong host name, no client certificate, no protocol in
+//! common, not TLS at all…).
+//!
+//! [`TlsOptions`] is one builder for both sides, safe by default, where
+//! EventMachine verified nothing (its TLS4, and CVE-2020-13482 in
+//! em-http-request):
+//!
+//! * a **client** verifies the server's certificate against Mozilla's
+//!   roots (or the ones given with `root_certs_file`/`root_certs_pem`),
+//!   checks the host name given with `server_name` (else the peer's IP
+//!   address) and sends it as SNI;
+//! * a **server** needs a certificate (`cert_chain_file` and
+//!   `private_key_file`, or the `_pem` forms; a server without one is an
+//!   error that [`is_tls_config()`](Error::is_tls_config), where
+//!   EventMachine silently used a built-in one), can pick one per SNI name
+//!   (`sni_cert`), and can require client certificates
+//!   (`fail_if_no_peer_cert` with client roots);
+//! * **pinning**: `verify_peer(true)` hands the decision to the handler's
+//!   [`Connection::ssl_verify_peer`], which sees each certificate (DER)
+//!   once the handshake is done and before any data moves (the peer must
+//!   still hold the certificate's key);
+//! * versions (`min_version`, `max_version`), cipher suites and ALPN
+//!   protocols; and, for tests only, `danger_accept_invalid_certs`.
+//!
+//! Once the handshake is done, the [`Conn`] tells `tls_protocol_version`,
+//! `tls_cipher_suite`, `alpn_protocol`, `peer_cert` (the chain, DER) and,
+//! on a server, `sni_hostname`.
+//!
+//! ```
+//! use em::prelude::*;
+//! use em::TlsOptions;
+//!
+//! /// A TLS echo server.
+//! struct Echo(TlsOptions);
+//! impl Connection for Echo {
+//!     type Codec = LinesCodec;
+//!     fn codec(&self) -> LinesCodec {
+//!         LinesCodec::new()
+//!     }
+//!     fn post_init(&mut self, conn: &Conn<LinesCodec>) {
+//!         conn.start_tls(&self.0).expect("the options are good");
+//!     }
+//!     fn receive_data(&mut self, conn: &Conn<LinesCodec>, line: String) {
+//!         conn.send_data(line);
+//!     }
+//! }
+//!
+//! /// A client that pins the server's self-signed certificate.
+//! struct Pinned(Vec<u8>);
+//! impl Connection for Pinned {
+//!     type Codec = LinesCodec;
+//!     fn codec(&self) -> LinesCodec {
+//!         LinesCodec::new()
+//!     }
+//!     fn post_init(&mut self, conn: &Conn<LinesCodec>) {
+//!         conn.start_tls(&TlsOptions::new().verify_peer(true)).expect("start_tls");
+//!         conn.send_data("secret"); // leaves encrypted, once the peer is accepted
+//!     }
+//!     fn ssl_verify_peer(&mut self, _conn: &Conn<LinesCodec>, cert_der: &[u8]) -> bool {
+//!         cert_der == self.0.as_slice()
+//!     }
+//!     fn receive_data(&mut self, conn: &Conn<LinesCodec>, line: String) {
+//!         assert_eq!(line, "secret");
+//!         assert!(conn.tls_protocol_version().is_some());
+//!         em::stop();
+//!     }
+//! }
+//!
+//! let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+//! let server = TlsOptions::new()
+//!     .cert_chain_pem(cert.cert.pem())
+//!     .private_key_pem(cert.signing_key.serialize_pem());
+//! let pin = cert.cert.der().to_vec();
+//! em::run(move || -> em::Result<()> {
+//!     let s = em::start_server("127.0.0.1:0", move || Echo(server.clone()))?;
+//!     em::connect(s.local_addr(), Pinned(pin))?;
+//! #   em::spawn(async {
+//! #       tokio::time::sleep(std::time::Duration::from_secs(20)).await;
+//! #       em::stop();
+//! #   })?;
+//!     Ok(())
+//! })?;
+//! # Ok::<(), em::Error>(())
+//! ```
+//!
+//! STARTTLS is the same call made later, from `receive_data`:
+//!
+//! ```no_run
+//! # use em::prelude::*;
+//! # #[allow(dead_code)]
+//! # struct Smtp(em::TlsOptions);
+//! # impl Connection for Smtp {
+//! #     type Codec = LinesCodec;
+//! #     fn codec(&self) -> LinesCodec { LinesCodec::new() }
+//! fn receive_data(&mut self, conn: &Conn<LinesCodec>, line: String) {
+//!     if line == "STARTTLS" && !conn.is_tls() {
+//!         conn.send_data("220 Ready to start TLS"); // in plain text
+//!         conn.start_tls(&self.0).expect("the options are good");
+//!     }
+//! }
+//! # }
+//! ```
+//!
 //! # Socket options, files, limits and stats
 //!
 //! * **Socket options** on [`Conn`]: `set_nodelay`, `enable_keepalive`
@@ -884,6 +997,16 @@
 //! | `#proxy_incoming_to(conn, bufsize)`, `EM.enable_proxy(from, to, bufsize, length)` | `Conn::proxy_incoming_to(&to, bufsize)`, `Conn::proxy_incoming_to_with_length`, [`enable_proxy`]`(&from, &to, bufsize, length)` | The target may use another codec; a busy target is an `Err` ([`is_busy_target()`](Error::is_busy_target)); the hold is not `pause` (a proxy never resumes a paused connection); input not yet decoded when it starts goes to the target first. Spliced in the kernel between plain sockets (`Builder::proxy_splice`). |
 //! | `#stop_proxying`, `EM.disable_proxy(from)`, `#get_proxied_bytes` | `Conn::stop_proxying`, [`disable_proxy`]`(&from)`, `Conn::proxied_bytes` | Decoding resumes with a fresh codec. |
 //! | `#proxy_target_unbound`, `#proxy_completed` | [`Connection::proxy_target_unbound`], [`Connection::proxy_completed`] | Once each (P3, P4); input the target refused reaches `receive_data` afterwards. |
+//! | `#start_tls(opts)` | [`Conn::start_tls`]`(&TlsOptions)`, [`Conn::start_tls_server`] | rustls; the side is the connection's (accepted: server); verification on by default (EM: off, TLS4); a second call is an `Err` ([`is_already_started()`](Error::is_already_started)), as EM raises. |
+//! | `#ssl_handshake_completed` | [`Connection::ssl_handshake_completed`] | A failed handshake ends in `unbind` with [`UnbindReason::Tls`] and its [`TlsErrorKind`] (EM: `EPROTO`). |
+//! | `#ssl_verify_peer(pem)` with `verify_peer: true` | [`Connection::ssl_verify_peer`]`(conn, der) -> bool` with `TlsOptions::verify_peer(true)` | Called per certificate after the handshake, before any data; refuses by default. Without `verify_peer`, em verifies against roots (EM verified nothing). |
+//! | `#get_peer_cert` | [`Conn::peer_cert`] | The whole chain, DER (EM: the peer's PEM). |
+//! | `#get_cipher_name`, `#get_cipher_protocol`, `#get_cipher_bits` | [`Conn::tls_cipher_suite`], [`Conn::tls_protocol_version`] | The IANA suite name says the bits. |
+//! | `#get_sni_hostname` | [`Conn::sni_hostname`] | Servers can also pick a certificate per name: `TlsOptions::sni_cert`. |
+//! | `:cert_chain_file` / `:cert`, `:private_key_file` / `:private_key` | `TlsOptions::cert_chain_file` / `cert_chain_pem`, `private_key_file` / `private_key_pem` | PKCS#8, RSA or EC keys; a server without a certificate is an `Err` ([`is_tls_config()`](Error::is_tls_config)), where EM used a built-in one (TLS1). `:private_key_pass` is not supported: decrypt the key first. |
+//! | `:verify_peer`, `:fail_if_no_peer_cert` | `TlsOptions::verify_peer`, `fail_if_no_peer_cert` | `fail_if_no_peer_cert` needs `verify_peer` or client roots (`root_certs_file`). |
+//! | `:sni_hostname` | `TlsOptions::server_name` | Also the name verified against the certificate. |
+//! | `:ssl_version`, `:cipher_list`, `:ecdh_curve`, `:dhparam` | `TlsOptions::min_version` / `max_version` (TLS 1.2, 1.3), `cipher_suites` (IANA names) | SSLv2/v3 and TLS 1.0/1.1 are not offered (rustls); curves and DH parameters are rustls's safe defaults. |
 //! | `#reconnect` | `Conn::reconnect`, `Conn::reconnect_after` from `unbind`; `Backoff` | Same handler; `post_init` not re-run (C25). |
 //! | (stop with queued output) | builder `shutdown_grace(d)` | Flushes up to `d` before `unbind(ReactorStopped)`; default 0 as EM. |
 //! | `EM.add_timer(s) { }`, `EM::Timer.new` | [`add_timer`]`(Duration, \|\| …)` → [`Timer`] | Delay truncated to whole ms; never runs inside the call; past `max_timers` an `Err` that `is_too_many_timers()`. |
