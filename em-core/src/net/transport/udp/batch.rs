@@ -4,19 +4,30 @@
 //! datagram spends less than an echo loop written the obvious way.
 //!
 //! Unsafe because neither std, tokio nor socket2 offers the two calls.
-//! These are the calls, with libc's declarations; every pointer handed to
-//! the system points into a live buffer of the length passed with it (the
-//! arrays of this call's stack frame, and the caller's bytes), and only the
-//! entries the system reports written are read back.
+//! rustix 1.1 (a dependency on Linux) has a safe `sendmmsg`, but no
+//! `recvmmsg`, and its `sendmmsg` does not fit here: it takes addresses
+//! only as rustix's own `SocketAddrAny`, whose IPv6 form byte-swaps the
+//! flow information where std, socket2 and tokio pass it as it is (a
+//! nonzero one would reach the system other than tokio's `send_to` passes
+//! it), and it needs rustix's `net` feature. So both are libc's calls, with
+//! libc's declarations; every pointer handed to the system points into a
+//! live buffer of the length passed with it (the arrays of this call's
+//! stack frame, and the caller's bytes), and only the entries the system
+//! reports written are read back.
+//!
+//! The conversions between `SocketAddr` and the system's form are
+//! socket2's: `SockAddr::from` makes one, and `SockAddr::new` reads back,
+//! from a `SockAddrStorage`, one the system wrote (see `Name`).
 #![allow(unsafe_code)]
 
 use std::io;
 use std::mem::{self, MaybeUninit};
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::ptr;
 
 use bytes::BytesMut;
+use socket2::{SockAddr, SockAddrStorage};
 
 use super::Queued;
 
@@ -35,79 +46,54 @@ pub(crate) struct Received {
     pub(crate) truncated: bool,
 }
 
-/// An IPv4 or IPv6 socket address as the system reads and writes it.
-#[repr(C)]
-#[derive(Clone, Copy)]
-union RawAddr {
-    v4: libc::sockaddr_in,
-    v6: libc::sockaddr_in6,
+/// A socket address in the system's form, as a batch holds it: room for
+/// the longest a UDP socket has (IPv6, 28 bytes). The conversions are
+/// socket2's, through a `SockAddr` and its `SockAddrStorage`; only their
+/// first bytes are kept, because moving a whole `sockaddr_storage` (128
+/// bytes) into or out of a batch's array, or zeroing one per slot, costs as
+/// much as the conversion itself.
+type Name = libc::sockaddr_in6;
+
+/// `to` in the system's form, and its length.
+fn to_name(to: SocketAddr) -> (Name, libc::socklen_t) {
+    let addr = SockAddr::from(to);
+    let len = addr.len();
+    // Always so (16 or 28 bytes); the system reads `len` bytes of the
+    // `Name`, so this is what keeps it within it.
+    assert!(len as usize <= mem::size_of::<Name>());
+    let mut storage = addr.as_storage();
+    // SAFETY: `sockaddr_in6` is one of the system's address types, which is
+    // what `view_as` asks (it checks the size). The copy reads the first
+    // bytes of the storage, all initialised: it is integers and byte arrays
+    // without padding, and `SockAddr::from` starts it all zeros. Its first
+    // `len` bytes are the address.
+    let name = *unsafe { storage.view_as::<Name>() };
+    (name, len)
 }
 
-impl RawAddr {
-    /// All zeros: a valid value of either variant, and no family.
-    fn zeroed() -> RawAddr {
-        // SAFETY: both variants are plain integers and byte arrays, for
-        // which all zeros is a valid value.
-        unsafe { mem::zeroed() }
+/// The address of `len` bytes the system wrote in `name`, if it is an IP
+/// one.
+fn from_name(name: &Name, len: libc::socklen_t) -> Option<SocketAddr> {
+    if len as usize > mem::size_of::<Name>() {
+        // Cut short, so no IP address (a UDP socket has none this long).
+        return None;
     }
-
-    /// `addr` in the system's form, and its length.
-    fn new(addr: SocketAddr) -> (RawAddr, libc::socklen_t) {
-        let mut raw = RawAddr::zeroed();
-        let len = match addr {
-            SocketAddr::V4(a) => {
-                raw.v4 = libc::sockaddr_in {
-                    sin_family: libc::AF_INET as libc::sa_family_t,
-                    sin_port: a.port().to_be(),
-                    sin_addr: libc::in_addr {
-                        s_addr: u32::from_ne_bytes(a.ip().octets()),
-                    },
-                    sin_zero: [0; 8],
-                };
-                mem::size_of::<libc::sockaddr_in>()
-            }
-            SocketAddr::V6(a) => {
-                raw.v6 = libc::sockaddr_in6 {
-                    sin6_family: libc::AF_INET6 as libc::sa_family_t,
-                    sin6_port: a.port().to_be(),
-                    sin6_flowinfo: a.flowinfo(),
-                    sin6_addr: libc::in6_addr {
-                        s6_addr: a.ip().octets(),
-                    },
-                    sin6_scope_id: a.scope_id(),
-                };
-                mem::size_of::<libc::sockaddr_in6>()
-            }
-        };
-        (raw, len as libc::socklen_t)
-    }
-
-    /// The address the system wrote, if it is an IP one.
-    fn get(&self) -> Option<SocketAddr> {
-        // SAFETY: the value started all zeros and the system wrote a whole
-        // address of the family it sets first (both variants begin with
-        // it), so the variant read is the one written, and initialised.
-        unsafe {
-            match i32::from(self.v4.sin_family) {
-                libc::AF_INET => {
-                    let a = self.v4;
-                    let ip = Ipv4Addr::from(a.sin_addr.s_addr.to_ne_bytes());
-                    Some(SocketAddrV4::new(ip, u16::from_be(a.sin_port)).into())
-                }
-                libc::AF_INET6 => {
-                    let a = self.v6;
-                    let ip = Ipv6Addr::from(a.sin6_addr.s6_addr);
-                    let port = u16::from_be(a.sin6_port);
-                    Some(SocketAddrV6::new(ip, port, a.sin6_flowinfo, a.sin6_scope_id).into())
-                }
-                _ => None,
-            }
-        }
-    }
+    let mut storage = SockAddrStorage::zeroed();
+    // SAFETY: `sockaddr_in6` is one of the system's address types, which is
+    // what `view_as` asks (it checks the size); this overwrites the first
+    // bytes of the storage.
+    unsafe { *storage.view_as::<Name>() = *name };
+    // SAFETY: the storage holds the `len` bytes the system wrote, a whole
+    // address of the family they begin with, then zeros, so its family,
+    // length and contents match, which is what `SockAddr::new` asks. Had
+    // the system written no address, it set `len` to zero and the family
+    // is still zero (unspecified): `as_socket` says `None`.
+    unsafe { SockAddr::new(storage, len) }.as_socket()
 }
 
-/// A `msghdr` for one datagram in `iov`, to or from `name`.
-fn header(name: *mut RawAddr, name_len: libc::socklen_t, iov: *mut libc::iovec) -> libc::mmsghdr {
+/// A `msghdr` for one datagram in `iov`, to or from the address of
+/// `name_len` bytes at `name`.
+fn header<T>(name: *mut T, name_len: libc::socklen_t, iov: *mut libc::iovec) -> libc::mmsghdr {
     // SAFETY: all zeros is a valid `msghdr` (null pointers, zero lengths),
     // and it leaves any private padding field of the platform's zeroed.
     let mut hdr: libc::msghdr = unsafe { mem::zeroed() };
@@ -132,7 +118,7 @@ pub(crate) fn send_batch<'q>(
     bytes: &[u8],
     queued: impl Iterator<Item = &'q Queued>,
 ) -> io::Result<usize> {
-    let mut names = [const { MaybeUninit::<RawAddr>::uninit() }; BATCH];
+    let mut names = [const { MaybeUninit::<Name>::uninit() }; BATCH];
     let mut iovs = [const { MaybeUninit::<libc::iovec>::uninit() }; BATCH];
     let mut msgs = [const { MaybeUninit::<libc::mmsghdr>::uninit() }; BATCH];
     let mut n = 0;
@@ -141,7 +127,7 @@ pub(crate) fn send_batch<'q>(
         let Some(datagram) = bytes.get(start..start + q.len) else {
             break;
         };
-        let (name, name_len) = RawAddr::new(q.to);
+        let (name, name_len) = to_name(q.to);
         let name = names[n].write(name);
         let iov = iovs[n].write(libc::iovec {
             // The system only reads from it.
@@ -156,7 +142,8 @@ pub(crate) fn send_batch<'q>(
         return Ok(0);
     }
     // SAFETY: the first `n` entries of `msgs` are initialised, and each
-    // points to its own initialised address and `iovec` in this frame,
+    // points to its own initialised address (`name_len` bytes, within its
+    // `Name`: `to_name` checks) and `iovec` in this frame,
     // whose `iovec` points into `bytes`, all alive for the whole call; the
     // system reads them and writes only the `msg_len` of each `mmsghdr`.
     let sent = unsafe {
@@ -191,7 +178,7 @@ pub(crate) fn recv_batch(
     assert!(buf.is_empty() && slot > 0 && buf.capacity() >= slot);
     let slots = (buf.capacity() / slot).min(max).clamp(1, BATCH);
     let base = buf.spare_capacity_mut().as_mut_ptr().cast::<u8>();
-    let mut names = [const { MaybeUninit::<RawAddr>::uninit() }; BATCH];
+    let mut names = [const { MaybeUninit::<Name>::uninit() }; BATCH];
     let mut iovs = [const { MaybeUninit::<libc::iovec>::uninit() }; BATCH];
     let mut msgs = [const { MaybeUninit::<libc::mmsghdr>::uninit() }; BATCH];
     for i in 0..slots {
@@ -201,9 +188,11 @@ pub(crate) fn recv_batch(
             iov_base: unsafe { base.add(i * slot) }.cast(),
             iov_len: slot,
         });
-        let name = names[i].write(RawAddr::zeroed());
-        let name_len = mem::size_of::<RawAddr>() as libc::socklen_t;
-        msgs[i].write(header(name, name_len, iov));
+        // Zeroed, so that it is all initialised whatever the system writes
+        // (and has no family if it writes nothing).
+        names[i] = MaybeUninit::zeroed();
+        let name_len = mem::size_of::<Name>() as libc::socklen_t;
+        msgs[i].write(header(names[i].as_mut_ptr(), name_len, iov));
     }
     // SAFETY: the first `slots` entries of `msgs` are initialised, each
     // pointing to its own address buffer and `iovec` in this frame, whose
@@ -235,10 +224,16 @@ pub(crate) fn recv_batch(
             // destination is never past the source).
             unsafe { ptr::copy(base.add(i * slot), base.add(len), n) };
         }
+        // SAFETY: entry `i < got <= slots` of `names` was initialised above
+        // (all zeros: a `sockaddr_in6` is integers and byte arrays, for
+        // which any bytes are valid, so are those the system wrote).
+        let from = from_name(
+            unsafe { names[i].assume_init_ref() },
+            msg.msg_hdr.msg_namelen,
+        );
         received[i] = Received {
             len: n,
-            // SAFETY: entry `i < slots` was initialised above.
-            from: unsafe { names[i].assume_init_ref() }.get(),
+            from,
             truncated: msg.msg_hdr.msg_flags & libc::MSG_TRUNC != 0,
         };
         len += n;
@@ -252,16 +247,25 @@ pub(crate) fn recv_batch(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::UdpSocket;
+    use std::net::{SocketAddrV6, UdpSocket};
     use std::os::fd::AsFd;
 
     #[test]
     fn addresses_round_trip_through_the_system_form() {
-        for addr in ["127.0.0.1:9", "[::1]:53", "[fe80::1%2]:443"] {
-            let addr: SocketAddr = addr.parse().unwrap();
-            assert_eq!(RawAddr::new(addr).0.get(), Some(addr));
+        let v6 = SocketAddrV6::new("fe80::1".parse().unwrap(), 443, 7, 2);
+        for addr in [
+            "127.0.0.1:9".parse().unwrap(),
+            "[::1]:53".parse().unwrap(),
+            v6.into(),
+        ] {
+            let (name, len) = to_name(addr);
+            assert_eq!(from_name(&name, len), Some(addr));
         }
-        assert_eq!(RawAddr::zeroed().get(), None);
+        // SAFETY: all zeros is a valid `sockaddr_in6` (integers and bytes).
+        let none: Name = unsafe { mem::zeroed() };
+        assert_eq!(from_name(&none, 0), None);
+        let (name, _) = to_name("[::1]:53".parse().unwrap());
+        assert_eq!(from_name(&name, 29), None);
     }
 
     #[test]
@@ -296,6 +300,26 @@ mod tests {
         buf.clear();
         let e = recv_batch(b.as_fd(), &mut buf, 65_536, BATCH, &mut received).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+    }
+
+    #[test]
+    fn an_ipv6_sender_comes_back_whole() {
+        let a = UdpSocket::bind("[::1]:0").unwrap();
+        let b = UdpSocket::bind("[::1]:0").unwrap();
+        b.set_nonblocking(true).unwrap();
+        let to = b.local_addr().unwrap();
+        let queued = [2, 1].map(|len| Queued { len, to });
+        assert_eq!(send_batch(a.as_fd(), b"v6!", queued.iter()).unwrap(), 2);
+        let mut buf = BytesMut::with_capacity(2 * 65_536);
+        let mut received = [Received::default(); BATCH];
+        let got = recv_batch(b.as_fd(), &mut buf, 65_536, BATCH, &mut received).unwrap();
+        assert_eq!(got, 2);
+        assert_eq!(&buf[..], b"v6!");
+        let from = Some(a.local_addr().unwrap());
+        assert!(matches!(from, Some(SocketAddr::V6(_))));
+        assert_eq!(received[0].from, from);
+        assert_eq!(received[1].from, from);
+        assert_eq!((received[0].len, received[1].len), (2, 1));
     }
 
     #[test]
