@@ -15,17 +15,29 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::ServerConfig;
 
-/// The crypto provider every example uses: rustls on `ring` (key exchange
-/// X25519, P-256, P-384). Named explicitly rather than taken from the
-/// process default, so that another provider enabled elsewhere in the
-/// build changes nothing here.
+/// The crypto provider every example uses: rustls on `ring`, its key
+/// exchange groups in the order clients commonly offer them (X25519, then
+/// P-256, then P-384). Named explicitly rather than taken from the process
+/// default, so that another provider enabled elsewhere in the build changes
+/// nothing here.
+///
+/// The order matters to a client: a rustls server takes the first group
+/// the client offers that it supports, and a TLS 1.3 client sends a key
+/// share for its first group only. ring's own default puts P-384 first,
+/// whose key exchange costs several times X25519's: a load generator with
+/// it would measure handshakes few real clients make.
 pub fn provider() -> Arc<CryptoProvider> {
+    use rustls::crypto::ring::kx_group::{SECP256R1, SECP384R1, X25519};
     // rustls 0.23.48 deprecates its ring provider for lacking post-quantum
     // key exchange; the provider that has it, aws-lc-rs, needs cmake to
     // build, which this workspace does without. Servers and clients here
     // all use this one, so comparisons between them stay like for like.
     #[allow(deprecated)]
-    Arc::new(rustls::crypto::ring::default_provider())
+    let ring = rustls::crypto::ring::default_provider();
+    Arc::new(CryptoProvider {
+        kx_groups: vec![X25519, SECP256R1, SECP384R1],
+        ..ring
+    })
 }
 
 /// Reads every certificate in the PEM file at `path` (a server's chain,
