@@ -1,8 +1,11 @@
 //! What the long-running example programs share: logging to stderr,
-//! stopping gracefully on SIGINT or SIGTERM, and printing the reactor's
-//! stats on SIGUSR1 or every few seconds.
+//! stopping gracefully on SIGINT or SIGTERM, printing the reactor's stats
+//! on SIGUSR1 or every few seconds, and, in [`tls`], the TLS set-up
+//! (certificates, keys, server configuration).
 
 #![deny(missing_docs)]
+
+pub mod tls;
 
 use std::time::Duration;
 

@@ -2,59 +2,13 @@
 //! bytes both ways to `echo_server`, byte for byte, and stop with exit
 //! status 0 on SIGTERM.
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod support;
+
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-/// A child process, ended with SIGTERM (and reaped) when dropped.
-struct Running(Child);
-
-impl Running {
-    /// Starts `bin` with `args` and waits for its `listening on ADDR`.
-    fn start(bin: &str, args: &[&str]) -> (Running, String) {
-        let mut child = Command::new(bin)
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn the example");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .expect("read its first line");
-        let addr = line
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("{bin}: {line:?}"))
-            .trim()
-            .to_owned();
-        (Running(child), addr)
-    }
-
-    /// Sends SIGTERM and checks that it exits 0 within 5 s.
-    fn terminate(mut self) {
-        let pid = self.0.id().to_string();
-        let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        assert!(status.success());
-        let (tx, rx) = std::sync::mpsc::channel();
-        let mut child = std::mem::replace(
-            &mut self.0,
-            Command::new("true").spawn().expect("spawn true"),
-        );
-        std::thread::spawn(move || tx.send(child.wait().expect("wait")).ok());
-        let status = rx
-            .recv_timeout(Duration::from_secs(5))
-            .expect("exited within 5 s of SIGTERM");
-        assert!(status.success(), "{status}");
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use support::Running;
 
 /// Sends 8 MiB through the proxy at `addr` to the echo server and checks
 /// the echo, byte for byte.

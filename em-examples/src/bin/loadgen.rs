@@ -15,6 +15,10 @@
 //!   reports the server's resident memory per connection.
 //! * `stream`: each connection writes continuously (at most 4 MiB ahead of
 //!   the echo) and reports bulk MB/s.
+//! * `handshake`: N workers, each looping: connect, TLS handshake, one echo
+//!   of `--size` bytes, close (`close_notify`, then FIN); reports
+//!   handshakes/s, the server's CPU per handshake and p50/p99 of the whole
+//!   round. Every handshake is a full one: the client resumes no session.
 //! * `udp`: N UDP sockets, each sending one datagram of `--size` bytes and
 //!   waiting for its echo before the next; a datagram whose echo does not
 //!   come within `--timeout-ms` counts as lost (`lost=`) and the socket
@@ -23,6 +27,13 @@
 //! The stream modes connect to `--addr ADDR` over TCP, or with `--unix PATH`
 //! to a Unix-domain socket instead; the summary line is the same either
 //! way. `udp` sends to `--addr ADDR`.
+//!
+//! With `--tls` (`echo`, `stream`, `c10k`; required by `handshake`) every
+//! connection speaks TLS over that transport (tokio-rustls, ring). With
+//! `--ca FILE` the client trusts the PEM certificates in FILE and verifies
+//! the name given by `--server-name` (default `localhost`); with
+//! `--insecure` it accepts any certificate, but still checks the server's
+//! handshake signatures. One of the two is required.
 //!
 //! With `--pid`, the server's CPU time is read from `/proc/PID/stat` at the
 //! start and end of the measured window. Those counters tick in 10 ms steps,
@@ -37,16 +48,27 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
+use futures::stream::FuturesUnordered;
 use futures::{stream, StreamExt};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::Resumption;
+use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::{tcp, unix, TcpStream, UdpSocket, UnixStream};
 use tokio::sync::Notify;
 use tokio::task::LocalSet;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsConnector;
 
-/// Load generator for TCP, Unix-domain and UDP echo servers.
+use em_examples::tls;
+
+/// Load generator for TCP, Unix-domain, TLS and UDP echo servers.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Cli {
@@ -77,11 +99,19 @@ enum Mode {
         /// Bytes echoed once on every connection.
         #[arg(long, default_value_t = 64)]
         size: usize,
+        #[command(flatten)]
+        tls: TlsArgs,
     },
     /// Bulk throughput: continuous writes, at most 4 MiB ahead of the echo.
     Stream {
         #[command(flatten)]
         load: LoadArgs,
+    },
+    /// TLS handshake rate: N workers, each looping connect, handshake, one
+    /// echo, close.
+    Handshake {
+        #[command(flatten)]
+        load: HandshakeArgs,
     },
     /// UDP request/response: N sockets with one datagram in flight each.
     Udp {
@@ -129,10 +159,66 @@ struct TargetArgs {
     unix: Option<PathBuf>,
 }
 
+/// Whether to speak TLS, and how to trust the server.
+#[derive(Debug, Args)]
+struct TlsArgs {
+    /// Speak TLS to the server (needs --ca or --insecure).
+    #[arg(long, requires = "trust")]
+    tls: bool,
+    #[command(flatten)]
+    trust: TrustArgs,
+    /// Server name sent in the handshake (SNI) and, with --ca, verified
+    /// against the certificate: a DNS name or an IP address.
+    #[arg(long, value_name = "NAME", default_value = "localhost")]
+    server_name: String,
+}
+
+/// How the client trusts the server's certificate: exactly one of these.
+#[derive(Debug, Args)]
+#[group(id = "trust", multiple = false)]
+struct TrustArgs {
+    /// With --tls: trust the PEM certificate(s) in FILE (a CA, or the
+    /// server's self-signed certificate) and verify --server-name.
+    #[arg(long, value_name = "FILE", requires = "tls")]
+    ca: Option<PathBuf>,
+    /// With --tls: accept any server certificate (handshake signatures are
+    /// still checked), so that verification costs the client nothing.
+    #[arg(long, requires = "tls")]
+    insecure: bool,
+}
+
+#[derive(Debug, Args)]
+// This mode measures TLS handshakes: `--tls` is required.
+#[command(mut_arg("tls", |tls| tls.required(true)))]
+struct HandshakeArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+    #[command(flatten)]
+    tls: TlsArgs,
+    /// Number of workers, each with one connection at a time.
+    #[arg(long, default_value_t = 1,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    conns: usize,
+    /// Bytes echoed once on every connection.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=(1 << 24)))]
+    size: u64,
+    /// Measured window in seconds (>= 5 advised when using --pid).
+    #[arg(long)]
+    duration: f64,
+    /// Warm-up before the measured window, in seconds.
+    #[arg(long, default_value_t = 1.0)]
+    warmup: f64,
+    /// Server process id, to report its CPU use from /proc/PID/stat.
+    #[arg(long)]
+    pid: Option<u32>,
+}
+
 #[derive(Debug, Args)]
 struct LoadArgs {
     #[command(flatten)]
     target: TargetArgs,
+    #[command(flatten)]
+    tls: TlsArgs,
     /// Number of connections.
     #[arg(long, default_value_t = 1)]
     conns: usize,
@@ -154,6 +240,9 @@ struct LoadArgs {
 const CONNECT_CONCURRENCY: usize = 256;
 /// How far a stream-mode writer may run ahead of the echoed bytes.
 const STREAM_AHEAD: u64 = 4 << 20;
+/// How long one round of `handshake` mode (connect, handshake, echo, close)
+/// may take before it counts as an error.
+const ROUND_TIMEOUT: Duration = Duration::from_secs(5);
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -176,7 +265,7 @@ fn main() -> ExitCode {
 /// Runs `$body` with `$t` bound to the TCP address or the Unix-domain path
 /// (so that each kind gets its own monomorphic code, and the TCP path is
 /// exactly what it was without `--unix`).
-macro_rules! on_target {
+macro_rules! on_plain_target {
     ($target:expr, |$t:ident| $body:expr) => {
         match ($target.addr, &$target.unix) {
             (Some(addr), _) => {
@@ -188,6 +277,24 @@ macro_rules! on_target {
                 $body
             }
             (None, None) => unreachable!("clap requires --addr or --unix"),
+        }
+    };
+}
+
+/// Like `on_plain_target!`, with `$t` wrapped in [`Tls`] when `$tls` asks
+/// for TLS (so the plain paths stay exactly as they were).
+macro_rules! on_target {
+    ($target:expr, $tls:expr, |$t:ident| $body:expr) => {
+        match $tls.connector()? {
+            None => on_plain_target!($target, |$t| $body),
+            Some((connector, name)) => on_plain_target!($target, |plain| {
+                let $t = &Tls {
+                    inner: plain,
+                    connector,
+                    name,
+                };
+                $body
+            }),
         }
     };
 }
@@ -206,7 +313,9 @@ async fn run(mode: Mode) -> io::Result<String> {
                 batch,
                 latency: true,
             };
-            on_target!(&load.target, |t| measure(t, &load, plan, head).await)
+            on_target!(&load.target, load.tls, |t| {
+                measure(t, &load, plan, head).await
+            })
         }
         Mode::Stream { load } => {
             let head = format!("mode=stream conns={} size={}", load.conns, load.size);
@@ -217,14 +326,20 @@ async fn run(mode: Mode) -> io::Result<String> {
                 batch: 1,
                 latency: false,
             };
-            on_target!(&load.target, |t| measure(t, &load, plan, head).await)
+            on_target!(&load.target, load.tls, |t| {
+                measure(t, &load, plan, head).await
+            })
         }
         Mode::C10k {
             target,
             conns,
             pid,
             size,
-        } => on_target!(&target, |t| c10k(t, conns, pid, size).await),
+            tls,
+        } => on_target!(&target, tls, |t| c10k(t, conns, pid, size).await),
+        Mode::Handshake { load } => {
+            on_target!(&load.target, load.tls, |t| handshake(t, &load).await)
+        }
         Mode::Udp { load } => udp(&load).await,
     }
 }
@@ -284,6 +399,141 @@ impl Target for UnixPath<'_> {
 
     fn split(stream: UnixStream) -> (Self::Read, Self::Write) {
         stream.into_split()
+    }
+}
+
+/// A target reached over TLS: a connection to `inner`, set up as `inner`
+/// sets its own up, then the client side of the handshake.
+struct Tls<'a, T> {
+    inner: &'a T,
+    connector: TlsConnector,
+    name: ServerName<'static>,
+}
+
+impl<T: fmt::Display> fmt::Display for Tls<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (TLS)", self.inner)
+    }
+}
+
+impl<T: Target> Target for Tls<'_, T> {
+    type Stream = TlsStream<T::Stream>;
+    type Read = ReadHalf<Self::Stream>;
+    type Write = WriteHalf<Self::Stream>;
+
+    async fn open(&self) -> io::Result<Self::Stream> {
+        let stream = self.inner.open().await?;
+        T::prepare(&stream)?;
+        self.connector.connect(self.name.clone(), stream).await
+    }
+
+    /// Nothing left to do: `open` set the connection up before the
+    /// handshake.
+    fn prepare(_: &Self::Stream) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn split(stream: Self::Stream) -> (Self::Read, Self::Write) {
+        tokio::io::split(stream)
+    }
+}
+
+impl TlsArgs {
+    /// The connector and the server name to use, with `--tls`; `None`
+    /// without it.
+    fn connector(&self) -> io::Result<Option<(TlsConnector, ServerName<'static>)>> {
+        if !self.tls {
+            return Ok(None);
+        }
+        let name = ServerName::try_from(self.server_name.clone()).map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("--server-name {}: {e}", self.server_name),
+            )
+        })?;
+        let config = client_config(&self.trust)?;
+        Ok(Some((TlsConnector::from(Arc::new(config)), name)))
+    }
+}
+
+/// The client configuration: rustls's safe defaults on ring, trusting
+/// `--ca` or, with `--insecure`, any certificate. Session resumption is
+/// off, so that every connection makes a full handshake.
+fn client_config(trust: &TrustArgs) -> io::Result<ClientConfig> {
+    let provider = tls::provider();
+    let builder = ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(io::Error::other)?;
+    let mut config = match &trust.ca {
+        Some(path) => {
+            let mut roots = RootCertStore::empty();
+            for cert in tls::load_certs(path)? {
+                roots.add(cert).map_err(|e| {
+                    io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("{}: {e}", path.display()),
+                    )
+                })?;
+            }
+            builder.with_root_certificates(roots).with_no_client_auth()
+        }
+        None => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+            .with_no_client_auth(),
+    };
+    config.resumption = Resumption::disabled();
+    Ok(config)
+}
+
+/// `--insecure`: accepts any server certificate, but checks the server's
+/// handshake signatures with the provider's algorithms, as a verifying
+/// client would (so the server proves it holds the certificate's key).
+#[derive(Debug)]
+struct AnyCertificate(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 
@@ -364,17 +614,25 @@ async fn measure<T: Target>(
         t.abort();
     }
 
-    Ok(summary(&head, &sh, &start, &end, plan.latency))
+    Ok(summary(&head, "msg", &sh, &start, &end, plan.latency))
 }
 
-/// The summary line of a measured window: `LOADGEN {head} ...`.
-fn summary(head: &str, sh: &Shared, start: &Snapshot, end: &Snapshot, latency: bool) -> String {
+/// The summary line of a measured window: `LOADGEN {head} ...`, counting
+/// `{unit}s` (msgs, handshakes) and the server's CPU per `unit`.
+fn summary(
+    head: &str,
+    unit: &str,
+    sh: &Shared,
+    start: &Snapshot,
+    end: &Snapshot,
+    latency: bool,
+) -> String {
     let tck = clock_ticks_per_sec();
     let elapsed = (end.at - start.at).as_secs_f64();
     let msgs = end.msgs - start.msgs;
     let mb = (end.bytes - start.bytes) as f64 / 1e6;
     let mut line = format!(
-        "LOADGEN {head} duration_s={elapsed:.2} msgs={msgs} msgs_per_s={:.0} mb_per_s={:.2} errors={}",
+        "LOADGEN {head} duration_s={elapsed:.2} {unit}s={msgs} {unit}s_per_s={:.0} mb_per_s={:.2} errors={}",
         msgs as f64 / elapsed,
         mb / elapsed,
         sh.errors.get()
@@ -393,7 +651,7 @@ fn summary(head: &str, sh: &Shared, start: &Snapshot, end: &Snapshot, latency: b
     if let (Some(a), Some(b)) = (start.server_ticks, end.server_ticks) {
         let cpu_us = (b - a) as f64 * 1e6 / tck;
         line += &format!(
-            " server_cpu_us_per_msg={:.3} server_cpu_pct={:.1}",
+            " server_cpu_us_per_{unit}={:.3} server_cpu_pct={:.1}",
             cpu_us / msgs.max(1) as f64,
             cpu_us / 1e4 / elapsed
         );
@@ -443,6 +701,9 @@ async fn write_side(
         }
         flow.sent.set(flow.sent.get() + k);
         wr.write_all(&payload[..(k * plan.size) as usize]).await?;
+        // A no-op on plain sockets; over TLS it sends the records rustls
+        // still holds when the socket was full.
+        wr.flush().await?;
     }
 }
 
@@ -527,7 +788,7 @@ async fn udp(load: &UdpArgs) -> io::Result<String> {
         "mode=udp conns={} size={} timeout_ms={}",
         load.conns, load.size, load.timeout_ms
     );
-    Ok(summary(&head, &sh, &start, &end, true))
+    Ok(summary(&head, "msg", &sh, &start, &end, true))
 }
 
 /// Sends one datagram of `size` bytes at a time on `socket` (connected to
@@ -578,6 +839,7 @@ async fn c10k<T: Target>(target: &T, conns: usize, pid: u32, size: usize) -> io:
             let payload = &payload;
             async move {
                 s.write_all(payload).await?;
+                s.flush().await?;
                 let mut back = vec![0u8; payload.len()];
                 let read = tokio::time::timeout(Duration::from_secs(10), s.read_exact(&mut back));
                 read.await
@@ -599,6 +861,85 @@ async fn c10k<T: Target>(target: &T, conns: usize, pid: u32, size: usize) -> io:
     Ok(format!(
         "LOADGEN mode=c10k conns={conns} size={size} rss_before_kb={before} rss_after_kb={after} rss_per_conn_bytes={per_conn}"
     ))
+}
+
+/// `handshake` mode: `load.conns` workers, each looping connect, handshake,
+/// one echo of `load.size` bytes and close, through warm-up and the
+/// measured window; the summary line.
+async fn handshake<T: Target>(target: &T, load: &HandshakeArgs) -> io::Result<String> {
+    check_nofile(load.conns)?;
+    // One round first, with connect's retries: a server that is not there
+    // (or a certificate that does not verify) is an error, not a count.
+    let mut first = connect(target).await?;
+    first.shutdown().await?;
+    drop(first);
+    let sh = Shared::default();
+    let mut workers: FuturesUnordered<_> = (0..load.conns)
+        .map(|_| churn(target, load.size as usize, &sh))
+        .collect();
+    let window = async {
+        tokio::time::sleep(secs(load.warmup)?).await;
+        let start = Snapshot::take(&sh, load.pid)?;
+        sh.measuring.set(true);
+        tokio::time::sleep(secs(load.duration)?).await;
+        sh.measuring.set(false);
+        let end = Snapshot::take(&sh, load.pid)?;
+        io::Result::Ok((start, end))
+    };
+    // The workers never end: the window decides.
+    let (start, end) = tokio::select! {
+        window = window => window?,
+        _ = workers.next() => unreachable!("handshake workers loop forever"),
+    };
+    drop(workers);
+    let head = format!("mode=handshake conns={} size={}", load.conns, load.size);
+    Ok(summary(&head, "handshake", &sh, &start, &end, true))
+}
+
+/// One `handshake` worker: rounds one after another, each timed whole.
+/// A failed round counts as an error (the first is also printed) and the
+/// worker goes on after 10 ms.
+async fn churn<T: Target>(target: &T, size: usize, sh: &Shared) -> Infallible {
+    let payload = vec![b'x'; size];
+    let mut back = vec![0u8; size];
+    loop {
+        let began = Instant::now();
+        let done = tokio::time::timeout(ROUND_TIMEOUT, round(target, &payload, &mut back))
+            .await
+            .unwrap_or_else(|_| Err(io::Error::new(io::ErrorKind::TimedOut, "round timed out")));
+        match done {
+            Ok(()) => {
+                if sh.measuring.get() {
+                    sh.hist
+                        .borrow_mut()
+                        .record(began.elapsed().as_nanos() as u64);
+                }
+                sh.msgs.set(sh.msgs.get() + 1);
+                sh.bytes.set(sh.bytes.get() + size as u64);
+            }
+            Err(e) => {
+                if sh.errors.get() == 0 {
+                    eprintln!("loadgen: handshake round: {e}");
+                }
+                sh.errors.set(sh.errors.get() + 1);
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+/// Connects (with the handshake), echoes `payload` once, and closes: over
+/// TLS, `shutdown` sends `close_notify`, then the FIN.
+async fn round<T: Target>(target: &T, payload: &[u8], back: &mut [u8]) -> io::Result<()> {
+    let mut s = target.open().await?;
+    T::prepare(&s)?;
+    s.write_all(payload).await?;
+    s.flush().await?;
+    s.read_exact(back).await?;
+    if back != payload {
+        return Err(io::Error::other("echoed bytes differ from sent bytes"));
+    }
+    s.shutdown().await
 }
 
 /// Opens `n` connections with bounded concurrency, failing if any cannot be
