@@ -326,6 +326,14 @@ impl TlsOptions {
         // aws-lc-rs has (whose build needs more tooling).
         #[allow(deprecated)]
         let mut provider = rustls::crypto::ring::default_provider();
+        // X25519 first, as browsers, curl and OpenSSL offer it: this
+        // provider lists P-384 first, whose key exchange costs several
+        // times more per handshake, and a TLS 1.3 client sends a key share
+        // for its first group only.
+        {
+            use rustls::crypto::ring::kx_group::{SECP256R1, SECP384R1, X25519};
+            provider.kx_groups = vec![X25519, SECP256R1, SECP384R1];
+        }
         if let Some(names) = &self.spec.cipher_suites {
             let mut chosen = Vec::new();
             for name in names {
