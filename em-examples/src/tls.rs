@@ -81,6 +81,7 @@ pub struct SelfSigned {
     cert: CertificateDer<'static>,
     key: PrivatePkcs8KeyDer<'static>,
     pem: String,
+    key_pem: String,
 }
 
 impl SelfSigned {
@@ -96,6 +97,7 @@ impl SelfSigned {
             cert: made.cert.der().clone(),
             key: PrivatePkcs8KeyDer::from(made.signing_key.serialize_der()),
             pem: made.cert.pem(),
+            key_pem: made.signing_key.serialize_pem(),
         })
     }
 
@@ -103,6 +105,11 @@ impl SelfSigned {
     /// certificate to trust (`loadgen --ca FILE`).
     pub fn cert_pem(&self) -> &str {
         &self.pem
+    }
+
+    /// The private key in PEM form (PKCS#8).
+    pub fn key_pem(&self) -> &str {
+        &self.key_pem
     }
 
     /// A server configuration presenting this certificate (see
@@ -126,4 +133,54 @@ pub fn server_config(
         .and_then(|b| b.with_no_client_auth().with_single_cert(chain, key))
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     Ok(Arc::new(config))
+}
+
+/// The TLS options of an em example server: a certificate from files, or
+/// a self-signed one made at start. Flatten it into the program's
+/// arguments with `#[command(flatten)]`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ServerTlsArgs {
+    /// Serve TLS with the certificate chain in this PEM file (with
+    /// --tls-key).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The private key (PEM: PKCS#8, RSA or EC) of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
+    /// Serve TLS with a self-signed certificate for localhost and
+    /// 127.0.0.1, made at start (for a quick try; see --write-cert).
+    #[arg(long, conflicts_with = "tls_cert")]
+    pub tls_self_signed: bool,
+    /// With --tls-self-signed: write the certificate's PEM to FILE, for a
+    /// client to trust (`echo_client --tls --ca FILE`).
+    #[arg(long, value_name = "FILE", requires = "tls_self_signed")]
+    pub write_cert: Option<std::path::PathBuf>,
+}
+
+impl ServerTlsArgs {
+    /// The em TLS options these arguments ask for, `None` for plain TCP.
+    /// Writes the self-signed certificate's file, if asked, before it
+    /// returns. Errors name the file or the step that failed.
+    pub fn em_options(&self) -> io::Result<Option<em::TlsOptions>> {
+        if let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) {
+            return Ok(Some(
+                em::TlsOptions::new()
+                    .cert_chain_file(cert)
+                    .private_key_file(key),
+            ));
+        }
+        if !self.tls_self_signed {
+            return Ok(None);
+        }
+        let made = SelfSigned::localhost()?;
+        if let Some(path) = &self.write_cert {
+            std::fs::write(path, made.cert_pem())
+                .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        }
+        Ok(Some(
+            em::TlsOptions::new()
+                .cert_chain_pem(made.cert_pem())
+                .private_key_pem(made.key_pem()),
+        ))
+    }
 }

@@ -1,7 +1,8 @@
 //! An em echo server: `echo_server --listen ADDR` (default 127.0.0.1:8081),
-//! or `echo_server --unix PATH` on a Unix-domain socket. Prints `listening
-//! on ADDR` (or `listening on PATH`) once ready; stops gracefully on
-//! SIGINT/SIGTERM.
+//! or `echo_server --unix PATH` on a Unix-domain socket; over TLS with
+//! `--tls-cert FILE --tls-key FILE` or `--tls-self-signed`. Prints
+//! `listening on ADDR` (or `listening on PATH`) once ready; stops
+//! gracefully on SIGINT/SIGTERM.
 
 use std::path::PathBuf;
 
@@ -30,15 +31,25 @@ struct Args {
     /// also printed on SIGUSR1).
     #[arg(long, value_name = "SECS")]
     stats_every: Option<u64>,
+    #[command(flatten)]
+    tls: em_examples::tls::ServerTlsArgs,
 }
 
-/// The echo handler: raw bytes in, the same bytes out.
-struct Echo;
+/// The echo handler: raw bytes in, the same bytes out; over TLS when it
+/// has options.
+struct Echo(Option<em::TlsOptions>);
 
 impl Connection for Echo {
     type Codec = BytesCodec;
     fn codec(&self) -> BytesCodec {
         BytesCodec::new()
+    }
+    fn post_init(&mut self, conn: &Conn<BytesCodec>) {
+        if let Some(options) = &self.0 {
+            // Checked at start (`check_server`), so this fails only on a
+            // connection already closed.
+            let _ = conn.start_tls(options);
+        }
     }
     fn receive_data(&mut self, conn: &Conn<BytesCodec>, data: BytesMut) {
         conn.send_data(data);
@@ -48,11 +59,17 @@ impl Connection for Echo {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     em_examples::log_to_stderr();
     let args = Args::parse();
+    let tls = args.tls.em_options()?;
+    if let Some(options) = &tls {
+        // A bad certificate or key stops the program, not each connection.
+        options.check_server()?;
+    }
     em::Reactor::builder().listen_backlog(args.backlog).run(
         move || -> Result<(), em::BoxError> {
+            let echo = move || Echo(tls.clone());
             let server = match &args.unix {
-                Some(path) => em::start_unix_domain_server(path, || Echo)?,
-                None => em::start_server(args.listen.as_str(), || Echo)?,
+                Some(path) => em::start_unix_domain_server(path, echo)?,
+                None => em::start_server(args.listen.as_str(), echo)?,
             };
             // Handlers first: a supervisor may send SIGTERM the moment it reads
             // the line below.

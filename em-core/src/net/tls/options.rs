@@ -310,6 +310,20 @@ impl TlsOptions {
         self.with(|s| s.alpn = alpn)
     }
 
+    /// Builds the server side's rustls configuration now (it is kept for
+    /// every `start_tls` with these options and their clones), so that a
+    /// program finds a bad certificate or key at start rather than at its
+    /// first connection. Any thread. Errors: `is_tls_config()`, as
+    /// `start_tls`.
+    pub fn check_server(&self) -> Result<()> {
+        self.server_config().map(drop)
+    }
+
+    /// [`check_server`](Self::check_server) for the client side.
+    pub fn check_client(&self) -> Result<()> {
+        self.client_config().map(drop)
+    }
+
     /// Whether the handler's `ssl_verify_peer` is asked.
     pub(crate) fn verifies_by_callback(&self) -> bool {
         self.spec.verify == Verify::Callback
