@@ -21,20 +21,33 @@
 #
 #   MODE=udp bench/instructions.sh target/release/udp_echo target/release/tokio_udp_echo
 #
+# With MODE=tls-echo (50 connections x 64 B) or MODE=tls-stream (one
+# connection, 16 KiB chunks) the servers are TLS echo servers started with
+# `--tls-self-signed`, and loadgen talks TLS (`--insecure`); the 50 or 1
+# handshakes are counted too, the same for every server; MODE=tls-handshake
+# counts per handshake (8 loadgen workers, each a new connection, a
+# handshake and one 64 B echo):
+#
+#   MODE=tls-stream bench/instructions.sh target/release/echo_server target/release/tokio_tls_echo
+#
 # Needs valgrind (Debian package `valgrind`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${MODE:-echo}
+server_args=()
 case $mode in
-    echo | udp) ;;
-    *) echo "MODE must be echo or udp, not $mode" >&2; exit 1 ;;
+    echo | udp) load=("$mode" --conns 50 --size 64) ;;
+    tls-echo) load=(echo --tls --insecure --conns 50 --size 64) server_args=(--tls-self-signed) ;;
+    tls-stream) load=(stream --tls --insecure --conns 1 --size 16384) server_args=(--tls-self-signed) ;;
+    tls-handshake) load=(handshake --tls --insecure --conns 8 --size 64) server_args=(--tls-self-signed) ;;
+    *) echo "MODE must be echo, udp, tls-echo, tls-stream or tls-handshake, not $mode" >&2; exit 1 ;;
 esac
 loadgen=target/release/loadgen
 [ -x "$loadgen" ] || cargo build --release -q -p em-examples --bin loadgen
 for server in "$@"; do
     out=$(mktemp -u /tmp/em-callgrind.XXXXXX)
     log=$(mktemp)
-    valgrind --tool=callgrind --callgrind-out-file="$out" "$server" --listen 127.0.0.1:0 >"$log" 2>/dev/null &
+    valgrind --tool=callgrind --callgrind-out-file="$out" "$server" --listen 127.0.0.1:0 "${server_args[@]}" >"$log" 2>/dev/null &
     pid=$!
     addr=
     for _ in $(seq 600); do
@@ -43,10 +56,10 @@ for server in "$@"; do
         sleep 0.1
     done
     [ -n "$addr" ] || { echo "$server did not start" >&2; exit 1; }
-    line=$("$loadgen" "$mode" --conns 50 --size 64 --duration 5 --warmup 0 --addr "$addr")
+    line=$("$loadgen" "${load[@]}" --duration 5 --warmup 0 --addr "$addr")
     kill -TERM "$pid"
     wait "$pid" || true
-    msgs=$(echo "$line" | grep -o 'msgs=[0-9]*' | cut -d= -f2)
+    msgs=$(echo "$line" | grep -oE '(msgs|handshakes)=[0-9]*' | head -1 | cut -d= -f2)
     ir=$(grep -E '^(summary|totals):' "$out" | head -1 | awk '{print $2}')
     python3 -c "print(f'$(basename "$server") msgs=$msgs instructions=$ir instructions_per_msg={$ir / $msgs:.1f}')"
     rm -f "$out" "$log"

@@ -71,6 +71,20 @@ impl AsyncWrite for Plain {
         Pin::new(self.stream()?).poll_write(cx, buf)
     }
 
+    /// tokio-rustls sends the records it has in one `writev(2)` where the
+    /// stream beneath takes vectors (a socket does).
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(self.stream()?).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(self.stream()?).poll_flush(cx)
     }
@@ -92,15 +106,10 @@ enum Stage {
     Failed,
 }
 
-/// A connection's transport once `start_tls` has run.
+/// A connection's transport once `start_tls` has run. The questions a
+/// transport answers (addresses, descriptor) go to the one beneath.
 pub(crate) struct Tls {
     stage: Stage,
-    /// What the connection ran on before, for the questions a transport
-    /// answers while the handshake owns the stream.
-    kind: &'static str,
-    peer: Option<Addr>,
-    local: Option<Addr>,
-    socket_kind: Option<SocketKind>,
 }
 
 impl Tls {
@@ -111,14 +120,9 @@ impl Tls {
         prefix: Option<BytesMut>,
         config: Arc<ServerConfig>,
     ) -> Tls {
-        let (kind, peer, local, socket_kind) = Self::describe(&*inner);
         let plain = Plain { inner, prefix };
         Tls {
             stage: Stage::Accepting(TlsAcceptor::from(config).accept(plain)),
-            kind,
-            peer,
-            local,
-            socket_kind,
         }
     }
 
@@ -129,32 +133,10 @@ impl Tls {
         config: Arc<ClientConfig>,
         name: ServerName<'static>,
     ) -> Tls {
-        let (kind, peer, local, socket_kind) = Self::describe(&*inner);
         let plain = Plain { inner, prefix };
         Tls {
             stage: Stage::Connecting(TlsConnector::from(config).connect(name, plain)),
-            kind,
-            peer,
-            local,
-            socket_kind,
         }
-    }
-
-    fn describe(
-        inner: &dyn Transport,
-    ) -> (&'static str, Option<Addr>, Option<Addr>, Option<SocketKind>) {
-        let kind = match inner.kind() {
-            "TCP" => "TLS over TCP",
-            "Unix" => "TLS over Unix",
-            "in-memory" => "TLS over in-memory",
-            _ => "TLS",
-        };
-        (
-            kind,
-            inner.peer_addr(),
-            inner.local_addr(),
-            inner.socket_kind(),
-        )
     }
 
     /// Drives the handshake: `Ready(Ok)` once it is done (at once when it
@@ -256,36 +238,43 @@ impl AsyncWrite for Tls {
 }
 
 impl Tls {
-    fn plain(&self) -> Option<&Plain> {
-        match &self.stage {
+    /// The transport beneath; `None` once a failed handshake dropped it.
+    fn inner(&self) -> Option<&dyn Transport> {
+        let plain = match &self.stage {
             Stage::Accepting(a) => a.get_ref(),
             Stage::Connecting(c) => c.get_ref(),
             Stage::Server(s) => Some(s.get_ref().0),
             Stage::Client(s) => Some(s.get_ref().0),
             Stage::Failed => None,
-        }
+        };
+        plain.map(|p| &*p.inner)
     }
 }
 
 impl Transport for Tls {
     fn kind(&self) -> &'static str {
-        self.kind
+        match self.inner().map(|t| t.kind()) {
+            Some("TCP") => "TLS over TCP",
+            Some("Unix") => "TLS over Unix",
+            Some("in-memory") => "TLS over in-memory",
+            _ => "TLS",
+        }
     }
 
     fn peer_addr(&self) -> Option<Addr> {
-        self.peer.clone()
+        self.inner()?.peer_addr()
     }
 
     fn local_addr(&self) -> Option<Addr> {
-        self.local.clone()
+        self.inner()?.local_addr()
     }
 
     fn descriptor(&self) -> Option<BorrowedFd<'_>> {
-        self.plain().and_then(|p| p.inner.descriptor())
+        self.inner()?.descriptor()
     }
 
     fn socket_kind(&self) -> Option<SocketKind> {
-        self.socket_kind
+        self.inner()?.socket_kind()
     }
 
     fn into_descriptor(self: Box<Self>) -> io::Result<OwnedFd> {
