@@ -805,3 +805,175 @@ fn a_thousand_concurrent_tls_echo_clients() {
     .unwrap();
     assert_eq!(done.get(), CLIENTS);
 }
+
+// ---- Options, misuse and panics. ----
+
+#[test]
+fn a_chosen_cipher_suite_is_used_and_an_unknown_one_is_a_typed_error() {
+    let p = pki(&["localhost"]);
+    let seen: Events = Rc::default();
+    let ss = seen.clone();
+    let server = server_options(&p).cipher_suites(["TLS13_CHACHA20_POLY1305_SHA256"]);
+    let client = TlsOptions::new()
+        .root_certs_pem(p.ca_pem.clone())
+        .server_name("localhost");
+    run_with_watchdog(move || -> em::Result<()> {
+        let s = em::start_server("127.0.0.1:0", move || Recording {
+            options: server.clone(),
+            seen: ss.clone(),
+        })?;
+        em::connect(
+            s.local_addr(),
+            Client {
+                options: client,
+                events: Rc::default(),
+            },
+        )?;
+        Ok(())
+    })
+    .unwrap();
+    assert!(
+        seen.borrow()[0].ends_with("suite true"),
+        "{:?}",
+        seen.borrow()
+    );
+    let e = TlsOptions::new()
+        .cipher_suites(["TLS_NULL_WITH_NULL_NULL"])
+        .check_client()
+        .unwrap_err();
+    assert!(e.is_tls_config(), "{e}");
+    assert!(e.to_string().contains("unknown cipher suite"), "{e}");
+}
+
+/// The suite the client reports is the one the server was limited to.
+#[test]
+fn the_suite_reported_is_the_one_configured() {
+    let p = pki(&["localhost"]);
+    let got: Rc<RefCell<Option<&'static str>>> = Rc::default();
+    let g = got.clone();
+    let server = server_options(&p).cipher_suites(["TLS13_CHACHA20_POLY1305_SHA256"]);
+    let client = TlsOptions::new()
+        .root_certs_pem(p.ca_pem.clone())
+        .server_name("localhost");
+    run_with_watchdog(move || -> em::Result<()> {
+        let s = em::start_server("127.0.0.1:0", move || TlsEcho {
+            options: server.clone(),
+        })?;
+        let mut on_reply = em::handler(move |conn: &Conn<BytesCodec>, _data| {
+            *g.borrow_mut() = conn.tls_cipher_suite();
+            em::stop();
+        });
+        let c = em::connect(s.local_addr(), on_reply())?;
+        c.start_tls(&client)?;
+        c.send_data(Bytes::from_static(b"x"));
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(*got.borrow(), Some("TLS13_CHACHA20_POLY1305_SHA256"));
+}
+
+#[test]
+fn tls_runs_on_an_in_memory_pair_and_twice_is_an_error() {
+    let p = pki(&["localhost"]);
+    let server = server_options(&p);
+    let client = TlsOptions::new()
+        .root_certs_pem(p.ca_pem.clone())
+        .server_name("localhost");
+    let got = Rc::new(RefCell::new(Vec::new()));
+    let g = got.clone();
+    run_with_watchdog(move || -> em::Result<()> {
+        let echo = em::handler(|conn: &Conn<BytesCodec>, data| conn.send_data(data))();
+        let mut on_reply = em::handler(move |conn: &Conn<BytesCodec>, data| {
+            g.borrow_mut()
+                .push((data.to_vec(), conn.tls_protocol_version()));
+            em::stop();
+        });
+        let (a, b) = em::connect_pair(echo, on_reply())?;
+        a.start_tls_server(&server)?;
+        b.start_tls(&client)?;
+        let again = b.start_tls(&client).unwrap_err();
+        assert!(again.is_already_started(), "{again}");
+        assert!(b.is_tls());
+        b.send_data(Bytes::from_static(b"in memory"));
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(
+        *got.borrow(),
+        [(b"in memory".to_vec(), Some(TlsVersion::Tls13))]
+    );
+}
+
+/// A server whose `ssl_handshake_completed` panics.
+struct Panicking {
+    options: TlsOptions,
+    seen: Events,
+}
+
+impl Connection for Panicking {
+    type Codec = BytesCodec;
+    fn codec(&self) -> BytesCodec {
+        BytesCodec::new()
+    }
+    fn post_init(&mut self, conn: &Conn<BytesCodec>) {
+        conn.start_tls(&self.options).expect("start_tls");
+    }
+    fn ssl_handshake_completed(&mut self, _conn: &Conn<BytesCodec>) {
+        panic!("boom in ssl_handshake_completed");
+    }
+    fn receive_data(&mut self, _conn: &Conn<BytesCodec>, _data: BytesMut) {}
+    fn unbind(&mut self, _conn: &Conn<BytesCodec>, reason: UnbindReason) {
+        self.seen
+            .borrow_mut()
+            .push(format!("server unbind {reason}"));
+        if self.seen.borrow().len() == 2 {
+            em::stop();
+        }
+    }
+}
+
+#[test]
+fn a_panic_in_ssl_handshake_completed_ends_only_that_connection() {
+    let p = pki(&["localhost"]);
+    // Both the panicking server's unbind and the other client's echo land
+    // here; the second of them stops the reactor.
+    let seen: Events = Rc::default();
+    let (ss, cs) = (seen.clone(), seen.clone());
+    let bad = server_options(&p);
+    let good = server_options(&p);
+    let client = TlsOptions::new()
+        .root_certs_pem(p.ca_pem.clone())
+        .server_name("localhost");
+    run_with_watchdog(move || -> em::Result<()> {
+        em::set_error_handler(|_report| {});
+        let panicking = em::start_server("127.0.0.1:0", move || Panicking {
+            options: bad.clone(),
+            seen: ss.clone(),
+        })?;
+        let fine = em::start_server("127.0.0.1:0", move || TlsEcho {
+            options: good.clone(),
+        })?;
+        let quiet = em::handler(|_conn: &Conn<BytesCodec>, _data| {})();
+        em::connect(panicking.local_addr(), quiet)?.start_tls(&client)?;
+        let on_echo = em::handler(move |_conn: &Conn<BytesCodec>, data| {
+            cs.borrow_mut()
+                .push(format!("echo {}", String::from_utf8_lossy(&data)));
+            if cs.borrow().len() == 2 {
+                em::stop();
+            }
+        })();
+        let c = em::connect(fine.local_addr(), on_echo)?;
+        c.start_tls(&client)?;
+        c.send_data(Bytes::from_static(b"still served"));
+        Ok(())
+    })
+    .unwrap();
+    let seen = seen.borrow();
+    assert!(seen.contains(&"echo still served".to_string()), "{seen:?}");
+    assert!(
+        seen.iter().any(
+            |e| e.starts_with("server unbind") && e.contains("boom in ssl_handshake_completed")
+        ),
+        "{seen:?}"
+    );
+}
