@@ -266,3 +266,134 @@ with socket.create_server(("127.0.0.1", 0)) as srv:
         ]
     );
 }
+
+/// Accepts any peer certificate (the test checks the key formats, not
+/// trust) and records the handshake.
+struct AnyPeer {
+    seen: Rc<RefCell<Vec<String>>>,
+}
+
+impl Connection for AnyPeer {
+    type Codec = LinesCodec;
+    fn codec(&self) -> LinesCodec {
+        LinesCodec::new()
+    }
+    fn post_init(&mut self, conn: &Conn<LinesCodec>) {
+        conn.start_tls(&TlsOptions::new().verify_peer(true))
+            .expect("start_tls");
+        conn.send_data("key formats");
+    }
+    fn ssl_verify_peer(&mut self, _conn: &Conn<LinesCodec>, _cert: &[u8]) -> bool {
+        true
+    }
+    fn receive_data(&mut self, _conn: &Conn<LinesCodec>, line: String) {
+        self.seen.borrow_mut().push(line);
+    }
+    fn unbind(&mut self, _conn: &Conn<LinesCodec>, reason: UnbindReason) {
+        self.seen.borrow_mut().push(format!("unbind {reason}"));
+        em::stop();
+    }
+}
+
+/// Runs `openssl` with `args` in `dir`, checking it succeeds.
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("openssl (Debian package openssl) must be installed");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn server_keys_in_pkcs8_rsa_and_ec_pem_made_by_openssl() {
+    let certs = Certs::new("keys");
+    let dir = certs.dir.clone();
+    // An RSA key (PKCS#8, then the traditional "RSA PRIVATE KEY" form) and
+    // an EC key in SEC1 form ("EC PRIVATE KEY"), each with a self-signed
+    // certificate.
+    openssl(&dir, &["genrsa", "-out", "rsa-any.pem", "2048"]);
+    openssl(
+        &dir,
+        &[
+            "pkcs8",
+            "-topk8",
+            "-nocrypt",
+            "-in",
+            "rsa-any.pem",
+            "-out",
+            "rsa-pkcs8.pem",
+        ],
+    );
+    openssl(
+        &dir,
+        &[
+            "rsa",
+            "-in",
+            "rsa-any.pem",
+            "-traditional",
+            "-out",
+            "rsa-trad.pem",
+        ],
+    );
+    openssl(
+        &dir,
+        &[
+            "ecparam",
+            "-genkey",
+            "-name",
+            "prime256v1",
+            "-noout",
+            "-out",
+            "ec.pem",
+        ],
+    );
+    for (key, header) in [
+        ("rsa-pkcs8.pem", "-----BEGIN PRIVATE KEY-----"),
+        ("rsa-trad.pem", "-----BEGIN RSA PRIVATE KEY-----"),
+        ("ec.pem", "-----BEGIN EC PRIVATE KEY-----"),
+    ] {
+        let cert = format!("{key}.crt");
+        openssl(
+            &dir,
+            &[
+                "req",
+                "-x509",
+                "-new",
+                "-key",
+                key,
+                "-out",
+                &cert,
+                "-days",
+                "1",
+                "-subj",
+                "/CN=localhost",
+            ],
+        );
+        let first_line = std::fs::read_to_string(dir.join(key)).unwrap();
+        assert!(first_line.starts_with(header), "{key}: {first_line}");
+        let options = TlsOptions::new()
+            .cert_chain_file(dir.join(&cert))
+            .private_key_file(dir.join(key));
+        let seen = Rc::new(RefCell::new(Vec::new()));
+        let s = seen.clone();
+        run_with_watchdog(move || -> em::Result<()> {
+            let server = em::start_server("127.0.0.1:0", move || EchoOnce {
+                options: options.clone(),
+            })?;
+            em::connect(server.local_addr(), AnyPeer { seen: s })?;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(
+            *seen.borrow(),
+            ["em says key formats", "unbind closed by the peer"],
+            "{key}: {}",
+            first_line.lines().next().unwrap_or("")
+        );
+    }
+}
