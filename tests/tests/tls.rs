@@ -65,6 +65,15 @@ impl Connection for TlsEcho {
 
 type Events = Rc<RefCell<Vec<String>>>;
 
+/// How an `unbind` reads in the tests' event lists: a TLS failure by its
+/// kind, anything else by its `Display`.
+fn ended(reason: &UnbindReason) -> String {
+    match reason {
+        UnbindReason::Tls(e) => format!("unbind tls {:?}", e.kind()),
+        other => format!("unbind {other}"),
+    }
+}
+
 /// A client that starts TLS in `post_init`, sends `hello`, and records
 /// what happens.
 struct Client {
@@ -95,11 +104,7 @@ impl Connection for Client {
         conn.close_connection();
     }
     fn unbind(&mut self, _conn: &Conn<BytesCodec>, reason: UnbindReason) {
-        let what = match &reason {
-            UnbindReason::Tls(e) => format!("unbind tls {:?}", e.kind()),
-            other => format!("unbind {other}"),
-        };
-        self.events.borrow_mut().push(what);
+        self.events.borrow_mut().push(ended(&reason));
         em::stop();
     }
 }
@@ -241,11 +246,7 @@ impl Connection for Pinning {
         conn.close_connection();
     }
     fn unbind(&mut self, _conn: &Conn<BytesCodec>, reason: UnbindReason) {
-        let what = match &reason {
-            UnbindReason::Tls(e) => format!("unbind tls {:?}", e.kind()),
-            other => format!("unbind {other}"),
-        };
-        self.seen.borrow_mut().push(what);
+        self.seen.borrow_mut().push(ended(&reason));
         em::stop();
     }
 }
@@ -343,11 +344,9 @@ impl Connection for Requiring {
         conn.send_data(data);
     }
     fn unbind(&mut self, _conn: &Conn<BytesCodec>, reason: UnbindReason) {
-        let what = match &reason {
-            UnbindReason::Tls(e) => format!("server unbind tls {:?}", e.kind()),
-            other => format!("server unbind {other}"),
-        };
-        self.seen.borrow_mut().push(what);
+        self.seen
+            .borrow_mut()
+            .push(format!("server {}", ended(&reason)));
         em::stop();
     }
 }
@@ -527,11 +526,7 @@ impl Connection for StartTls {
         self.seen.borrow_mut().push("handshake".into());
     }
     fn unbind(&mut self, _conn: &Conn<LinesCodec>, reason: UnbindReason) {
-        let what = match &reason {
-            UnbindReason::Tls(e) => format!("unbind tls {:?}", e.kind()),
-            other => format!("unbind {other}"),
-        };
-        self.seen.borrow_mut().push(what);
+        self.seen.borrow_mut().push(ended(&reason));
     }
 }
 
