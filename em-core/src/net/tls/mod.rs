@@ -131,7 +131,7 @@ impl<C> Conn<C> {
         Ok(())
     }
 
-    /// Whether `start_tls` was called on the connection.
+    /// Whether `start_tls` was called on the connection. Reactor thread.
     pub fn is_tls(&self) -> bool {
         self.state().tls.get() & ON != 0
     }
@@ -147,7 +147,8 @@ impl<C> Conn<C> {
 
     /// The peer's certificate chain (DER, its own first) once the
     /// handshake is done (EventMachine's `get_peer_cert`, which gives PEM);
-    /// `None` before, without TLS, or when the peer sent none.
+    /// `None` before, without TLS, or when the peer sent none. Reactor
+    /// thread, as every `Conn` call.
     pub fn peer_cert(&self) -> Option<Vec<Vec<u8>>> {
         self.session(|s| {
             s.peer_certificates()
@@ -155,7 +156,8 @@ impl<C> Conn<C> {
         })
     }
 
-    /// The protocol version agreed, once the handshake is done.
+    /// The protocol version agreed, once the handshake is done. Reactor
+    /// thread.
     pub fn tls_protocol_version(&self) -> Option<TlsVersion> {
         self.session(|s| match s.protocol_version()? {
             rustls::ProtocolVersion::TLSv1_3 => Some(TlsVersion::Tls13),
@@ -166,18 +168,20 @@ impl<C> Conn<C> {
 
     /// The cipher suite agreed, by its IANA name as rustls spells it
     /// (`"TLS13_AES_256_GCM_SHA384"`), once the handshake is done
-    /// (EventMachine's `get_cipher_name`).
+    /// (EventMachine's `get_cipher_name`). Reactor thread.
     pub fn tls_cipher_suite(&self) -> Option<&'static str> {
         self.session(|s| s.negotiated_cipher_suite()?.suite().as_str())
     }
 
-    /// The ALPN protocol agreed, if any.
+    /// The ALPN protocol agreed, if any, once the handshake is done.
+    /// Reactor thread.
     pub fn alpn_protocol(&self) -> Option<Vec<u8>> {
         self.session(|s| s.alpn_protocol().map(<[u8]>::to_vec))
     }
 
     /// A server: the host name the client asked for by SNI
     /// (EventMachine's `get_sni_hostname`), once the handshake is done.
+    /// Reactor thread.
     pub fn sni_hostname(&self) -> Option<String> {
         let transport = self.state().transport.borrow();
         transport
