@@ -45,6 +45,14 @@ use crate::reactor::stats::Ending;
 /// * **Reconnect.** From `unbind`, [`Conn::reconnect`] connects the same
 ///   handler again: no second `post_init`, a new `connection_completed`,
 ///   and later exactly one more `unbind`.
+/// * **TLS.** After [`Conn::start_tls`], no `receive_data` runs until the
+///   handshake is done; then `ssl_verify_peer` (where the options ask for
+///   it) and `ssl_handshake_completed`, once, before the first decrypted
+///   frame. A failed handshake goes straight to `unbind` with
+///   [`UnbindReason::Tls`].
+/// * **Other callbacks** run only for connections that ask for them:
+///   `notify_readable`/`notify_writable` on a [`watch`](crate::watch), the
+///   proxy callbacks on a connection that proxies.
 ///
 /// The [`Codec`](Connection::Codec) frames the byte stream: tokio-util's
 /// `BytesCodec` for raw bytes, `LinesCodec::new_with_max_length(..)`,
