@@ -11,7 +11,10 @@
 //! and calls `ssl_handshake_completed`. Decoding resumes afterwards with a
 //! fresh codec, on the decrypted stream.
 
+use std::sync::Arc;
+
 use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, ServerConfig};
 
 use crate::error::{Error, Result};
 use crate::net::conn::Conn;
@@ -35,13 +38,17 @@ pub(crate) const BY_CALLBACK: u8 = 8;
 
 /// A `start_tls` waiting for the pump.
 pub(crate) struct TlsUpgrade {
-    pub(crate) options: TlsOptions,
-    /// The server side of the handshake.
-    pub(crate) server: bool,
-    /// A client: the name to verify and send (else the peer's IP address).
-    pub(crate) name: Option<ServerName<'static>>,
+    pub(crate) side: Side,
     /// Output bytes queued before the call, which leave in plain text.
     pub(crate) plain_len: usize,
+}
+
+/// Which side of the handshake a `start_tls` takes, with its configuration
+/// (built by the call, so the pump has nothing left to fail on).
+pub(crate) enum Side {
+    Server(Arc<ServerConfig>),
+    /// With the name to verify and send, else the peer's IP address.
+    Client(Arc<ClientConfig>, Option<ServerName<'static>>),
 }
 
 impl<C> Conn<C> {
@@ -103,22 +110,19 @@ impl<C> Conn<C> {
                 return Err(Error::unsupported(CALL, "TLS needs both directions"));
             }
         }
-        let name = if server {
-            options.server_config()?;
-            None
+        let side = if server {
+            Side::Server(options.server_config()?)
         } else {
-            options.client_config()?;
-            match options.name() {
+            let name = match options.name() {
                 Some(n) => Some(ServerName::try_from(n.to_owned()).map_err(|e| {
                     Error::tls_config(format!("server_name {n:?} is not a valid name: {e}"))
                 })?),
                 None => None,
-            }
+            };
+            Side::Client(options.client_config()?, name)
         };
         state.put_tls_upgrade(TlsUpgrade {
-            options: options.clone(),
-            server,
-            name,
+            side,
             plain_len: state.outbound.borrow().len(),
         });
         let by_callback = if options.verifies_by_callback() {

@@ -15,7 +15,7 @@ use rustls::pki_types::ServerName;
 use super::StreamPump;
 use crate::net::connection::{Connection, UnbindReason};
 use crate::net::driver::Session;
-use crate::net::tls::{TlsError, TlsUpgrade, BY_CALLBACK, HANDSHAKE, UPGRADE};
+use crate::net::tls::{Side, TlsError, TlsUpgrade, BY_CALLBACK, HANDSHAKE, UPGRADE};
 use crate::net::transport::{BoxTransport, Tls};
 use crate::reactor::panic;
 
@@ -115,25 +115,24 @@ impl StreamPump {
         let inner: BoxTransport = transport
             .take()
             .ok_or_else(|| UnbindReason::Io(std::io::ErrorKind::NotConnected.into()))?;
-        let tls = if upgrade.server {
-            let config = upgrade.options.server_config().map_err(config_failed)?;
-            Tls::server(inner, prefix, config)
-        } else {
-            let config = upgrade.options.client_config().map_err(config_failed)?;
-            let name = match upgrade.name {
-                Some(name) => name,
-                None => match inner.peer_addr().and_then(|a| a.inet()) {
-                    Some(addr) => ServerName::IpAddress(addr.ip().into()),
-                    None => {
-                        *transport = Some(inner);
-                        return Err(UnbindReason::Io(std::io::Error::new(
+        let tls = match upgrade.side {
+            Side::Server(config) => Tls::server(inner, prefix, config),
+            Side::Client(config, name) => {
+                let name = match name {
+                    Some(name) => name,
+                    None => match inner.peer_addr().and_then(|a| a.inet()) {
+                        Some(addr) => ServerName::IpAddress(addr.ip().into()),
+                        None => {
+                            *transport = Some(inner);
+                            return Err(UnbindReason::Io(std::io::Error::new(
                             std::io::ErrorKind::InvalidInput,
                             "start_tls: a client on a connection without an IP address needs TlsOptions::server_name",
                         )));
-                    }
-                },
-            };
-            Tls::client(inner, prefix, config, name)
+                        }
+                    },
+                };
+                Tls::client(inner, prefix, config, name)
+            }
         };
         *transport = Some(Box::new(tls));
         Ok(())
@@ -165,11 +164,4 @@ impl StreamPump {
         })
         .map_err(UnbindReason::Panicked)
     }
-}
-
-fn config_failed(e: crate::Error) -> UnbindReason {
-    UnbindReason::Io(std::io::Error::new(
-        std::io::ErrorKind::InvalidInput,
-        e.to_string(),
-    ))
 }
