@@ -604,12 +604,7 @@ async fn measure<T: Target>(
             })
         })
         .collect();
-    tokio::time::sleep(secs(load.warmup)?).await;
-    let start = Snapshot::take(&sh, load.pid)?;
-    sh.measuring.set(true);
-    tokio::time::sleep(secs(load.duration)?).await;
-    sh.measuring.set(false);
-    let end = Snapshot::take(&sh, load.pid)?;
+    let (start, end) = window(&sh, load.warmup, load.duration, load.pid).await?;
     for t in tasks {
         t.abort();
     }
@@ -672,6 +667,24 @@ struct Flow {
     done: Cell<u64>,
     stamps: RefCell<VecDeque<Instant>>,
     progress: Notify,
+}
+
+/// The measuring window every mode shares: `warmup` seconds, then counts
+/// from `duration` seconds of load (`sh.measuring` on), as the snapshots
+/// at its start and end (with the server's CPU when `pid` is given).
+async fn window(
+    sh: &Shared,
+    warmup: f64,
+    duration: f64,
+    pid: Option<u32>,
+) -> io::Result<(Snapshot, Snapshot)> {
+    tokio::time::sleep(secs(warmup)?).await;
+    let start = Snapshot::take(sh, pid)?;
+    sh.measuring.set(true);
+    tokio::time::sleep(secs(duration)?).await;
+    sh.measuring.set(false);
+    let end = Snapshot::take(sh, pid)?;
+    Ok((start, end))
 }
 
 /// Pumps messages over one connection until it fails or the task is aborted.
@@ -775,12 +788,7 @@ async fn udp(load: &UdpArgs) -> io::Result<String> {
             })
         })
         .collect();
-    tokio::time::sleep(secs(load.warmup)?).await;
-    let start = Snapshot::take(&sh, load.pid)?;
-    sh.measuring.set(true);
-    tokio::time::sleep(secs(load.duration)?).await;
-    sh.measuring.set(false);
-    let end = Snapshot::take(&sh, load.pid)?;
+    let (start, end) = window(&sh, load.warmup, load.duration, load.pid).await?;
     for t in tasks {
         t.abort();
     }
@@ -877,18 +885,9 @@ async fn handshake<T: Target>(target: &T, load: &HandshakeArgs) -> io::Result<St
     let mut workers: FuturesUnordered<_> = (0..load.conns)
         .map(|_| churn(target, load.size as usize, &sh))
         .collect();
-    let window = async {
-        tokio::time::sleep(secs(load.warmup)?).await;
-        let start = Snapshot::take(&sh, load.pid)?;
-        sh.measuring.set(true);
-        tokio::time::sleep(secs(load.duration)?).await;
-        sh.measuring.set(false);
-        let end = Snapshot::take(&sh, load.pid)?;
-        io::Result::Ok((start, end))
-    };
     // The workers never end: the window decides.
     let (start, end) = tokio::select! {
-        window = window => window?,
+        window = window(&sh, load.warmup, load.duration, load.pid) => window?,
         _ = workers.next() => unreachable!("handshake workers loop forever"),
     };
     drop(workers);
