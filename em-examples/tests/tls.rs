@@ -11,14 +11,17 @@ use std::time::Duration;
 
 use support::Running;
 
-/// Runs `loadgen` with `args`, waiting at most 30 s for it to finish.
-fn loadgen(args: &[&str]) -> Output {
-    let child = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+/// Runs `bin` with `args` and `stdin`, waiting at most 30 s; its output.
+fn run_with_input(bin: &str, args: &[&str], stdin: &[u8]) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(bin)
         .args(args)
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("spawn loadgen");
+        .unwrap_or_else(|e| panic!("spawn {bin}: {e}"));
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
     let pid = child.id();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || tx.send(child.wait_with_output().expect("wait")).ok());
@@ -28,8 +31,13 @@ fn loadgen(args: &[&str]) -> Output {
                 .args(["-KILL", &pid.to_string()])
                 .status()
                 .ok();
-            panic!("loadgen {args:?} still running after 30 s");
+            panic!("{bin} {args:?} still running after 30 s");
         })
+}
+
+/// Runs `loadgen` with `args`, waiting at most 30 s for it to finish.
+fn loadgen(args: &[&str]) -> Output {
+    run_with_input(env!("CARGO_BIN_EXE_loadgen"), args, b"")
 }
 
 /// Runs `loadgen` with `args`, checks that it succeeds, and returns its
@@ -128,30 +136,6 @@ fn loadgen_drives_tokio_tls_echo_over_tls() {
 
     server.terminate();
     std::fs::remove_file(&cert).ok();
-}
-
-/// Runs `bin` with `args` and `stdin`, waiting at most 30 s; its output.
-fn run_with_input(bin: &str, args: &[&str], stdin: &[u8]) -> Output {
-    use std::io::Write;
-    let mut child = Command::new(bin)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn {bin}: {e}"));
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    let pid = child.id();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || tx.send(child.wait_with_output().expect("wait")).ok());
-    rx.recv_timeout(Duration::from_secs(30))
-        .unwrap_or_else(|_| {
-            Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .status()
-                .ok();
-            panic!("{bin} {args:?} still running after 30 s");
-        })
 }
 
 #[test]

@@ -109,13 +109,16 @@ impl Connection for Client {
     }
 }
 
-fn exchange(server: TlsOptions, client: TlsOptions) -> Vec<String> {
+/// Runs a server of `server`'s handlers and one [`Client`] of it with
+/// `client`'s options; what the client saw (the run ends at its unbind).
+fn client_of<H: Connection>(
+    server: impl FnMut() -> H + 'static,
+    client: TlsOptions,
+) -> Vec<String> {
     let events: Events = Rc::default();
     let ev = events.clone();
     run_with_watchdog(move || -> em::Result<()> {
-        let s = em::start_server("127.0.0.1:0", move || TlsEcho {
-            options: server.clone(),
-        })?;
+        let s = em::start_server("127.0.0.1:0", server)?;
         em::connect(
             s.local_addr(),
             Client {
@@ -128,6 +131,16 @@ fn exchange(server: TlsOptions, client: TlsOptions) -> Vec<String> {
     .unwrap();
     let v = events.borrow().clone();
     v
+}
+
+/// [`client_of`] a TLS echo server with `server`'s options.
+fn exchange(server: TlsOptions, client: TlsOptions) -> Vec<String> {
+    client_of(
+        move || TlsEcho {
+            options: server.clone(),
+        },
+        client,
+    )
 }
 
 #[test]
@@ -377,24 +390,16 @@ fn with_client_cert(send_cert: bool) -> (Vec<String>, Vec<String>) {
     if send_cert {
         client = client.cert_chain_pem(chain).private_key_pem(key);
     }
-    let (server_seen, client_seen): (Events, Events) = (Rc::default(), Rc::default());
-    let (ss, cs) = (server_seen.clone(), client_seen.clone());
-    run_with_watchdog(move || -> em::Result<()> {
-        let s = em::start_server("127.0.0.1:0", move || Requiring {
+    let server_seen: Events = Rc::default();
+    let ss = server_seen.clone();
+    let client_seen = client_of(
+        move || Requiring {
             options: server.clone(),
             seen: ss.clone(),
-        })?;
-        em::connect(
-            s.local_addr(),
-            Client {
-                options: client,
-                events: cs,
-            },
-        )?;
-        Ok(())
-    })
-    .unwrap();
-    let r = (server_seen.borrow().clone(), client_seen.borrow().clone());
+        },
+        client,
+    );
+    let r = (server_seen.borrow().clone(), client_seen);
     r
 }
 
@@ -461,28 +466,20 @@ fn alpn_is_agreed_and_the_sni_name_picks_the_certificate() {
         .root_certs_pem(other.ca_pem.clone())
         .server_name("other.example")
         .alpn_protocols(["http/1.1"]);
-    let (server_seen, client_seen): (Events, Events) = (Rc::default(), Rc::default());
-    let (ss, cs) = (server_seen.clone(), client_seen.clone());
-    run_with_watchdog(move || -> em::Result<()> {
-        let s = em::start_server("127.0.0.1:0", move || Recording {
+    let server_seen: Events = Rc::default();
+    let ss = server_seen.clone();
+    let client_seen = client_of(
+        move || Recording {
             options: server.clone(),
             seen: ss.clone(),
-        })?;
-        em::connect(
-            s.local_addr(),
-            Client {
-                options: client,
-                events: cs,
-            },
-        )?;
-        Ok(())
-    })
-    .unwrap();
+        },
+        client,
+    );
     assert_eq!(
         server_seen.borrow()[0],
         "alpn Some(\"http/1.1\") sni Some(\"other.example\") suite true"
     );
-    assert_eq!(client_seen.borrow()[1], "data hello");
+    assert_eq!(client_seen[1], "data hello");
 }
 
 // ---- STARTTLS, close_notify and bad peers, against a client driven by
@@ -812,21 +809,13 @@ fn a_chosen_cipher_suite_is_used_and_an_unknown_one_is_a_typed_error() {
     let client = TlsOptions::new()
         .root_certs_pem(p.ca_pem.clone())
         .server_name("localhost");
-    run_with_watchdog(move || -> em::Result<()> {
-        let s = em::start_server("127.0.0.1:0", move || Recording {
+    client_of(
+        move || Recording {
             options: server.clone(),
             seen: ss.clone(),
-        })?;
-        em::connect(
-            s.local_addr(),
-            Client {
-                options: client,
-                events: Rc::default(),
-            },
-        )?;
-        Ok(())
-    })
-    .unwrap();
+        },
+        client,
+    );
     assert!(
         seen.borrow()[0].ends_with("suite true"),
         "{:?}",
