@@ -70,6 +70,7 @@ mod error;
 pub mod extension;
 mod messaging;
 mod net;
+mod os;
 mod reactor;
 
 pub use error::{BoxError, Error, Result};
@@ -93,6 +94,7 @@ pub use net::server::{start_server, start_unix_domain_server, Server};
 pub use net::socket::{Socket, SocketListener};
 pub use net::tls::{TlsError, TlsErrorKind, TlsOptions, TlsVersion};
 pub use net::watch::watch;
+pub use os::signal::Signal;
 pub use reactor::builder::Builder;
 pub use reactor::core::ConnectionId;
 pub use reactor::panic::{clear_error_handler, set_error_handler, PanicReport};

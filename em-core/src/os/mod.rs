@@ -1,0 +1,10 @@
+//! The reactor's other events, beyond sockets: child processes
+//! (`popen`, `system`), processes em did not start (`watch_process`), the
+//! keyboard (`open_keyboard`), file watchers (`watch_file`) and signals
+//! (`trap`). Each delivers its events on the reactor thread, in order, like
+//! a connection's callbacks.
+//!
+//! * [`signal`]: [`Signal`](crate::Signal), a signal's number and name, and
+//!   `trap`/`untrap`.
+
+pub(crate) mod signal;
