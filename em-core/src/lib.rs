@@ -94,6 +94,7 @@ pub use net::server::{start_server, start_unix_domain_server, Server};
 pub use net::socket::{Socket, SocketListener};
 pub use net::tls::{TlsError, TlsErrorKind, TlsOptions, TlsVersion};
 pub use net::watch::watch;
+pub use os::process::{popen, popen_shell, system, system_async, Popen, Stderr};
 pub use os::signal::Signal;
 pub use reactor::builder::Builder;
 pub use reactor::core::ConnectionId;

@@ -42,6 +42,9 @@ pub enum Addr {
     /// An in-memory pair ([`connect_pair`](crate::connect_pair)), which has
     /// no address.
     Memory,
+    /// A child process ([`popen`](crate::popen)): the peer of its
+    /// connection, by process id.
+    Process(u32),
 }
 
 impl Addr {
@@ -95,6 +98,7 @@ impl fmt::Display for Addr {
             Addr::Unix(u) => u.fmt(f),
             Addr::Pipe => f.write_str("(pipe)"),
             Addr::Memory => f.write_str("(in-memory)"),
+            Addr::Process(pid) => write!(f, "(process {pid})"),
         }
     }
 }
@@ -106,6 +110,7 @@ impl fmt::Debug for Addr {
             Addr::Unix(u) => write!(f, "Unix({u})"),
             Addr::Pipe => f.write_str("Pipe"),
             Addr::Memory => f.write_str("Memory"),
+            Addr::Process(pid) => write!(f, "Process({pid})"),
         }
     }
 }

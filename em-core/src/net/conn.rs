@@ -115,6 +115,8 @@ struct Rare {
     proxy: Option<Box<ProxyState>>,
     /// A `start_tls` the pump has not carried out yet.
     tls_upgrade: Option<Box<TlsUpgrade>>,
+    /// A child process's id (`popen`), and its exit status once reaped.
+    child: Option<(u32, Option<std::process::ExitStatus>)>,
 }
 
 /// A watched descriptor's switches (`watch`): whether the connection
@@ -158,6 +160,25 @@ impl ConnState {
     /// The `start_tls` waiting for the pump, if any, taken out.
     pub(crate) fn take_tls_upgrade(&self) -> Option<Box<TlsUpgrade>> {
         self.peek_rare(|rare| rare.and_then(|r| r.tls_upgrade.take()))
+    }
+
+    /// Records that the connection runs child process `pid` (`popen`).
+    pub(crate) fn set_child(&self, pid: u32) {
+        self.with_rare(|rare| rare.child = Some((pid, None)));
+    }
+
+    /// The child process's id and, once it has exited, its status.
+    pub(crate) fn child(&self) -> Option<(u32, Option<std::process::ExitStatus>)> {
+        self.peek_rare(|rare| rare.and_then(|r| r.child))
+    }
+
+    /// Records the child's exit status, once it has been reaped.
+    pub(crate) fn set_exit_status(&self, status: std::process::ExitStatus) {
+        self.with_rare(|rare| {
+            if let Some((_, exit)) = &mut rare.child {
+                *exit = Some(status);
+            }
+        });
     }
 
     /// Changes the rare parts, making them first if need be.
@@ -601,6 +622,9 @@ impl<C> Conn<C> {
                     call,
                     "this connection watches a descriptor, which em does not write",
                 ));
+            }
+            if state.child().is_some() {
+                return Err(Error::closing());
             }
             return Err(Error::unsupported(
                 call,

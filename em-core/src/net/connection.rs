@@ -221,11 +221,20 @@ pub enum UnbindReason {
     /// The TLS handshake failed ([`Conn::start_tls`]): why, in words and
     /// as a [`TlsErrorKind`](crate::TlsErrorKind).
     Tls(crate::TlsError),
+    /// A child process ([`popen`](crate::popen)) closed its output and
+    /// exited, on its own: how it ended (`code()`, or with
+    /// `std::os::unix::process::ExitStatusExt`, `signal()`). Every byte it
+    /// wrote has been delivered first, as for [`PeerClosed`](UnbindReason::PeerClosed).
+    /// A child whose connection ended otherwise (closed, timed out, the
+    /// reactor stopped) has its status in [`Conn::exit_status`] during
+    /// `unbind`.
+    Exited(std::process::ExitStatus),
 }
 
 impl UnbindReason {
     /// Whether the connection ended because something went wrong (everything
-    /// but a local close, a peer close and a reactor stop).
+    /// but a local close, a peer close, a reactor stop, a detach and a
+    /// child's exit, whatever its status).
     pub fn is_error(&self) -> bool {
         !matches!(
             self,
@@ -233,6 +242,7 @@ impl UnbindReason {
                 | UnbindReason::PeerClosed
                 | UnbindReason::ReactorStopped
                 | UnbindReason::Detached
+                | UnbindReason::Exited(_)
         )
     }
 }
@@ -253,6 +263,7 @@ impl UnbindReason {
             UnbindReason::OutboundOverflow => Ending::OutboundOverflow,
             UnbindReason::Detached => Ending::Detached,
             UnbindReason::Tls(_) => Ending::Tls,
+            UnbindReason::Exited(_) => Ending::Exited,
         }
     }
 }
@@ -274,6 +285,7 @@ impl fmt::Display for UnbindReason {
             }
             UnbindReason::Detached => f.write_str("detached"),
             UnbindReason::Tls(e) => write!(f, "TLS handshake failed: {e}"),
+            UnbindReason::Exited(status) => write!(f, "the child process exited ({status})"),
         }
     }
 }

@@ -194,6 +194,7 @@ fn copy_reason(reason: &UnbindReason) -> UnbindReason {
         UnbindReason::OutboundOverflow => UnbindReason::OutboundOverflow,
         UnbindReason::Detached => UnbindReason::Detached,
         UnbindReason::Tls(e) => UnbindReason::Tls(e.copy()),
+        UnbindReason::Exited(status) => UnbindReason::Exited(*status),
     }
 }
 

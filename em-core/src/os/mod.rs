@@ -4,7 +4,11 @@
 //! (`trap`). Each delivers its events on the reactor thread, in order, like
 //! a connection's callbacks.
 //!
+//! * [`process`]: child processes as connections (`popen`, `Popen`,
+//!   `system`, `system_async`) and the `Conn` methods of a child (`pid`,
+//!   `kill`, `exit_status`).
 //! * [`signal`]: [`Signal`](crate::Signal), a signal's number and name, and
 //!   `trap`/`untrap`.
 
+pub(crate) mod process;
 pub(crate) mod signal;

@@ -19,6 +19,8 @@ const DEFAULT_LOW_WATERMARK: usize = 256 * 1024;
 const DEFAULT_MAX_OUTBOUND: usize = 8 << 20;
 /// Default budget of queued output on all of a reactor's connections.
 const DEFAULT_MAX_TOTAL_OUTBOUND: usize = 256 << 20;
+/// EventMachine's first wait before it sends SIGTERM to a popen child.
+const DEFAULT_CHILD_GRACE: Duration = Duration::from_millis(500);
 
 /// Options of a reactor, set through [`Builder`].
 #[derive(Debug, Clone)]
@@ -32,6 +34,7 @@ pub(crate) struct Config {
     pub(crate) max_total_outbound: usize,
     pub(crate) shutdown_grace: Duration,
     pub(crate) proxy_splice: bool,
+    pub(crate) child_grace: Duration,
     pub(crate) options: Options,
 }
 
@@ -47,6 +50,7 @@ impl Default for Config {
             max_total_outbound: DEFAULT_MAX_TOTAL_OUTBOUND,
             shutdown_grace: Duration::ZERO,
             proxy_splice: true,
+            child_grace: DEFAULT_CHILD_GRACE,
             options: Options::default(),
         }
     }
@@ -218,6 +222,21 @@ impl Builder {
     /// whose `splice` misbehaves.
     pub fn proxy_splice(mut self, splice: bool) -> Self {
         self.config.proxy_splice = splice;
+        self
+    }
+
+    /// How long a child process ([`popen`](crate::popen)) whose connection
+    /// ended before it exited (closed, timed out, failed, or the reactor
+    /// stopped) gets to exit on its own once its pipes are closed, before
+    /// em sends it SIGTERM, and then again before SIGKILL (default 500 ms,
+    /// EventMachine's first wait). em waits without blocking the reactor
+    /// (EventMachine blocks it, PR2), reaps the child so no zombie is
+    /// left, and runs the connection's `unbind` once the child has exited;
+    /// `run` returns only after every child has. A child that closed its
+    /// output on its own is waited for without a deadline (until the
+    /// reactor stops).
+    pub fn child_grace(mut self, grace: Duration) -> Self {
+        self.config.child_grace = grace;
         self
     }
 

@@ -35,7 +35,7 @@ impl Counters {
 }
 
 /// How many kinds of ending [`Ended`] counts.
-pub(crate) const ENDINGS: usize = 12;
+pub(crate) const ENDINGS: usize = 13;
 
 /// The kinds of ending, in [`Ended`]'s order (the network engine maps each
 /// `UnbindReason` to one).
@@ -53,6 +53,7 @@ pub(crate) enum Ending {
     OutboundOverflow,
     Detached,
     Tls,
+    Exited,
 }
 
 /// Adds `n` to a counter.
@@ -88,6 +89,9 @@ pub struct Ended {
     pub detached: u64,
     /// `Tls`: a TLS handshake failed.
     pub tls: u64,
+    /// `Exited`: a child process ([`popen`](crate::popen)) closed its
+    /// output and exited.
+    pub exited: u64,
 }
 
 impl Ended {
@@ -106,6 +110,7 @@ impl Ended {
             outbound_overflow: v(9),
             detached: v(10),
             tls: v(11),
+            exited: v(12),
         }
     }
 
@@ -123,6 +128,7 @@ impl Ended {
             + self.outbound_overflow
             + self.detached
             + self.tls
+            + self.exited
     }
 }
 
@@ -175,7 +181,7 @@ impl fmt::Display for Stats {
              ended_closed={} ended_peer_closed={} ended_connect_failed={} ended_io={} \
              ended_codec={} ended_panicked={} ended_reactor_stopped={} \
              ended_inactivity_timeout={} ended_connect_timeout={} ended_outbound_overflow={} \
-             ended_detached={} ended_tls={}",
+             ended_detached={} ended_tls={} ended_exited={}",
             self.connections_open,
             self.connections_accepted,
             self.connections_connected,
@@ -199,6 +205,7 @@ impl fmt::Display for Stats {
             e.outbound_overflow,
             e.detached,
             e.tls,
+            e.exited,
         )?;
         for (name, value) in &self.gauges {
             write!(f, " {name}={value}")?;

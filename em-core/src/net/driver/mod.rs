@@ -4,8 +4,9 @@
 //! * **The lifecycle** (this file), written once for every transport:
 //!   `post_init`, a client's connect and its pending-connect timeout,
 //!   `connection_completed`, the inactivity timeout, panics in callbacks,
-//!   close requests, the reactor's stop and its shutdown grace, exactly one
-//!   `unbind`, and `reconnect` from it.
+//!   close requests, the reactor's stop and its shutdown grace, a child
+//!   process's exit (waited for, never blocking, before its `unbind`),
+//!   exactly one `unbind`, and `reconnect` from it.
 //! * **A pump** ([`Pump`]) beneath it, which moves the data while the
 //!   connection is open: [`stream::StreamPump`] for byte streams (read into
 //!   the reactor-wide buffer, decode, deliver, flush),
@@ -24,7 +25,7 @@ use tokio::time::{Instant, Sleep};
 
 use crate::net::conn::{Close, Conn};
 use crate::net::connection::{Connection, UnbindReason};
-use crate::net::transport::BoxTransport;
+use crate::net::transport::{BoxTransport, ChildExit};
 use crate::reactor::core::Core;
 use crate::reactor::panic;
 use crate::reactor::stats;
@@ -125,6 +126,9 @@ enum Phase {
     /// Connecting since the instant.
     Connecting(Connecting, Instant),
     Open,
+    /// Ended, its pipes closed, waiting for its child process to exit
+    /// (`popen`) before `unbind` with the reason.
+    Exiting(Box<(ChildExit, UnbindReason)>),
     Done,
 }
 
@@ -185,8 +189,9 @@ pub(crate) struct Driver<H: Connection, P> {
     /// Why the connection must end, decided outside a poll (a panic).
     fail: Option<Box<UnbindReason>>,
     unbound: bool,
-    /// `restart` ran: wake the task once more instead of ending.
-    restart_wake: bool,
+    /// `restart` ran, or a child's exit is to be waited for: wake the task
+    /// once more instead of ending.
+    wake_again: bool,
     /// The timer of the pending-connect or inactivity timeout, made when
     /// one applies. It may fire early (activity moved the deadline on
     /// without resetting it) and is then re-armed.
@@ -230,7 +235,7 @@ impl<H: Connection, P: Pump<H>> Driver<H, P> {
             pump: P::default(),
             fail: None,
             unbound: false,
-            restart_wake: false,
+            wake_again: false,
             timer: None,
             span: (!span.is_disabled()).then(|| Box::new(span.clone())),
         };
@@ -267,6 +272,9 @@ impl<H: Connection, P: Pump<H>> Driver<H, P> {
             // The reactor stops: no callback of ours runs any more, and the
             // teardown wakes us once the shutdown hooks have run.
             return Poll::Pending;
+        }
+        if let Phase::Exiting(_) = self.phase {
+            return self.poll_exit(cx);
         }
         if let Some(reason) = self.must_end() {
             return self.finish(reason);
@@ -349,7 +357,7 @@ impl<H: Connection, P: Pump<H>> Driver<H, P> {
                     UnbindReason::InactivityTimeout,
                 )
             }
-            Phase::Done => return None,
+            Phase::Exiting(_) | Phase::Done => return None,
         };
         let timer = self
             .timer
@@ -368,15 +376,63 @@ impl<H: Connection, P: Pump<H>> Driver<H, P> {
         }
     }
 
-    /// Closes the transport and runs `unbind` (once).
+    /// Closes the transport and runs `unbind` (once); for a child process,
+    /// once it has exited.
     fn finish(&mut self, reason: UnbindReason) -> Poll<()> {
-        self.phase = Phase::Done;
         let state = self.conn.state();
         state.ended.set(true);
         // Dropped outside the borrow: closing it runs no user code, but
         // keep borrows short on principle.
         let transport = state.transport.borrow_mut().take();
-        drop(transport);
+        // A child's pipes close here; the child is waited for.
+        if let Some(child) = transport.and_then(|mut t| t.take_child()) {
+            // A child that closed its output may take its time to exit; any
+            // other ending (a close, an error, a timeout, the stop) ends it
+            // after the grace.
+            let escalate = !matches!(reason, UnbindReason::PeerClosed) || self.core.stopping();
+            let exit = ChildExit::new(child, self.core.config.child_grace, escalate);
+            self.phase = Phase::Exiting(Box::new((exit, reason)));
+            *state.outbound.borrow_mut() = bytes::BytesMut::new();
+            self.pump.reset();
+            self.timer = None;
+            self.wake_again = true;
+            return Poll::Pending;
+        }
+        self.unbind_now(reason)
+    }
+
+    /// Waits for the child of a connection that has ended, then runs its
+    /// `unbind`: with [`UnbindReason::Exited`] when the child closed its
+    /// output and exited on its own.
+    fn poll_exit(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let Phase::Exiting(exiting) = &mut self.phase else {
+            unreachable!("called while exiting")
+        };
+        if self.core.stopping() {
+            exiting.0.escalate();
+        }
+        let status = std::task::ready!(exiting.0.poll_exit(cx));
+        let Phase::Exiting(exiting) = std::mem::replace(&mut self.phase, Phase::Done) else {
+            unreachable!("still exiting")
+        };
+        let (_, mut reason) = *exiting;
+        match status {
+            Ok(status) => {
+                tracing::debug!(%status, "child exited");
+                self.conn.state().set_exit_status(status);
+                if matches!(reason, UnbindReason::PeerClosed) {
+                    reason = UnbindReason::Exited(status);
+                }
+            }
+            Err(e) => tracing::warn!(conn = %self.conn.id(), error = %e, "waiting for the child failed"),
+        }
+        self.unbind_now(reason)
+    }
+
+    /// [`finish`](Self::finish) once the transport is gone.
+    fn unbind_now(&mut self, reason: UnbindReason) -> Poll<()> {
+        self.phase = Phase::Done;
+        let state = self.conn.state();
         *state.outbound.borrow_mut() = bytes::BytesMut::new();
         state.drop_waker();
         state.wake_output_waiters();
@@ -426,7 +482,7 @@ impl<H: Connection, P: Pump<H>> Driver<H, P> {
         self.unbound = false;
         tracing::debug!("reconnecting");
         // Poll the new connect on the next turn (the waker was dropped).
-        self.restart_wake = true;
+        self.wake_again = true;
     }
 }
 
@@ -439,7 +495,7 @@ impl<H: Connection, P: Pump<H>> Future for Driver<H, P> {
         let entered = span.as_deref().map(tracing::Span::enter);
         this.conn.state().polling.set(true);
         let mut poll = this.step(cx);
-        if std::mem::take(&mut this.restart_wake) {
+        if std::mem::take(&mut this.wake_again) {
             cx.waker().wake_by_ref();
         }
         if poll.is_pending() {

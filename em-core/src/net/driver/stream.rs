@@ -454,18 +454,33 @@ impl StreamPump {
     }
 
     /// `close_connection_after_writing`, once the output has left: shuts
-    /// the transport down (a FIN after the last byte), to completion.
+    /// the transport down (a FIN after the last byte), to completion. A
+    /// transport that half-closes (a child's stdin) stays open for reading,
+    /// read-only from now on, until the end of its input.
     fn shutdown<H: Connection>(
         &self,
         s: &mut Session<'_, H>,
         cx: &mut Context<'_>,
     ) -> Poll<UnbindReason> {
-        let mut transport = s.conn.state().transport.borrow_mut();
-        let Some(t) = transport.as_mut().and_then(|t| t.byte_stream()) else {
+        let state = s.conn.state();
+        let mut transport = state.transport.borrow_mut();
+        let Some(t) = transport.as_mut() else {
+            return Poll::Ready(UnbindReason::Closed);
+        };
+        let half_closes = t.half_closes();
+        let Some(t) = t.byte_stream() else {
             return Poll::Ready(UnbindReason::Closed);
         };
         match Pin::new(t).poll_shutdown(cx) {
             Poll::Pending => Poll::Pending,
+            Poll::Ready(Ok(())) if half_closes => {
+                tracing::debug!("write side closed; reading on");
+                state.read_only.set(true);
+                state.close.set(Close::Open);
+                // Reading stopped with the close request: start it again.
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
             Poll::Ready(Ok(())) => Poll::Ready(UnbindReason::Closed),
             Poll::Ready(Err(e)) => {
                 tracing::debug!(error = %e, "shutdown after writing failed");

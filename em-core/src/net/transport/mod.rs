@@ -26,6 +26,7 @@ use tokio::io::{AsyncRead, AsyncWrite, Interest};
 
 use crate::net::address::Addr;
 
+mod child;
 mod memory;
 mod pipe;
 mod tcp;
@@ -34,6 +35,7 @@ mod udp;
 mod unix;
 mod watched;
 
+pub(crate) use child::{kill, ChildExit, ChildPipes};
 pub(crate) use memory::pair;
 pub(crate) use pipe::{PipeReader, PipeWriter};
 pub(crate) use tls::Tls;
@@ -111,6 +113,20 @@ pub(crate) trait Transport: 'static {
 
     /// The transport as TLS, for the pump to drive its handshake.
     fn tls_mut(&mut self) -> Option<&mut Tls> {
+        None
+    }
+
+    /// Whether shutting its write side leaves it readable (a child's stdin
+    /// closed, its stdout still open): `close_connection_after_writing`
+    /// then half-closes and keeps delivering input until the end of it.
+    fn half_closes(&self) -> bool {
+        false
+    }
+
+    /// The child process behind it (`popen`), taken out when the
+    /// connection ends so that the lifecycle waits for its exit before
+    /// `unbind`; `None` for every other kind.
+    fn take_child(&mut self) -> Option<tokio::process::Child> {
         None
     }
 
