@@ -1067,6 +1067,10 @@ pub use em_core::{disable_proxy, enable_proxy};
 pub use em_core::open_datagram_socket;
 // TLS.
 pub use em_core::{TlsError, TlsErrorKind, TlsOptions, TlsVersion};
+// Child processes.
+pub use em_core::{popen, popen_shell, system, system_async, Popen, Stderr};
+// Signals.
+pub use em_core::Signal;
 // Messaging.
 pub use em_core::{
     tick_loop, Channel, ChannelSender, ChannelStream, Deferred, Done, EmIterator, Get, Iteration,

@@ -75,6 +75,9 @@ pub(crate) struct ConnState {
     /// The queue passed the high watermark and has not drained to the low
     /// one since.
     pub(crate) above_high: Cell<bool>,
+    /// Input is read and delivered even while the queue is above the high
+    /// watermark (a child process: set when it is installed).
+    pub(crate) reads_past_backlog: Cell<bool>,
     pub(crate) high_watermark: Cell<usize>,
     pub(crate) low_watermark: Cell<usize>,
     pub(crate) max_outbound: Cell<usize>,
@@ -246,6 +249,7 @@ impl ConnState {
     pub(crate) fn install(&self, transport: BoxTransport) {
         self.read_only.set(!transport.writable());
         self.datagram.set(transport.datagram().is_some());
+        self.reads_past_backlog.set(transport.reads_past_backlog());
         *self.transport.borrow_mut() = Some(transport);
     }
 
@@ -315,6 +319,7 @@ impl ConnState {
             rare: Cell::new(None),
             paused: Cell::new(false),
             read_only: Cell::new(false),
+            reads_past_backlog: Cell::new(false),
             datagram: Cell::new(false),
             above_high: Cell::new(false),
             high_watermark: Cell::new(usize::MAX),

@@ -41,7 +41,11 @@ use crate::reactor::stats::Ending;
 ///   and nothing more is read: frames already read wait, in order, and are
 ///   delivered once the output drains to the low watermark (or on
 ///   [`Conn::resume`]). Past `max_outbound` the connection ends with
-///   [`UnbindReason::OutboundOverflow`].
+///   [`UnbindReason::OutboundOverflow`]. A child process's connection
+///   ([`popen`](crate::popen)) is the exception: its output is read while
+///   its stdin's queue is above the high watermark (a filter such as `cat`
+///   stops reading its input while its output is not read, so holding one
+///   back for the other would wait forever); pause it to hold its output.
 /// * **Reconnect.** From `unbind`, [`Conn::reconnect`] connects the same
 ///   handler again: no second `post_init`, a new `connection_completed`,
 ///   and later exactly one more `unbind`.

@@ -286,7 +286,8 @@ impl Popen {
     /// Makes the pipes and starts the child.
     fn spawn(mut self) -> Result<Spawned> {
         let shown = std::mem::take(&mut self.shown);
-        let failed = |e: io::Error| Error::io("popen", io::Error::new(e.kind(), format!("{shown}: {e}")));
+        let failed =
+            |e: io::Error| Error::io("popen", io::Error::new(e.kind(), format!("{shown}: {e}")));
         let (stdin_child, stdin_ours) = std::io::pipe().map_err(failed)?;
         let (stdout_ours, stdout_child) = std::io::pipe().map_err(failed)?;
         let mut stderr_ours = None;
@@ -360,8 +361,8 @@ struct Spawned {
 ///   has exited.
 /// * [`Conn::pid`], [`Conn::kill`]; pause, resume, timeouts and watermarks
 ///   work as on any connection. [`Conn::peer_addr`] is
-///   [`Addr::Process`]`(pid)`. `detach`, `start_tls`, proxies and socket
-///   options are refused (`is_unsupported()`).
+///   [`Addr::Process`]`(pid)`. `detach` and the socket options are
+///   refused (`is_unsupported()`): a child has two pipes, no one socket.
 ///
 /// Errors: `is_no_reactor()` / `is_stopping()`; `is_invalid_argument()` for
 /// an empty `argv`; `is_io()` when the child cannot be started (the
@@ -477,10 +478,10 @@ impl Connection for Collect {
 
     fn unbind(&mut self, conn: &Conn<BytesCodec>, reason: UnbindReason) {
         match (conn.exit_status(), self.done.take()) {
-            (Some(status), Some(done)) => {
-                done(std::mem::take(&mut self.output).freeze(), status)
+            (Some(status), Some(done)) => done(std::mem::take(&mut self.output).freeze(), status),
+            _ => {
+                tracing::debug!(conn = %conn.id(), %reason, "system: the child's status is unknown")
             }
-            _ => tracing::debug!(conn = %conn.id(), %reason, "system: the child's status is unknown"),
         }
     }
 }

@@ -424,7 +424,9 @@ impl<H: Connection, P: Pump<H>> Driver<H, P> {
                     reason = UnbindReason::Exited(status);
                 }
             }
-            Err(e) => tracing::warn!(conn = %self.conn.id(), error = %e, "waiting for the child failed"),
+            Err(e) => {
+                tracing::warn!(conn = %self.conn.id(), error = %e, "waiting for the child failed")
+            }
         }
         self.unbind_now(reason)
     }
@@ -495,13 +497,13 @@ impl<H: Connection, P: Pump<H>> Future for Driver<H, P> {
         let entered = span.as_deref().map(tracing::Span::enter);
         this.conn.state().polling.set(true);
         let mut poll = this.step(cx);
-        if std::mem::take(&mut this.wake_again) {
-            cx.waker().wake_by_ref();
-        }
         if poll.is_pending() {
             if let Some(reason) = this.poll_timeouts(cx) {
                 poll = this.finish(reason);
             }
+        }
+        if std::mem::take(&mut this.wake_again) {
+            cx.waker().wake_by_ref();
         }
         this.conn.state().polling.set(false);
         drop(entered);

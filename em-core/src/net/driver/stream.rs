@@ -182,7 +182,7 @@ impl StreamPump {
     fn may_deliver<H: Connection>(s: &Session<'_, H>) -> bool {
         let state = s.conn.state();
         !state.paused.get()
-            && !state.above_high.get()
+            && (!state.above_high.get() || state.reads_past_backlog.get())
             && state.tls.get() & TLS_BUSY == 0
             && !s.interrupted()
     }

@@ -123,6 +123,14 @@ pub(crate) trait Transport: 'static {
         false
     }
 
+    /// Whether its input is read even while its output's queue is above
+    /// the high watermark. A child process's is: a filter such as `cat`
+    /// stops reading its stdin while nobody reads its stdout, so holding
+    /// its output back until its input drains would wait forever.
+    fn reads_past_backlog(&self) -> bool {
+        false
+    }
+
     /// The child process behind it (`popen`), taken out when the
     /// connection ends so that the lifecycle waits for its exit before
     /// `unbind`; `None` for every other kind.
