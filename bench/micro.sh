@@ -9,7 +9,8 @@
 # Pairs: tick-chain, tick-fan, timers, timers-cancel, defer on em's own
 # pool and defer on em's tokio backend, each against raw spawn_blocking
 # (both twice: pinned to one core with taskset, and unpinned), pair
-# (64-byte ping-pong through an in-memory pair against tokio::io::duplex).
+# (64-byte ping-pong through an in-memory pair against tokio::io::duplex),
+# popen (1 GiB through `cat` against tokio::process::Command).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-5}
@@ -40,6 +41,7 @@ pair defer-tokio-backend-pinned defer-tokio-backend tokio-defer taskset -c 0
 pair defer-tokio-backend defer-tokio-backend tokio-defer env
 pair defer-latency-pinned defer-latency tokio-defer-latency taskset -c 0
 pair pair pair tokio-duplex env
+pair popen popen tokio-popen env
 
 echo
 echo "medians (em / tokio = ratio):"
@@ -55,7 +57,7 @@ for line in open(sys.argv[1]):
             rows[(label, k)][kv['system']].append(float(v))
         except ValueError:
             pass
-keys = ['ns_per_op', 'msgs_per_sec', 'cpu_ms', 'late_ms', 'max_late_ms', 'peak_rss_kb', 'p50_ns', 'p99_ns']
+keys = ['ns_per_op', 'msgs_per_sec', 'mb_per_sec', 'cpu_ms', 'late_ms', 'max_late_ms', 'peak_rss_kb', 'p50_ns', 'p99_ns']
 for label in dict.fromkeys(l for l, _ in rows):
     for k in keys:
         d = rows.get((label, k))

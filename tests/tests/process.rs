@@ -111,6 +111,8 @@ fn sh_exit_status_arrives_in_unbind_after_its_output() {
 struct CatPump {
     chunk: Bytes,
     left: usize,
+    /// Small watermarks (64 KiB / 16 KiB), or the reactor's (1 MiB / 256 KiB).
+    small: bool,
     got: Rc<RefCell<(usize, Option<UnbindReason>, u32)>>,
 }
 
@@ -133,7 +135,9 @@ impl Connection for CatPump {
         BytesCodec::new()
     }
     fn post_init(&mut self, conn: &Conn<BytesCodec>) {
-        conn.set_outbound_watermarks(64 * 1024, 16 * 1024).unwrap();
+        if self.small {
+            conn.set_outbound_watermarks(64 * 1024, 16 * 1024).unwrap();
+        }
         self.produce(conn);
     }
     fn outbound_drained(&mut self, conn: &Conn<BytesCodec>) {
@@ -160,6 +164,7 @@ fn cat_echoes_a_mebibyte_through_stdin_and_stdout_within_the_watermarks() {
             CatPump {
                 chunk: Bytes::from(vec![b'x'; 16 * 1024]),
                 left: TOTAL,
+                small: true,
                 got: g,
             },
         )
@@ -175,6 +180,35 @@ fn cat_echoes_a_mebibyte_through_stdin_and_stdout_within_the_watermarks() {
     assert!(
         drained > 0,
         "outbound_drained ran on the child's connection"
+    );
+}
+
+#[test]
+fn closing_stdin_behind_a_full_queue_keeps_reading_the_output() {
+    // 1 MiB queued when stdin is closed after writing: far more than the
+    // pipes hold, so cat blocks on its stdout until em reads it, which em
+    // must do while the queue drains (reading stopped there once).
+    const TOTAL: usize = 16 << 20;
+    let got = Rc::new(RefCell::new((0, None, 0)));
+    let g = got.clone();
+    run_with_watchdog(move || {
+        em::popen(
+            ["cat"],
+            CatPump {
+                chunk: Bytes::from(vec![b'y'; 64 * 1024]),
+                left: TOTAL,
+                small: false,
+                got: g,
+            },
+        )
+        .map(drop)
+    })
+    .unwrap();
+    let (bytes, reason, _) = got.take();
+    assert_eq!(bytes, TOTAL, "every byte came back");
+    assert!(
+        matches!(reason, Some(UnbindReason::Exited(s)) if s.success()),
+        "{reason:?}"
     );
 }
 

@@ -75,9 +75,9 @@ pub(crate) struct ConnState {
     /// The queue passed the high watermark and has not drained to the low
     /// one since.
     pub(crate) above_high: Cell<bool>,
-    /// Input is read and delivered even while the queue is above the high
-    /// watermark (a child process: set when it is installed).
-    pub(crate) reads_past_backlog: Cell<bool>,
+    /// The transport's directions are independent pipes (a child
+    /// process, `Transport::half_closes`): set when it is installed.
+    pub(crate) half_closes: Cell<bool>,
     pub(crate) high_watermark: Cell<usize>,
     pub(crate) low_watermark: Cell<usize>,
     pub(crate) max_outbound: Cell<usize>,
@@ -249,7 +249,7 @@ impl ConnState {
     pub(crate) fn install(&self, transport: BoxTransport) {
         self.read_only.set(!transport.writable());
         self.datagram.set(transport.datagram().is_some());
-        self.reads_past_backlog.set(transport.reads_past_backlog());
+        self.half_closes.set(transport.half_closes());
         *self.transport.borrow_mut() = Some(transport);
     }
 
@@ -319,7 +319,7 @@ impl ConnState {
             rare: Cell::new(None),
             paused: Cell::new(false),
             read_only: Cell::new(false),
-            reads_past_backlog: Cell::new(false),
+            half_closes: Cell::new(false),
             datagram: Cell::new(false),
             above_high: Cell::new(false),
             high_watermark: Cell::new(usize::MAX),
@@ -714,6 +714,10 @@ impl<C> Conn<C> {
     /// A no-op on a watched descriptor ([`watch`](crate::watch)), which has
     /// nothing to write (EventMachine raises): end a watch with
     /// [`close_connection`](Conn::close_connection).
+    ///
+    /// On a child process ([`popen`](crate::popen)) it closes only the
+    /// child's stdin, once the queue is written; its output is read and
+    /// delivered to the end, and `unbind` follows the child's exit.
     pub fn close_connection_after_writing(&self) {
         let state = self.state();
         if state.ended.get() || state.close.get() != Close::Open {
@@ -724,7 +728,12 @@ impl<C> Conn<C> {
             tracing::debug!(conn = %self.id(), "close_connection_after_writing on a watched descriptor; ignored (close_connection ends the watch)");
             return;
         }
-        state.close.set(Close::AfterWriting);
+        if state.half_closes.get() {
+            // A child's stdin closes after the queue; its output is read on.
+            state.read_only.set(true);
+        } else {
+            state.close.set(Close::AfterWriting);
+        }
         state.wake();
     }
 

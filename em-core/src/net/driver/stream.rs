@@ -171,6 +171,10 @@ impl StreamPump {
                 Poll::Ready(UnbindReason::PeerClosed)
             }
             Ok(true) if s.conn.state().close.get() == Close::AfterWriting => self.shutdown(s, cx),
+            // A child's stdin, closed after writing (`half_closes`).
+            Ok(true) if s.conn.state().half_closes.get() && s.conn.state().read_only.get() => {
+                self.shutdown(s, cx)
+            }
             Ok(true) => Poll::Pending,
         }
     }
@@ -182,7 +186,7 @@ impl StreamPump {
     fn may_deliver<H: Connection>(s: &Session<'_, H>) -> bool {
         let state = s.conn.state();
         !state.paused.get()
-            && (!state.above_high.get() || state.reads_past_backlog.get())
+            && (!state.above_high.get() || state.half_closes.get())
             && state.tls.get() & TLS_BUSY == 0
             && !s.interrupted()
     }
@@ -473,14 +477,8 @@ impl StreamPump {
         };
         match Pin::new(t).poll_shutdown(cx) {
             Poll::Pending => Poll::Pending,
-            Poll::Ready(Ok(())) if half_closes => {
-                tracing::debug!("write side closed; reading on");
-                state.read_only.set(true);
-                state.close.set(Close::Open);
-                // Reading stopped with the close request: start it again.
-                cx.waker().wake_by_ref();
-                Poll::Pending
-            }
+            // Reading goes on, to the end of the input.
+            Poll::Ready(Ok(())) if half_closes => Poll::Pending,
             Poll::Ready(Ok(())) => Poll::Ready(UnbindReason::Closed),
             Poll::Ready(Err(e)) => {
                 tracing::debug!(error = %e, "shutdown after writing failed");

@@ -133,10 +133,6 @@ impl Transport for ChildPipes {
         true
     }
 
-    fn reads_past_backlog(&self) -> bool {
-        true
-    }
-
     fn take_child(&mut self) -> Option<tokio::process::Child> {
         self.child.take()
     }

@@ -116,18 +116,14 @@ pub(crate) trait Transport: 'static {
         None
     }
 
-    /// Whether shutting its write side leaves it readable (a child's stdin
-    /// closed, its stdout still open): `close_connection_after_writing`
-    /// then half-closes and keeps delivering input until the end of it.
+    /// Whether its two directions are independent pipes (a child's stdin
+    /// and stdout): shutting the write side leaves it readable, so
+    /// `close_connection_after_writing` closes only the write side and
+    /// input is delivered to its end; and input is read even while the
+    /// output's queue is above the high watermark (a filter such as `cat`
+    /// stops reading its input while nobody reads its output, so holding
+    /// one back for the other would wait forever).
     fn half_closes(&self) -> bool {
-        false
-    }
-
-    /// Whether its input is read even while its output's queue is above
-    /// the high watermark. A child process's is: a filter such as `cat`
-    /// stops reading its stdin while nobody reads its stdout, so holding
-    /// its output back until its input drains would wait forever.
-    fn reads_past_backlog(&self) -> bool {
         false
     }
 

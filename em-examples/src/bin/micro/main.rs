@@ -22,9 +22,13 @@
 //!   two callback handlers joined by `connect_pair`; adds `msgs_per_sec=`);
 //!   twin `tokio-duplex` (two `spawn_local` tasks joined by
 //!   `tokio::io::duplex`).
+//! * `popen [MIB]` (1024 MiB through `cat`, its stdin and back from its
+//!   stdout; adds `mb_per_sec=`, `cpu_ms=`); twin `tokio-popen`
+//!   (`tokio::process::Command` with piped stdin and stdout).
 
 mod defer;
 mod pair;
+mod popen;
 mod timers;
 
 use std::cell::Cell;
@@ -81,6 +85,10 @@ enum Bench {
     Pair,
     /// Baseline: the same through two spawn_local tasks and tokio::io::duplex.
     TokioDuplex,
+    /// N MiB through `cat` with em::popen (default 1024): mb_per_sec, cpu_ms.
+    Popen,
+    /// Baseline: the same with tokio::process::Command, piped stdin and stdout.
+    TokioPopen,
 }
 
 fn chain(left: Rc<Cell<u64>>) {
@@ -174,6 +182,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         } // (em-defer benches: add arms here)
         Bench::Pair => return pair::em_pair(args.n.unwrap_or(pair::N)),
         Bench::TokioDuplex => return pair::tokio_duplex(args.n.unwrap_or(pair::N)),
+        Bench::Popen => return popen::em_popen(args.n.unwrap_or(popen::MIB)),
+        Bench::TokioPopen => return popen::tokio_popen(args.n.unwrap_or(popen::MIB)),
     }
     let elapsed = start.elapsed();
     let name = args

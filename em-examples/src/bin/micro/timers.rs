@@ -107,7 +107,7 @@ fn schedule_all(n: u64, start: Instant, mut add: impl FnMut(Duration, u64)) {
 
 /// The process's user + system CPU time, from /proc/self/stat (in clock
 /// ticks of 10 ms, the Linux default).
-fn cpu_time() -> Duration {
+pub(crate) fn cpu_time() -> Duration {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     // Fields after the command name, which is in parentheses: state is
     // field 3, utime 14 and stime 15.
