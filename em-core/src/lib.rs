@@ -95,6 +95,7 @@ pub use net::socket::{Socket, SocketListener};
 pub use net::tls::{TlsError, TlsErrorKind, TlsOptions, TlsVersion};
 pub use net::watch::watch;
 pub use os::signal::Signal;
+pub use os::signal::{trap, Trap};
 pub use reactor::builder::Builder;
 pub use reactor::core::ConnectionId;
 pub use reactor::panic::{clear_error_handler, set_error_handler, PanicReport};

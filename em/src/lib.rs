@@ -946,6 +946,51 @@
 //! # Ok::<(), em::Error>(())
 //! ```
 //!
+//! # Signals
+//!
+//! [`trap`]`(Signal::TERM, || …)` runs a closure on the reactor thread each
+//! time a signal arrives (Ruby's `Signal.trap`, which EventMachine programs
+//! use to stop cleanly), as an ordinary callback: it may call any em
+//! function, its panic is contained and reported like a callback's, and
+//! several closures may trap one signal (they run in the order they were
+//! trapped). The process's handler is installed before `trap` returns, so
+//! a supervisor's SIGTERM sent the moment the program says it is ready
+//! cannot be lost. [`Trap::untrap`] removes a handler; dropping the
+//! [`Trap`] does not, as with a timer. tokio keeps its handler installed
+//! for the life of the process, so a signal whose handlers are all
+//! untrapped is then ignored, not given its default action. SIGKILL and
+//! SIGSTOP cannot be trapped (an `Err` that
+//! [`is_unsupported()`](Error::is_unsupported)).
+//!
+//! ```
+//! use std::{cell::Cell, rc::Rc};
+//! use em::Signal;
+//!
+//! /// Sends `signal` to this process, as a supervisor would.
+//! fn send(signal: &str) {
+//!     let pid = std::process::id().to_string();
+//!     std::process::Command::new("kill").args([signal, &pid]).status().expect("kill");
+//! }
+//!
+//! let reloads = Rc::new(Cell::new(0));
+//! let r = reloads.clone();
+//! em::run(move || -> em::Result<()> {
+//!     em::trap(Signal::TERM, em::stop)?;
+//!     em::trap(Signal::HUP, move || {
+//!         r.set(r.get() + 1); // reload the configuration, on the reactor thread
+//!         send("-TERM");
+//!     })?;
+//!     send("-HUP");
+//! #   em::spawn(async {
+//! #       tokio::time::sleep(std::time::Duration::from_secs(20)).await;
+//! #       em::stop();
+//! #   })?;
+//!     Ok(())
+//! })?;
+//! assert_eq!(reloads.get(), 1);
+//! # Ok::<(), em::Error>(())
+//! ```
+//!
 //! # EventMachine → em
 //!
 //! | EventMachine | em | Notable differences |
@@ -971,6 +1016,8 @@
 //! | `EM.watch(io, Handler)`, `#notify_readable=`, `#notify_writable=`, `#notify_readable?`, `#watch_only?` | [`watch`]`(fd, handler)`, `Conn::set_notify_readable(bool)`, `set_notify_writable(bool)`, `notify_readable()`, `is_watch_only()` | em watches a duplicate, so the descriptor stays open after `unbind` and after `detach`; `send_data` on it returns 0 (`try_send_data` errs `is_unsupported()`) where EM raises. |
 //! | (Twisted's `StringTransport`) | [`connect_pair`]`(a, b)` | Two handlers joined in memory: no socket, no port, works under the paused clock. |
 //! | `EM.add_shutdown_hook { }` | [`add_shutdown_hook`]`(\|\| …)` | Last registered first, before the remaining connections' `unbind` (R5). |
+//! | `Signal.trap("TERM") { EM.stop }` (Ruby's, as EventMachine programs use it) | [`trap`]`(Signal::TERM, \|\| …)` → [`Trap`] | Runs on the reactor thread as a callback, never inside the signal handler; several handlers per signal, in order; nothing sent after `trap` returns is lost. |
+//! | `Signal.trap(sig, "DEFAULT")` | [`Trap::untrap`] | Dropping a `Trap` does not untrap. The signal is then ignored, not given its default action (tokio's handler stays). |
 //! | `EM.next_tick { … }` | [`next_tick`]`(\|\| …)` | Same FIFO and snapshot rule. From another thread, use [`Handle::schedule`]. |
 //! | `EM.schedule { … }` | [`schedule`]`(\|\| …)` on the reactor thread; [`Handle::schedule`] from others | `em::schedule` where no reactor runs is an `Err` ([`is_no_reactor()`](Error::is_no_reactor)), never a closure lost in a queue. `Handle::schedule` and `next_tick` share one FIFO (N2). |
 //! | `EM.spawn`, em-synchrony fibers | [`spawn`]`(async { … })` | A future on the reactor thread, dropped when the reactor stops; a panic in it is contained and reported like a callback's. |
@@ -1061,6 +1108,8 @@ pub use em_core::{
 };
 // Watched descriptors.
 pub use em_core::watch;
+// Signals.
+pub use em_core::{trap, Signal, Trap};
 // Proxies.
 pub use em_core::{disable_proxy, enable_proxy};
 // UDP sockets, as connections.
