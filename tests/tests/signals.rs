@@ -345,3 +345,12 @@ fn what_cannot_be_trapped_is_an_error() {
         "trap while stopping is is_stopping()"
     );
 }
+
+/// A `Trap` belongs to its reactor thread; a `Signal` is plain data.
+#[test]
+fn trap_is_not_send_and_signal_is() {
+    assert_not_send!(em::Trap);
+    assert_not_sync!(em::Trap);
+    fn require_send_sync<T: Send + Sync>() {}
+    require_send_sync::<Signal>();
+}
