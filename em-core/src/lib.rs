@@ -94,6 +94,7 @@ pub use net::server::{start_server, start_unix_domain_server, Server};
 pub use net::socket::{Socket, SocketListener};
 pub use net::tls::{TlsError, TlsErrorKind, TlsOptions, TlsVersion};
 pub use net::watch::watch;
+pub use os::keyboard::open_keyboard;
 pub use os::signal::Signal;
 pub use os::signal::{trap, Trap};
 pub use reactor::builder::Builder;

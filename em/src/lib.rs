@@ -991,6 +991,51 @@
 //! # Ok::<(), em::Error>(())
 //! ```
 //!
+//! # The keyboard
+//!
+//! [`open_keyboard`]`(handler)` makes standard input a connection
+//! (EventMachine's `EM.open_keyboard`): what is typed, piped or redirected
+//! in goes through the handler's codec to `receive_data` (a line at a time
+//! with `LinesCodec`), end of input is `unbind(PeerClosed)`, and
+//! `close_connection` ends it early. It is read-only: write to standard
+//! output yourself. A pipe, FIFO or socket is read through the reactor
+//! (non-blocking while the keyboard is open, as tokio needs); a terminal, a
+//! redirected file or `/dev/null` is read by a copier thread of em's own,
+//! in blocking mode, into a pipe the reactor reads, so the connection is
+//! the same either way. Neither uses tokio's blocking pool, so the paused
+//! clock of a test suite keeps jumping to the next timer while the
+//! keyboard waits. One keyboard may be open at a time in a process.
+//!
+//! ```no_run
+//! use std::io::Write;
+//!
+//! use em::prelude::*;
+//!
+//! /// Answers each line typed; `quit`, or end of input, stops.
+//! struct Prompt;
+//!
+//! impl Connection for Prompt {
+//!     type Codec = LinesCodec;
+//!     fn codec(&self) -> LinesCodec {
+//!         LinesCodec::new_with_max_length(4096)
+//!     }
+//!     fn receive_data(&mut self, _: &Conn<LinesCodec>, line: String) {
+//!         if line == "quit" {
+//!             em::stop();
+//!         } else {
+//!             let mut out = std::io::stdout().lock();
+//!             write!(out, "{line}\n> ").and_then(|()| out.flush()).expect("stdout");
+//!         }
+//!     }
+//!     fn unbind(&mut self, _: &Conn<LinesCodec>, _: UnbindReason) {
+//!         em::stop();
+//!     }
+//! }
+//!
+//! em::run(|| em::open_keyboard(Prompt).map(drop))?;
+//! # Ok::<(), em::Error>(())
+//! ```
+//!
 //! # EventMachine → em
 //!
 //! | EventMachine | em | Notable differences |
@@ -1018,6 +1063,7 @@
 //! | `EM.add_shutdown_hook { }` | [`add_shutdown_hook`]`(\|\| …)` | Last registered first, before the remaining connections' `unbind` (R5). |
 //! | `Signal.trap("TERM") { EM.stop }` (Ruby's, as EventMachine programs use it) | [`trap`]`(Signal::TERM, \|\| …)` → [`Trap`] | Runs on the reactor thread as a callback, never inside the signal handler; several handlers per signal, in order; nothing sent after `trap` returns is lost. |
 //! | `Signal.trap(sig, "DEFAULT")` | [`Trap::untrap`] | Dropping a `Trap` does not untrap. The signal is then ignored, not given its default action (tokio's handler stays). |
+//! | `EM.open_keyboard(Handler)` | [`open_keyboard`]`(handler)` → [`Conn`] | Frames through the handler's codec (a line at a time with `LinesCodec`) rather than one `receive_data` per byte (KB1); `BytesCodec` gives whatever each read returns. End of input is `unbind(PeerClosed)`; read-only; one keyboard at a time per process (a second is an `Err` that [`is_already_started()`](Error::is_already_started)). |
 //! | `EM.next_tick { … }` | [`next_tick`]`(\|\| …)` | Same FIFO and snapshot rule. From another thread, use [`Handle::schedule`]. |
 //! | `EM.schedule { … }` | [`schedule`]`(\|\| …)` on the reactor thread; [`Handle::schedule`] from others | `em::schedule` where no reactor runs is an `Err` ([`is_no_reactor()`](Error::is_no_reactor)), never a closure lost in a queue. `Handle::schedule` and `next_tick` share one FIFO (N2). |
 //! | `EM.spawn`, em-synchrony fibers | [`spawn`]`(async { … })` | A future on the reactor thread, dropped when the reactor stops; a panic in it is contained and reported like a callback's. |
@@ -1110,6 +1156,8 @@ pub use em_core::{
 pub use em_core::watch;
 // Signals.
 pub use em_core::{trap, Signal, Trap};
+// The keyboard.
+pub use em_core::open_keyboard;
 // Proxies.
 pub use em_core::{disable_proxy, enable_proxy};
 // UDP sockets, as connections.

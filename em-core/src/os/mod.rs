@@ -6,5 +6,7 @@
 //!
 //! * [`signal`]: [`Signal`](crate::Signal), a signal's number and name, and
 //!   `trap`/`untrap`.
+//! * [`keyboard`]: standard input as a connection (`open_keyboard`).
 
+pub(crate) mod keyboard;
 pub(crate) mod signal;
