@@ -151,9 +151,11 @@ const UNTRAPPABLE: [i32; 5] = [
 /// and keeps it installed for the life of the process: after the last
 /// handler of a signal is untrapped (its listener task then ends), and
 /// after the reactor has stopped, the signal is **ignored** rather than
-/// given its default action (SIGINT and SIGTERM no longer end the process,
-/// SIGCHLD's reaping is unaffected). That is tokio's behaviour, and em's
-/// with it.
+/// given its default action: SIGINT and SIGTERM no longer end the
+/// process, SIGTSTP no longer stops it. (A signal whose default is to be
+/// ignored, such as SIGCHLD or SIGWINCH, behaves as before; a child still
+/// waits to be reaped by whoever waits for it.) That is tokio's behaviour,
+/// and em's with it.
 ///
 /// Errors: `is_no_reactor()` where no reactor runs; `is_stopping()` once it
 /// stops; `is_unsupported()` for a signal that cannot be trapped (SIGKILL,
