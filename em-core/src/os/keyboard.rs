@@ -69,7 +69,8 @@ const RETRY_WOULD_BLOCK: Duration = Duration::from_millis(20);
 ///   the duplicate shares with descriptor 0 and with any process that
 ///   inherited it: while the keyboard is open, a blocking read of standard
 ///   input elsewhere in the program fails with `WouldBlock`. em puts it
-///   back in blocking mode when the keyboard ends.
+///   in blocking mode when the keyboard ends (even if it was non-blocking
+///   before: em does not read the mode it found).
 /// * **Anything else**: a terminal, a regular file redirected into
 ///   standard input (`program < file`), `/dev/null`. The system gives no
 ///   readiness for a regular file, and a terminal's open file is shared
