@@ -9,7 +9,7 @@ pub mod tls;
 
 use std::time::Duration;
 
-use tokio::signal::unix::{signal, Signal, SignalKind};
+use em::Signal;
 
 /// Sends `tracing` output to stderr (stdout is the program's own output,
 /// such as its `listening on ADDR` line), filtered by `RUST_LOG`. Call it
@@ -21,43 +21,34 @@ pub fn log_to_stderr() {
         .init();
 }
 
-/// Stops the reactor on this thread on SIGINT or SIGTERM. Call it from the
-/// run block **before** announcing readiness: the signal handlers are
-/// installed before it returns, so a supervisor that sends SIGTERM the
-/// moment it reads `listening on` always reaches them (the default action,
-/// killing the process, never applies). Reactor thread.
+/// Stops the reactor on this thread on SIGINT or SIGTERM, with
+/// [`em::trap`]. Call it from the run block **before** announcing
+/// readiness: the signal handlers are installed before it returns, so a
+/// supervisor that sends SIGTERM the moment it reads `listening on` always
+/// reaches them (the default action, killing the process, never applies).
+/// Reactor thread.
 ///
-/// Errors if the handlers cannot be installed (an `io::Error`), or with
-/// an `em::Error` where no reactor runs.
+/// Errors (an `em::Error`) where no reactor runs, or if a handler cannot
+/// be installed.
 pub fn stop_on_signal() -> Result<(), em::BoxError> {
-    let int = signal(SignalKind::interrupt())?;
-    let term = signal(SignalKind::terminate())?;
-    em::spawn(wait_then_stop(int, term))?;
+    for signal in [Signal::INT, Signal::TERM] {
+        em::trap(signal, move || {
+            tracing::info!(%signal, "signal received; stopping");
+            em::stop();
+        })?;
+    }
     Ok(())
 }
 
-async fn wait_then_stop(mut int: Signal, mut term: Signal) {
-    tokio::select! {
-        _ = int.recv() => {}
-        _ = term.recv() => {}
-    }
-    tracing::info!("signal received; stopping");
-    em::stop();
-}
-
 /// Prints the reactor's [`em::stats`] to stderr, as one `STATS key=value …`
-/// line, on every SIGUSR1, and every `every` if given (the programs'
-/// `--stats-every SECS` flag). Call it from the run block; the SIGUSR1
-/// handler is installed before it returns. Reactor thread.
+/// line, on every SIGUSR1 (trapped with [`em::trap`]), and every `every` if
+/// given (the programs' `--stats-every SECS` flag). Call it from the run
+/// block; the SIGUSR1 handler is installed before it returns. Reactor
+/// thread.
 ///
-/// Errors if the handler cannot be installed, or where no reactor runs.
+/// Errors where no reactor runs, or if the handler cannot be installed.
 pub fn report_stats(every: Option<Duration>) -> Result<(), em::BoxError> {
-    let mut usr1 = signal(SignalKind::user_defined1())?;
-    em::spawn(async move {
-        while usr1.recv().await.is_some() {
-            print_stats();
-        }
-    })?;
+    em::trap(Signal::USR1, print_stats)?;
     if let Some(every) = every.filter(|d| !d.is_zero()) {
         em::add_periodic_timer(every, |_| print_stats())?;
     }

@@ -946,6 +946,96 @@
 //! # Ok::<(), em::Error>(())
 //! ```
 //!
+//! # Signals
+//!
+//! [`trap`]`(Signal::TERM, || …)` runs a closure on the reactor thread each
+//! time a signal arrives (Ruby's `Signal.trap`, which EventMachine programs
+//! use to stop cleanly), as an ordinary callback: it may call any em
+//! function, its panic is contained and reported like a callback's, and
+//! several closures may trap one signal (they run in the order they were
+//! trapped). The process's handler is installed before `trap` returns, so
+//! a supervisor's SIGTERM sent the moment the program says it is ready
+//! cannot be lost. [`Trap::untrap`] removes a handler; dropping the
+//! [`Trap`] does not, as with a timer. tokio keeps its handler installed
+//! for the life of the process, so a signal whose handlers are all
+//! untrapped is then ignored, not given its default action. SIGKILL and
+//! SIGSTOP cannot be trapped (an `Err` that
+//! [`is_unsupported()`](Error::is_unsupported)).
+//!
+//! ```
+//! use std::{cell::Cell, rc::Rc};
+//! use em::Signal;
+//!
+//! /// Sends `signal` to this process, as a supervisor would.
+//! fn send(signal: &str) {
+//!     let pid = std::process::id().to_string();
+//!     std::process::Command::new("kill").args([signal, &pid]).status().expect("kill");
+//! }
+//!
+//! let reloads = Rc::new(Cell::new(0));
+//! let r = reloads.clone();
+//! em::run(move || -> em::Result<()> {
+//!     em::trap(Signal::TERM, em::stop)?;
+//!     em::trap(Signal::HUP, move || {
+//!         r.set(r.get() + 1); // reload the configuration, on the reactor thread
+//!         send("-TERM");
+//!     })?;
+//!     send("-HUP");
+//! #   em::spawn(async {
+//! #       tokio::time::sleep(std::time::Duration::from_secs(20)).await;
+//! #       em::stop();
+//! #   })?;
+//!     Ok(())
+//! })?;
+//! assert_eq!(reloads.get(), 1);
+//! # Ok::<(), em::Error>(())
+//! ```
+//!
+//! # The keyboard
+//!
+//! [`open_keyboard`]`(handler)` makes standard input a connection
+//! (EventMachine's `EM.open_keyboard`): what is typed, piped or redirected
+//! in goes through the handler's codec to `receive_data` (a line at a time
+//! with `LinesCodec`), end of input is `unbind(PeerClosed)`, and
+//! `close_connection` ends it early. It is read-only: write to standard
+//! output yourself. A pipe, FIFO or socket is read through the reactor
+//! (non-blocking while the keyboard is open, as tokio needs); a terminal, a
+//! redirected file or `/dev/null` is read by a copier thread of em's own,
+//! in blocking mode, into a pipe the reactor reads, so the connection is
+//! the same either way. Neither uses tokio's blocking pool, so the paused
+//! clock of a test suite keeps jumping to the next timer while the
+//! keyboard waits. One keyboard may be open at a time in a process.
+//!
+//! ```no_run
+//! use std::io::Write;
+//!
+//! use em::prelude::*;
+//!
+//! /// Answers each line typed; `quit`, or end of input, stops.
+//! struct Prompt;
+//!
+//! impl Connection for Prompt {
+//!     type Codec = LinesCodec;
+//!     fn codec(&self) -> LinesCodec {
+//!         LinesCodec::new_with_max_length(4096)
+//!     }
+//!     fn receive_data(&mut self, _: &Conn<LinesCodec>, line: String) {
+//!         if line == "quit" {
+//!             em::stop();
+//!         } else {
+//!             let mut out = std::io::stdout().lock();
+//!             write!(out, "{line}\n> ").and_then(|()| out.flush()).expect("stdout");
+//!         }
+//!     }
+//!     fn unbind(&mut self, _: &Conn<LinesCodec>, _: UnbindReason) {
+//!         em::stop();
+//!     }
+//! }
+//!
+//! em::run(|| em::open_keyboard(Prompt).map(drop))?;
+//! # Ok::<(), em::Error>(())
+//! ```
+//!
 //! # EventMachine → em
 //!
 //! | EventMachine | em | Notable differences |
@@ -971,6 +1061,9 @@
 //! | `EM.watch(io, Handler)`, `#notify_readable=`, `#notify_writable=`, `#notify_readable?`, `#watch_only?` | [`watch`]`(fd, handler)`, `Conn::set_notify_readable(bool)`, `set_notify_writable(bool)`, `notify_readable()`, `is_watch_only()` | em watches a duplicate, so the descriptor stays open after `unbind` and after `detach`; `send_data` on it returns 0 (`try_send_data` errs `is_unsupported()`) where EM raises. |
 //! | (Twisted's `StringTransport`) | [`connect_pair`]`(a, b)` | Two handlers joined in memory: no socket, no port, works under the paused clock. |
 //! | `EM.add_shutdown_hook { }` | [`add_shutdown_hook`]`(\|\| …)` | Last registered first, before the remaining connections' `unbind` (R5). |
+//! | `Signal.trap("TERM") { EM.stop }` (Ruby's, as EventMachine programs use it) | [`trap`]`(Signal::TERM, \|\| …)` → [`Trap`] | Runs on the reactor thread as a callback, never inside the signal handler; several handlers per signal, in order; nothing sent after `trap` returns is lost. |
+//! | `Signal.trap(sig, "DEFAULT")` | [`Trap::untrap`] | Dropping a `Trap` does not untrap. The signal is then ignored, not given its default action (tokio's handler stays). |
+//! | `EM.open_keyboard(Handler)` | [`open_keyboard`]`(handler)` → [`Conn`] | Frames through the handler's codec (a line at a time with `LinesCodec`) rather than one `receive_data` per byte (KB1); `BytesCodec` gives whatever each read returns. End of input is `unbind(PeerClosed)`; read-only; one keyboard at a time per process (a second is an `Err` that [`is_already_started()`](Error::is_already_started)). |
 //! | `EM.next_tick { … }` | [`next_tick`]`(\|\| …)` | Same FIFO and snapshot rule. From another thread, use [`Handle::schedule`]. |
 //! | `EM.schedule { … }` | [`schedule`]`(\|\| …)` on the reactor thread; [`Handle::schedule`] from others | `em::schedule` where no reactor runs is an `Err` ([`is_no_reactor()`](Error::is_no_reactor)), never a closure lost in a queue. `Handle::schedule` and `next_tick` share one FIFO (N2). |
 //! | `EM.spawn`, em-synchrony fibers | [`spawn`]`(async { … })` | A future on the reactor thread, dropped when the reactor stops; a panic in it is contained and reported like a callback's. |
@@ -1061,6 +1154,10 @@ pub use em_core::{
 };
 // Watched descriptors.
 pub use em_core::watch;
+// Signals.
+pub use em_core::{trap, Signal, Trap};
+// The keyboard.
+pub use em_core::open_keyboard;
 // Proxies.
 pub use em_core::{disable_proxy, enable_proxy};
 // UDP sockets, as connections.
@@ -1069,8 +1166,6 @@ pub use em_core::open_datagram_socket;
 pub use em_core::{TlsError, TlsErrorKind, TlsOptions, TlsVersion};
 // Child processes.
 pub use em_core::{popen, popen_shell, system, system_async, Popen, Stderr};
-// Signals.
-pub use em_core::Signal;
 // Messaging.
 pub use em_core::{
     tick_loop, Channel, ChannelSender, ChannelStream, Deferred, Done, EmIterator, Get, Iteration,

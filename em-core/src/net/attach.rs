@@ -79,7 +79,7 @@ impl fmt::Debug for Attachable {
 
 impl Attachable {
     /// The transport, registered with the reactor and non-blocking.
-    fn into_transport(self) -> io::Result<BoxTransport> {
+    pub(crate) fn into_transport(self) -> io::Result<BoxTransport> {
         Ok(match self.0 {
             Io::Tcp(s) => {
                 s.set_nonblocking(true)?;

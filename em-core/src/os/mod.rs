@@ -9,6 +9,8 @@
 //!   `kill`, `exit_status`).
 //! * [`signal`]: [`Signal`](crate::Signal), a signal's number and name, and
 //!   `trap`/`untrap`.
+//! * [`keyboard`]: standard input as a connection (`open_keyboard`).
 
+pub(crate) mod keyboard;
 pub(crate) mod process;
 pub(crate) mod signal;
