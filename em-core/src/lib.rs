@@ -94,6 +94,8 @@ pub use net::server::{start_server, start_unix_domain_server, Server};
 pub use net::socket::{Socket, SocketListener};
 pub use net::tls::{TlsError, TlsErrorKind, TlsOptions, TlsVersion};
 pub use net::watch::watch;
+#[cfg(feature = "file-watch")]
+pub use os::file_watch::{watch_file, FileWatch, FileWatcher};
 pub use os::signal::Signal;
 pub use reactor::builder::Builder;
 pub use reactor::core::ConnectionId;

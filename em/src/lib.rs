@@ -1061,6 +1061,9 @@ pub use em_core::{
 };
 // Watched descriptors.
 pub use em_core::watch;
+// File watchers (feature `file-watch`, on by default).
+#[cfg(feature = "file-watch")]
+pub use em_core::{watch_file, FileWatch, FileWatcher};
 // Proxies.
 pub use em_core::{disable_proxy, enable_proxy};
 // UDP sockets, as connections.

@@ -6,5 +6,12 @@
 //!
 //! * [`signal`]: [`Signal`](crate::Signal), a signal's number and name, and
 //!   `trap`/`untrap`.
+//! * `file_watch`: [`watch_file`](crate::watch_file), file and directory
+//!   watchers on the notify crate (feature `file-watch`).
+//! * [`watcher`]: the lifecycle both watcher kinds share: events to
+//!   callbacks, panics contained, one `unbind`, the reactor's stop.
 
+#[cfg(feature = "file-watch")]
+pub(crate) mod file_watch;
 pub(crate) mod signal;
+pub(crate) mod watcher;
