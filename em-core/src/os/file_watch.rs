@@ -254,7 +254,7 @@ impl fmt::Debug for FileWatch {
 /// let path = std::env::temp_dir().join(format!("em-doc-watch-{}", std::process::id()));
 /// std::fs::write(&path, "")?;
 /// let file = path.clone();
-/// em_core::run(move || -> em_core::Result<()> {
+/// em_core::run(move || -> Result<(), em_core::BoxError> {
 ///     let watch = em_core::watch_file(&file, StopOnChange)?;
 ///     assert_eq!(watch.path(), file);
 ///     // Any change after watch_file returned is seen.
