@@ -96,6 +96,7 @@ pub use net::tls::{TlsError, TlsErrorKind, TlsOptions, TlsVersion};
 pub use net::watch::watch;
 #[cfg(feature = "file-watch")]
 pub use os::file_watch::{watch_file, FileWatch, FileWatcher};
+pub use os::process_watch::{watch_process, ProcessWatch, ProcessWatcher};
 pub use os::signal::Signal;
 pub use reactor::builder::Builder;
 pub use reactor::core::ConnectionId;

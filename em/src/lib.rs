@@ -1064,6 +1064,8 @@ pub use em_core::watch;
 // File watchers (feature `file-watch`, on by default).
 #[cfg(feature = "file-watch")]
 pub use em_core::{watch_file, FileWatch, FileWatcher};
+// Watching a process.
+pub use em_core::{watch_process, ProcessWatch, ProcessWatcher};
 // Proxies.
 pub use em_core::{disable_proxy, enable_proxy};
 // UDP sockets, as connections.

@@ -8,10 +8,13 @@
 //!   `trap`/`untrap`.
 //! * `file_watch`: [`watch_file`](crate::watch_file), file and directory
 //!   watchers on the notify crate (feature `file-watch`).
+//! * [`process_watch`]: [`watch_process`](crate::watch_process), a
+//!   process's exit through its pidfd (Linux).
 //! * [`watcher`]: the lifecycle both watcher kinds share: events to
 //!   callbacks, panics contained, one `unbind`, the reactor's stop.
 
 #[cfg(feature = "file-watch")]
 pub(crate) mod file_watch;
+pub(crate) mod process_watch;
 pub(crate) mod signal;
 pub(crate) mod watcher;

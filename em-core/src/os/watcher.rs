@@ -1,5 +1,5 @@
 //! What the watcher kinds share ([`watch_file`](crate::watch_file),
-//! `watch_process`): the lifecycle of one watch,
+//! [`watch_process`](crate::watch_process)): the lifecycle of one watch,
 //! written once.
 //!
 //! * An event reaches the handler on the reactor thread, only while the
