@@ -121,7 +121,7 @@ fn touch_new(dir: &TempDir, name: &str) -> PathBuf {
 }
 
 /// FW1: writing fires `file_modified`, a rename `file_moved`, deleting
-/// `file_deleted`, then the watch is removed and `unbind` fires; `path()`
+/// `file_deleted` (the watch has ended by then), then `unbind`; `path()`
 /// is the original path throughout, even after the move; every callback
 /// on the reactor thread.
 #[test]
@@ -145,6 +145,7 @@ fn modified_moved_deleted_then_unbind_and_path_stays_the_original() {
                 match event {
                     "w modified" => fs::rename(&original, &moved_to).expect("rename"),
                     "w moved" => fs::remove_file(&moved_to).expect("remove"),
+                    "w deleted" => paths.push(format!("watching: {}", watch.is_watching())),
                     _ => {}
                 }
             })
@@ -159,7 +160,13 @@ fn modified_moved_deleted_then_unbind_and_path_stays_the_original() {
     .expect("run");
     assert_eq!(
         log.events(),
-        ["w modified", "w moved", "w deleted", "w unbind"]
+        [
+            "w modified",
+            "w moved",
+            "w deleted",
+            "watching: false",
+            "w unbind"
+        ]
     );
     let watch = kept.take().expect("the watch");
     assert_eq!(watch.path(), file, "path() after the watch ended");

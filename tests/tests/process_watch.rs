@@ -106,7 +106,10 @@ fn a_child_killed_is_process_exited_then_unbind() {
     run_with_watchdog(move || -> em::Result<()> {
         let pids = l.clone();
         let handler = Recorder::new("p", &l)
-            .on_exit(move |watch| pids.push(format!("pid {}", watch.pid())))
+            .on_exit(move |watch| {
+                pids.push(format!("pid {}", watch.pid()));
+                pids.push(format!("watching: {}", watch.is_watching()));
+            })
             .stopping();
         let watch = em::watch_process(pid, handler)?;
         assert_eq!(watch.pid(), pid);
@@ -118,7 +121,12 @@ fn a_child_killed_is_process_exited_then_unbind() {
     .expect("run");
     assert_eq!(
         log.events(),
-        ["p exited", format!("pid {pid}").as_str(), "p unbind"]
+        [
+            "p exited",
+            format!("pid {pid}").as_str(),
+            "watching: false",
+            "p unbind"
+        ]
     );
     assert!(!kept.take().expect("the watch").is_watching());
     let status = child.wait().expect("reap the child");

@@ -79,10 +79,11 @@ use crate::reactor::remote::Handle;
 ///   (renamed within the directory, or out of it: `IN_MOVED_FROM`); its
 ///   new name, if still inside, comes as a `file_created`.
 /// * [`file_deleted`](FileWatcher::file_deleted): the watched file is gone
-///   (`IN_DELETE_SELF`); the watch ends and `unbind` follows at once. On
-///   Linux this comes only when the last descriptor open on the file is
-///   closed, since the file lives until then. For a directory: the entry
-///   was removed (`IN_DELETE`); the watch goes on.
+///   (`IN_DELETE_SELF`); the watch has ended when this runs
+///   ([`is_watching`](FileWatch::is_watching) is false), and `unbind`
+///   follows at once. On Linux this comes only when the last descriptor
+///   open on the file is closed, since the file lives until then. For a
+///   directory: the entry was removed (`IN_DELETE`); the watch goes on.
 /// * [`file_created`](FileWatcher::file_created): directories only: an
 ///   entry appeared, made there or moved in (`IN_CREATE`,
 ///   `IN_MOVED_TO`).
@@ -180,8 +181,8 @@ impl FileWatch {
     }
 
     /// Whether the watch still watches: false from `stop_watching`, the
-    /// watched file's deletion, a panic in a callback or the reactor's stop
-    /// on.
+    /// watched file's deletion (already inside `file_deleted`), a panic in
+    /// a callback or the reactor's stop on.
     pub fn is_watching(&self) -> bool {
         self.inner.lifecycle.is_watching()
     }

@@ -23,10 +23,12 @@ use crate::reactor::core::Core;
 /// Both run on the reactor thread:
 ///
 /// * [`process_exited`](ProcessWatcher::process_exited): the process has
-///   exited (or was killed). Once. The exit status of a process that is
-///   not this program's child cannot be read by this program at all (only
-///   a parent can reap it), so none is given; for a child of yours, reap
-///   it yourself (`std::process::Child::wait` returns at once now).
+///   exited (or was killed). Once; the watch has ended when this runs
+///   ([`is_watching`](ProcessWatch::is_watching) is false). The exit
+///   status of a process that is not this program's child cannot be read
+///   by this program at all (only a parent can reap it), so none is
+///   given; for a child of yours, reap it yourself
+///   (`std::process::Child::wait` returns at once now).
 /// * [`unbind`](ProcessWatcher::unbind): exactly once, last: right after
 ///   `process_exited`, after [`stop_watching`](ProcessWatch::stop_watching)
 ///   (once the current callback of this watch has returned, or on a later
@@ -93,8 +95,9 @@ impl ProcessWatch {
         watcher::stop(self);
     }
 
-    /// Whether the watch still watches: false from `process_exited`,
-    /// `stop_watching` or the reactor's stop on.
+    /// Whether the watch still watches: false from the exit (already
+    /// inside `process_exited`), `stop_watching`, a panic in
+    /// `process_exited` or the reactor's stop on.
     pub fn is_watching(&self) -> bool {
         self.inner.lifecycle.is_watching()
     }

@@ -88,9 +88,11 @@ impl<W: Watch> Lifecycle<W> {
 
 /// Runs the callback `f` of `watch`'s handler for one event, named
 /// `callback` for a panic report, if the watch still watches (an event
-/// that was on its way when the watch ended is dropped). `last` ends the
-/// watch after the callback: `unbind` follows at once. So does a panic, and
-/// a `stop_watching` made inside the callback.
+/// that was on its way when the watch ended is dropped). `last` is an
+/// event that ends the watch (the file deleted, the process exited): the
+/// watch has ended when the callback runs (`is_watching()` is false) and
+/// `unbind` follows it at once. So does it after a panic, and after a
+/// `stop_watching` made inside the callback.
 pub(crate) fn deliver<W: Watch>(
     watch: &W,
     callback: &'static str,
@@ -100,6 +102,10 @@ pub(crate) fn deliver<W: Watch>(
     let lifecycle = watch.lifecycle();
     if !lifecycle.is_watching() {
         return;
+    }
+    if last {
+        lifecycle.state.set(State::Ending);
+        watch.release();
     }
     let outcome = {
         // Events come from the tick queue or a task of their own, never
@@ -113,7 +119,7 @@ pub(crate) fn deliver<W: Watch>(
         };
         panic::catch(callback, None, || f(handler, watch))
     };
-    if outcome.is_err() || last {
+    if outcome.is_err() {
         end(watch);
     } else if lifecycle.state.get() == State::Ending {
         finish(watch);
