@@ -16,6 +16,11 @@
 //! UDP sockets are connections too, on the same engine:
 //! [`open_datagram_socket`], one `receive_data` per datagram.
 //!
+//! Watchers report what happens outside sockets, on the reactor thread:
+//! [`watch_process`] a process's exit (Linux, through a pidfd) and, with
+//! the `file-watch` feature, `watch_file` changes to a file or a
+//! directory (on the notify crate).
+//!
 //! ```
 //! use em_core::{Conn, Connection};
 //! use bytes::BytesMut;
