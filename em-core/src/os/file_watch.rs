@@ -71,7 +71,9 @@ use crate::reactor::remote::Handle;
 ///   set as `touch` does, a new hard link) are not reported, nor are opens
 ///   and closes, as in EventMachine; the modification time set alone
 ///   (`touch -m`) is, since the kernel reports it as a modification. For
-///   a directory: an entry's content changed.
+///   a directory: an entry's content changed. If the system's queue of
+///   file events overflows (events were lost), every watch hears a
+///   `file_modified` with no entry, so that a program looks again.
 /// * [`file_moved`](FileWatcher::file_moved): the watched path was renamed
 ///   or moved (`IN_MOVE_SELF`); the watch follows the file to its new
 ///   place, and [`path`](FileWatch::path) still says where it was (the new
