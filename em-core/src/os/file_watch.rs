@@ -230,9 +230,12 @@ impl fmt::Debug for FileWatch {
 /// one `unbind` and their order are described there.
 ///
 /// The watch is in place when this returns: installing it waits for the
-/// file watcher's thread (a round trip of microseconds). On Linux a file
-/// watch is an inotify watch, which counts toward the user's
-/// `fs.inotify.max_user_watches`.
+/// file watcher's thread (a round trip of microseconds). A reactor's
+/// watches share one such thread (one notify watcher); a file watched
+/// twice, or a path inside or around another watched one, gets a second,
+/// so that notify, which knows watches by path, cannot mix them up.
+/// On Linux a file watch is an inotify watch, which counts toward the
+/// user's `fs.inotify.max_user_watches`.
 ///
 /// Errors: `is_no_reactor()` / `is_stopping()`; `is_io()` when the path
 /// does not exist or cannot be watched (permissions, the system's limit of
