@@ -648,3 +648,45 @@ fn a_new_file_at_a_moved_files_path_is_a_watch_of_its_own() {
     assert_eq!(of("old "), ["old moved", "old modified", "old unbind"]);
     assert_eq!(of("new "), ["new modified", "new unbind"]);
 }
+
+/// Two names of one file (a hard link): each watch hears the write, as
+/// each name's own.
+#[test]
+fn two_hard_links_to_one_file_are_two_watches() {
+    let dir = TempDir::new("fw-link");
+    let file = touch_new(&dir, "f");
+    let link = dir.join("link");
+    fs::hard_link(&file, &link).expect("link");
+    let log = Log::default();
+    let l = log.clone();
+    run_with_watchdog(move || -> em::Result<()> {
+        let heard = Rc::new(std::cell::Cell::new(0));
+        let recorder = |name| {
+            let heard = heard.clone();
+            Recorder::new(name, &l).on_event(move |watch, _| {
+                watch.stop_watching();
+                heard.set(heard.get() + 1);
+                if heard.get() == 2 {
+                    em::stop();
+                }
+            })
+        };
+        em::watch_file(&file, recorder("file"))?;
+        let by_link = em::watch_file(&link, recorder("link"))?;
+        assert_eq!(by_link.path(), link);
+        append(&file, b"x");
+        Ok(())
+    })
+    .expect("run");
+    let mut events = log.events();
+    events.sort();
+    assert_eq!(
+        events,
+        [
+            "file modified",
+            "file unbind",
+            "link modified",
+            "link unbind"
+        ]
+    );
+}
