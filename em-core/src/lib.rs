@@ -16,6 +16,11 @@
 //! UDP sockets are connections too, on the same engine:
 //! [`open_datagram_socket`], one `receive_data` per datagram.
 //!
+//! Watchers report what happens outside sockets, on the reactor thread:
+//! [`watch_process`] a process's exit (Linux, through a pidfd) and, with
+//! the `file-watch` feature, `watch_file` changes to a file or a
+//! directory (on the notify crate).
+//!
 //! ```
 //! use em_core::{Conn, Connection};
 //! use bytes::BytesMut;
@@ -94,8 +99,11 @@ pub use net::server::{start_server, start_unix_domain_server, Server};
 pub use net::socket::{Socket, SocketListener};
 pub use net::tls::{TlsError, TlsErrorKind, TlsOptions, TlsVersion};
 pub use net::watch::watch;
+#[cfg(feature = "file-watch")]
+pub use os::file_watch::{watch_file, FileWatch, FileWatcher};
 pub use os::keyboard::open_keyboard;
 pub use os::process::{popen, popen_shell, system, system_async, Popen, Stderr};
+pub use os::process_watch::{watch_process, ProcessWatch, ProcessWatcher};
 pub use os::signal::Signal;
 pub use os::signal::{trap, Trap};
 pub use reactor::builder::Builder;

@@ -628,6 +628,110 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! # File watchers
+//!
+//! [`watch_file`]`(path, handler)` watches a file or a directory
+//! (EventMachine's `EM.watch_file`). The handler is a [`FileWatcher`], not
+//! a [`Connection`]: a watch moves no bytes, so there is no codec and no
+//! `receive_data`, only EventMachine's verbs, each a default no-op:
+//! `file_modified` (a write, an append, a truncation), `file_moved` and
+//! `file_deleted`, then `unbind` exactly once. When the watched file is
+//! deleted the watch ends by itself; [`FileWatch::stop_watching`] ends it
+//! sooner; [`FileWatch::path`] is the path as given, even after the file
+//! was moved, since the watch follows the file (FW1). A watched directory
+//! reports its entries' events with the entry's name, and `file_created`
+//! for a new one. A path that does not exist is an error at once
+//! ([`is_io()`](Error::is_io), naming the path).
+//!
+//! The events come from the notify crate (inotify on Linux): one watcher
+//! thread per reactor, whatever the number of watches, hands them to the
+//! reactor thread in order through the reactor's cross-thread queue, the
+//! one [`Handle::schedule`] uses. Callbacks run on the reactor thread, a
+//! panic in one is contained like any callback's, and every live watch
+//! gets its `unbind` when the reactor stops. The `tail` example follows a
+//! log file this way.
+//!
+//! ```
+//! use std::cell::RefCell;
+//! use std::io::Write;
+//! use std::path::Path;
+//! use std::rc::Rc;
+//!
+//! use em::{FileWatch, FileWatcher};
+//!
+//! /// Logs what happens to a file; deletes it at its first change.
+//! struct Watcher(Rc<RefCell<Vec<&'static str>>>);
+//!
+//! impl FileWatcher for Watcher {
+//!     fn file_modified(&mut self, watch: &FileWatch, _entry: Option<&Path>) {
+//!         self.0.borrow_mut().push("modified");
+//!         std::fs::remove_file(watch.path()).expect("remove");
+//!     }
+//!     fn file_deleted(&mut self, watch: &FileWatch, _entry: Option<&Path>) {
+//!         self.0.borrow_mut().push("deleted");
+//!         assert!(!watch.is_watching()); // the watch ended with the file
+//!     }
+//!     fn unbind(&mut self, _: &FileWatch) {
+//!         self.0.borrow_mut().push("unbind");
+//!         em::stop();
+//!     }
+//! }
+//!
+//! let path = std::env::temp_dir().join(format!("em-tour-{}.log", std::process::id()));
+//! std::fs::write(&path, "")?;
+//! let events = Rc::new(RefCell::new(Vec::new()));
+//! let (e, p) = (events.clone(), path.clone());
+//! em::run(move || -> Result<(), em::BoxError> {
+//!     em::watch_file(&p, Watcher(e))?;
+//!     std::fs::OpenOptions::new().append(true).open(&p)?.write_all(b"a line\n")?;
+//! #   em::spawn(async {
+//! #       tokio::time::sleep(std::time::Duration::from_secs(20)).await;
+//! #       em::stop();
+//! #   })?;
+//!     Ok(())
+//! })?;
+//! assert_eq!(*events.borrow(), ["modified", "deleted", "unbind"]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Watching a process
+//!
+//! [`watch_process`]`(pid, handler)` calls the handler's
+//! `process_exited` when a process exits, any process the program may
+//! see, not only its children (EventMachine's `EM.watch_process`, which
+//! needs kqueue and raises on Linux). em watches a pidfd registered with
+//! the reactor like a socket: no polling, no thread, and a pid reused
+//! later is never mistaken for the process. The handler is a
+//! [`ProcessWatcher`] or a closure `FnMut(&ProcessWatch)`; `unbind`
+//! follows once, as for a file watch. No exit status is given: only a
+//! process's parent can read it (reap a child of yours yourself). Linux
+//! only: elsewhere the call is an error that
+//! [`is_unsupported()`](Error::is_unsupported).
+//!
+//! ```
+//! # #[cfg(target_os = "linux")] {
+//! let mut child = std::process::Command::new("sleep").arg("30").spawn()?;
+//! let pid = child.id();
+//! let exited = std::rc::Rc::new(std::cell::Cell::new(None));
+//! let seen = exited.clone();
+//! em::run(move || -> Result<(), em::BoxError> {
+//!     em::watch_process(pid, move |watch: &em::ProcessWatch| {
+//!         seen.set(Some(watch.pid()));
+//!         em::stop();
+//!     })?;
+//!     std::process::Command::new("kill").arg(pid.to_string()).status()?;
+//! #   em::spawn(async {
+//! #       tokio::time::sleep(std::time::Duration::from_secs(20)).await;
+//! #       em::stop();
+//! #   })?;
+//!     Ok(())
+//! })?;
+//! assert_eq!(exited.get(), Some(pid));
+//! child.wait()?; // ours to reap
+//! # }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! # Proxies
 //!
 //! `Conn::proxy_incoming_to(&target, bufsize)` sends everything a
@@ -1059,6 +1163,11 @@
 //! | `EM.attach_server(io, Handler)` | [`attach_server`]`(listener, factory)` | |
 //! | `#detach` | [`Conn::detach`] → `OwnedFd` | The descriptor comes back open and in blocking mode; `unbind(Detached)` follows once. |
 //! | `EM.watch(io, Handler)`, `#notify_readable=`, `#notify_writable=`, `#notify_readable?`, `#watch_only?` | [`watch`]`(fd, handler)`, `Conn::set_notify_readable(bool)`, `set_notify_writable(bool)`, `notify_readable()`, `is_watch_only()` | em watches a duplicate, so the descriptor stays open after `unbind` and after `detach`; `send_data` on it returns 0 (`try_send_data` errs `is_unsupported()`) where EM raises. |
+//! | `EM.watch_file(path, Handler)` | [`watch_file`]`(path, handler)` → [`FileWatch`] | The handler is a [`FileWatcher`], not a connection. A missing path is an `Err` that [`is_io()`](Error::is_io) and names it. A directory reports its entries by name, with `file_created`. The same file watched twice works (EM's second `stop_watching` raised, eventmachine#512). notify underneath: one watcher thread per reactor. Feature `file-watch`, on by default. |
+//! | `FileWatch#file_modified`, `#file_moved`, `#file_deleted` | [`FileWatcher::file_modified`], [`file_moved`](FileWatcher::file_moved), [`file_deleted`](FileWatcher::file_deleted)`(watch, entry)` | EM's events: writes and truncations, not attribute changes. `entry` names a watched directory's entry. After `file_deleted` of the watched path the watch has ended and `unbind` follows. |
+//! | `FileWatch#path`, `#stop_watching` | [`FileWatch::path`], [`FileWatch::stop_watching`], [`FileWatch::is_watching`] | `path` is the original even after a move (FW1). `unbind` comes after `stop_watching`, never inside it (EM: inside). |
+//! | `EM.watch_process(pid, Handler)` | [`watch_process`]`(pid, handler)` → [`ProcessWatch`] | Works on Linux, through a pidfd, where EM raises (kqueue only); [`is_unsupported()`](Error::is_unsupported) elsewhere. A closure is a handler. |
+//! | `ProcessWatch#process_exited`, `#pid`, `#stop_watching` | [`ProcessWatcher::process_exited`], [`ProcessWatch::pid`], [`ProcessWatch::stop_watching`] | No exit status (a non-child's cannot be read). No `process_forked`: a pidfd does not report forks. |
 //! | (Twisted's `StringTransport`) | [`connect_pair`]`(a, b)` | Two handlers joined in memory: no socket, no port, works under the paused clock. |
 //! | `EM.add_shutdown_hook { }` | [`add_shutdown_hook`]`(\|\| …)` | Last registered first, before the remaining connections' `unbind` (R5). |
 //! | `Signal.trap("TERM") { EM.stop }` (Ruby's, as EventMachine programs use it) | [`trap`]`(Signal::TERM, \|\| …)` → [`Trap`] | Runs on the reactor thread as a callback, never inside the signal handler; several handlers per signal, in order; nothing sent after `trap` returns is lost. |
@@ -1127,6 +1236,9 @@
 //!
 //! # Cargo features
 //!
+//! * `file-watch` (on by default): [`watch_file`], [`FileWatch`] and
+//!   [`FileWatcher`], on the notify crate; `default-features = false`
+//!   leaves them out.
 //! * `test-util` (off by default): lets
 //!   [`Builder::start_paused`] run the reactor on tokio's paused clock, for
 //!   test suites.
@@ -1158,6 +1270,11 @@ pub use em_core::watch;
 pub use em_core::{trap, Signal, Trap};
 // The keyboard.
 pub use em_core::open_keyboard;
+// File watchers (feature `file-watch`, on by default).
+#[cfg(feature = "file-watch")]
+pub use em_core::{watch_file, FileWatch, FileWatcher};
+// Watching a process.
+pub use em_core::{watch_process, ProcessWatch, ProcessWatcher};
 // Proxies.
 pub use em_core::{disable_proxy, enable_proxy};
 // UDP sockets, as connections.

@@ -27,6 +27,10 @@ fn reactor_owned_handles_are_not_send_nor_sync() {
     assert_not_sync!(em::Server);
     assert_not_sync!(em::Socket<LinesCodec>);
     assert_not_sync!(em::SocketListener<BytesCodec>);
+    assert_not_send!(em::FileWatch);
+    assert_not_sync!(em::FileWatch);
+    assert_not_send!(em::ProcessWatch);
+    assert_not_sync!(em::ProcessWatch);
 }
 
 #[test]

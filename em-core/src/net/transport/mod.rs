@@ -40,7 +40,7 @@ pub(crate) use memory::pair;
 pub(crate) use pipe::{PipeReader, PipeWriter};
 pub(crate) use tls::Tls;
 pub(crate) use udp::{DatagramSocket, Queued, Received, BATCH, RECV_SIZE};
-pub(crate) use watched::{Directions, Watched};
+pub(crate) use watched::{register, Directions, Watched};
 
 /// A byte stream: what the stream pump reads and writes.
 pub(crate) trait ByteStream: AsyncRead + AsyncWrite + Unpin {}

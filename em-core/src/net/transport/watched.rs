@@ -28,6 +28,8 @@ use crate::net::address::Addr;
 
 mod raw;
 
+pub(crate) use raw::register;
+
 /// Which directions of a watched descriptor: those wanted, or those ready.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Directions {

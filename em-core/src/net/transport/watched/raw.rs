@@ -24,8 +24,10 @@ use tokio::io::unix::AsyncFd;
 use super::Directions;
 
 /// Registers `fd` with the reactor of the current tokio runtime, for
-/// readability and writability; on failure `fd` is closed.
-pub(super) fn register(fd: OwnedFd) -> io::Result<AsyncFd<OwnedFd>> {
+/// readability and writability; on failure `fd` is closed. em's one
+/// registration of a descriptor it owns: watched descriptors, and the
+/// pidfd of [`watch_process`](crate::watch_process).
+pub(crate) fn register(fd: OwnedFd) -> io::Result<AsyncFd<OwnedFd>> {
     // SAFETY: the `AsyncFd` takes the `OwnedFd` by value and owns it until
     // it is dropped or `into_inner` gives it back, so the descriptor is
     // valid and open, and refers to the same open file, for the whole
