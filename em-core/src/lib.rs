@@ -16,10 +16,12 @@
 //! UDP sockets are connections too, on the same engine:
 //! [`open_datagram_socket`], one `receive_data` per datagram.
 //!
-//! Watchers report what happens outside sockets, on the reactor thread:
-//! [`watch_process`] a process's exit (Linux, through a pidfd) and, with
-//! the `file-watch` feature, `watch_file` changes to a file or a
-//! directory (on the notify crate).
+//! The reactor's other events come on the reactor thread too: child
+//! processes as connections ([`popen`], [`Popen`], [`system`],
+//! [`system_async`]), standard input as a connection ([`open_keyboard`]),
+//! signals ([`trap`]), a process's exit ([`watch_process`], Linux, through
+//! a pidfd) and, with the `file-watch` feature, `watch_file`: changes to a
+//! file or a directory (on the notify crate).
 //!
 //! ```
 //! use em_core::{Conn, Connection};
@@ -64,6 +66,9 @@
 //!   connections, servers, clients.
 //! * `messaging/`: channels, queues, iterators, deferreds, tick loops and
 //!   resource pools.
+//! * `os/`: the reactor's events beyond sockets: child processes, the
+//!   keyboard, signals, file and process watchers. A child's pipes and
+//!   standard input are transports under `net/`, run by the same driver.
 //! * [`extension`]: the seam other crates (em-timers, em-defer) extend a
 //!   reactor through.
 

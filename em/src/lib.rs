@@ -628,6 +628,60 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! # Child processes
+//!
+//! [`popen`]`(["sort", "-r"], handler)` starts a program (never a shell,
+//! unless asked with [`popen_shell`]) as a connection: its stdout arrives
+//! through the handler's codec as `receive_data`, `send_data` writes to its
+//! stdin, and `close_connection_after_writing` closes its stdin once the
+//! queue is written while its output is read to the end, so `sort` and
+//! `wc` answer (EventMachine's `EM.popen`). `unbind` runs once its stdout
+//! has closed **and** it has exited, with [`UnbindReason::Exited`] and its
+//! status; `Conn::exit_status` has it in `unbind` whatever the reason
+//! (EventMachine's `get_status`), `Conn::pid` and `Conn::kill(Signal)`
+//! reach the process. A child whose connection is closed early, times out
+//! or outlives the reactor gets [`Builder::child_grace`] to exit, then
+//! SIGTERM, then SIGKILL, without the reactor ever blocking (EventMachine
+//! blocks it, PR2), and is always reaped: no zombie, and `run` returns once
+//! every child has exited. [`Popen`] sets arguments, environment, directory
+//! and where stderr goes ([`Stderr::Merge`] into stdout, discarded, or its
+//! own connection with `Popen::stderr_to`). [`system`] (EventMachine's
+//! `EM.system`) and [`system_async`] (em-synchrony's) give the whole
+//! stdout and the status.
+//!
+//! ```
+//! use em::prelude::*;
+//!
+//! /// Feeds `wc -l` three lines and reads its answer.
+//! struct Count(Option<String>);
+//!
+//! impl Connection for Count {
+//!     type Codec = LinesCodec;
+//!     fn codec(&self) -> LinesCodec {
+//!         LinesCodec::new()
+//!     }
+//!     fn post_init(&mut self, conn: &Conn<LinesCodec>) {
+//!         conn.send_data("a\nb\nc");
+//!         conn.close_connection_after_writing(); // wc reads end of input
+//!     }
+//!     fn receive_data(&mut self, _: &Conn<LinesCodec>, line: String) {
+//!         self.0 = Some(line.trim().to_owned());
+//!     }
+//!     fn unbind(&mut self, _: &Conn<LinesCodec>, reason: UnbindReason) {
+//!         assert!(matches!(reason, UnbindReason::Exited(s) if s.success()));
+//!         assert_eq!(self.0.as_deref(), Some("3"));
+//!         em::stop();
+//!     }
+//! }
+//!
+//! em::run(|| em::popen(["wc", "-l"], Count(None)).map(drop))?;
+//!
+//! // The whole output and the status, awaited.
+//! let (out, status) = em::synchrony(em::system_async(["sh", "-c", "echo hi; exit 2"]))??;
+//! assert_eq!((&out[..], status.code()), (&b"hi\n"[..], Some(2)));
+//! # Ok::<(), em::Error>(())
+//! ```
+//!
 //! # File watchers
 //!
 //! [`watch_file`]`(path, handler)` watches a file or a directory
@@ -1162,6 +1216,9 @@
 //! | `#send_datagram(data, host, port)` | [`Conn::send_datagram`]`(frame, addr)` → `Result` | No name resolution (an IP address); a bad or wrong-family address, or a datagram larger than UDP carries, is an `Err` that `is_invalid_argument()`. A send the system refuses drops that datagram (EM closes the socket). |
 //! | `EM.attach_server(io, Handler)` | [`attach_server`]`(listener, factory)` | |
 //! | `#detach` | [`Conn::detach`] → `OwnedFd` | The descriptor comes back open and in blocking mode; `unbind(Detached)` follows once. |
+//! | `EM.popen(cmd, Handler)` | [`popen`]`(argv, handler)`, [`popen_shell`]`(cmd, handler)`, [`Popen`]`::new(prog)…start(handler)` → [`Conn`] | Pipes, not a socketpair; an argument vector, never split from a string; `close_connection_after_writing` closes only stdin and the output is read to the end; `unbind` after stdout closed **and** the child exited, with [`UnbindReason::Exited`]; closing never blocks the reactor (PR2): [`Builder::child_grace`], then SIGTERM, then SIGKILL, always reaped. Stderr inherited by default, or merged, discarded, or its own connection. The output is read while stdin's queue is above the high watermark (a filter would deadlock otherwise). |
+//! | `Connection#get_pid`, `#get_status` | `Conn::pid()`, `Conn::exit_status()` | `exit_status` is a `std::process::ExitStatus`, set before `unbind`. Plus `Conn::kill(Signal)`. |
+//! | `EM.system(cmd) { \|out, status\| }`, `EM::DeferrableChildProcess.open(cmd)` | [`system`]`(argv, \|out, status\| …)` → pid; [`system_async`]`(argv).await` → `(out, status)`; `Popen::system`, `Popen::output` | stdout only, stderr inherited (PR1); called whatever the status (PR3); the child's stdin is closed at once, so a program that reads it does not hang. |
 //! | `EM.watch(io, Handler)`, `#notify_readable=`, `#notify_writable=`, `#notify_readable?`, `#watch_only?` | [`watch`]`(fd, handler)`, `Conn::set_notify_readable(bool)`, `set_notify_writable(bool)`, `notify_readable()`, `is_watch_only()` | em watches a duplicate, so the descriptor stays open after `unbind` and after `detach`; `send_data` on it returns 0 (`try_send_data` errs `is_unsupported()`) where EM raises. |
 //! | `EM.watch_file(path, Handler)` | [`watch_file`]`(path, handler)` → [`FileWatch`] | The handler is a [`FileWatcher`], not a connection. A missing path is an `Err` that [`is_io()`](Error::is_io) and names it. A directory reports its entries by name, with `file_created`. The same file watched twice works (EM's second `stop_watching` raised, eventmachine#512). notify underneath: one watcher thread per reactor. Feature `file-watch`, on by default. |
 //! | `FileWatch#file_modified`, `#file_moved`, `#file_deleted` | [`FileWatcher::file_modified`], [`file_moved`](FileWatcher::file_moved), [`file_deleted`](FileWatcher::file_deleted)`(watch, entry)` | EM's events: writes and truncations, not attribute changes. `entry` names a watched directory's entry. After `file_deleted` of the watched path the watch has ended and `unbind` follows. |
