@@ -425,7 +425,8 @@ impl<H: Connection, P: Pump<H>> Driver<H, P> {
                 }
             }
             Err(e) => {
-                tracing::warn!(conn = %self.conn.id(), error = %e, "waiting for the child failed")
+                let peer = self.conn.peer_addr().map(tracing::field::display);
+                tracing::warn!(conn = %self.conn.id(), peer, error = %e, "waiting for the child failed");
             }
         }
         self.unbind_now(reason)
