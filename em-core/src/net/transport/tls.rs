@@ -249,6 +249,19 @@ impl Tls {
         };
         plain.map(|p| &*p.inner)
     }
+
+    /// The transport beneath, to take what it owns; `None` once a failed
+    /// handshake dropped it.
+    fn inner_mut(&mut self) -> Option<&mut dyn Transport> {
+        let plain = match &mut self.stage {
+            Stage::Accepting(a) => a.get_mut(),
+            Stage::Connecting(c) => c.get_mut(),
+            Stage::Server(s) => Some(s.get_mut().0),
+            Stage::Client(s) => Some(s.get_mut().0),
+            Stage::Failed => None,
+        };
+        plain.map(|p| &mut *p.inner)
+    }
 }
 
 impl Transport for Tls {
@@ -286,6 +299,11 @@ impl Transport for Tls {
 
     fn byte_stream(&mut self) -> Option<&mut dyn ByteStream> {
         Some(self)
+    }
+
+    /// A child's (TLS over its pipes): the lifecycle still waits for it.
+    fn take_child(&mut self) -> Option<tokio::process::Child> {
+        self.inner_mut()?.take_child()
     }
 
     fn tls(&self) -> Option<&Tls> {
