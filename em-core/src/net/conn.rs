@@ -515,6 +515,45 @@ impl<C> Conn<C> {
         WeakConn(Rc::downgrade(&self.inner))
     }
 
+    /// Runs `f` on the connection's codec and returns what it returns: to
+    /// change how the next frames are decoded or encoded (a line protocol
+    /// switched to a binary block of N bytes, a new delimiter, a new
+    /// limit). Reactor thread only.
+    ///
+    /// From `receive_data`, the change applies from the next frame: input
+    /// already read but not yet decoded is decoded under the new settings,
+    /// and nothing is lost or delivered twice (frames are decoded one at a
+    /// time, each delivered before the next is decoded).
+    ///
+    /// Errors with `is_unsupported()` when called from inside the codec
+    /// itself (its `decode` or `encode`), which holds it.
+    ///
+    /// ```
+    /// use em_core::{Conn, Connection};
+    /// use tokio_util::codec::LinesCodec;
+    ///
+    /// struct Limits;
+    /// impl Connection for Limits {
+    ///     type Codec = LinesCodec;
+    ///     fn codec(&self) -> LinesCodec { LinesCodec::new() }
+    ///     fn post_init(&mut self, conn: &Conn<LinesCodec>) {
+    ///         let max = conn.with_codec(|codec| codec.max_length()).unwrap();
+    ///         assert_eq!(max, usize::MAX);
+    ///         em_core::stop();
+    ///     }
+    ///     fn receive_data(&mut self, _: &Conn<LinesCodec>, _: String) {}
+    /// }
+    ///
+    /// em_core::run(|| em_core::connect_pair(Limits, Limits).map(drop))?;
+    /// # Ok::<(), em_core::Error>(())
+    /// ```
+    pub fn with_codec<R>(&self, f: impl FnOnce(&mut C) -> R) -> Result<R> {
+        let mut codec = self.inner.codec.try_borrow_mut().map_err(|_| {
+            Error::unsupported("with_codec", "called from inside the codec, which holds it")
+        })?;
+        Ok(f(&mut codec))
+    }
+
     /// Encodes `frame` with the connection's codec and queues it for sending;
     /// never blocks. Frames queued in one pass of the reactor leave together
     /// in as few `write(2)` calls as possible.
