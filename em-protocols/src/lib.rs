@@ -10,3 +10,10 @@
 
 #![deny(missing_docs)]
 #![doc(test(attr(deny(warnings))))]
+
+mod stomp;
+
+pub use stomp::{
+    AckMode, Stomp, StompCodec, StompCodecError, StompConnection, StompFrame, StompHandler,
+    StompVersion,
+};
