@@ -11,8 +11,13 @@
 #![deny(missing_docs)]
 #![doc(test(attr(deny(warnings))))]
 
+mod sasl;
 mod stomp;
 
+pub use sasl::{
+    PlainCredentials, Sasl, SaslClient, SaslClientCodec, SaslError, SaslReply, SaslRequest,
+    SaslServerCodec, SaslValidator,
+};
 pub use stomp::{
     AckMode, Stomp, StompCodec, StompCodecError, StompConnection, StompFrame, StompHandler,
     StompVersion,
