@@ -317,7 +317,13 @@ impl Sasl {
     pub fn from_fn(validate: impl FnMut(&str, &str, &str, &str) -> bool + 'static) -> Self {
         struct FnValidator<F>(F);
         impl<F: FnMut(&str, &str, &str, &str) -> bool + 'static> SaslValidator for FnValidator<F> {
-            fn validate(&mut self, login: &str, password: &str, service: &str, realm: &str) -> bool {
+            fn validate(
+                &mut self,
+                login: &str,
+                password: &str,
+                service: &str,
+                realm: &str,
+            ) -> bool {
                 (self.0)(login, password, service, realm)
             }
         }
@@ -350,7 +356,9 @@ impl Connection for Sasl {
 
 impl fmt::Debug for Sasl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Sasl").field("codec", &self.codec).finish_non_exhaustive()
+        f.debug_struct("Sasl")
+            .field("codec", &self.codec)
+            .finish_non_exhaustive()
     }
 }
 
@@ -715,12 +723,21 @@ mod tests {
             Err(SaslError::FieldTooLong { len: 5, max: 4 })
         ));
         let mut buf = BytesMut::from(&b"\0\x02ab\0"[..]);
-        assert!(matches!(codec.decode_eof(&mut buf), Err(SaslError::Truncated)));
+        assert!(matches!(
+            codec.decode_eof(&mut buf),
+            Err(SaslError::Truncated)
+        ));
         let mut buf = BytesMut::from(&b"\0\x01\xff\0\0\0\0\0\0"[..]);
-        assert!(matches!(codec.decode(&mut buf), Err(SaslError::InvalidUtf8)));
+        assert!(matches!(
+            codec.decode(&mut buf),
+            Err(SaslError::InvalidUtf8)
+        ));
         let mut reply = BytesMut::new();
         assert!(SaslServerCodec::new()
-            .encode(SaslReply::no_with_reason("x".repeat(70_000).as_str()), &mut reply)
+            .encode(
+                SaslReply::no_with_reason("x".repeat(70_000).as_str()),
+                &mut reply
+            )
             .is_err());
     }
 

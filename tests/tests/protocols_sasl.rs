@@ -87,8 +87,20 @@ fn sasl_client_gets_ok_and_no_pipelined() {
     .expect("run");
     let events = log.events();
     let answers: Vec<_> = events.iter().filter(|e| e.starts_with("answer")).collect();
-    assert_eq!(answers, ["answer 0 true", "answer 1 false", "answer 2 false", "answer 3 true", "answer 4 false"]);
-    let checks: Vec<_> = events.iter().filter(|e| e.starts_with("validate")).collect();
+    assert_eq!(
+        answers,
+        [
+            "answer 0 true",
+            "answer 1 false",
+            "answer 2 false",
+            "answer 3 true",
+            "answer 4 false"
+        ]
+    );
+    let checks: Vec<_> = events
+        .iter()
+        .filter(|e| e.starts_with("validate"))
+        .collect();
     assert_eq!(
         checks,
         [
@@ -125,16 +137,21 @@ fn validate_once_and_a_refused_connect() {
                 }
             }
         };
-        SaslClient::validate_once(addr.clone(), "alice", "secret", "imap", "").completion(outcome(&l, "good"));
+        SaslClient::validate_once(addr.clone(), "alice", "secret", "imap", "")
+            .completion(outcome(&l, "good"));
         SaslClient::validate_once(addr, "alice", "nope", "imap", "").completion(outcome(&l, "bad"));
-        SaslClient::validate_once(refusing, "alice", "secret", "imap", "").completion(outcome(&l, "refused"));
+        SaslClient::validate_once(refusing, "alice", "secret", "imap", "")
+            .completion(outcome(&l, "refused"));
         Ok(())
     })
     .expect("run");
     let mut events = log.events();
     events.sort();
     assert_eq!(&events[..2], ["bad false", "good true"]);
-    assert!(events[2].starts_with("refused closed: connect failed"), "{events:?}");
+    assert!(
+        events[2].starts_with("refused closed: connect failed"),
+        "{events:?}"
+    );
 }
 
 /// std clients write requests byte for byte and read the replies: the
@@ -149,9 +166,11 @@ fn raw_clients_get_ok_and_no() {
         let addr = server.local_addr().inet().expect("a TCP server");
         spawn_peer(em::handle()?, done_tx, move || {
             let mut s = client(addr);
-            s.write_all(&request(["alice", "secret", "imap", ""])).unwrap();
+            s.write_all(&request(["alice", "secret", "imap", ""]))
+                .unwrap();
             assert_eq!(read_exactly(&mut s, 4), OK);
-            s.write_all(&request(["alice", "secret", "pop", ""])).unwrap();
+            s.write_all(&request(["alice", "secret", "pop", ""]))
+                .unwrap();
             assert_eq!(read_exactly(&mut s, 4), NO);
             for byte in request(["alice", "pässwörd", "mail", "realm"]) {
                 s.write_all(&[byte]).unwrap();
@@ -200,11 +219,13 @@ fn sasl_client_against_a_hand_written_server() {
             .validate("alice", "wrong", "imap", "EXAMPLE")
             .callback(move |&ok| l1.push(format!("first {ok}")));
         let c = client.clone();
-        client.validate("alice", "secret", "", "").callback(move |&ok| {
-            l.push(format!("second {ok}"));
-            c.close();
-            em::stop();
-        });
+        client
+            .validate("alice", "secret", "", "")
+            .callback(move |&ok| {
+                l.push(format!("second {ok}"));
+                c.close();
+                em::stop();
+            });
         Ok(())
     })
     .expect("run");
@@ -224,19 +245,26 @@ fn sasl_client_refuses_an_overlong_field() {
         let client = SaslClient::connect(server.local_addr())?;
         let long = "x".repeat(SaslServerCodec::DEFAULT_MAX_FIELD_LENGTH + 1);
         let l1 = l.clone();
-        client.validate("alice", &long, "imap", "").errback(move |e| {
-            l1.push(format!("{e:?}"));
-        });
+        client
+            .validate("alice", &long, "imap", "")
+            .errback(move |e| {
+                l1.push(format!("{e:?}"));
+            });
         let c = client.clone();
-        client.validate("alice", "secret", "imap", "").callback(move |&ok| {
-            l.push(format!("then {ok}"));
-            c.close();
-            em::stop();
-        });
+        client
+            .validate("alice", "secret", "imap", "")
+            .callback(move |&ok| {
+                l.push(format!("then {ok}"));
+                c.close();
+                em::stop();
+            });
         Ok(())
     })
     .expect("run");
-    assert_eq!(log.events(), ["FieldTooLong { len: 8193, max: 8192 }", "then true"]);
+    assert_eq!(
+        log.events(),
+        ["FieldTooLong { len: 8193, max: 8192 }", "then true"]
+    );
 }
 
 /// The authenticator, reporting how each connection ended.
@@ -287,7 +315,8 @@ fn malformed_requests_end_only_their_connection() {
         let addr = server.local_addr().inet().expect("a TCP server");
         spawn_peer(em::handle()?, done_tx, move || {
             let mut good = client(addr);
-            good.write_all(&request(["alice", "secret", "imap", ""])).unwrap();
+            good.write_all(&request(["alice", "secret", "imap", ""]))
+                .unwrap();
             assert_eq!(read_exactly(&mut good, 4), OK);
 
             // Too long: 17 bytes announced, two sent; the server need not
@@ -306,18 +335,25 @@ fn malformed_requests_end_only_their_connection() {
 
             // Not UTF-8.
             let mut binary = client(addr);
-            binary.write_all(b"\x00\x01\xff\x00\x00\x00\x00\x00\x00").unwrap();
+            binary
+                .write_all(b"\x00\x01\xff\x00\x00\x00\x00\x00\x00")
+                .unwrap();
             assert_eq!(read_until_closed(&mut binary), b"");
             let third = recv(&ended_rx);
 
-            good.write_all(&request(["alice", "wrong", "imap", ""])).unwrap();
+            good.write_all(&request(["alice", "wrong", "imap", ""]))
+                .unwrap();
             assert_eq!(read_exactly(&mut good, 4), NO);
-            good.write_all(&request(["alice", "secret", "imap", ""])).unwrap();
+            good.write_all(&request(["alice", "secret", "imap", ""]))
+                .unwrap();
             assert_eq!(read_exactly(&mut good, 4), OK);
             vec![first, second, third]
         });
         Ok(())
     })
     .expect("run");
-    assert_eq!(join_peer(&done_rx), ["FieldTooLong 17 16", "Truncated", "InvalidUtf8"]);
+    assert_eq!(
+        join_peer(&done_rx),
+        ["FieldTooLong 17 16", "Truncated", "InvalidUtf8"]
+    );
 }

@@ -38,7 +38,11 @@ fn samples() -> Vec<(&'static [u8], Vec<StompFrame>)> {
             b"MESSAGE\r\nsubscription:sub-0\r\nmessage-id:7\r\ncontent-length:5\r\n\r\na\0b\0c\0",
             vec![frame(
                 "MESSAGE",
-                &[("subscription", "sub-0"), ("message-id", "7"), ("content-length", "5")],
+                &[
+                    ("subscription", "sub-0"),
+                    ("message-id", "7"),
+                    ("content-length", "5"),
+                ],
                 b"a\0b\0c",
             )],
         ),
@@ -47,7 +51,11 @@ fn samples() -> Vec<(&'static [u8], Vec<StompFrame>)> {
             b"MESSAGE\ndestination:/q\\cx\nnote:line\\none\\\\two\\rend\nna\\cme:v\n\n\0",
             vec![frame(
                 "MESSAGE",
-                &[("destination", "/q:x"), ("note", "line\none\\two\rend"), ("na:me", "v")],
+                &[
+                    ("destination", "/q:x"),
+                    ("note", "line\none\\two\rend"),
+                    ("na:me", "v"),
+                ],
                 b"",
             )],
         ),
@@ -99,10 +107,19 @@ fn assert_every_split(wire: &[u8], expected: &[StompFrame]) {
     for split in 0..=wire.len() {
         let (a, b) = wire.split_at(split);
         let got = decode_chunks(&mut StompCodec::new(), &[a, b]).unwrap();
-        assert_eq!(got, expected, "split at {split} of {:?}", Bytes::copy_from_slice(wire));
+        assert_eq!(
+            got,
+            expected,
+            "split at {split} of {:?}",
+            Bytes::copy_from_slice(wire)
+        );
     }
     let bytes: Vec<&[u8]> = wire.chunks(1).collect();
-    assert_eq!(decode_chunks(&mut StompCodec::new(), &bytes).unwrap(), expected, "byte by byte");
+    assert_eq!(
+        decode_chunks(&mut StompCodec::new(), &bytes).unwrap(),
+        expected,
+        "byte by byte"
+    );
 }
 
 #[test]
@@ -131,7 +148,10 @@ fn heartbeats_alone_deliver_nothing() {
     let mut buf = BytesMut::from(&b"\n\r"[..]);
     assert_eq!(codec.decode(&mut buf).unwrap(), None);
     buf.extend_from_slice(b"\nACK\nid:1\n\n\0");
-    assert_eq!(codec.decode(&mut buf).unwrap(), Some(frame("ACK", &[("id", "1")], b"")));
+    assert_eq!(
+        codec.decode(&mut buf).unwrap(),
+        Some(frame("ACK", &[("id", "1")], b""))
+    );
 }
 
 /// The stream ending inside a frame is `Truncated`, wherever inside.
@@ -147,7 +167,10 @@ fn decode_eof_with_a_partial_frame_is_an_error() {
         b"\nSEND\n\n",
     ] {
         let got = decode(partial);
-        assert!(matches!(got, Err(StompCodecError::Truncated)), "{partial:?}: {got:?}");
+        assert!(
+            matches!(got, Err(StompCodecError::Truncated)),
+            "{partial:?}: {got:?}"
+        );
     }
 }
 
@@ -171,32 +194,58 @@ fn too_long(got: Result<Vec<StompFrame>, StompCodecError>, max: usize) {
 #[test]
 fn the_frame_length_limit_is_exact_and_early() {
     let plain: &[u8] = b"SEND\n\nabc\0";
-    assert_eq!(decode_chunks(&mut limited(plain.len(), 8), &[plain]).unwrap().len(), 1);
-    too_long(decode_chunks(&mut limited(plain.len() - 1, 8), &[plain]), plain.len() - 1);
+    assert_eq!(
+        decode_chunks(&mut limited(plain.len(), 8), &[plain])
+            .unwrap()
+            .len(),
+        1
+    );
+    too_long(
+        decode_chunks(&mut limited(plain.len() - 1, 8), &[plain]),
+        plain.len() - 1,
+    );
 
     let sized: &[u8] = b"SEND\ncontent-length:3\n\na\0c\0";
-    assert_eq!(decode_chunks(&mut limited(sized.len(), 8), &[sized]).unwrap().len(), 1);
+    assert_eq!(
+        decode_chunks(&mut limited(sized.len(), 8), &[sized])
+            .unwrap()
+            .len(),
+        1
+    );
     // The announced length alone says it: no body byte has arrived.
     let mut codec = limited(sized.len() - 1, 8);
     let mut buf = BytesMut::from(&b"SEND\ncontent-length:3\n\n"[..]);
-    assert!(matches!(codec.decode(&mut buf), Err(StompCodecError::FrameTooLong { .. })));
+    assert!(matches!(
+        codec.decode(&mut buf),
+        Err(StompCodecError::FrameTooLong { .. })
+    ));
 
     // Headers that never end, and a body that never ends.
     let mut codec = limited(64, 8);
     let mut buf = BytesMut::from(&b"SEND\nx:"[..]);
     buf.extend_from_slice(&[b'y'; 57]);
-    assert!(matches!(codec.decode(&mut buf), Err(StompCodecError::FrameTooLong { max: 64 })));
+    assert!(matches!(
+        codec.decode(&mut buf),
+        Err(StompCodecError::FrameTooLong { max: 64 })
+    ));
     let mut codec = limited(64, 8);
     let mut buf = BytesMut::from(&b"SEND\n\n"[..]);
     assert_eq!(codec.decode(&mut buf).unwrap(), None);
     buf.extend_from_slice(&[b'z'; 58]);
-    assert!(matches!(codec.decode(&mut buf), Err(StompCodecError::FrameTooLong { max: 64 })));
+    assert!(matches!(
+        codec.decode(&mut buf),
+        Err(StompCodecError::FrameTooLong { max: 64 })
+    ));
 
     // The encoder keeps the same limit.
     let mut out = BytesMut::new();
-    assert!(limited(plain.len(), 8).encode(frame("SEND", &[], b"abc"), &mut out).is_err());
+    assert!(limited(plain.len(), 8)
+        .encode(frame("SEND", &[], b"abc"), &mut out)
+        .is_err());
     let mut out = BytesMut::new();
-    assert!(limited(sized.len(), 8).encode(frame("SEND", &[], b"a\0c"), &mut out).is_ok());
+    assert!(limited(sized.len(), 8)
+        .encode(frame("SEND", &[], b"a\0c"), &mut out)
+        .is_ok());
     assert_eq!(&out[..], sized);
 }
 
@@ -210,7 +259,10 @@ fn the_header_count_limit() {
     );
     let mut codec = limited(1024, 2);
     let mut buf = BytesMut::from(&b"SEND\na:1\nb:2\nc:3\n"[..]);
-    assert!(matches!(codec.decode(&mut buf), Err(StompCodecError::TooManyHeaders { max: 2 })));
+    assert!(matches!(
+        codec.decode(&mut buf),
+        Err(StompCodecError::TooManyHeaders { max: 2 })
+    ));
     let mut out = BytesMut::new();
     let three = frame("SEND", &[("a", "1"), ("b", "2"), ("c", "3")], b"");
     assert!(matches!(
@@ -231,7 +283,10 @@ fn malformed_frames_are_errors() {
         b"SEND\nx:\xff\n\n\0",
     ] {
         let got = decode(bad);
-        assert!(matches!(got, Err(StompCodecError::Malformed(_))), "{bad:?}: {got:?}");
+        assert!(
+            matches!(got, Err(StompCodecError::Malformed(_))),
+            "{bad:?}: {got:?}"
+        );
     }
 }
 
@@ -283,7 +338,9 @@ impl Rng {
     }
     fn text(&mut self, alphabet: &[char], min: usize, max: usize) -> String {
         let len = min + self.below(max - min + 1);
-        (0..len).map(|_| alphabet[self.below(alphabet.len())]).collect()
+        (0..len)
+            .map(|_| alphabet[self.below(alphabet.len())])
+            .collect()
     }
 }
 
@@ -294,7 +351,16 @@ impl Rng {
 #[test]
 fn encode_then_decode_is_the_identity() {
     let mut rng = Rng(0x5EED_1234_ABCD_0001);
-    let commands = ["SEND", "MESSAGE", "SUBSCRIBE", "ACK", "ERROR", "RECEIPT", "CONNECT", "CONNECTED"];
+    let commands = [
+        "SEND",
+        "MESSAGE",
+        "SUBSCRIBE",
+        "ACK",
+        "ERROR",
+        "RECEIPT",
+        "CONNECT",
+        "CONNECTED",
+    ];
     for round in 0..3000 {
         let version = [StompVersion::V1_0, StompVersion::V1_1, StompVersion::V1_2][round % 3];
         let command = commands[rng.below(commands.len())];
@@ -332,7 +398,11 @@ fn encode_then_decode_is_the_identity() {
         }
         let chunks: Vec<&[u8]> = wire.chunks(1 + rng.below(7)).collect();
         let got = decode_chunks(&mut codec, &chunks).unwrap();
-        assert_eq!(got, vec![expected], "round {round}, {version}, wire {wire:?}");
+        assert_eq!(
+            got,
+            vec![expected],
+            "round {round}, {version}, wire {wire:?}"
+        );
     }
 }
 
@@ -343,7 +413,10 @@ fn works_with_tokio_framed() {
     use futures::{SinkExt, StreamExt};
     use tokio_util::codec::Framed;
 
-    let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let (a, b) = tokio::io::duplex(16);
         let mut tx = Framed::new(a, StompCodec::new());
@@ -426,7 +499,9 @@ impl Connection for Broker {
                 if let Some(v) = self.version {
                     connected = connected.with_header("version", v);
                 }
-                let version = self.version.map_or(StompVersion::V1_0, |v| StompVersion::parse(v).unwrap());
+                let version = self
+                    .version
+                    .map_or(StompVersion::V1_0, |v| StompVersion::parse(v).unwrap());
                 conn.send_data(connected);
                 conn.with_codec(|c| c.set_version(version)).unwrap();
             }
@@ -482,7 +557,8 @@ impl StompHandler for Client {
             "CONNECTED" => {
                 let version = stomp.version().map(|v| v.to_string());
                 let id = stomp.subscribe("/queue/a", AckMode::ClientIndividual);
-                self.log.push(format!("client CONNECTED {version:?}, subscribed {id}"));
+                self.log
+                    .push(format!("client CONNECTED {version:?}, subscribed {id}"));
             }
             "MESSAGE" => {
                 self.log.push(format!(
@@ -496,8 +572,13 @@ impl StompHandler for Client {
                 self.log.push(format!("client DISCONNECT {receipt}"));
             }
             other => {
-                let headers: Vec<String> = msg.headers.iter().map(|(n, v)| format!("{n}={v}")).collect();
-                self.log.push(format!("client {other} {headers:?} body={body:?}"));
+                let headers: Vec<String> = msg
+                    .headers
+                    .iter()
+                    .map(|(n, v)| format!("{n}={v}"))
+                    .collect();
+                self.log
+                    .push(format!("client {other} {headers:?} body={body:?}"));
             }
         }
     }
@@ -527,8 +608,15 @@ fn conversation(
             seen: s.clone(),
             log: server_log.clone(),
         })?;
-        let client = Client { passcode, tag, log: l };
-        em::connect(server.local_addr(), StompConnection::new_with_codec(client, client_codec))?;
+        let client = Client {
+            passcode,
+            tag,
+            log: l,
+        };
+        em::connect(
+            server.local_addr(),
+            StompConnection::new_with_codec(client, client_codec),
+        )?;
         Ok(())
     })
     .expect("run");
@@ -572,13 +660,21 @@ fn client_conversation_over_tcp() {
         ),
         frame(
             "SUBSCRIBE",
-            &[("id", "sub-0"), ("destination", "/queue/a"), ("ack", "client-individual")],
+            &[
+                ("id", "sub-0"),
+                ("destination", "/queue/a"),
+                ("ack", "client-individual"),
+            ],
             b"",
         ),
         frame("ACK", &[("id", "a-1")], b""),
         frame(
             "SEND",
-            &[("destination", "/queue/b"), ("x-tag", tag), ("content-length", "7")],
+            &[
+                ("destination", "/queue/b"),
+                ("x-tag", tag),
+                ("content-length", "7"),
+            ],
             b"one\0two",
         ),
         frame("DISCONNECT", &[("receipt", "receipt-0")], b""),
@@ -594,24 +690,36 @@ fn client_conversation_over_tcp() {
 fn the_client_speaks_the_negotiated_version() {
     for (version, ack) in [
         (None, vec![("message-id", "m:1")]),
-        (Some("1.1"), vec![("message-id", "m:1"), ("subscription", "sub-0")]),
+        (
+            Some("1.1"),
+            vec![("message-id", "m:1"), ("subscription", "sub-0")],
+        ),
         (Some("1.2"), vec![("id", "a-1")]),
     ] {
         let (seen, log) = conversation(version, "secret", "x\\y", StompCodec::new(), b"body");
         let name = version.unwrap_or("1.0");
         assert!(
-            log.contains(&format!("client CONNECTED Some({name:?}), subscribed sub-0")),
+            log.contains(&format!(
+                "client CONNECTED Some({name:?}), subscribed sub-0"
+            )),
             "{name}: {log:?}"
         );
         assert!(
-            log.contains(&"client MESSAGE sub=Some(\"sub-0\") path=Some(\"C:\\\\dir\") body=\"body\"".to_string()),
+            log.contains(
+                &"client MESSAGE sub=Some(\"sub-0\") path=Some(\"C:\\\\dir\") body=\"body\""
+                    .to_string()
+            ),
             "{name}: {log:?}"
         );
         let acks: Vec<_> = seen.iter().filter(|f| f.command == "ACK").collect();
         assert_eq!(acks, [&frame("ACK", &ack, b"")], "{name}");
         let send = seen.iter().find(|f| f.command == "SEND").expect("a SEND");
         assert_eq!(send.header("x-tag"), Some("x\\y"), "{name}");
-        assert_eq!(log.last().map(String::as_str), Some("server unbind PeerClosed"), "{name}");
+        assert_eq!(
+            log.last().map(String::as_str),
+            Some("server unbind PeerClosed"),
+            "{name}"
+        );
     }
 }
 

@@ -167,7 +167,12 @@ impl Stomp {
     /// `destination` header. EventMachine's `send(dest, body, parms)`; em adds
     /// no `content-type` (EventMachine adds `text/plain`), so give one when
     /// the receiver needs it.
-    pub fn send(&self, destination: &str, body: impl Into<Bytes>, headers: &[(&str, &str)]) -> usize {
+    pub fn send(
+        &self,
+        destination: &str,
+        body: impl Into<Bytes>,
+        headers: &[(&str, &str)],
+    ) -> usize {
         let frame = StompFrame::new("SEND").with_header("destination", destination);
         self.send_frame(with_headers(frame, headers).with_body(body))
     }

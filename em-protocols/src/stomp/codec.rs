@@ -203,9 +203,10 @@ impl StompCodec {
             let name = unescape(&line[..colon], escaping)?;
             let value = unescape(&line[colon + 1..], escaping)?;
             if name == "content-length" && !headers.iter().any(|(n, _)| n == "content-length") {
-                content_length = Some(value.trim().parse::<usize>().map_err(|_| {
-                    StompCodecError::Malformed("content-length is not a number")
-                })?);
+                content_length =
+                    Some(value.trim().parse::<usize>().map_err(|_| {
+                        StompCodecError::Malformed("content-length is not a number")
+                    })?);
             }
             headers.push((name, value));
         }
@@ -257,8 +258,7 @@ impl Decoder for StompCodec {
                     };
                     let head = self.parse_head(&buf[..body_start])?;
                     if let Some(n) = head.content_length {
-                        if body_start.saturating_add(n).saturating_add(1) > self.max_frame_length
-                        {
+                        if body_start.saturating_add(n).saturating_add(1) > self.max_frame_length {
                             return Err(StompCodecError::FrameTooLong {
                                 max: self.max_frame_length,
                             });
@@ -430,7 +430,11 @@ fn unescape(raw: &[u8], escaping: Escaping) -> Result<String, StompCodecError> {
             Some(b'r') => b'\r',
             Some(b'c') => b':',
             Some(b'\\') => b'\\',
-            _ => return Err(StompCodecError::Malformed("an undefined escape in a header")),
+            _ => {
+                return Err(StompCodecError::Malformed(
+                    "an undefined escape in a header",
+                ))
+            }
         });
     }
     String::from_utf8(out).map_err(not_utf8)
