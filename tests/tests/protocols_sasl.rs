@@ -8,7 +8,6 @@ mod support;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener};
 use std::sync::mpsc;
-use std::thread;
 
 use em::{Conn, Connection, UnbindReason};
 use em_protocols::{Sasl, SaslClient, SaslError, SaslRequest, SaslServerCodec};
@@ -198,21 +197,22 @@ fn raw_clients_get_ok_and_no() {
 fn sasl_client_against_a_hand_written_server() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
-    let server = thread::spawn(move || {
-        let (mut s, _) = listener.accept().unwrap();
-        s.set_read_timeout(Some(EVENT_TIMEOUT)).unwrap();
-        let first = request(["alice", "wrong", "imap", "EXAMPLE"]);
-        assert_eq!(read_exactly(&mut s, first.len()), first);
-        s.write_all(b"\x00\x18NO authentication failed").unwrap();
-        let second = request(["alice", "secret", "", ""]);
-        assert_eq!(read_exactly(&mut s, second.len()), second);
-        s.write_all(OK).unwrap();
-        // The client closes once answered.
-        read_until_closed(&mut s)
-    });
+    let (done_tx, done_rx) = mpsc::channel();
     let log = Log::default();
     let l = log.clone();
     run_with_watchdog(move || -> em::Result<()> {
+        spawn_peer(em::handle()?, done_tx, move || {
+            let (mut s, _) = listener.accept().unwrap();
+            s.set_read_timeout(Some(EVENT_TIMEOUT)).unwrap();
+            let first = request(["alice", "wrong", "imap", "EXAMPLE"]);
+            assert_eq!(read_exactly(&mut s, first.len()), first);
+            s.write_all(b"\x00\x18NO authentication failed").unwrap();
+            let second = request(["alice", "secret", "", ""]);
+            assert_eq!(read_exactly(&mut s, second.len()), second);
+            s.write_all(OK).unwrap();
+            // The client closes once answered.
+            read_until_closed(&mut s)
+        });
         let client = SaslClient::connect(addr)?;
         let l1 = l.clone();
         client
@@ -224,13 +224,12 @@ fn sasl_client_against_a_hand_written_server() {
             .callback(move |&ok| {
                 l.push(format!("second {ok}"));
                 c.close();
-                em::stop();
             });
         Ok(())
     })
     .expect("run");
+    assert_eq!(join_peer(&done_rx), b"");
     assert_eq!(log.events(), ["first false", "second true"]);
-    assert_eq!(server.join().expect("server thread"), b"");
 }
 
 /// A field over the client's own limit fails that deferred at once, typed;

@@ -360,7 +360,7 @@ impl<H: StompHandler> Connection for StompConnection<H> {
         }
         self.handler.receive_msg(&stomp, frame);
         if last {
-            conn.close_connection();
+            conn.close_connection_after_writing();
         }
     }
 
