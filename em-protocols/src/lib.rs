@@ -10,3 +10,5 @@
 
 #![deny(missing_docs)]
 #![doc(test(attr(deny(warnings))))]
+
+pub mod smtp;
