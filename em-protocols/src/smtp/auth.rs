@@ -11,7 +11,7 @@ pub(crate) const LOGIN_USERNAME: &str = "VXNlcm5hbWU6";
 /// The server's prompt for LOGIN's password: `Password:` in base64.
 pub(crate) const LOGIN_PASSWORD: &str = "UGFzc3dvcmQ6";
 
-/// A SASL mechanism for `SmtpClient::auth`.
+/// A SASL mechanism for [`SmtpClient::auth`](super::SmtpClient::auth).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthMechanism {
     /// PLAIN if the server offers it, else LOGIN.
