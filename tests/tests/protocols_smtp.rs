@@ -18,9 +18,9 @@ use std::time::Duration;
 
 use em::prelude::*;
 use em::TlsOptions;
-use em_protocols::smtp::{
-    Answer, Auth, Message, Session, SmtpClient, SmtpError, SmtpHandler, SmtpServer,
-    SmtpServerOptions, StartTls,
+use em_protocols::{
+    SmtpAnswer, SmtpAuth, SmtpClient, SmtpError, SmtpHandler, SmtpMessage, SmtpServer,
+    SmtpServerOptions, SmtpSession, StartTls,
 };
 use support::{join_peer, refusing_addr, run_with_watchdog, spawn_peer, LineClient, TempDir};
 
@@ -30,7 +30,7 @@ use support::{join_peer, refusing_addr, run_with_watchdog, spawn_peer, LineClien
 #[derive(Clone, Default)]
 struct Seen {
     events: Rc<RefCell<Vec<String>>>,
-    messages: Rc<RefCell<Vec<Message>>>,
+    messages: Rc<RefCell<Vec<SmtpMessage>>>,
 }
 
 impl Seen {
@@ -40,54 +40,59 @@ impl Seen {
     fn events(&self) -> Vec<String> {
         self.events.borrow().clone()
     }
-    fn messages(&self) -> Vec<Message> {
+    fn messages(&self) -> Vec<SmtpMessage> {
         self.messages.borrow().clone()
     }
 }
 
 /// Accepts everything but `spammer@…` senders, `nobody@…` recipients
 /// and messages that say `REFUSE ME`; lets `alice` in with `s3cret`.
-/// Recipients `slow@…` are answered 10 ms later (an `Answer::later`), and
+/// Recipients `slow@…` are answered 10 ms later (an `SmtpAnswer::later`), and
 /// for `drop@…` the responder is dropped unanswered.
 struct Recorder {
     seen: Seen,
 }
 
 impl SmtpHandler for Recorder {
-    fn receive_ehlo_domain(&mut self, s: &Session<'_>, domain: &str) -> Answer {
+    fn receive_ehlo_domain(&mut self, s: &SmtpSession<'_>, domain: &str) -> SmtpAnswer {
         self.seen.push(format!(
             "{} {domain}",
             if s.is_extended() { "ehlo" } else { "helo" }
         ));
-        Answer::accept()
+        SmtpAnswer::accept()
     }
 
-    fn receive_plain_auth(&mut self, _: &Session<'_>, user: &str, password: &str) -> Answer {
+    fn receive_plain_auth(
+        &mut self,
+        _: &SmtpSession<'_>,
+        user: &str,
+        password: &str,
+    ) -> SmtpAnswer {
         self.seen.push(format!("auth {user} {password}"));
         (user == "alice" && password == "s3cret").into()
     }
 
-    fn receive_sender(&mut self, _: &Session<'_>, sender: &str) -> Answer {
+    fn receive_sender(&mut self, _: &SmtpSession<'_>, sender: &str) -> SmtpAnswer {
         self.seen.push(format!("sender {sender}"));
         (!sender.starts_with("spammer@")).into()
     }
 
-    fn receive_recipient(&mut self, _: &Session<'_>, rcpt: &str) -> Answer {
+    fn receive_recipient(&mut self, _: &SmtpSession<'_>, rcpt: &str) -> SmtpAnswer {
         self.seen.push(format!("recipient {rcpt}"));
         if rcpt.starts_with("slow@") {
-            let (answer, responder) = Answer::later();
+            let (answer, responder) = SmtpAnswer::later();
             em::add_timer(Duration::from_millis(10), move || responder.accept()).expect("a timer");
             return answer;
         }
         if rcpt.starts_with("drop@") {
-            let (answer, responder) = Answer::later();
+            let (answer, responder) = SmtpAnswer::later();
             em::next_tick(move || drop(responder));
             return answer;
         }
         (!rcpt.starts_with("nobody@")).into()
     }
 
-    fn receive_message(&mut self, s: &Session<'_>, message: Message) -> Answer {
+    fn receive_message(&mut self, s: &SmtpSession<'_>, message: SmtpMessage) -> SmtpAnswer {
         self.seen.push(format!(
             "message tls={} user={:?}",
             s.is_tls(),
@@ -98,7 +103,7 @@ impl SmtpHandler for Recorder {
         (!refuse).into()
     }
 
-    fn receive_reset(&mut self, _: &Session<'_>) {
+    fn receive_reset(&mut self, _: &SmtpSession<'_>) {
         self.seen.push("reset".into());
     }
 }
@@ -463,10 +468,10 @@ fn client_authenticates_with_plain_login_or_auto_and_reports_failures() {
         let without = start(&SmtpServerOptions::new(), &s);
         let mut results = Vec::new();
         for auth in [
-            Some(Auth::plain("alice", "s3cret")),
-            Some(Auth::login("alice", "s3cret")),
-            Some(Auth::new("alice", "s3cret")),
-            Some(Auth::login("alice", "wrong")),
+            Some(SmtpAuth::plain("alice", "s3cret")),
+            Some(SmtpAuth::login("alice", "s3cret")),
+            Some(SmtpAuth::new("alice", "s3cret")),
+            Some(SmtpAuth::login("alice", "wrong")),
             None,
         ] {
             let mut client = SmtpClient::new(with_auth.local_addr());
@@ -481,7 +486,7 @@ fn client_authenticates_with_plain_login_or_auto_and_reports_failures() {
         }
         results.push(
             SmtpClient::new(without.local_addr())
-                .auth(Auth::new("alice", "s3cret"))
+                .auth(SmtpAuth::new("alice", "s3cret"))
                 .send_mail("a@example.org", ["b@example.org"], "x")
                 .await,
         );
@@ -539,7 +544,7 @@ fn client_starttls_required_and_opportunistic() {
         let send = |server: &em::Server, starttls, options: Option<TlsOptions>| {
             let mut client = SmtpClient::new(server.local_addr()).starttls(starttls);
             if server.local_addr() == tls_addr {
-                client = client.auth(Auth::new("alice", "s3cret"));
+                client = client.auth(SmtpAuth::new("alice", "s3cret"));
             }
             if let Some(options) = options {
                 client = client.tls_options(options);
@@ -1075,7 +1080,7 @@ asyncio.run(main())
     let port: u16 = port.trim().parse().expect("aiosmtpd's port");
     let result = run_async(move || async move {
         SmtpClient::new(("127.0.0.1", port))
-            .auth(Auth::new("alice", "s3cret"))
+            .auth(SmtpAuth::new("alice", "s3cret"))
             .send_mail(
                 "a@example.org",
                 ["b@example.org", "nobody@example.org"],

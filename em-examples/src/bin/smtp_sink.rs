@@ -28,7 +28,9 @@ use std::io::Write;
 use std::rc::Rc;
 
 use clap::Parser;
-use em_protocols::smtp::{Answer, Message, Session, SmtpHandler, SmtpServer, SmtpServerOptions};
+use em_protocols::{
+    SmtpAnswer, SmtpHandler, SmtpMessage, SmtpServer, SmtpServerOptions, SmtpSession,
+};
 
 /// Accepts mail and prints it.
 #[derive(Parser, Debug)]
@@ -41,7 +43,7 @@ struct Args {
     #[arg(long, default_value = "localhost")]
     domain: String,
     /// The largest message accepted, in bytes (announced as SIZE).
-    #[arg(long, value_name = "BYTES", default_value_t = em_protocols::smtp::DEFAULT_MAX_MESSAGE_SIZE)]
+    #[arg(long, value_name = "BYTES", default_value_t = em_protocols::SmtpServerOptions::DEFAULT_MAX_MESSAGE_SIZE)]
     max_size: usize,
     /// Offer AUTH PLAIN and LOGIN, and accept any user and password.
     #[arg(long)]
@@ -56,12 +58,17 @@ struct Printer {
 }
 
 impl SmtpHandler for Printer {
-    fn receive_plain_auth(&mut self, _: &Session<'_>, user: &str, _password: &str) -> Answer {
+    fn receive_plain_auth(
+        &mut self,
+        _: &SmtpSession<'_>,
+        user: &str,
+        _password: &str,
+    ) -> SmtpAnswer {
         tracing::info!(user, "AUTH accepted (--auth-any)");
-        Answer::accept()
+        SmtpAnswer::accept()
     }
 
-    fn receive_message(&mut self, session: &Session<'_>, message: Message) -> Answer {
+    fn receive_message(&mut self, session: &SmtpSession<'_>, message: SmtpMessage) -> SmtpAnswer {
         let n = self.count.get() + 1;
         self.count.set(n);
         let mut out = Vec::with_capacity(message.data.len() + 256);
@@ -99,10 +106,10 @@ impl SmtpHandler for Printer {
         let _ = writeln!(out, "=== end of message {n} ({} bytes)", message.data.len());
         let mut stdout = std::io::stdout().lock();
         match stdout.write_all(&out).and_then(|()| stdout.flush()) {
-            Ok(()) => Answer::accept(),
+            Ok(()) => SmtpAnswer::accept(),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot print the message");
-                Answer::reply(em_protocols::smtp::Reply::new(
+                SmtpAnswer::reply(em_protocols::SmtpReply::new(
                     451,
                     "4.3.0 Cannot print the message",
                 ))

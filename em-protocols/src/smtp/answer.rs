@@ -1,12 +1,12 @@
 //! How an [`SmtpHandler`](super::SmtpHandler)'s hook answers a command:
-//! an [`Answer`] now (accept, refuse, or an exact reply), or later
-//! through a [`Responder`].
+//! an [`SmtpAnswer`] now (accept, refuse, or an exact reply), or later
+//! through an [`SmtpResponder`].
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::rc::Rc;
 
-use super::reply::Reply;
+use super::reply::SmtpReply;
 
 /// What a hook decided, as the server applies it.
 #[derive(Debug)]
@@ -16,7 +16,7 @@ pub(crate) enum Verdict {
     /// The command's usual negative reply.
     Refuse,
     /// Exactly this reply: a 2xx accepts, anything else refuses.
-    Reply(Reply),
+    SmtpReply(SmtpReply),
 }
 
 impl Verdict {
@@ -25,16 +25,16 @@ impl Verdict {
         match self {
             Verdict::Accept => true,
             Verdict::Refuse => false,
-            Verdict::Reply(r) => r.is_positive(),
+            Verdict::SmtpReply(r) => r.is_positive(),
         }
     }
 
     /// The reply to send: `accept` or `refuse` unless the hook gave one.
-    pub(crate) fn into_reply(self, accept: Reply, refuse: Reply) -> Reply {
+    pub(crate) fn into_reply(self, accept: SmtpReply, refuse: SmtpReply) -> SmtpReply {
         match self {
             Verdict::Accept => accept,
             Verdict::Refuse => refuse,
-            Verdict::Reply(r) => r,
+            Verdict::SmtpReply(r) => r,
         }
     }
 }
@@ -42,57 +42,57 @@ impl Verdict {
 /// The server's answer to one command, as a hook of an
 /// [`SmtpHandler`](super::SmtpHandler) decides it.
 ///
-/// * [`Answer::accept`] (or `true.into()`): the command's usual positive
+/// * [`SmtpAnswer::accept`] (or `true.into()`): the command's usual positive
 ///   reply (`250 2.1.5 Recipient OK`…).
-/// * [`Answer::refuse`] (or `false.into()`): its usual negative reply
+/// * [`SmtpAnswer::refuse`] (or `false.into()`): its usual negative reply
 ///   (`550 5.1.1 Recipient refused`…), EventMachine's `false`.
-/// * [`Answer::reply`] (or `Reply::new(..).into()`): exactly this reply;
+/// * [`SmtpAnswer::reply`] (or `SmtpReply::new(..).into()`): exactly this reply;
 ///   a 2xx accepts, anything else (a `451` to come back later, a `552`…)
 ///   refuses.
-/// * [`Answer::later`]: the decision is not known yet (a database, a
-///   spam filter, a disk write on em's `defer` pool…): it returns a
-///   [`Responder`] to answer with once it is. Meanwhile the connection is
+/// * [`SmtpAnswer::later`]: the decision is not known yet (a database, a
+///   spam filter, a disk write on em's `defer` pool…): it returns an
+///   [`SmtpResponder`] to answer with once it is. Meanwhile the connection is
 ///   paused ([`Conn::pause`](em_core::Conn::pause)): commands the client
 ///   pipelined behind this one wait, unread, so replies stay in order.
 ///   This is what EventMachine's hooks do by returning a Deferrable.
-pub struct Answer(pub(crate) Kind);
+pub struct SmtpAnswer(pub(crate) Kind);
 
 pub(crate) enum Kind {
     Now(Verdict),
     Later(Rc<Slot>),
 }
 
-impl Answer {
+impl SmtpAnswer {
     /// The command's usual positive reply.
-    pub fn accept() -> Answer {
-        Answer(Kind::Now(Verdict::Accept))
+    pub fn accept() -> SmtpAnswer {
+        SmtpAnswer(Kind::Now(Verdict::Accept))
     }
 
     /// The command's usual negative reply.
-    pub fn refuse() -> Answer {
-        Answer(Kind::Now(Verdict::Refuse))
+    pub fn refuse() -> SmtpAnswer {
+        SmtpAnswer(Kind::Now(Verdict::Refuse))
     }
 
     /// Exactly `reply`: accepted if it is a 2xx, refused otherwise.
-    pub fn reply(reply: Reply) -> Answer {
-        Answer(Kind::Now(Verdict::Reply(reply)))
+    pub fn reply(reply: SmtpReply) -> SmtpAnswer {
+        SmtpAnswer(Kind::Now(Verdict::SmtpReply(reply)))
     }
 
-    /// An answer given later, through the [`Responder`] returned with it.
+    /// An answer given later, through the [`SmtpResponder`] returned with it.
     /// The connection waits (paused) until the responder answers; a
     /// responder dropped without answering answers
     /// `451 4.3.0 No answer from the handler`. Answering from inside the
     /// hook, before returning, works too (and pauses nothing).
     ///
     /// ```
-    /// use em_protocols::smtp::{Answer, Message, Session, SmtpHandler};
+    /// use em_protocols::{SmtpAnswer, SmtpMessage, SmtpSession, SmtpHandler};
     ///
     /// /// Accepts each message once a (simulated) slow store has it.
     /// struct SlowStore;
     ///
     /// impl SmtpHandler for SlowStore {
-    ///     fn receive_message(&mut self, _: &Session<'_>, message: Message) -> Answer {
-    ///         let (answer, responder) = Answer::later();
+    ///     fn receive_message(&mut self, _: &SmtpSession<'_>, message: SmtpMessage) -> SmtpAnswer {
+    ///         let (answer, responder) = SmtpAnswer::later();
     ///         em_core::next_tick(move || {
     ///             // ... the message is stored ...
     ///             # let _ = message;
@@ -103,37 +103,37 @@ impl Answer {
     /// }
     /// # let _ = SlowStore;
     /// ```
-    pub fn later() -> (Answer, Responder) {
+    pub fn later() -> (SmtpAnswer, SmtpResponder) {
         let slot = Rc::new(Slot::default());
         (
-            Answer(Kind::Later(slot.clone())),
-            Responder { slot: Some(slot) },
+            SmtpAnswer(Kind::Later(slot.clone())),
+            SmtpResponder { slot: Some(slot) },
         )
     }
 }
 
-impl From<bool> for Answer {
+impl From<bool> for SmtpAnswer {
     /// `true` accepts and `false` refuses, as in EventMachine.
-    fn from(accept: bool) -> Answer {
+    fn from(accept: bool) -> SmtpAnswer {
         if accept {
-            Answer::accept()
+            SmtpAnswer::accept()
         } else {
-            Answer::refuse()
+            SmtpAnswer::refuse()
         }
     }
 }
 
-impl From<Reply> for Answer {
-    fn from(reply: Reply) -> Answer {
-        Answer::reply(reply)
+impl From<SmtpReply> for SmtpAnswer {
+    fn from(reply: SmtpReply) -> SmtpAnswer {
+        SmtpAnswer::reply(reply)
     }
 }
 
-impl fmt::Debug for Answer {
+impl fmt::Debug for SmtpAnswer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.0 {
-            Kind::Now(v) => f.debug_tuple("Answer").field(v).finish(),
-            Kind::Later(_) => f.write_str("Answer(Later)"),
+            Kind::Now(v) => f.debug_tuple("SmtpAnswer").field(v).finish(),
+            Kind::Later(_) => f.write_str("SmtpAnswer(Later)"),
         }
     }
 }
@@ -170,17 +170,17 @@ impl Slot {
     }
 }
 
-/// Answers a command later: returned by [`Answer::later`], used once, on
+/// Answers a command later: returned by [`SmtpAnswer::later`], used once, on
 /// the reactor thread (it is `!Send`), from any callback, timer or task.
 /// If the connection ended meanwhile, the answer goes nowhere. Dropped
 /// without answering, it answers `451 4.3.0 No answer from the handler`
 /// (a transient failure the client may retry), so that the connection
 /// never waits forever.
-pub struct Responder {
+pub struct SmtpResponder {
     slot: Option<Rc<Slot>>,
 }
 
-impl Responder {
+impl SmtpResponder {
     /// The command's usual positive reply.
     pub fn accept(mut self) {
         self.settle(Verdict::Accept);
@@ -192,8 +192,8 @@ impl Responder {
     }
 
     /// Exactly `reply`: accepted if it is a 2xx, refused otherwise.
-    pub fn reply(mut self, reply: Reply) {
-        self.settle(Verdict::Reply(reply));
+    pub fn reply(mut self, reply: SmtpReply) {
+        self.settle(Verdict::SmtpReply(reply));
     }
 
     fn settle(&mut self, verdict: Verdict) {
@@ -203,18 +203,18 @@ impl Responder {
     }
 }
 
-impl Drop for Responder {
+impl Drop for SmtpResponder {
     fn drop(&mut self) {
-        self.settle(Verdict::Reply(Reply::new(
+        self.settle(Verdict::SmtpReply(SmtpReply::new(
             451,
             "4.3.0 No answer from the handler",
         )));
     }
 }
 
-impl fmt::Debug for Responder {
+impl fmt::Debug for SmtpResponder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Responder")
+        f.debug_struct("SmtpResponder")
             .field("answered", &self.slot.is_none())
             .finish()
     }

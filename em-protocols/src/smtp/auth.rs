@@ -13,7 +13,7 @@ pub(crate) const LOGIN_PASSWORD: &str = "UGFzc3dvcmQ6";
 
 /// A SASL mechanism for [`SmtpClient::auth`](super::SmtpClient::auth).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AuthMechanism {
+pub enum SmtpAuthMechanism {
     /// PLAIN if the server offers it, else LOGIN.
     Auto,
     /// `AUTH PLAIN` with its initial response (RFC 4616).
@@ -22,12 +22,12 @@ pub enum AuthMechanism {
     Login,
 }
 
-impl AuthMechanism {
+impl SmtpAuthMechanism {
     pub(crate) fn name(self) -> &'static str {
         match self {
-            AuthMechanism::Auto => "PLAIN or LOGIN",
-            AuthMechanism::Plain => "PLAIN",
-            AuthMechanism::Login => "LOGIN",
+            SmtpAuthMechanism::Auto => "PLAIN or LOGIN",
+            SmtpAuthMechanism::Plain => "PLAIN",
+            SmtpAuthMechanism::Login => "LOGIN",
         }
     }
 }

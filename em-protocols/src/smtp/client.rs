@@ -1,7 +1,7 @@
 //! `SmtpClient`: sends one message per connection (EventMachine's
 //! `EM::Protocols::SmtpClient.send`), as a [`Deferred`] or a future.
 //!
-//! The conversation is a private [`Connection`] handler (`Session`)
+//! The conversation is a private [`Connection`] handler (`Attempt`)
 //! driven by the server's replies: each command sent pushes what its
 //! reply means onto a queue (`Step`), and each reply read pops one, so
 //! the same code runs one command at a time and, when the server offers
@@ -14,18 +14,10 @@ use std::time::Duration;
 use bytes::{BufMut, Bytes, BytesMut};
 use em_core::{Conn, Connection, Deferred, Endpoint, TlsOptions, UnbindReason};
 
-use super::auth::{self, AuthMechanism};
-use super::codec::{SmtpCodec, SmtpLine, DEFAULT_MAX_LINE_LENGTH};
+use super::auth::{self, SmtpAuthMechanism};
+use super::codec::{SmtpCodec, SmtpLine};
 use super::error::{Kind, SmtpError};
-use super::reply::{Reply, ReplyReader};
-
-/// How long the client waits with nothing moving, unless set otherwise:
-/// 5 minutes (RFC 5321 §4.5.3.2's timeouts are 2 to 10 minutes).
-pub const DEFAULT_CLIENT_TIMEOUT: Duration = Duration::from_secs(5 * 60);
-
-/// How long a connect may take unless set otherwise: 20 s (em's
-/// pending-connect timeout).
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
+use super::reply::{ReplyReader, SmtpReply};
 
 /// Whether the client upgrades the connection with `STARTTLS`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -47,42 +39,42 @@ pub enum StartTls {
 /// Credentials for `AUTH` (EventMachine's `auth: {type: :plain,
 /// username:, password:}`). Its `Debug` hides the password.
 #[derive(Clone)]
-pub struct Auth {
+pub struct SmtpAuth {
     user: String,
     password: String,
-    mechanism: AuthMechanism,
+    mechanism: SmtpAuthMechanism,
 }
 
-impl Auth {
+impl SmtpAuth {
     /// PLAIN if the server offers it, else LOGIN.
-    pub fn new(user: impl Into<String>, password: impl Into<String>) -> Auth {
-        Auth {
+    pub fn new(user: impl Into<String>, password: impl Into<String>) -> SmtpAuth {
+        SmtpAuth {
             user: user.into(),
             password: password.into(),
-            mechanism: AuthMechanism::Auto,
+            mechanism: SmtpAuthMechanism::Auto,
         }
     }
 
     /// `AUTH PLAIN` only.
-    pub fn plain(user: impl Into<String>, password: impl Into<String>) -> Auth {
-        Auth {
-            mechanism: AuthMechanism::Plain,
-            ..Auth::new(user, password)
+    pub fn plain(user: impl Into<String>, password: impl Into<String>) -> SmtpAuth {
+        SmtpAuth {
+            mechanism: SmtpAuthMechanism::Plain,
+            ..SmtpAuth::new(user, password)
         }
     }
 
     /// `AUTH LOGIN` only.
-    pub fn login(user: impl Into<String>, password: impl Into<String>) -> Auth {
-        Auth {
-            mechanism: AuthMechanism::Login,
-            ..Auth::new(user, password)
+    pub fn login(user: impl Into<String>, password: impl Into<String>) -> SmtpAuth {
+        SmtpAuth {
+            mechanism: SmtpAuthMechanism::Login,
+            ..SmtpAuth::new(user, password)
         }
     }
 }
 
-impl fmt::Debug for Auth {
+impl fmt::Debug for SmtpAuth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Auth")
+        f.debug_struct("SmtpAuth")
             .field("user", &self.user)
             .field("mechanism", &self.mechanism)
             .finish_non_exhaustive()
@@ -91,14 +83,14 @@ impl fmt::Debug for Auth {
 
 /// What the server answered to one recipient.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecipientStatus {
+pub struct SmtpRecipientStatus {
     /// The recipient, as given.
     pub address: String,
     /// The server's reply to its `RCPT TO`.
-    pub reply: Reply,
+    pub reply: SmtpReply,
 }
 
-impl RecipientStatus {
+impl SmtpRecipientStatus {
     /// Whether the server accepted it (a 2xx).
     pub fn is_accepted(&self) -> bool {
         self.reply.is_positive()
@@ -109,15 +101,15 @@ impl RecipientStatus {
 /// recipient.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct Delivery {
+pub struct SmtpDelivery {
     /// What the server answered to each recipient, in the order given:
     /// some may have been refused.
-    pub recipients: Vec<RecipientStatus>,
+    pub recipients: Vec<SmtpRecipientStatus>,
     /// The server's reply to the message (`250 …`, often with a queue id).
-    pub reply: Reply,
+    pub reply: SmtpReply,
 }
 
-impl Delivery {
+impl SmtpDelivery {
     /// The recipients the server accepted.
     pub fn accepted(&self) -> impl Iterator<Item = &str> {
         self.recipients
@@ -127,7 +119,7 @@ impl Delivery {
     }
 
     /// The recipients the server refused, with its replies.
-    pub fn refused(&self) -> impl Iterator<Item = &RecipientStatus> {
+    pub fn refused(&self) -> impl Iterator<Item = &SmtpRecipientStatus> {
         self.recipients.iter().filter(|r| !r.is_accepted())
     }
 }
@@ -139,12 +131,12 @@ impl Delivery {
 /// of its own, on the reactor thread.
 ///
 /// ```
-/// use em_protocols::smtp::{Auth, SmtpClient, StartTls};
+/// use em_protocols::{SmtpAuth, SmtpClient, StartTls};
 ///
 /// let client = SmtpClient::new("mail.example.org:587")
 ///     .domain("app.example.org")
 ///     .starttls(StartTls::Required)
-///     .auth(Auth::new("app", "secret"));
+///     .auth(SmtpAuth::new("app", "secret"));
 /// # let _ = client;
 /// ```
 ///
@@ -167,7 +159,7 @@ pub struct SmtpClient {
     domain: String,
     starttls: StartTls,
     tls: Option<TlsOptions>,
-    auth: Option<Auth>,
+    auth: Option<SmtpAuth>,
     timeout: Duration,
     connect_timeout: Duration,
     pipelining: bool,
@@ -175,6 +167,15 @@ pub struct SmtpClient {
 }
 
 impl SmtpClient {
+    /// How long the client waits with nothing moving, unless set
+    /// otherwise: 5 minutes (RFC 5321 §4.5.3.2's timeouts are 2 to 10
+    /// minutes).
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+
+    /// How long a connect may take unless set otherwise: 20 s (em's
+    /// pending-connect timeout).
+    pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
+
     /// A client of the server at `addr` (any [`Endpoint`]:
     /// `"host:port"`, a `SocketAddr`, a server's `Addr`), saying
     /// `EHLO localhost`, without TLS or AUTH.
@@ -185,10 +186,10 @@ impl SmtpClient {
             starttls: StartTls::Off,
             tls: None,
             auth: None,
-            timeout: DEFAULT_CLIENT_TIMEOUT,
-            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            timeout: Self::DEFAULT_TIMEOUT,
+            connect_timeout: Self::DEFAULT_CONNECT_TIMEOUT,
             pipelining: true,
-            max_line_length: DEFAULT_MAX_LINE_LENGTH,
+            max_line_length: SmtpCodec::DEFAULT_MAX_LINE_LENGTH,
         }
     }
 
@@ -213,7 +214,7 @@ impl SmtpClient {
     }
 
     /// Authenticate with these credentials after `EHLO` (and `STARTTLS`).
-    pub fn auth(mut self, auth: Auth) -> SmtpClient {
+    pub fn auth(mut self, auth: SmtpAuth) -> SmtpClient {
         self.auth = Some(auth);
         self
     }
@@ -221,7 +222,7 @@ impl SmtpClient {
     /// Gives up when nothing is read or written for `timeout` (the
     /// connection's inactivity timeout), with
     /// [`is_timeout`](SmtpError::is_timeout). Default
-    /// [`DEFAULT_CLIENT_TIMEOUT`].
+    /// [`DEFAULT_TIMEOUT`](Self::DEFAULT_TIMEOUT).
     pub fn timeout(mut self, timeout: Duration) -> SmtpClient {
         self.timeout = timeout;
         self
@@ -230,7 +231,7 @@ impl SmtpClient {
     /// Gives up a connect that has not completed after `timeout`, with
     /// [`is_connect`](SmtpError::is_connect) and
     /// [`is_timeout`](SmtpError::is_timeout). Default
-    /// [`DEFAULT_CONNECT_TIMEOUT`].
+    /// [`DEFAULT_CONNECT_TIMEOUT`](Self::DEFAULT_CONNECT_TIMEOUT).
     pub fn connect_timeout(mut self, timeout: Duration) -> SmtpClient {
         self.connect_timeout = timeout;
         self
@@ -245,7 +246,7 @@ impl SmtpClient {
 
     /// The longest reply line accepted, line ending not counted; a longer
     /// one fails the delivery with [`is_protocol`](SmtpError::is_protocol).
-    /// Default [`DEFAULT_MAX_LINE_LENGTH`].
+    /// Default [`SmtpCodec::DEFAULT_MAX_LINE_LENGTH`].
     pub fn max_line_length(mut self, bytes: usize) -> SmtpClient {
         self.max_line_length = bytes;
         self
@@ -254,7 +255,7 @@ impl SmtpClient {
     /// Sends `message` (headers, a blank line, the body) from `from` to
     /// each of `to` (addresses without angle brackets): EventMachine's
     /// `SmtpClient.send`, which returns a Deferrable. The [`Deferred`]
-    /// succeeds with the [`Delivery`] once the server accepted the message
+    /// succeeds with the [`SmtpDelivery`] once the server accepted the message
     /// for at least one recipient, and fails with an [`SmtpError`]
     /// otherwise; add `callback`s and `errback`s, or `.await` it. Reactor
     /// thread only (the connect starts now).
@@ -266,7 +267,7 @@ impl SmtpClient {
         from: &str,
         to: impl IntoIterator<Item = impl AsRef<str>>,
         message: impl AsRef<[u8]>,
-    ) -> Deferred<Delivery, SmtpError> {
+    ) -> Deferred<SmtpDelivery, SmtpError> {
         let result = Deferred::new();
         let to: Vec<String> = to.into_iter().map(|t| t.as_ref().to_owned()).collect();
         if let Err(e) = check_addresses(from, &to) {
@@ -274,7 +275,7 @@ impl SmtpClient {
             return result;
         }
         let (data, eight_bit) = dot_stuff(message.as_ref());
-        let session = Session {
+        let session = Attempt {
             client: self.clone(),
             from: from.to_owned(),
             to,
@@ -302,11 +303,11 @@ impl SmtpClient {
     }
 
     /// [`send`](SmtpClient::send) as an `async fn`, for procedural code
-    /// under `em::spawn` or `em::synchrony`: the [`Delivery`], or why
+    /// under `em::spawn` or `em::synchrony`: the [`SmtpDelivery`], or why
     /// there was none.
     ///
     /// ```no_run
-    /// use em_protocols::smtp::SmtpClient;
+    /// use em_protocols::SmtpClient;
     ///
     /// let delivery = em_core::synchrony(async {
     ///     SmtpClient::new("127.0.0.1:2525")
@@ -321,7 +322,7 @@ impl SmtpClient {
         from: &str,
         to: impl IntoIterator<Item = impl AsRef<str>>,
         message: impl AsRef<[u8]>,
-    ) -> Result<Delivery, SmtpError> {
+    ) -> Result<SmtpDelivery, SmtpError> {
         self.send(from, to, message).await
     }
 
@@ -419,7 +420,7 @@ struct Extensions {
 }
 
 impl Extensions {
-    fn parse(reply: &Reply) -> Extensions {
+    fn parse(reply: &SmtpReply) -> Extensions {
         let mut ext = Extensions::default();
         for line in reply.lines().skip(1) {
             let mut words = line.split([' ', '=']);
@@ -477,20 +478,20 @@ impl Step {
 }
 
 /// One delivery's connection.
-struct Session {
+struct Attempt {
     client: SmtpClient,
     from: String,
     to: Vec<String>,
     data: Bytes,
     eight_bit: bool,
-    result: Deferred<Delivery, SmtpError>,
+    result: Deferred<SmtpDelivery, SmtpError>,
     reader: ReplyReader,
     /// What the replies still due answer, in order.
     expect: VecDeque<Step>,
     ext: Extensions,
     /// STARTTLS accepted; the handshake runs.
     handshaking: bool,
-    recipients: Vec<RecipientStatus>,
+    recipients: Vec<SmtpRecipientStatus>,
     /// MAIL, the RCPTs and DATA went in one write.
     pipelined: bool,
     /// The result is known.
@@ -499,7 +500,7 @@ struct Session {
 
 type C = Conn<SmtpCodec>;
 
-impl Session {
+impl Attempt {
     fn send(&mut self, conn: &C, command: String, step: Step) {
         conn.send_data(command);
         self.expect.push_back(step);
@@ -513,21 +514,21 @@ impl Session {
         conn.close_connection_after_writing();
     }
 
-    fn resolve(&mut self, result: Result<Delivery, SmtpError>) {
+    fn resolve(&mut self, result: Result<SmtpDelivery, SmtpError>) {
         if !self.done {
             self.done = true;
             self.result.resolve(result);
         }
     }
 
-    fn refused(&mut self, conn: &C, kind: Kind, what: &str, reply: Reply) {
+    fn refused(&mut self, conn: &C, kind: Kind, what: &str, reply: SmtpReply) {
         let error = SmtpError::new(kind, format!("{what}: {reply}"))
             .with_reply(reply)
             .with_recipients(self.recipients.clone());
         self.fail(conn, error);
     }
 
-    fn on_reply(&mut self, conn: &C, reply: Reply) {
+    fn on_reply(&mut self, conn: &C, reply: SmtpReply) {
         let Some(step) = self.expect.pop_front() else {
             if !self.done {
                 let what = if reply.code() == 421 {
@@ -597,7 +598,7 @@ impl Session {
                 let user = self.auth().user.clone();
                 self.refused(
                     conn,
-                    Kind::Auth,
+                    Kind::SmtpAuth,
                     &format!("authentication as {user:?} failed"),
                     reply,
                 );
@@ -612,7 +613,7 @@ impl Session {
                 self.refused(conn, Kind::SenderRefused, &what, reply);
             }
             Step::Rcpt(i) => {
-                self.recipients.push(RecipientStatus {
+                self.recipients.push(SmtpRecipientStatus {
                     address: self.to[i].clone(),
                     reply,
                 });
@@ -625,14 +626,14 @@ impl Session {
                         format!("RCPT TO:<{}>", self.to[i + 1]),
                         Step::Rcpt(i + 1),
                     );
-                } else if self.recipients.iter().any(RecipientStatus::is_accepted) {
+                } else if self.recipients.iter().any(SmtpRecipientStatus::is_accepted) {
                     self.send(conn, "DATA".into(), Step::Data);
                 } else {
                     self.all_refused(conn);
                 }
             }
             Step::Data if code == 354 => {
-                if self.recipients.iter().any(RecipientStatus::is_accepted) {
+                if self.recipients.iter().any(SmtpRecipientStatus::is_accepted) {
                     conn.send_data(self.data.clone());
                     self.expect.push_back(Step::Message);
                 } else {
@@ -642,14 +643,14 @@ impl Session {
                     self.all_refused(conn);
                 }
             }
-            Step::Data if !self.recipients.iter().any(RecipientStatus::is_accepted) => {
+            Step::Data if !self.recipients.iter().any(SmtpRecipientStatus::is_accepted) => {
                 self.all_refused(conn);
             }
             Step::Data => {
                 self.refused(conn, Kind::MessageRefused, "the server refused DATA", reply)
             }
             Step::Message if reply.is_positive() => {
-                let delivery = Delivery {
+                let delivery = SmtpDelivery {
                     recipients: std::mem::take(&mut self.recipients),
                     reply,
                 };
@@ -666,7 +667,7 @@ impl Session {
         }
     }
 
-    fn auth(&self) -> &Auth {
+    fn auth(&self) -> &SmtpAuth {
         self.client
             .auth
             .as_ref()
@@ -721,17 +722,19 @@ impl Session {
         };
         let offered = |m: &str| self.ext.auth.iter().any(|a| a == m);
         let mechanism = match credentials.mechanism {
-            AuthMechanism::Auto if offered("PLAIN") => Some(AuthMechanism::Plain),
-            AuthMechanism::Auto if offered("LOGIN") => Some(AuthMechanism::Login),
-            m @ (AuthMechanism::Plain | AuthMechanism::Login) if offered(m.name()) => Some(m),
+            SmtpAuthMechanism::Auto if offered("PLAIN") => Some(SmtpAuthMechanism::Plain),
+            SmtpAuthMechanism::Auto if offered("LOGIN") => Some(SmtpAuthMechanism::Login),
+            m @ (SmtpAuthMechanism::Plain | SmtpAuthMechanism::Login) if offered(m.name()) => {
+                Some(m)
+            }
             _ => None,
         };
         match mechanism {
-            Some(AuthMechanism::Plain) => {
+            Some(SmtpAuthMechanism::Plain) => {
                 let response = auth::plain_response(&credentials.user, &credentials.password);
                 self.send(conn, format!("AUTH PLAIN {response}"), Step::AuthPlain);
             }
-            Some(AuthMechanism::Login) => self.send(conn, "AUTH LOGIN".into(), Step::AuthLogin),
+            Some(SmtpAuthMechanism::Login) => self.send(conn, "AUTH LOGIN".into(), Step::AuthLogin),
             _ => {
                 let offers = if self.ext.auth.is_empty() {
                     "no AUTH".to_owned()
@@ -739,7 +742,7 @@ impl Session {
                     format!("AUTH {}", self.ext.auth.join(" "))
                 };
                 let error = SmtpError::new(
-                    Kind::Auth,
+                    Kind::SmtpAuth,
                     format!(
                         "cannot authenticate with AUTH {}: the server offers {offers}",
                         credentials.mechanism.name()
@@ -779,7 +782,7 @@ impl Session {
     }
 }
 
-impl Connection for Session {
+impl Connection for Attempt {
     type Codec = SmtpCodec;
 
     fn codec(&self) -> SmtpCodec {
@@ -908,7 +911,7 @@ mod tests {
 
     #[test]
     fn extensions_from_an_ehlo_reply() {
-        let ext = Extensions::parse(&Reply::new(
+        let ext = Extensions::parse(&SmtpReply::new(
             250,
             "mx greets me\nSIZE 1000\n8BITMIME\npipelining\nAUTH=LOGIN\nAUTH PLAIN login\nSTARTTLS",
         ));

@@ -6,12 +6,7 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
-use super::reply::Reply;
-
-/// The longest line (without its line ending) an [`SmtpCodec`] delivers
-/// unless set otherwise: 4096 bytes, four times the 1000 (line ending
-/// included) that RFC 5321 §4.5.3.1 asks every implementation to accept.
-pub const DEFAULT_MAX_LINE_LENGTH: usize = 4096;
+use super::reply::SmtpReply;
 
 /// One frame of an [`SmtpCodec`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,7 +20,7 @@ pub enum SmtpLine {
 
 /// SMTP's line framing (a tokio-util codec, usable with `Framed` too):
 /// decodes lines of bytes (no UTF-8 required: message data may be 8-bit),
-/// with the CR of a CRLF and the LF stripped; encodes [`Reply`]s, command
+/// with the CR of a CRLF and the LF stripped; encodes [`SmtpReply`]s, command
 /// lines (`&str`, `String`, which get a CRLF) and raw [`Bytes`] (message
 /// data, already dot-stuffed, sent as they are).
 ///
@@ -36,7 +31,7 @@ pub enum SmtpLine {
 ///
 /// ```
 /// use bytes::{Bytes, BytesMut};
-/// use em_protocols::smtp::{SmtpCodec, SmtpLine};
+/// use em_protocols::{SmtpCodec, SmtpLine};
 /// use tokio_util::codec::Decoder;
 ///
 /// let mut codec = SmtpCodec::new_with_max_length(8);
@@ -63,9 +58,15 @@ impl Default for SmtpCodec {
 }
 
 impl SmtpCodec {
-    /// A codec with lines of at most [`DEFAULT_MAX_LINE_LENGTH`] bytes.
+    /// The longest line (without its line ending) delivered unless set
+    /// otherwise: 4096 bytes, four times the 1000 (line ending included)
+    /// that RFC 5321 §4.5.3.1 asks every implementation to accept.
+    pub const DEFAULT_MAX_LINE_LENGTH: usize = 4096;
+
+    /// A codec with lines of at most
+    /// [`DEFAULT_MAX_LINE_LENGTH`](Self::DEFAULT_MAX_LINE_LENGTH) bytes.
     pub fn new() -> SmtpCodec {
-        SmtpCodec::new_with_max_length(DEFAULT_MAX_LINE_LENGTH)
+        SmtpCodec::new_with_max_length(SmtpCodec::DEFAULT_MAX_LINE_LENGTH)
     }
 
     /// A codec with lines of at most `max_length` bytes (line ending not
@@ -153,19 +154,19 @@ impl Decoder for SmtpCodec {
     }
 }
 
-impl Encoder<&Reply> for SmtpCodec {
+impl Encoder<&SmtpReply> for SmtpCodec {
     type Error = std::io::Error;
 
-    fn encode(&mut self, reply: &Reply, dst: &mut BytesMut) -> Result<(), std::io::Error> {
+    fn encode(&mut self, reply: &SmtpReply, dst: &mut BytesMut) -> Result<(), std::io::Error> {
         reply.write_to(dst);
         Ok(())
     }
 }
 
-impl Encoder<Reply> for SmtpCodec {
+impl Encoder<SmtpReply> for SmtpCodec {
     type Error = std::io::Error;
 
-    fn encode(&mut self, reply: Reply, dst: &mut BytesMut) -> Result<(), std::io::Error> {
+    fn encode(&mut self, reply: SmtpReply, dst: &mut BytesMut) -> Result<(), std::io::Error> {
         self.encode(&reply, dst)
     }
 }
@@ -280,7 +281,7 @@ mod tests {
         let mut out = BytesMut::new();
         codec.encode("NOOP", &mut out).unwrap();
         codec
-            .encode(Reply::new(250, "first\nsecond"), &mut out)
+            .encode(SmtpReply::new(250, "first\nsecond"), &mut out)
             .unwrap();
         codec
             .encode(Bytes::from_static(b"raw\r\n.\r\n"), &mut out)

@@ -5,8 +5,8 @@ use std::error::Error as StdError;
 use std::fmt;
 use std::sync::Arc;
 
-use super::client::RecipientStatus;
-use super::reply::Reply;
+use super::client::SmtpRecipientStatus;
+use super::reply::SmtpReply;
 
 /// Why a message was not delivered, from
 /// [`SmtpClient::send_mail`](super::SmtpClient::send_mail) or the errback
@@ -27,8 +27,8 @@ struct Inner {
     kind: Kind,
     message: String,
     timeout: bool,
-    reply: Option<Reply>,
-    recipients: Vec<RecipientStatus>,
+    reply: Option<SmtpReply>,
+    recipients: Vec<SmtpRecipientStatus>,
     source: Option<Box<dyn StdError + Send + Sync>>,
 }
 
@@ -37,7 +37,7 @@ pub(crate) enum Kind {
     InvalidInput,
     Connect,
     Tls,
-    Auth,
+    SmtpAuth,
     SenderRefused,
     RecipientsRefused,
     MessageRefused,
@@ -65,12 +65,12 @@ impl SmtpError {
         Arc::get_mut(&mut self.inner).expect("an error is built before it is shared")
     }
 
-    pub(crate) fn with_reply(mut self, reply: Reply) -> SmtpError {
+    pub(crate) fn with_reply(mut self, reply: SmtpReply) -> SmtpError {
         self.inner_mut().reply = Some(reply);
         self
     }
 
-    pub(crate) fn with_recipients(mut self, recipients: Vec<RecipientStatus>) -> SmtpError {
+    pub(crate) fn with_recipients(mut self, recipients: Vec<SmtpRecipientStatus>) -> SmtpError {
         self.inner_mut().recipients = recipients;
         self
     }
@@ -110,7 +110,7 @@ impl SmtpError {
     /// Authentication failed: credentials refused (`535`), or no mechanism
     /// in common.
     pub fn is_auth(&self) -> bool {
-        self.inner.kind == Kind::Auth
+        self.inner.kind == Kind::SmtpAuth
     }
 
     /// The server refused `MAIL FROM` (a `552` there means the declared
@@ -156,13 +156,13 @@ impl SmtpError {
     }
 
     /// The server's reply that ended the attempt, if one did.
-    pub fn reply(&self) -> Option<&Reply> {
+    pub fn reply(&self) -> Option<&SmtpReply> {
         self.inner.reply.as_ref()
     }
 
     /// What the server answered to each recipient it was asked about
     /// before the failure, in order.
-    pub fn recipients(&self) -> &[RecipientStatus] {
+    pub fn recipients(&self) -> &[SmtpRecipientStatus] {
         &self.inner.recipients
     }
 }

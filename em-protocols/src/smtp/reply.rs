@@ -1,4 +1,4 @@
-//! `Reply`: an SMTP reply, a three-digit code and one or more lines of
+//! `SmtpReply`: an SMTP reply, a three-digit code and one or more lines of
 //! text; written by the server, read back (line by line) by the client.
 
 use std::fmt;
@@ -10,20 +10,20 @@ use bytes::{BufMut, BytesMut};
 /// the client reports the server said.
 ///
 /// ```
-/// use em_protocols::smtp::Reply;
+/// use em_protocols::SmtpReply;
 ///
-/// let reply = Reply::new(250, "2.0.0 queued as 17\nsecond line");
+/// let reply = SmtpReply::new(250, "2.0.0 queued as 17\nsecond line");
 /// assert!(reply.is_positive());
 /// assert_eq!(reply.to_string(), "250 2.0.0 queued as 17\nsecond line");
 /// assert_eq!(reply.lines().count(), 2);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Reply {
+pub struct SmtpReply {
     code: u16,
     text: String,
 }
 
-impl Reply {
+impl SmtpReply {
     /// A reply with `code` (three digits, 200 to 599) and `text`; a text
     /// with `\n`s in it is a multi-line reply. Carriage returns in `text`
     /// are dropped, so that no line can end early.
@@ -31,14 +31,14 @@ impl Reply {
     /// # Panics
     ///
     /// If `code` is not between 200 and 599.
-    pub fn new(code: u16, text: impl Into<String>) -> Reply {
+    pub fn new(code: u16, text: impl Into<String>) -> SmtpReply {
         assert!(
             (200..600).contains(&code),
             "an SMTP reply code is 2xx to 5xx, not {code}"
         );
         let mut text = text.into();
         text.retain(|c| c != '\r');
-        Reply { code, text }
+        SmtpReply { code, text }
     }
 
     /// The three-digit code.
@@ -90,7 +90,7 @@ impl Reply {
     }
 }
 
-impl fmt::Display for Reply {
+impl fmt::Display for SmtpReply {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {}", self.code, self.text)
     }
@@ -117,7 +117,7 @@ pub(crate) fn parse_line(line: &[u8]) -> Option<(u16, bool, String)> {
     Some((code, more, String::from_utf8_lossy(text).into_owned()))
 }
 
-/// Gathers the lines of multi-line replies into [`Reply`]s.
+/// Gathers the lines of multi-line replies into [`SmtpReply`]s.
 #[derive(Debug, Default)]
 pub(crate) struct ReplyReader {
     code: Option<u16>,
@@ -128,7 +128,7 @@ impl ReplyReader {
     /// Takes one line: `Ok(Some(reply))` once a reply's last line came,
     /// `Ok(None)` while more are due, `Err` with what is wrong for a line
     /// that is no reply line or whose code differs from the first line's.
-    pub(crate) fn push(&mut self, line: &[u8]) -> Result<Option<Reply>, String> {
+    pub(crate) fn push(&mut self, line: &[u8]) -> Result<Option<SmtpReply>, String> {
         let (code, more, text) = parse_line(line).ok_or_else(|| {
             format!(
                 "not an SMTP reply line: {:?}",
@@ -147,7 +147,7 @@ impl ReplyReader {
             return Ok(None);
         }
         self.code = None;
-        Ok(Some(Reply {
+        Ok(Some(SmtpReply {
             code,
             text: std::mem::take(&mut self.lines).join("\n"),
         }))
@@ -160,7 +160,7 @@ mod tests {
 
     #[test]
     fn a_reply_round_trips_through_its_wire_form() {
-        let reply = Reply::new(250, "mx.example\nSIZE 100\nAUTH PLAIN LOGIN");
+        let reply = SmtpReply::new(250, "mx.example\nSIZE 100\nAUTH PLAIN LOGIN");
         let mut wire = BytesMut::new();
         reply.write_to(&mut wire);
         assert_eq!(
@@ -191,6 +191,6 @@ mod tests {
 
     #[test]
     fn carriage_returns_cannot_end_a_line_early() {
-        assert_eq!(Reply::new(250, "a\r\nb").text(), "a\nb");
+        assert_eq!(SmtpReply::new(250, "a\r\nb").text(), "a\nb");
     }
 }

@@ -4,7 +4,7 @@
 //! codes of RFC 5321 and its extensions.
 //!
 //! The engine (`Inner`) sits behind an `Rc`, shared with the
-//! [`Responder`](super::Responder)s of answers given later, which apply
+//! [`SmtpResponder`](super::SmtpResponder)s of answers given later, which apply
 //! their answer on a later tick and resume the connection.
 
 use std::cell::{OnceCell, RefCell};
@@ -16,27 +16,15 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use em_core::{Addr, Conn, Connection, TlsOptions, UnbindReason};
 
-use super::answer::{Answer, Kind, Verdict};
+use super::answer::{Kind, SmtpAnswer, Verdict};
 use super::auth;
-use super::codec::{SmtpCodec, SmtpLine, DEFAULT_MAX_LINE_LENGTH};
-use super::reply::Reply;
-
-/// The largest message an [`SmtpServer`] accepts unless set otherwise:
-/// 10 MiB (announced as `SIZE 10485760`).
-pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 10 * 1024 * 1024;
-
-/// The most recipients per message unless set otherwise: 100, the least
-/// RFC 5321 §4.5.3.1.8 lets a server accept.
-pub const DEFAULT_MAX_RECIPIENTS: usize = 100;
-
-/// How long a server waits for a client that sends nothing, unless set
-/// otherwise: 5 minutes (RFC 5321 §4.5.3.2.7).
-pub const DEFAULT_SERVER_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+use super::codec::{SmtpCodec, SmtpLine};
+use super::reply::SmtpReply;
 
 /// A message as the server received it: its envelope and its data.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct Message {
+pub struct SmtpMessage {
     /// The reverse path of `MAIL FROM`, without its angle brackets (empty
     /// for the null sender `<>` of bounces).
     pub sender: String,
@@ -49,12 +37,12 @@ pub struct Message {
 
 /// What a hook knows of its connection: the peer, the client's `EHLO`
 /// domain, TLS, the authenticated user, the transaction so far.
-pub struct Session<'a> {
+pub struct SmtpSession<'a> {
     conn: &'a Conn<SmtpCodec>,
     state: &'a State,
 }
 
-impl Session<'_> {
+impl SmtpSession<'_> {
     /// The connection, for everything else (its id, TLS details such as
     /// [`tls_protocol_version`](Conn::tls_protocol_version), timeouts).
     /// Send nothing on it: the server writes the replies.
@@ -98,9 +86,9 @@ impl Session<'_> {
     }
 }
 
-impl fmt::Debug for Session<'_> {
+impl fmt::Debug for SmtpSession<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Session")
+        f.debug_struct("SmtpSession")
             .field("conn", &self.conn.id())
             .field("ehlo", &self.state.ehlo)
             .field("user", &self.state.user)
@@ -115,73 +103,78 @@ impl fmt::Debug for Session<'_> {
 /// commands come. Every hook but [`receive_message`](Self::receive_message)
 /// has a default.
 ///
-/// Hooks that decide return an [`Answer`]: accept, refuse, an exact
-/// [`Reply`], or [`Answer::later`] to decide after the hook returned
+/// Hooks that decide return an [`SmtpAnswer`]: accept, refuse, an exact
+/// [`SmtpReply`], or [`SmtpAnswer::later`] to decide after the hook returned
 /// (EventMachine's Deferrable). The server checks the command's syntax and
 /// sequence first: a hook sees only commands it may accept.
 pub trait SmtpHandler: 'static {
     /// `EHLO` or `HELO` with the client's `domain`
-    /// ([`Session::is_extended`] tells which). Accepted: the server
+    /// ([`SmtpSession::is_extended`] tells which). Accepted: the server
     /// replies with its domain (and, for `EHLO`, its extensions) and any
     /// transaction under way is dropped. Refused: `550 5.7.1`. Default:
     /// accept.
-    fn receive_ehlo_domain(&mut self, session: &Session<'_>, domain: &str) -> Answer {
+    fn receive_ehlo_domain(&mut self, session: &SmtpSession<'_>, domain: &str) -> SmtpAnswer {
         let _ = (session, domain);
-        Answer::accept()
+        SmtpAnswer::accept()
     }
 
     /// `AUTH PLAIN` or `AUTH LOGIN` gave `user` and `password` (only when
     /// [`SmtpServerOptions::auth`] is on). Accepted: `235 2.7.0`, and
-    /// [`Session::authenticated_user`] is `user` from then on. Refused:
+    /// [`SmtpSession::authenticated_user`] is `user` from then on. Refused:
     /// `535 5.7.8`. Default: **refuse** (EventMachine accepts anyone; a
     /// server that turns AUTH on says whom it lets in).
-    fn receive_plain_auth(&mut self, session: &Session<'_>, user: &str, password: &str) -> Answer {
+    fn receive_plain_auth(
+        &mut self,
+        session: &SmtpSession<'_>,
+        user: &str,
+        password: &str,
+    ) -> SmtpAnswer {
         let _ = (session, user, password);
-        Answer::refuse()
+        SmtpAnswer::refuse()
     }
 
     /// `MAIL FROM:<sender>` (empty for `<>`). Accepted: `250 2.1.0`.
     /// Refused: `550 5.7.1`. Default: accept.
-    fn receive_sender(&mut self, session: &Session<'_>, sender: &str) -> Answer {
+    fn receive_sender(&mut self, session: &SmtpSession<'_>, sender: &str) -> SmtpAnswer {
         let _ = (session, sender);
-        Answer::accept()
+        SmtpAnswer::accept()
     }
 
     /// `RCPT TO:<recipient>`, once per recipient. Accepted: `250 2.1.5`,
-    /// and the recipient is in the [`Message`]. Refused: `550 5.1.1`, and
+    /// and the recipient is in the [`SmtpMessage`]. Refused: `550 5.1.1`, and
     /// the client may go on with the others. Default: accept.
-    fn receive_recipient(&mut self, session: &Session<'_>, recipient: &str) -> Answer {
+    fn receive_recipient(&mut self, session: &SmtpSession<'_>, recipient: &str) -> SmtpAnswer {
         let _ = (session, recipient);
-        Answer::accept()
+        SmtpAnswer::accept()
     }
 
     /// `DATA`, after at least one accepted recipient. Accepted: `354`, and
     /// the message follows. Refused: `554 5.7.1`. Default: accept.
-    fn receive_data_command(&mut self, session: &Session<'_>) -> Answer {
+    fn receive_data_command(&mut self, session: &SmtpSession<'_>) -> SmtpAnswer {
         let _ = session;
-        Answer::accept()
+        SmtpAnswer::accept()
     }
 
     /// A piece of the message as it arrives: one line, dot-unstuffed, with
     /// its CRLF (for handlers that stream a message to disk). Not called
     /// once the message has passed the size limit. Default: nothing.
-    fn receive_data_chunk(&mut self, session: &Session<'_>, chunk: &[u8]) {
+    fn receive_data_chunk(&mut self, session: &SmtpSession<'_>, chunk: &[u8]) {
         let _ = (session, chunk);
     }
 
     /// The whole message, after its final `.` line. Accepted:
     /// `250 2.0.0 Message accepted`. Refused: `554 5.7.1`. Either way the
     /// transaction ends, and the client may send the next `MAIL`.
-    fn receive_message(&mut self, session: &Session<'_>, message: Message) -> Answer;
+    fn receive_message(&mut self, session: &SmtpSession<'_>, message: SmtpMessage) -> SmtpAnswer;
 
     /// `RSET`: the transaction under way (if any) is dropped. The reply is
     /// always `250 2.0.0`.
-    fn receive_reset(&mut self, session: &Session<'_>) {
+    fn receive_reset(&mut self, session: &SmtpSession<'_>) {
         let _ = session;
     }
 
     /// The connection ended (EventMachine's `connection_ended`), and why.
-    fn connection_ended(&mut self, session: &Session<'_>, reason: &UnbindReason) {
+    fn connection_ended(&mut self, session: &SmtpSession<'_>, reason: &UnbindReason) {
         let _ = (session, reason);
     }
 }
@@ -190,7 +183,7 @@ pub trait SmtpHandler: 'static {
 /// clone). Build them once, on any thread.
 ///
 /// ```
-/// use em_protocols::smtp::SmtpServerOptions;
+/// use em_protocols::SmtpServerOptions;
 ///
 /// let options = SmtpServerOptions::new()
 ///     .domain("mx.example.org")
@@ -224,19 +217,32 @@ impl Default for SmtpServerOptions {
 }
 
 impl SmtpServerOptions {
+    /// The largest message accepted unless set otherwise: 10 MiB
+    /// (announced as `SIZE 10485760`).
+    pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 10 * 1024 * 1024;
+
+    /// The most recipients per message unless set otherwise: 100, the
+    /// least RFC 5321 §4.5.3.1.8 lets a server accept.
+    pub const DEFAULT_MAX_RECIPIENTS: usize = 100;
+
+    /// How long a server waits for a client that sends nothing, unless
+    /// set otherwise: 5 minutes (RFC 5321 §4.5.3.2.7).
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+
     /// The defaults: domain `localhost`, no TLS, no AUTH, messages up to
-    /// [`DEFAULT_MAX_MESSAGE_SIZE`], lines up to
-    /// [`DEFAULT_MAX_LINE_LENGTH`], [`DEFAULT_MAX_RECIPIENTS`]
-    /// recipients, [`DEFAULT_SERVER_TIMEOUT`].
+    /// [`DEFAULT_MAX_MESSAGE_SIZE`](Self::DEFAULT_MAX_MESSAGE_SIZE), lines
+    /// up to [`SmtpCodec::DEFAULT_MAX_LINE_LENGTH`],
+    /// [`DEFAULT_MAX_RECIPIENTS`](Self::DEFAULT_MAX_RECIPIENTS)
+    /// recipients, [`DEFAULT_TIMEOUT`](Self::DEFAULT_TIMEOUT).
     pub fn new() -> SmtpServerOptions {
         SmtpServerOptions {
             config: Arc::new(Config {
                 domain: "localhost".into(),
                 greeting: "ESMTP em".into(),
-                max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
-                max_line_length: DEFAULT_MAX_LINE_LENGTH,
-                max_recipients: DEFAULT_MAX_RECIPIENTS,
-                timeout: DEFAULT_SERVER_TIMEOUT,
+                max_message_size: Self::DEFAULT_MAX_MESSAGE_SIZE,
+                max_line_length: SmtpCodec::DEFAULT_MAX_LINE_LENGTH,
+                max_recipients: Self::DEFAULT_MAX_RECIPIENTS,
+                timeout: Self::DEFAULT_TIMEOUT,
                 tls: None,
                 auth: false,
                 require_tls: false,
@@ -337,18 +343,18 @@ impl SmtpServerOptions {
 ///
 /// ```
 /// use std::{cell::RefCell, rc::Rc};
-/// use em_protocols::smtp::{Answer, Message, Session, SmtpHandler, SmtpServer, SmtpServerOptions};
+/// use em_protocols::{SmtpAnswer, SmtpMessage, SmtpSession, SmtpHandler, SmtpServer, SmtpServerOptions};
 ///
 /// /// Keeps every message; refuses mail for `nobody@`.
-/// struct Sink(Rc<RefCell<Vec<Message>>>);
+/// struct Sink(Rc<RefCell<Vec<SmtpMessage>>>);
 ///
 /// impl SmtpHandler for Sink {
-///     fn receive_recipient(&mut self, _: &Session<'_>, rcpt: &str) -> Answer {
+///     fn receive_recipient(&mut self, _: &SmtpSession<'_>, rcpt: &str) -> SmtpAnswer {
 ///         (!rcpt.starts_with("nobody@")).into()
 ///     }
-///     fn receive_message(&mut self, _: &Session<'_>, message: Message) -> Answer {
+///     fn receive_message(&mut self, _: &SmtpSession<'_>, message: SmtpMessage) -> SmtpAnswer {
 ///         self.0.borrow_mut().push(message);
-///         Answer::accept()
+///         SmtpAnswer::accept()
 ///     }
 /// }
 ///
@@ -391,8 +397,8 @@ impl SmtpServerOptions {
 ///
 /// # Answers given later
 ///
-/// A hook that returns [`Answer::later`] pauses the connection until its
-/// [`Responder`](super::Responder) answers: commands pipelined behind it
+/// A hook that returns [`SmtpAnswer::later`] pauses the connection until its
+/// [`SmtpResponder`](super::SmtpResponder) answers: commands pipelined behind it
 /// wait unread, the reply goes out when the answer comes, then the next
 /// commands are read. One command waits at a time, so replies stay in
 /// order.
@@ -449,7 +455,7 @@ impl<H: SmtpHandler> Connection for SmtpServer<H> {
         if !config.timeout.is_zero() {
             conn.set_comm_inactivity_timeout(config.timeout);
         }
-        conn.send_data(Reply::new(
+        conn.send_data(SmtpReply::new(
             220,
             format!("{} {}", config.domain, config.greeting),
         ));
@@ -462,7 +468,7 @@ impl<H: SmtpHandler> Connection for SmtpServer<H> {
     fn unbind(&mut self, conn: &Conn<SmtpCodec>, reason: UnbindReason) {
         tracing::debug!(conn = %conn.id(), %reason, "SMTP session ended");
         let state = self.inner.state.borrow();
-        let session = Session {
+        let session = SmtpSession {
             conn,
             state: &state,
         };
@@ -551,8 +557,8 @@ struct Inner<H> {
     conn: OnceCell<Conn<SmtpCodec>>,
 }
 
-fn reply(code: u16, text: &str) -> Reply {
-    Reply::new(code, text)
+fn reply(code: u16, text: &str) -> SmtpReply {
+    SmtpReply::new(code, text)
 }
 
 /// The verbs this server knows but does not implement.
@@ -585,9 +591,13 @@ impl<H: SmtpHandler> Inner<H> {
     }
 
     /// Calls a hook with the session.
-    fn hook<R>(&self, conn: &Conn<SmtpCodec>, call: impl FnOnce(&mut H, &Session<'_>) -> R) -> R {
+    fn hook<R>(
+        &self,
+        conn: &Conn<SmtpCodec>,
+        call: impl FnOnce(&mut H, &SmtpSession<'_>) -> R,
+    ) -> R {
         let state = self.state.borrow();
-        let session = Session {
+        let session = SmtpSession {
             conn,
             state: &state,
         };
@@ -1004,7 +1014,7 @@ impl<H: SmtpHandler> Inner<H> {
                 conn.send_data(r);
                 return;
             }
-            Message {
+            SmtpMessage {
                 sender: state.sender.clone().unwrap_or_default(),
                 recipients: state.recipients.clone(),
                 data: data.message.freeze(),
@@ -1016,7 +1026,7 @@ impl<H: SmtpHandler> Inner<H> {
 
     /// Applies a hook's answer now, or waits for it with the connection
     /// paused.
-    fn settle(this: &Rc<Self>, conn: &Conn<SmtpCodec>, answer: Answer, awaiting: Awaiting) {
+    fn settle(this: &Rc<Self>, conn: &Conn<SmtpCodec>, answer: SmtpAnswer, awaiting: Awaiting) {
         let slot = match answer.0 {
             Kind::Now(verdict) => return this.apply(conn, awaiting, verdict),
             Kind::Later(slot) => slot,
@@ -1129,7 +1139,7 @@ impl<H: SmtpHandler> Inner<H> {
     }
 
     /// The reply to an accepted `EHLO`: the domain, then the extensions.
-    fn ehlo_reply(&self, conn: &Conn<SmtpCodec>, client: &str) -> Reply {
+    fn ehlo_reply(&self, conn: &Conn<SmtpCodec>, client: &str) -> SmtpReply {
         let config = &self.config;
         let mut lines = vec![
             format!("{} greets {client}", config.domain),
@@ -1145,7 +1155,7 @@ impl<H: SmtpHandler> Inner<H> {
             lines.push("STARTTLS".into());
         }
         lines.push("HELP".into());
-        Reply::new(250, lines.join("\n"))
+        SmtpReply::new(250, lines.join("\n"))
     }
 }
 
