@@ -19,7 +19,7 @@ use std::time::Duration;
 use em::prelude::*;
 use em::TlsOptions;
 use em_protocols::{
-    SmtpAnswer, SmtpAuth, SmtpClient, SmtpError, SmtpHandler, SmtpMessage, SmtpServer,
+    SmtpAnswer, SmtpAuth, SmtpClient, SmtpError, SmtpHandler, SmtpMessage, SmtpReply, SmtpServer,
     SmtpServerOptions, SmtpSession, StartTls,
 };
 use support::{join_peer, refusing_addr, run_with_watchdog, spawn_peer, LineClient, TempDir};
@@ -47,8 +47,9 @@ impl Seen {
 
 /// Accepts everything but `spammer@…` senders, `nobody@…` recipients
 /// and messages that say `REFUSE ME`; lets `alice` in with `s3cret`.
-/// Recipients `slow@…` are answered 10 ms later (an `SmtpAnswer::later`), and
-/// for `drop@…` the responder is dropped unanswered.
+/// Recipients `slow@…` are answered 10 ms later (an `SmtpAnswer::later`),
+/// `early@…` through a responder before the hook returns (with a `251`),
+/// and for `drop@…` the responder is dropped unanswered.
 struct Recorder {
     seen: Seen,
 }
@@ -82,6 +83,12 @@ impl SmtpHandler for Recorder {
         if rcpt.starts_with("slow@") {
             let (answer, responder) = SmtpAnswer::later();
             em::add_timer(Duration::from_millis(10), move || responder.accept()).expect("a timer");
+            return answer;
+        }
+        if rcpt.starts_with("early@") {
+            // Answered before the hook returns: nothing waits.
+            let (answer, responder) = SmtpAnswer::later();
+            responder.reply(SmtpReply::new(251, "2.1.5 User not local; will forward"));
             return answer;
         }
         if rcpt.starts_with("drop@") {
@@ -810,10 +817,11 @@ fn the_server_answers_pipelined_commands_in_order_even_when_answers_come_later()
         c.writer()
             .write_all(
                 b"EHLO c\r\nMAIL FROM:<a@b>\r\nRCPT TO:<slow@d>\r\nRCPT TO:<nobody@d>\r\n\
-                  RCPT TO:<drop@d>\r\nRCPT TO:<slow@e>\r\nRCPT TO:<c@d>\r\nDATA\r\n",
+                  RCPT TO:<drop@d>\r\nRCPT TO:<slow@e>\r\nRCPT TO:<early@d>\r\nRCPT TO:<c@d>\r\n\
+                  DATA\r\n",
             )
             .unwrap();
-        for _ in 0..8 {
+        for _ in 0..9 {
             replies.push(reply(&mut c));
         }
         c.writer()
@@ -827,7 +835,10 @@ fn the_server_answers_pipelined_commands_in_order_even_when_answers_come_later()
     let codes: Vec<&str> = replies.iter().map(|r| &r[..3]).collect();
     assert_eq!(
         codes,
-        ["220", "250", "250", "250", "550", "451", "250", "250", "354", "250", "250", "221"]
+        [
+            "220", "250", "250", "250", "550", "451", "250", "251", "250", "354", "250", "250",
+            "221"
+        ]
     );
     assert_eq!(replies[5], "451 4.3.0 No answer from the handler");
     assert_eq!(
@@ -839,11 +850,15 @@ fn the_server_answers_pipelined_commands_in_order_even_when_answers_come_later()
             "recipient nobody@d",
             "recipient drop@d",
             "recipient slow@e",
+            "recipient early@d",
             "recipient c@d",
             "message tls=false user=None",
         ]
     );
-    assert_eq!(seen.messages()[0].recipients, ["slow@d", "slow@e", "c@d"]);
+    assert_eq!(
+        seen.messages()[0].recipients,
+        ["slow@d", "slow@e", "early@d", "c@d"]
+    );
     assert_eq!(&seen.messages()[0].data[..], b"Subject: p\r\n\r\nbody\r\n");
 }
 
