@@ -3,6 +3,7 @@
 //! and LOGIN (the user name and the password, each in base64, each after
 //! its own `334` prompt).
 
+use crate::sasl::{PlainCredentials, SaslError};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 
@@ -42,24 +43,19 @@ pub(crate) fn decode(data: &str) -> Option<Vec<u8>> {
 }
 
 /// PLAIN's response for `user` and `password`, with no authorization
-/// identity.
-pub(crate) fn plain_response(user: &str, password: &str) -> String {
-    encode(format!("\0{user}\0{password}"))
+/// identity: RFC 4616's message ([`PlainCredentials`]), in base64. The
+/// error says why the credentials cannot be sent (a NUL in one, or an
+/// empty one).
+pub(crate) fn plain_response(user: &str, password: &str) -> Result<String, SaslError> {
+    PlainCredentials::new(user, password).encode().map(encode)
 }
 
 /// The user and password in PLAIN's response (the authorization identity
-/// is read and dropped); `None` if it is malformed.
+/// is read and dropped); `None` if it is malformed (RFC 4616, as
+/// [`PlainCredentials::decode`] reads it).
 pub(crate) fn parse_plain(response: &str) -> Option<(String, String)> {
-    let raw = decode(response)?;
-    let mut parts = raw.split(|&b| b == 0);
-    let (_authzid, user, password) = (parts.next()?, parts.next()?, parts.next()?);
-    if parts.next().is_some() || user.is_empty() {
-        return None;
-    }
-    Some((
-        String::from_utf8(user.to_vec()).ok()?,
-        String::from_utf8(password.to_vec()).ok()?,
-    ))
+    let credentials = PlainCredentials::decode(&decode(response)?).ok()?;
+    Some((credentials.authcid, credentials.password))
 }
 
 /// A LOGIN response (a user name or a password); `None` if it is not
@@ -74,7 +70,7 @@ mod tests {
 
     #[test]
     fn plain_round_trips() {
-        let r = plain_response("alice", "s3cret");
+        let r = plain_response("alice", "s3cret").unwrap();
         assert_eq!(r, "AGFsaWNlAHMzY3JldA==");
         assert_eq!(parse_plain(&r), Some(("alice".into(), "s3cret".into())));
         // An authorization identity is allowed and dropped.

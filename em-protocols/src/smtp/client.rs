@@ -731,8 +731,18 @@ impl Attempt {
         };
         match mechanism {
             Some(SmtpAuthMechanism::Plain) => {
-                let response = auth::plain_response(&credentials.user, &credentials.password);
-                self.send(conn, format!("AUTH PLAIN {response}"), Step::AuthPlain);
+                match auth::plain_response(&credentials.user, &credentials.password) {
+                    Ok(response) => {
+                        self.send(conn, format!("AUTH PLAIN {response}"), Step::AuthPlain)
+                    }
+                    Err(e) => {
+                        let error = SmtpError::new(
+                            Kind::SmtpAuth,
+                            format!("cannot authenticate with AUTH PLAIN: {e}"),
+                        );
+                        self.fail(conn, error);
+                    }
+                }
             }
             Some(SmtpAuthMechanism::Login) => self.send(conn, "AUTH LOGIN".into(), Step::AuthLogin),
             _ => {
