@@ -10,3 +10,9 @@
 
 #![deny(missing_docs)]
 #![doc(test(attr(deny(warnings))))]
+
+mod line_text2;
+
+pub use line_text2::{
+    LineError, LineText2, LineText2Frame, DEFAULT_MAX_BINARY_LENGTH, DEFAULT_MAX_LINE_LENGTH,
+};
