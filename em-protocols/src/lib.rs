@@ -11,8 +11,10 @@
 #![deny(missing_docs)]
 #![doc(test(attr(deny(warnings))))]
 
+mod line;
 mod line_text2;
 
+pub use line::{LineAndText, LineAndTextFrame, LineProtocol};
 pub use line_text2::{
     LineError, LineText2, LineText2Frame, DEFAULT_MAX_BINARY_LENGTH, DEFAULT_MAX_LINE_LENGTH,
 };
