@@ -11,9 +11,14 @@
 #![deny(missing_docs)]
 #![doc(test(attr(deny(warnings))))]
 
+mod header_and_content;
 mod line;
 mod line_text2;
 
+pub use header_and_content::{
+    HeaderAndContent, HeaderAndContentError, HeaderAndContentMessage, DEFAULT_MAX_BODY_LENGTH,
+    DEFAULT_MAX_HEADERS, DEFAULT_MAX_HEADER_SIZE,
+};
 pub use line::{LineAndText, LineAndTextFrame, LineProtocol};
 pub use line_text2::{
     LineError, LineText2, LineText2Frame, DEFAULT_MAX_BINARY_LENGTH, DEFAULT_MAX_LINE_LENGTH,
