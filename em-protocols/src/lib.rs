@@ -14,6 +14,7 @@
 mod header_and_content;
 mod line;
 mod line_text2;
+mod object;
 
 pub use header_and_content::{
     HeaderAndContent, HeaderAndContentError, HeaderAndContentMessage, DEFAULT_MAX_BODY_LENGTH,
@@ -22,4 +23,9 @@ pub use header_and_content::{
 pub use line::{LineAndText, LineAndTextFrame, LineProtocol};
 pub use line_text2::{
     LineError, LineText2, LineText2Frame, DEFAULT_MAX_BINARY_LENGTH, DEFAULT_MAX_LINE_LENGTH,
+};
+#[cfg(feature = "msgpack")]
+pub use object::MessagePack;
+pub use object::{
+    FormatError, Json, ObjectCodec, ObjectCodecError, ObjectFormat, DEFAULT_MAX_FRAME_LENGTH,
 };
