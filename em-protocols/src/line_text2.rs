@@ -215,6 +215,10 @@ enum Mode {
 struct Delimiter {
     bytes: Bytes,
     finder: memmem::Finder<'static>,
+    /// Its byte, for a delimiter of one byte (searched with `memchr`).
+    single: Option<u8>,
+    /// `"\n"`, after which a `"\r"` is stripped too.
+    strips_cr: bool,
 }
 
 impl Delimiter {
@@ -225,6 +229,11 @@ impl Delimiter {
         Ok(Delimiter {
             bytes: Bytes::copy_from_slice(bytes),
             finder: memmem::Finder::new(bytes).into_owned(),
+            single: match bytes {
+                [byte] => Some(*byte),
+                _ => None,
+            },
+            strips_cr: bytes == b"\n",
         })
     }
 
@@ -235,16 +244,10 @@ impl Delimiter {
     /// The offset of the first delimiter in `haystack`.
     #[inline]
     fn find(&self, haystack: &[u8]) -> Option<usize> {
-        match *self.bytes {
-            [byte] => memchr::memchr(byte, haystack),
-            _ => self.finder.find(haystack),
+        match self.single {
+            Some(byte) => memchr::memchr(byte, haystack),
+            None => self.finder.find(haystack),
         }
-    }
-
-    /// `"\n"`, after which a `"\r"` is stripped too.
-    #[inline]
-    fn strips_cr(&self) -> bool {
-        *self.bytes == *b"\n"
     }
 }
 
@@ -501,7 +504,7 @@ impl LineText2 {
         line: impl FnOnce(&mut BytesMut, usize, usize) -> Result<L, LineError>,
     ) -> Result<Option<Decoded<L>>, LineError> {
         let delimiter_len = self.delimiter.bytes.len();
-        let strip_cr = self.delimiter.strips_cr();
+        let strip_cr = self.delimiter.strips_cr;
         // A line within the limit has its delimiter start at or before
         // `max_line_length` (+1 for a "\r" to strip): search no further.
         let window = self
@@ -576,6 +579,13 @@ impl Decoder for LineText2 {
     type Error = LineError;
 
     fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<LineText2Frame>, LineError> {
+        if self.mode == Mode::Lines && !self.end_pending {
+            // The common case, without the conversion below.
+            return match self.decode_line(buf, false, bytes_line)? {
+                Some(Decoded::Line(line)) => Ok(Some(LineText2Frame::Line(line))),
+                other => Ok(other.map(Into::into)),
+            };
+        }
         Ok(self.decode_with(buf, false, bytes_line)?.map(Into::into))
     }
 
