@@ -89,9 +89,9 @@ pub enum LineText2Frame {
 ///   tell from a whole one.
 ///
 /// Encoding: a [`Line`](LineText2Frame::Line) (or a `&str`/`String`) gets
-/// the delimiter appended, and is refused if it contains the delimiter
-/// ([`LineError::DelimiterInLine`]), which would make it two lines at the
-/// other end; [`Binary`](LineText2Frame::Binary) and
+/// the delimiter appended, and is refused if the delimiter would be found
+/// before that end ([`LineError::DelimiterInLine`]), which would make it
+/// two lines at the other end; [`Binary`](LineText2Frame::Binary) and
 /// [`BinaryChunk`](LineText2Frame::BinaryChunk) go out as they are.
 ///
 /// After an error the codec should not be used on that stream again: em
@@ -596,12 +596,17 @@ impl Decoder for LineText2 {
 
 impl LineText2 {
     fn encode_line(&self, line: &[u8], dst: &mut BytesMut) -> Result<(), LineError> {
-        if self.delimiter.find(line).is_some() {
-            return Err(LineError::DelimiterInLine);
-        }
+        let start = dst.len();
         dst.reserve(line.len() + self.delimiter.bytes.len());
         dst.put_slice(line);
         dst.put_slice(&self.delimiter.bytes);
+        // The first delimiter must be the one appended: one inside the
+        // line, or one that the line's end makes with the start of the
+        // appended one ("xa" before "aa"), would end the line early.
+        if self.delimiter.find(&dst[start..]) != Some(line.len()) {
+            dst.truncate(start);
+            return Err(LineError::DelimiterInLine);
+        }
         Ok(())
     }
 }
@@ -673,8 +678,9 @@ pub enum LineError {
     /// [`LineProtocol`](crate::LineProtocol) only; [`LineText2`] lines are
     /// bytes).
     InvalidUtf8,
-    /// Encoding: a line to send contains the delimiter, so it would arrive
-    /// as more than one line.
+    /// Encoding: a line to send contains the delimiter (or, for a
+    /// delimiter of several bytes, ends with a part of it that the
+    /// delimiter completes), so it would arrive as more than one line.
     DelimiterInLine,
     /// Configuration: a delimiter must be at least one byte.
     EmptyDelimiter,
@@ -975,6 +981,11 @@ mod tests {
             codec.encode("x\r\ny", &mut out),
             Err(LineError::DelimiterInLine)
         ));
+        // "xa" then "aa" would read back as "x".
+        let mut codec = LineText2::new_with_delimiter("aa").unwrap();
+        let mut out = BytesMut::new();
+        assert!(codec.encode("xa", &mut out).is_err());
+        assert!(out.is_empty());
     }
 
     #[test]
