@@ -168,6 +168,40 @@ fn line_text2_lt1_same_result_at_every_byte_boundary() {
     );
 }
 
+/// The codecs are tokio-util codecs: LT1 through tokio's `FramedRead`,
+/// with no em at all, switching through `decoder_mut()` between frames.
+#[test]
+fn line_text2_works_with_tokio_framed_without_em() {
+    use futures::StreamExt;
+    use tokio_util::codec::FramedRead;
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let frames = runtime.block_on(async {
+        let mut framed = FramedRead::new(&b"x\r\nBIN\nabcy\n"[..], LineText2::new());
+        let mut frames = Vec::new();
+        while let Some(frame) = framed.next().await {
+            let frame = frame.expect("decodes");
+            if frame == line("BIN") {
+                framed.decoder_mut().set_binary_mode(3);
+            }
+            frames.push(frame);
+        }
+        frames
+    });
+    assert_eq!(
+        frames,
+        [
+            line("x"),
+            line("BIN"),
+            binary("abc"),
+            LineText2Frame::EndOfBinary,
+            line("y")
+        ]
+    );
+}
+
 /// What the handler of the script below does on each frame: the same
 /// function runs on the codec directly here and through
 /// `Conn::with_codec` over a connection further down.
