@@ -1116,3 +1116,28 @@ asyncio.run(main())
         "{printed}"
     );
 }
+
+proptest::proptest! {
+    /// Random bytes, cut anywhere, never panic the SMTP line codec, whose
+    /// limit turns an overlong line into a frame rather than an error.
+    #[test]
+    fn random_input_never_panics_the_smtp_codec(
+        input in proptest::collection::vec(
+            proptest::prop_oneof![
+                proptest::sample::select(vec![b'\r', b'\n', b'.', b'a', 0xff]),
+                proptest::prelude::any::<u8>(),
+            ],
+            0..400,
+        ),
+        cut in 0usize..400,
+    ) {
+        use tokio_util::codec::Decoder;
+        let mut codec = em_protocols::SmtpCodec::new_with_max_length(16);
+        let cut = cut.min(input.len());
+        let mut buf = bytes::BytesMut::from(&input[..cut]);
+        while let Ok(Some(_)) = codec.decode(&mut buf) {}
+        buf.extend_from_slice(&input[cut..]);
+        while let Ok(Some(_)) = codec.decode(&mut buf) {}
+        let _ = codec.decode_eof(&mut buf);
+    }
+}

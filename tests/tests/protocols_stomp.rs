@@ -16,6 +16,7 @@ use em_protocols::{
 };
 use tokio_util::codec::{Decoder, Encoder};
 
+use proptest::strategy::Strategy;
 use support::*;
 
 fn frame(command: &str, headers: &[(&str, &str)], body: &[u8]) -> StompFrame {
@@ -756,4 +757,46 @@ fn a_frame_over_the_clients_limit_ends_the_connection() {
             "server unbind PeerClosed",
         ]
     );
+}
+
+/// Pieces STOMP frames are made of, and a few that break them, for
+/// random input that reaches deep into the codec.
+const FRAGMENTS: &[&[u8]] = &[
+    b"SEND\n",
+    b"MESSAGE\r\n",
+    b"CONNECTED\n",
+    b"destination:/q\n",
+    b"content-length:3\n",
+    b"content-length: 99999999\n",
+    b"a\\cb:c\\nd\n",
+    b"\\x",
+    b"\n",
+    b"\r\n",
+    b"\0",
+    b"abc",
+    b":",
+    b"\xff\xfe",
+];
+
+proptest::proptest! {
+    /// Random input, cut anywhere, never panics the codec: each decode
+    /// either gives frames or a typed error.
+    #[test]
+    fn random_input_never_panics_the_stomp_codec(
+        pieces in proptest::collection::vec(
+            proptest::prop_oneof![
+                proptest::sample::select(FRAGMENTS).prop_map(|f| f.to_vec()),
+                proptest::collection::vec(proptest::prelude::any::<u8>(), 0..8),
+            ],
+            0..40,
+        ),
+        cut in 0usize..400,
+    ) {
+        let input = pieces.concat();
+        let cut = cut.min(input.len());
+        let mut codec = StompCodec::new();
+        codec.set_max_frame_length(256);
+        codec.set_max_headers(8);
+        let _ = decode_chunks(&mut codec, &[&input[..cut], &input[cut..]]);
+    }
 }
