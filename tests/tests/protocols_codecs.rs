@@ -586,19 +586,26 @@ proptest! {
         cuts in proptest::collection::vec(0usize..600, 0..8).prop_map(sorted),
         actions in proptest::collection::vec(any::<u8>(), 1..16),
     ) {
-        let mut next = actions.iter().cycle();
+        // A handler that switches to an empty block on every frame gets
+        // frames forever (each switch is one more block), as any handler
+        // looping would: the switches stop after SWITCHES frames, so that
+        // each run ends; what is checked is that nothing panics.
+        const SWITCHES: usize = 2_000;
+        let mut next = actions.iter().cycle().take(SWITCHES);
         let mut codec = LineText2::new();
         codec.set_max_line_length(64);
         codec.set_max_binary_length(200);
         let _ = feed(&mut codec, &input, &cuts, |codec, _| {
-            random_switch(codec, *next.next().unwrap())
+            if let Some(&action) = next.next() {
+                random_switch(codec, action)
+            }
         });
         let mut codec = LineAndText::new_with_max_line_length(64);
-        let mut next = actions.iter().cycle();
-        let _ = feed(&mut codec, &input, &cuts, |codec, _| match next.next().unwrap() % 4 {
-            0 => codec.set_binary_mode(usize::from(actions[0])),
-            1 => codec.set_binary_mode_unsized(),
-            2 => codec.set_line_mode(),
+        let mut next = actions.iter().cycle().take(SWITCHES);
+        let _ = feed(&mut codec, &input, &cuts, |codec, _| match next.next().map(|a| a % 4) {
+            Some(0) => codec.set_binary_mode(usize::from(actions[0])),
+            Some(1) => codec.set_binary_mode_unsized(),
+            Some(2) => codec.set_line_mode(),
             _ => {}
         });
         never_panics(LineProtocol::new_with_max_line_length(32), &input, &cuts);
