@@ -153,30 +153,34 @@ impl Connection for CatPump {
     }
 }
 
-#[test]
-fn cat_echoes_a_mebibyte_through_stdin_and_stdout_within_the_watermarks() {
-    const TOTAL: usize = 1 << 20;
+/// Pipes `total` bytes through `cat` in `chunk`-byte sends with
+/// [`CatPump`]; checks that every byte came back and that cat exited
+/// cleanly; returns how often `outbound_drained` ran.
+fn through_cat(total: usize, chunk: usize, small: bool) -> u32 {
     let got = Rc::new(RefCell::new((0, None, 0)));
     let g = got.clone();
     run_with_watchdog(move || {
-        em::popen(
-            ["cat"],
-            CatPump {
-                chunk: Bytes::from(vec![b'x'; 16 * 1024]),
-                left: TOTAL,
-                small: true,
-                got: g,
-            },
-        )
-        .map(drop)
+        let pump = CatPump {
+            chunk: Bytes::from(vec![b'x'; chunk]),
+            left: total,
+            small,
+            got: g,
+        };
+        em::popen(["cat"], pump).map(drop)
     })
     .unwrap();
     let (bytes, reason, drained) = got.take();
-    assert_eq!(bytes, TOTAL, "every byte came back");
+    assert_eq!(bytes, total, "every byte came back");
     assert!(
         matches!(reason, Some(UnbindReason::Exited(s)) if s.success()),
         "{reason:?}"
     );
+    drained
+}
+
+#[test]
+fn cat_echoes_a_mebibyte_through_stdin_and_stdout_within_the_watermarks() {
+    let drained = through_cat(1 << 20, 16 * 1024, true);
     assert!(
         drained > 0,
         "outbound_drained ran on the child's connection"
@@ -188,28 +192,7 @@ fn closing_stdin_behind_a_full_queue_keeps_reading_the_output() {
     // 1 MiB queued when stdin is closed after writing: far more than the
     // pipes hold, so cat blocks on its stdout until em reads it, which em
     // must do while the queue drains (reading stopped there once).
-    const TOTAL: usize = 16 << 20;
-    let got = Rc::new(RefCell::new((0, None, 0)));
-    let g = got.clone();
-    run_with_watchdog(move || {
-        em::popen(
-            ["cat"],
-            CatPump {
-                chunk: Bytes::from(vec![b'y'; 64 * 1024]),
-                left: TOTAL,
-                small: false,
-                got: g,
-            },
-        )
-        .map(drop)
-    })
-    .unwrap();
-    let (bytes, reason, _) = got.take();
-    assert_eq!(bytes, TOTAL, "every byte came back");
-    assert!(
-        matches!(reason, Some(UnbindReason::Exited(s)) if s.success()),
-        "{reason:?}"
-    );
+    through_cat(16 << 20, 64 * 1024, false);
 }
 
 #[test]
