@@ -196,6 +196,26 @@ fn closing_stdin_behind_a_full_queue_keeps_reading_the_output() {
 }
 
 #[test]
+fn a_child_that_stops_reading_its_stdin_still_delivers_its_output() {
+    // head reads one line, prints it and exits while em still has most of
+    // 400 KiB queued for its stdin: the write fails (EPIPE), the rest is
+    // dropped, and its output is still delivered, then its exit.
+    let seen = shared();
+    let s = seen.clone();
+    run_with_watchdog(move || {
+        let conn = em::popen(["head", "-n", "1"], Lines::new(&s))?;
+        for i in 0..40_000 {
+            conn.send_data(format!("line{i:04}"));
+        }
+        Ok::<_, em::Error>(())
+    })
+    .unwrap();
+    let seen = seen.borrow();
+    assert_eq!(seen.lines, ["line0000"]);
+    assert!(exited_with(&seen).success());
+}
+
+#[test]
 fn closing_stdin_after_writing_lets_sort_answer() {
     let seen = shared();
     let s = seen.clone();

@@ -81,8 +81,10 @@ const RETRY_WOULD_BLOCK: Duration = Duration::from_millis(20);
 ///   thread ends at end of input, or when a write into the pipe fails
 ///   because the connection has ended (EPIPE: Rust programs ignore
 ///   SIGPIPE). A thread blocked reading a terminal stays until the next
-///   line is typed, or until the process exits; that costs nothing, and
-///   `em::stop` does not wait for it. A read error on that thread ends the
+///   line is typed, or until the process exits, and `em::stop` does not
+///   wait for it. That next line is read by the thread and lost: a
+///   program that reads standard input itself after the keyboard closed
+///   (after `run` returns, say) does not see it. A read error on that thread ends the
 ///   input like end of input (it is logged at warn level).
 ///
 /// Bytes the program already read through `std::io::stdin()`'s buffer are

@@ -247,7 +247,12 @@ impl Popen {
             Start::Open(Box::new(spawned.pipes)),
         );
         if let Some((start, fd)) = spawned.stderr {
-            start(fd, spawned.pid, &core)?;
+            if let Err(e) = start(fd, spawned.pid, &core) {
+                // No child runs half-served: its connection ends (and its
+                // `unbind` runs), the child with it.
+                conn.close_connection();
+                return Err(e);
+            }
         }
         Ok(conn)
     }
@@ -364,11 +369,18 @@ struct Spawned {
 ///   [`Addr::Process`]`(pid)`. `detach` and the socket options are
 ///   refused (`is_unsupported()`): a child has two pipes, no one socket.
 ///
+/// * A child that closes its stdin while em still has input queued for it
+///   (it exited, or stopped reading, as `head` does) makes that input
+///   drop: the connection turns read-only and its output is still read to
+///   its end.
+///
 /// Errors: `is_no_reactor()` / `is_stopping()`; `is_invalid_argument()` for
 /// an empty `argv`; `is_io()` when the child cannot be started (the
 /// message names the command: a program that does not exist, say);
 /// `is_panic()` if the handler's `codec()` panicked (no child is started
-/// then).
+/// then). If a [`Popen::stderr_to`] connection cannot start (its codec
+/// panicked), the child's own connection is closed, so the child ends, and
+/// the error is returned.
 ///
 /// ```
 /// use em_core::{Conn, Connection, UnbindReason};

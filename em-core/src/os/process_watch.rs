@@ -196,6 +196,14 @@ pub fn watch_process<H: ProcessWatcher>(pid: u32, handler: H) -> Result<ProcessW
     let task = tokio::task::spawn_local(async move {
         if exited.await {
             watcher::deliver(&waiter, "process_exited", true, |h, w| h.process_exited(w));
+        } else {
+            // The pidfd could not be waited on: the watch ends, with its
+            // `unbind`, rather than watch nothing until the reactor stops.
+            tracing::warn!(
+                pid = waiter.pid(),
+                "waiting for the process failed; the watch ends"
+            );
+            watcher::stop(&waiter);
         }
     });
     watch.inner.waiting.set(Some(task.abort_handle()));

@@ -430,6 +430,21 @@ impl StreamPump {
                     stats::add(&s.core.counters.bytes_written, n as u64);
                     out.advance(n);
                 }
+                Poll::Ready(Err(e))
+                    if e.kind() == io::ErrorKind::BrokenPipe && state.half_closes.get() =>
+                {
+                    // A child closed its stdin (it exited, or stopped
+                    // reading): what it did not take is dropped, the write
+                    // side closes, and its output is read on to its end.
+                    tracing::debug!(dropped = out.len(), "the child closed its stdin");
+                    out.clear();
+                    state.read_only.set(true);
+                    drop(out);
+                    let _ = Pin::new(&mut *t).poll_shutdown(cx);
+                    drop(transport);
+                    state.wake_output_waiters();
+                    return Ok(true);
+                }
                 Poll::Ready(Err(e)) => return Err(e),
                 Poll::Pending if PROXY => {
                     drop((out, transport));
