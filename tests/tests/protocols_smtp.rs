@@ -1086,6 +1086,37 @@ fn client_falls_back_to_helo_and_reports_every_failure_in_words() {
     assert!(std::error::Error::source(err(6)).is_some());
 }
 
+#[test]
+fn client_fails_on_a_reply_of_endless_lines() {
+    // A server whose greeting never ends: `220-` lines, far more than the
+    // client keeps, then it waits.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut lines = Vec::new();
+        for _ in 0..5000 {
+            lines.extend_from_slice(b"220-more and more\r\n");
+        }
+        let _ = s.write_all(&lines);
+        // Until the client hangs up.
+        let _ = support::read_until_closed(&mut s);
+    });
+    let result = run_async(move || async move {
+        SmtpClient::new(em::Addr::from(addr))
+            .timeout(Duration::from_secs(5))
+            .send_mail("a@example.org", ["b@example.org"], "x")
+            .await
+    });
+    let err = result.unwrap_err();
+    assert!(err.is_protocol(), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "SMTP: a multi-line 220 reply of more than 1000 lines (waiting for the greeting)"
+    );
+    server.join().unwrap();
+}
+
 // ---- em's client against Python's aiosmtpd, where it is installed. ----
 
 #[test]
