@@ -134,7 +134,7 @@ impl Decoder for SmtpCodec {
                 }
                 (false, None) => {
                     // One byte more than the limit may be the CR of a CRLF.
-                    if buf.len() > self.max_length + 1 {
+                    if buf.len() > self.max_length.saturating_add(1) {
                         buf.clear();
                         self.next_index = 0;
                         self.discarding = true;
@@ -296,6 +296,14 @@ mod tests {
                 line("bar"),
                 line("."),
             ]
+        );
+    }
+
+    #[test]
+    fn no_limit_means_usize_max_without_overflow() {
+        assert_eq!(
+            decode_split(usize::MAX, b"NOOP\r\nQUIT\r\n", &[2, 8]),
+            [line("NOOP"), line("QUIT")]
         );
     }
 

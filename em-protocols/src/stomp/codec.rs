@@ -240,7 +240,7 @@ impl Decoder for StompCodec {
                             break;
                         }
                         *lines += 1;
-                        if *lines > self.max_headers + 1 {
+                        if *lines > self.max_headers.saturating_add(1) {
                             return Err(StompCodecError::TooManyHeaders {
                                 max: self.max_headers,
                             });
@@ -546,6 +546,17 @@ mod tests {
         }
         assert!(buf.is_empty(), "left over: {buf:?}");
         out
+    }
+
+    #[test]
+    fn no_limit_means_usize_max_without_overflow() {
+        let mut codec = StompCodec::new();
+        codec.set_max_headers(usize::MAX);
+        codec.set_max_frame_length(usize::MAX);
+        let frames = decode_all(&mut codec, b"SEND\ndestination:/q\n\nhi\0");
+        assert_eq!(frames.len(), 1);
+        assert_eq!(frames[0].header("destination"), Some("/q"));
+        assert_eq!(&frames[0].body[..], b"hi");
     }
 
     #[test]
