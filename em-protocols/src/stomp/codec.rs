@@ -72,6 +72,10 @@ pub struct StompCodec {
     state: State,
 }
 
+/// The most the decoder reserves ahead for a body whose content-length it
+/// knows: a peer's header alone cannot make it allocate more.
+const RESERVE_AHEAD: usize = 64 * 1024;
+
 /// Where the decoder is in the current frame.
 #[derive(Clone, Debug)]
 enum State {
@@ -279,7 +283,10 @@ impl Decoder for StompCodec {
                         Some(n) => {
                             let end = *body_start + n;
                             if buf.len() <= end {
-                                buf.reserve(end + 1 - buf.len());
+                                // A header may announce a big body that
+                                // never comes: reserve no more than
+                                // RESERVE_AHEAD at a time.
+                                buf.reserve((end + 1 - buf.len()).min(RESERVE_AHEAD));
                                 return Ok(None);
                             }
                             if buf[end] != 0 {
@@ -546,6 +553,14 @@ mod tests {
         }
         assert!(buf.is_empty(), "left over: {buf:?}");
         out
+    }
+
+    #[test]
+    fn a_big_content_length_reserves_little_ahead() {
+        let mut codec = StompCodec::new();
+        let mut buf = BytesMut::from(&b"SEND\ncontent-length:8000000\n\nabc"[..]);
+        assert!(codec.decode(&mut buf).unwrap().is_none());
+        assert!(buf.capacity() <= 2 * RESERVE_AHEAD, "{}", buf.capacity());
     }
 
     #[test]
