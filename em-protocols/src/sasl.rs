@@ -10,9 +10,11 @@
 //! socket. Every field is a 2-byte big-endian length and that many bytes.
 //! A request is four fields: login, password, service (such as `imap`) and
 //! realm (either may be empty). The reply is one field: `OK` or `NO`,
-//! perhaps followed by a space and a reason. Requests may be pipelined on one
-//! connection; replies come in order. There is no transport security: keep
-//! it on a local socket.
+//! perhaps followed by a space and a reason. em's [`Sasl`] server takes
+//! requests pipelined on one connection and replies in order; the real
+//! saslauthd answers one request and closes its socket, so against it use
+//! [`SaslClient::validate_once`] (one connection per request). There is no transport
+//! security: keep it on a local socket.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;

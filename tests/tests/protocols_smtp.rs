@@ -679,7 +679,7 @@ fn a_message_over_the_size_limit_is_refused_with_552_and_the_connection_stays() 
                 codes.push(round(&mut c, line));
             }
             for _ in 0..10 {
-                c.send(&"y".repeat(30));
+                send(&mut c, &"y".repeat(30));
             }
             codes.push(round(&mut c, "."));
             codes.push(round(&mut c, "NOOP"));
@@ -725,10 +725,61 @@ fn reply(c: &mut LineClient) -> String {
     }
 }
 
+/// Sends `line` with a CRLF (SMTP's line ending: a bare LF does not end
+/// the message data).
+fn send(c: &mut LineClient, line: &str) {
+    c.writer()
+        .write_all(format!("{line}\r\n").as_bytes())
+        .unwrap();
+}
+
 /// Sends `line` and reads the reply.
 fn round(c: &mut LineClient, line: &str) -> String {
-    c.send(line);
+    send(c, line);
     reply(c)
+}
+
+#[test]
+fn a_bare_lf_dot_does_not_end_the_data_so_no_command_is_smuggled() {
+    let seen = Seen::default();
+    let payload: &[u8] = b"Subject: s\r\n\r\nfoo\n.\nMAIL FROM:<evil@x>\r\nRCPT TO:<victim@y>\r\n\
+        DATA\r\nsmuggled\r\n.\n.\r\nbar\r\n..dot\r\n";
+    let (codes, rest) = with_peer(SmtpServerOptions::new(), &seen, move |port| {
+        let mut c = LineClient::connect(("127.0.0.1", port));
+        let mut codes = vec![reply(&mut c)];
+        for line in ["EHLO c", "MAIL FROM:<a@b>", "RCPT TO:<c@d>", "DATA"] {
+            codes.push(round(&mut c, line));
+        }
+        c.writer().write_all(payload).unwrap();
+        codes.push(round(&mut c, "."));
+        codes.push(round(&mut c, "QUIT"));
+        (codes, c.read_until_closed())
+    });
+    assert_eq!(
+        codes.iter().map(|c| &c[..3]).collect::<Vec<_>>(),
+        ["220", "250", "250", "250", "354", "250", "221"],
+        "{codes:?}"
+    );
+    assert!(rest.is_empty(), "{rest:?}");
+    let messages = seen.messages();
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    // The payload as it came: bare LFs kept, a `.` after a bare LF not
+    // unstuffed, one after a CRLF unstuffed (`..dot`, and `.\n.` whose
+    // first dot starts a line).
+    assert_eq!(
+        &messages[0].data[..],
+        &b"Subject: s\r\n\r\nfoo\n.\nMAIL FROM:<evil@x>\r\nRCPT TO:<victim@y>\r\n\
+        DATA\r\nsmuggled\r\n\n.\r\nbar\r\n.dot\r\n"[..]
+    );
+    assert_eq!(
+        seen.events(),
+        [
+            "ehlo c",
+            "sender a@b",
+            "recipient c@d",
+            "message tls=false user=None"
+        ]
+    );
 }
 
 #[test]
@@ -1033,6 +1084,37 @@ fn client_falls_back_to_helo_and_reports_every_failure_in_words() {
         text(6)
     );
     assert!(std::error::Error::source(err(6)).is_some());
+}
+
+#[test]
+fn client_fails_on_a_reply_of_endless_lines() {
+    // A server whose greeting never ends: `220-` lines, far more than the
+    // client keeps, then it waits.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut lines = Vec::new();
+        for _ in 0..5000 {
+            lines.extend_from_slice(b"220-more and more\r\n");
+        }
+        let _ = s.write_all(&lines);
+        // Until the client hangs up.
+        let _ = support::read_until_closed(&mut s);
+    });
+    let result = run_async(move || async move {
+        SmtpClient::new(em::Addr::from(addr))
+            .timeout(Duration::from_secs(5))
+            .send_mail("a@example.org", ["b@example.org"], "x")
+            .await
+    });
+    let err = result.unwrap_err();
+    assert!(err.is_protocol(), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "SMTP: a multi-line 220 reply of more than 1000 lines (waiting for the greeting)"
+    );
+    server.join().unwrap();
 }
 
 // ---- em's client against Python's aiosmtpd, where it is installed. ----

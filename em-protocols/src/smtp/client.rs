@@ -811,7 +811,7 @@ impl Connection for Attempt {
             return;
         }
         let line = match line {
-            SmtpLine::Line(line) => line,
+            SmtpLine::Line(line) | SmtpLine::BareLf(line) => line,
             SmtpLine::TooLong => {
                 let error = SmtpError::new(
                     Kind::Protocol,

@@ -1,7 +1,9 @@
 //! `SmtpCodec`: SMTP's framing, lines of bytes ended by CRLF (or a bare
-//! LF, which is forgiven), each at most `max_line_length` bytes; a longer
-//! line is one [`SmtpLine::TooLong`] frame, not an error, so that the
-//! conversation goes on.
+//! LF, which is forgiven in commands and told apart, as
+//! [`SmtpLine::BareLf`], so that message data can refuse to end on it),
+//! each at most `max_line_length` bytes; a longer line is one
+//! [`SmtpLine::TooLong`] frame, not an error, so that the conversation
+//! goes on.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
@@ -11,8 +13,16 @@ use super::reply::SmtpReply;
 /// One frame of an [`SmtpCodec`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SmtpLine {
-    /// A line, without its line ending (CRLF, or a bare LF).
+    /// A line ended by CRLF, without it.
     Line(Bytes),
+    /// A line ended by a bare LF (no CR before it), without it; or the
+    /// unterminated last bytes before the end of the stream. Commands
+    /// forgive the bare LF, but in message data such a line is data and
+    /// never ends the message: a `.` line ends it only if it and the line
+    /// before it ended in CRLF (RFC 5321 §4.1.1.4), which is what stops
+    /// SMTP smuggling (`\n.\n` taken for the end of the data by one server
+    /// and not by the next).
+    BareLf(Bytes),
     /// A line longer than the codec's maximum: its bytes are dropped up to
     /// and including the next LF, and this frame stands for it.
     TooLong,
@@ -20,7 +30,8 @@ pub enum SmtpLine {
 
 /// SMTP's line framing (a tokio-util codec, usable with `Framed` too):
 /// decodes lines of bytes (no UTF-8 required: message data may be 8-bit),
-/// with the CR of a CRLF and the LF stripped; encodes [`SmtpReply`]s, command
+/// with the CR of a CRLF and the LF stripped, a line ended by CRLF as
+/// [`SmtpLine::Line`] and one ended by a bare LF as [`SmtpLine::BareLf`]; encodes [`SmtpReply`]s, command
 /// lines (`&str`, `String`, which get a CRLF) and raw [`Bytes`] (message
 /// data, already dot-stuffed, sent as they are).
 ///
@@ -108,17 +119,22 @@ impl Decoder for SmtpCodec {
                     self.next_index = 0;
                     let mut line = buf.split_to(end + 1);
                     line.truncate(end);
-                    if line.last() == Some(&b'\r') {
+                    let crlf = line.last() == Some(&b'\r');
+                    if crlf {
                         line.truncate(end - 1);
                     }
                     if line.len() > self.max_length {
                         return Ok(Some(SmtpLine::TooLong));
                     }
-                    return Ok(Some(SmtpLine::Line(line.freeze())));
+                    return Ok(Some(if crlf {
+                        SmtpLine::Line(line.freeze())
+                    } else {
+                        SmtpLine::BareLf(line.freeze())
+                    }));
                 }
                 (false, None) => {
                     // One byte more than the limit may be the CR of a CRLF.
-                    if buf.len() > self.max_length + 1 {
+                    if buf.len() > self.max_length.saturating_add(1) {
                         buf.clear();
                         self.next_index = 0;
                         self.discarding = true;
@@ -141,7 +157,7 @@ impl Decoder for SmtpCodec {
             self.discarding = false;
             return Ok(None);
         }
-        // An unterminated last line.
+        // An unterminated last line: not ended by CRLF.
         let mut line = buf.split();
         if line.last() == Some(&b'\r') {
             line.truncate(line.len() - 1);
@@ -149,7 +165,7 @@ impl Decoder for SmtpCodec {
         Ok(Some(if line.len() > self.max_length {
             SmtpLine::TooLong
         } else {
-            SmtpLine::Line(line.freeze())
+            SmtpLine::BareLf(line.freeze())
         }))
     }
 }
@@ -231,11 +247,11 @@ mod tests {
         let input = b"EHLO a\r\nMAIL FROM:<x@y>\nabcdefghijklmnop\r\n.\r\n\r\nQUIT";
         let expect = vec![
             line("EHLO a"),
-            line("MAIL FROM:<x@y>"),
+            SmtpLine::BareLf(Bytes::from_static(b"MAIL FROM:<x@y>")),
             SmtpLine::TooLong,
             line("."),
             line(""),
-            line("QUIT"),
+            SmtpLine::BareLf(Bytes::from_static(b"QUIT")),
         ];
         assert_eq!(decode_split(15, input, &[]), expect);
         for a in 0..=input.len() {
@@ -251,7 +267,10 @@ mod tests {
             decode_split(4, b"abcd\r\nabcde\r\n", &[5]),
             [line("abcd"), SmtpLine::TooLong]
         );
-        assert_eq!(decode_split(4, b"abcd\r", &[]), [line("abcd")]);
+        assert_eq!(
+            decode_split(4, b"abcd\r", &[]),
+            [SmtpLine::BareLf(Bytes::from_static(b"abcd"))]
+        );
     }
 
     #[test]
@@ -265,6 +284,27 @@ mod tests {
         assert!(buf.is_empty());
         buf.extend_from_slice(b"end\r\nok\r\n");
         assert_eq!(codec.decode(&mut buf).unwrap(), Some(line("ok")));
+    }
+
+    #[test]
+    fn a_bare_lf_is_told_apart_from_a_crlf() {
+        assert_eq!(
+            decode_split(100, b"foo\n.\nbar\r\n.\r\n", &[]),
+            [
+                SmtpLine::BareLf(Bytes::from_static(b"foo")),
+                SmtpLine::BareLf(Bytes::from_static(b".")),
+                line("bar"),
+                line("."),
+            ]
+        );
+    }
+
+    #[test]
+    fn no_limit_means_usize_max_without_overflow() {
+        assert_eq!(
+            decode_split(usize::MAX, b"NOOP\r\nQUIT\r\n", &[2, 8]),
+            [line("NOOP"), line("QUIT")]
+        );
     }
 
     #[test]

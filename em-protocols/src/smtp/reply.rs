@@ -117,7 +117,13 @@ pub(crate) fn parse_line(line: &[u8]) -> Option<(u16, bool, String)> {
     Some((code, more, String::from_utf8_lossy(text).into_owned()))
 }
 
-/// Gathers the lines of multi-line replies into [`SmtpReply`]s.
+/// The most lines one reply may have: a server sending `250-…` lines
+/// forever fails the client (a protocol error) rather than growing its
+/// memory without end. Real replies (EHLO's extensions) have a few dozen.
+pub(crate) const MAX_REPLY_LINES: usize = 1000;
+
+/// Gathers the lines of multi-line replies into [`SmtpReply`]s, at most
+/// [`MAX_REPLY_LINES`] to a reply.
 #[derive(Debug, Default)]
 pub(crate) struct ReplyReader {
     code: Option<u16>,
@@ -142,6 +148,11 @@ impl ReplyReader {
             ));
         }
         self.code = Some(code);
+        if more && self.lines.len() + 1 >= MAX_REPLY_LINES {
+            return Err(format!(
+                "a multi-line {code} reply of more than {MAX_REPLY_LINES} lines"
+            ));
+        }
         self.lines.push(text);
         if more {
             return Ok(None);
@@ -187,6 +198,29 @@ mod tests {
         let mut reader = ReplyReader::default();
         assert_eq!(reader.push(b"250-a"), Ok(None));
         assert!(reader.push(b"251 b").is_err());
+    }
+
+    #[test]
+    fn a_reply_has_at_most_max_reply_lines() {
+        let mut reader = ReplyReader::default();
+        for _ in 0..MAX_REPLY_LINES - 1 {
+            assert_eq!(reader.push(b"250-x"), Ok(None));
+        }
+        assert!(reader.push(b"250-x").is_err());
+        let mut reader = ReplyReader::default();
+        for _ in 0..MAX_REPLY_LINES - 1 {
+            assert_eq!(reader.push(b"250-x"), Ok(None));
+        }
+        assert_eq!(
+            reader
+                .push(b"250 x")
+                .unwrap()
+                .unwrap()
+                .text()
+                .lines()
+                .count(),
+            MAX_REPLY_LINES
+        );
     }
 
     #[test]

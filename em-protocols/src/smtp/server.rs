@@ -31,7 +31,9 @@ pub struct SmtpMessage {
     /// The recipients the handler accepted, in order.
     pub recipients: Vec<String>,
     /// The message (headers, a blank line, the body), dot-unstuffed, with
-    /// its lines ended by CRLF, the final `.` line not included.
+    /// its lines ended by CRLF, the final `.` line not included. A bare LF
+    /// the client sent is kept as it came: it does not end a line (a `.`
+    /// after it is neither unstuffed nor the end of the data).
     pub data: Bytes,
 }
 
@@ -515,6 +517,11 @@ struct DataState {
     size: usize,
     too_big: bool,
     too_long: bool,
+    /// The line before did not end in CRLF (a bare LF, or a line too long
+    /// whose ending is unknown): the next line does not start a line of
+    /// the message as RFC 5321 counts them, so it is neither unstuffed nor
+    /// taken for the final `.`.
+    mid_line: bool,
 }
 
 /// The command whose hook's answer is awaited, with what applying it needs.
@@ -565,7 +572,8 @@ impl<H: SmtpHandler> Inner<H> {
             return Self::data_line(this, conn, line);
         }
         let line = match line {
-            SmtpLine::Line(line) => line,
+            // A command's bare LF is forgiven.
+            SmtpLine::Line(line) | SmtpLine::BareLf(line) => line,
             SmtpLine::TooLong => {
                 this.state.borrow_mut().auth = AuthStep::None;
                 conn.send_data(reply(500, "5.5.2 Line too long"));
@@ -944,27 +952,49 @@ impl<H: SmtpHandler> Inner<H> {
         Self::settle(this, conn, answer, Awaiting::Auth { user });
     }
 
+    /// A line of message data. The message ends only on a `.` line ended
+    /// by CRLF after a line ended by CRLF (or after DATA): a `.` between
+    /// bare LFs (`\n.\n`, `\n.\r\n`, `\r\n.\n`) is data, kept as
+    /// it came, bare LFs included, so that no command can be smuggled
+    /// in the data (the CVE-2023-51764 family). Bare LFs are accepted as
+    /// data rather than refused.
     fn data_line(this: &Rc<Self>, conn: &Conn<SmtpCodec>, line: SmtpLine) {
-        let line = match line {
-            SmtpLine::Line(line) => line,
+        let (line, crlf) = match line {
+            SmtpLine::Line(line) => (line, true),
+            SmtpLine::BareLf(line) => (line, false),
             SmtpLine::TooLong => {
                 if let Some(data) = this.state.borrow_mut().data.as_mut() {
                     data.too_long = true;
+                    // Whether it ended in CRLF is not known: the next line
+                    // cannot end the message.
+                    data.mid_line = true;
                 }
                 return;
             }
         };
-        if &line[..] == b"." {
+        let mid_line = {
+            let mut state = this.state.borrow_mut();
+            let Some(data) = state.data.as_mut() else {
+                return;
+            };
+            std::mem::replace(&mut data.mid_line, !crlf)
+        };
+        if crlf && !mid_line && &line[..] == b"." {
             return Self::end_of_data(this, conn);
         }
-        let unstuffed = line.strip_prefix(b".").unwrap_or(&line);
+        let unstuffed = if mid_line {
+            &line[..]
+        } else {
+            line.strip_prefix(b".").unwrap_or(&line)
+        };
+        let ending: &[u8] = if crlf { b"\r\n" } else { b"\n" };
         let max = this.config.max_message_size;
         let chunk_at = {
             let mut state = this.state.borrow_mut();
             let Some(data) = state.data.as_mut() else {
                 return;
             };
-            data.size = data.size.saturating_add(unstuffed.len() + 2);
+            data.size = data.size.saturating_add(unstuffed.len() + ending.len());
             if data.too_big || data.size > max {
                 if !data.too_big {
                     data.too_big = true;
@@ -974,7 +1004,7 @@ impl<H: SmtpHandler> Inner<H> {
             }
             let at = data.message.len();
             data.message.extend_from_slice(unstuffed);
-            data.message.extend_from_slice(b"\r\n");
+            data.message.extend_from_slice(ending);
             at
         };
         this.hook(conn, |h, s| {

@@ -322,8 +322,12 @@ impl<H: StompHandler> StompConnection<H> {
 impl<H: StompHandler> Connection for StompConnection<H> {
     type Codec = StompCodec;
 
+    /// The codec reads header text leniently until `CONNECTED` names the
+    /// version: a 1.0 broker's `ERROR` before it may hold backslashes.
     fn codec(&self) -> StompCodec {
-        self.codec.clone()
+        let mut codec = self.codec.clone();
+        codec.set_lenient_until_version();
+        codec
     }
 
     fn post_init(&mut self, conn: &Conn<StompCodec>) {
@@ -375,5 +379,25 @@ impl<H> fmt::Debug for StompConnection<H> {
         f.debug_struct("StompConnection")
             .field("codec", &self.codec)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::BytesMut;
+    use tokio_util::codec::Decoder;
+
+    struct Nothing;
+    impl StompHandler for Nothing {
+        fn receive_msg(&mut self, _: &Stomp, _: StompFrame) {}
+    }
+
+    #[test]
+    fn an_error_before_connected_from_a_1_0_broker_is_read() {
+        let mut codec = StompConnection::new(Nothing).codec();
+        let mut wire = BytesMut::from(&b"ERROR\nmessage:bad C:\\path\n\nno\0"[..]);
+        let frame = codec.decode(&mut wire).unwrap().unwrap();
+        assert_eq!(frame.header("message"), Some("bad C:\\path"));
     }
 }

@@ -24,7 +24,7 @@ use super::frame::{StompFrame, StompVersion};
 /// Header text is escaped on the wire according to the
 /// [version](StompCodec::set_version): in 1.2 `\r`, `\n`, `:` and `\` travel
 /// as `\r`, `\n`, `\c` and `\\`; 1.1 has no `\r`; 1.0 escapes nothing. An
-/// undefined escape is an error. `CONNECT`, `STOMP` and `CONNECTED` frames
+/// undefined escape is an error (kept as it is in [lenient](Self::set_lenient_until_version) decoding). `CONNECT`, `STOMP` and `CONNECTED` frames
 /// are never escaped, as the specification says, so that 1.0 peers read
 /// them. Header names and values are not trimmed, except that a
 /// `content-length` value is read with surrounding spaces allowed, as
@@ -69,8 +69,14 @@ pub struct StompCodec {
     version: StompVersion,
     max_frame_length: usize,
     max_headers: usize,
+    /// Undefined escapes are kept as they are, until the version is set.
+    lenient: bool,
     state: State,
 }
+
+/// The most the decoder reserves ahead for a body whose content-length it
+/// knows: a peer's header alone cannot make it allocate more.
+const RESERVE_AHEAD: usize = 64 * 1024;
 
 /// Where the decoder is in the current frame.
 #[derive(Clone, Debug)]
@@ -117,6 +123,7 @@ impl StompCodec {
             version: StompVersion::V1_2,
             max_frame_length: Self::DEFAULT_MAX_FRAME_LENGTH,
             max_headers: Self::DEFAULT_MAX_HEADERS,
+            lenient: false,
             state: State::Head {
                 scanned: 0,
                 lines: 0,
@@ -132,8 +139,20 @@ impl StompCodec {
     /// Sets the version whose header escaping the codec uses, from the next
     /// frame on (the [`Stomp`](crate::Stomp) client sets the version the
     /// server's `CONNECTED` names).
+    /// Ends [lenient](Self::set_lenient_until_version) decoding.
     pub fn set_version(&mut self, version: StompVersion) {
         self.version = version;
+        self.lenient = false;
+    }
+
+    /// Until the next [`set_version`](Self::set_version), decodes header
+    /// text leniently: the escapes of 1.2 are read, and an undefined one
+    /// (`\p`) is kept as it is instead of being an error. The
+    /// [`Stomp`](crate::Stomp) client decodes so before `CONNECTED`, when
+    /// the version is not known yet: a 1.0 broker's `ERROR` frame
+    /// (`message:bad C:\path`) is read, not refused.
+    pub fn set_lenient_until_version(&mut self) {
+        self.lenient = true;
     }
 
     /// The longest frame, command line to NUL, decoded or encoded.
@@ -191,7 +210,11 @@ impl StompCodec {
             ));
         }
         let command = String::from_utf8(command.to_vec()).expect("ASCII");
-        let escaping = self.escaping(&command);
+        let escaping = match self.escaping(&command) {
+            Escaping::None => Escaping::None,
+            _ if self.lenient => Escaping::Lenient,
+            escaping => escaping,
+        };
         let mut headers = Vec::new();
         let mut content_length = None;
         // The blank line's LF leaves an empty last piece.
@@ -240,7 +263,7 @@ impl Decoder for StompCodec {
                             break;
                         }
                         *lines += 1;
-                        if *lines > self.max_headers + 1 {
+                        if *lines > self.max_headers.saturating_add(1) {
                             return Err(StompCodecError::TooManyHeaders {
                                 max: self.max_headers,
                             });
@@ -279,7 +302,10 @@ impl Decoder for StompCodec {
                         Some(n) => {
                             let end = *body_start + n;
                             if buf.len() <= end {
-                                buf.reserve(end + 1 - buf.len());
+                                // A header may announce a big body that
+                                // never comes: reserve no more than
+                                // RESERVE_AHEAD at a time.
+                                buf.reserve((end + 1 - buf.len()).min(RESERVE_AHEAD));
                                 return Ok(None);
                             }
                             if buf[end] != 0 {
@@ -410,6 +436,8 @@ enum Escaping {
     None,
     V1_1,
     V1_2,
+    /// Decoding only: 1.2's escapes read, an undefined one kept as is.
+    Lenient,
 }
 
 fn unescape(raw: &[u8], escaping: Escaping) -> Result<String, StompCodecError> {
@@ -425,17 +453,27 @@ fn unescape(raw: &[u8], escaping: Escaping) -> Result<String, StompCodecError> {
             continue;
         }
         // `\r` is read in 1.1 too: only a 1.2 peer would send it.
-        out.push(match bytes.next() {
+        let next = bytes.next();
+        let byte = match next {
             Some(b'n') => b'\n',
             Some(b'r') => b'\r',
             Some(b'c') => b':',
             Some(b'\\') => b'\\',
+            // Lenient: an undefined escape (or a last backslash) as it is.
+            _ if escaping == Escaping::Lenient => {
+                out.push(b'\\');
+                match next {
+                    Some(&other) => other,
+                    None => continue,
+                }
+            }
             _ => {
                 return Err(StompCodecError::Malformed(
                     "an undefined escape in a header",
                 ))
             }
-        });
+        };
+        out.push(byte);
     }
     String::from_utf8(out).map_err(not_utf8)
 }
@@ -460,7 +498,9 @@ fn escape(
             b'\n' => out.extend_from_slice(b"\\n"),
             b':' => out.extend_from_slice(b"\\c"),
             b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\r' if escaping == Escaping::V1_2 => out.extend_from_slice(b"\\r"),
+            b'\r' if matches!(escaping, Escaping::V1_2 | Escaping::Lenient) => {
+                out.extend_from_slice(b"\\r")
+            }
             b'\r' => {
                 return Err(StompCodecError::Unencodable(
                     "a carriage return in a header (STOMP 1.1 cannot escape it)",
@@ -546,6 +586,39 @@ mod tests {
         }
         assert!(buf.is_empty(), "left over: {buf:?}");
         out
+    }
+
+    #[test]
+    fn a_big_content_length_reserves_little_ahead() {
+        let mut codec = StompCodec::new();
+        let mut buf = BytesMut::from(&b"SEND\ncontent-length:8000000\n\nabc"[..]);
+        assert!(codec.decode(&mut buf).unwrap().is_none());
+        assert!(buf.capacity() <= 2 * RESERVE_AHEAD, "{}", buf.capacity());
+    }
+
+    #[test]
+    fn lenient_until_the_version_is_set() {
+        let wire = b"ERROR\nmessage:bad C:\\path\\\nnote:a\\cb\n\n\0";
+        let mut strict = StompCodec::new();
+        assert!(strict.decode(&mut BytesMut::from(&wire[..])).is_err());
+        let mut codec = StompCodec::new();
+        codec.set_lenient_until_version();
+        let frames = decode_all(&mut codec, wire);
+        assert_eq!(frames[0].header("message"), Some("bad C:\\path\\"));
+        assert_eq!(frames[0].header("note"), Some("a:b"));
+        codec.set_version(StompVersion::V1_2);
+        assert!(codec.decode(&mut BytesMut::from(&wire[..])).is_err());
+    }
+
+    #[test]
+    fn no_limit_means_usize_max_without_overflow() {
+        let mut codec = StompCodec::new();
+        codec.set_max_headers(usize::MAX);
+        codec.set_max_frame_length(usize::MAX);
+        let frames = decode_all(&mut codec, b"SEND\ndestination:/q\n\nhi\0");
+        assert_eq!(frames.len(), 1);
+        assert_eq!(frames[0].header("destination"), Some("/q"));
+        assert_eq!(&frames[0].body[..], b"hi");
     }
 
     #[test]
