@@ -603,7 +603,10 @@ impl LineText2 {
         // The first delimiter must be the one appended: one inside the
         // line, or one that the line's end makes with the start of the
         // appended one ("xa" before "aa"), would end the line early.
-        if self.delimiter.find(&dst[start..]) != Some(line.len()) {
+        // With "\n", a "\r" before it is stripped on arrival: a line that
+        // ends in one would lose it.
+        let loses_cr = self.delimiter.strips_cr && line.last() == Some(&b'\r');
+        if loses_cr || self.delimiter.find(&dst[start..]) != Some(line.len()) {
             dst.truncate(start);
             return Err(LineError::DelimiterInLine);
         }
@@ -680,7 +683,9 @@ pub enum LineError {
     InvalidUtf8,
     /// Encoding: a line to send contains the delimiter (or, for a
     /// delimiter of several bytes, ends with a part of it that the
-    /// delimiter completes), so it would arrive as more than one line.
+    /// delimiter completes), so it would arrive as more than one line; or,
+    /// with the `"\n"` delimiter, ends in a `"\r"`, which would be
+    /// stripped on arrival.
     DelimiterInLine,
     /// Configuration: a delimiter must be at least one byte.
     EmptyDelimiter,
@@ -704,7 +709,7 @@ impl fmt::Display for LineError {
             ),
             LineError::InvalidUtf8 => f.write_str("line is not valid UTF-8"),
             LineError::DelimiterInLine => f.write_str(
-                "a line to send contains the delimiter (it would arrive as more than one line)",
+                "a line to send contains the delimiter, or ends in a \"\\r\" the \"\\n\" delimiter strips (it would not arrive as that one line)",
             ),
             LineError::EmptyDelimiter => f.write_str("a line delimiter must be at least one byte"),
             LineError::Io(e) => write!(f, "I/O error: {e}"),
@@ -986,6 +991,15 @@ mod tests {
         let mut out = BytesMut::new();
         assert!(codec.encode("xa", &mut out).is_err());
         assert!(out.is_empty());
+        // With "\n", a trailing "\r" would be stripped on arrival.
+        let mut codec = LineText2::new();
+        assert!(matches!(
+            codec.encode("abc\r", &mut out),
+            Err(LineError::DelimiterInLine)
+        ));
+        assert!(out.is_empty());
+        codec.encode("a\rb", &mut out).unwrap();
+        assert_eq!(out, "a\rb\n");
     }
 
     #[test]

@@ -37,9 +37,13 @@ pub(crate) fn encode(data: impl AsRef<[u8]>) -> String {
     STANDARD.encode(data)
 }
 
-/// Base64 decoded; `None` if it is not base64.
+/// Base64 decoded; `None` if it is not base64. A lone `=` is an empty
+/// response (RFC 4954's initial response of zero length).
 pub(crate) fn decode(data: &str) -> Option<Vec<u8>> {
-    STANDARD.decode(data.trim()).ok()
+    match data.trim() {
+        "=" => Some(Vec::new()),
+        data => STANDARD.decode(data).ok(),
+    }
 }
 
 /// PLAIN's response for `user` and `password`, with no authorization
@@ -81,6 +85,14 @@ mod tests {
         assert_eq!(parse_plain("not base64!"), None);
         assert_eq!(parse_plain(&encode("no separators")), None);
         assert_eq!(parse_plain(&encode("\0\0pw")), None);
+    }
+
+    #[test]
+    fn a_lone_equals_sign_is_an_empty_response() {
+        assert_eq!(decode("="), Some(Vec::new()));
+        assert_eq!(parse_login("=").as_deref(), Some(""));
+        // An empty PLAIN message holds no credentials.
+        assert_eq!(parse_plain("="), None);
     }
 
     #[test]
