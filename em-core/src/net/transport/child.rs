@@ -190,24 +190,18 @@ impl ChildExit {
                 return Poll::Pending;
             };
             ready!(timer.as_mut().poll(cx));
-            let signal = if self.sent == 0 {
-                Signal::TERM
-            } else {
-                Signal::KILL
-            };
+            let pid = self.child.id();
             self.sent += 1;
-            if let Some(pid) = self.child.id() {
-                tracing::debug!(pid, %signal, "child still running after its grace");
-            }
-            if signal == Signal::KILL {
+            if self.sent == 1 {
+                tracing::debug!(?pid, "child still running after its grace: SIGTERM");
+                if let Some(pid) = pid {
+                    let _ = kill(pid, Signal::TERM);
+                }
+                timer.as_mut().reset(Instant::now() + self.grace);
+            } else {
+                tracing::debug!(?pid, "child still running after SIGTERM: SIGKILL");
                 self.timer = None;
                 self.child.start_kill()?;
-            } else {
-                if let Some(pid) = self.child.id() {
-                    let _ = kill(pid, signal);
-                }
-                let next = Instant::now() + self.grace;
-                self.timer.as_mut().expect("armed").as_mut().reset(next);
             }
         }
     }
