@@ -1,0 +1,494 @@
+//! Reading requests: heads with httparse, bodies by `Content-Length` or
+//! chunked transfer coding, each limit checked as the bytes arrive.
+
+use std::mem::MaybeUninit;
+
+use bytes::{Bytes, BytesMut};
+use http::{header, HeaderMap, HeaderName, HeaderValue, Method, Request, Uri, Version};
+
+use crate::error::{ErrorKind, HttpError};
+use crate::limits::{Limits, MAX_HEADERS_CEILING};
+
+/// A request's head as the engine needs it: the `http` parts, plus how the
+/// body is framed and what the connection should do after it.
+#[derive(Debug)]
+pub(crate) struct RequestHead {
+    pub(crate) parts: http::request::Parts,
+    pub(crate) body: BodyLength,
+    /// The client allows the connection to stay open after this exchange.
+    pub(crate) keep_alive: bool,
+    /// `Expect: 100-continue`.
+    pub(crate) expect_continue: bool,
+    /// `Connection: upgrade` with an `Upgrade` header.
+    pub(crate) upgrade: bool,
+}
+
+/// How a request body is framed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BodyLength {
+    Empty,
+    Fixed(u64),
+    Chunked,
+}
+
+/// What the request decoder yields.
+#[derive(Debug)]
+pub(crate) enum RequestFrame {
+    /// A whole head; its body (if any) follows as `Body` frames and `BodyEnd`.
+    Head(Box<RequestHead>),
+    /// The first bytes of a head arrived but not all of it: the engine
+    /// starts the header timeout. Once per head, and only for a head split
+    /// across reads.
+    HeadStarted,
+    /// A piece of the current request's body.
+    Body(Bytes),
+    /// The current request's body is complete.
+    BodyEnd,
+    /// The request cannot be read: answer with the error's status and
+    /// close. Nothing more is decoded.
+    Error(HttpError),
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Chunked {
+    /// Reading a chunk-size line.
+    Size,
+    /// Inside a chunk's data.
+    Data(u64),
+    /// The CRLF after a chunk's data.
+    DataEnd,
+    /// Trailer fields after the last chunk; the count of trailer bytes so far.
+    Trailers(usize),
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum State {
+    Head,
+    Fixed(u64),
+    Chunked {
+        state: Chunked,
+        total: u64,
+    },
+    /// A fixed-length body was read whole: `BodyEnd` comes next.
+    End,
+    Failed,
+}
+
+/// The request side of the server codec.
+#[derive(Debug)]
+pub(crate) struct RequestDecoder {
+    pub(crate) limits: Limits,
+    pub(crate) state: State,
+    /// `HeadStarted` was yielded for the head being read.
+    started: bool,
+    /// Heads completed so far: the header timeout compares it to tell
+    /// whether the head it timed is still the one being read.
+    pub(crate) heads: u64,
+    /// Where each header's name and value lie in the head being parsed
+    /// (kept to reuse its allocation).
+    fields: Vec<(usize, usize, usize, usize)>,
+}
+
+impl RequestDecoder {
+    pub(crate) fn new(limits: Limits) -> Self {
+        RequestDecoder {
+            limits,
+            state: State::Head,
+            started: false,
+            heads: 0,
+            fields: Vec::new(),
+        }
+    }
+
+    /// Whether part of a head is waiting in `buffered` bytes.
+    pub(crate) fn in_head(&self) -> bool {
+        matches!(self.state, State::Head) && self.started
+    }
+
+    /// Stops decoding: everything after is discarded.
+    pub(crate) fn fail(&mut self) {
+        self.state = State::Failed;
+    }
+
+    fn error(&mut self, kind: ErrorKind, detail: impl Into<String>) -> Option<RequestFrame> {
+        self.state = State::Failed;
+        Some(RequestFrame::Error(HttpError::new(kind, detail)))
+    }
+
+    pub(crate) fn decode(&mut self, src: &mut BytesMut) -> Option<RequestFrame> {
+        match self.state {
+            State::Head => self.decode_head(src),
+            State::Fixed(remaining) => {
+                if src.is_empty() {
+                    return None;
+                }
+                let n = (src.len() as u64).min(remaining) as usize;
+                let chunk = src.split_to(n).freeze();
+                let left = remaining - n as u64;
+                self.state = if left == 0 {
+                    State::End
+                } else {
+                    State::Fixed(left)
+                };
+                Some(RequestFrame::Body(chunk))
+            }
+            State::Chunked { state, total } => self.decode_chunked(src, state, total),
+            State::End => {
+                self.state = State::Head;
+                Some(RequestFrame::BodyEnd)
+            }
+            State::Failed => {
+                src.clear();
+                None
+            }
+        }
+    }
+
+    pub(crate) fn decode_eof(&mut self, src: &mut BytesMut) -> Option<RequestFrame> {
+        if let Some(frame) = self.decode(src) {
+            return Some(frame);
+        }
+        match self.state {
+            State::Fixed(_) | State::Chunked { .. } => {
+                self.error(ErrorKind::Truncated, "the connection ended inside the body")
+            }
+            State::Head | State::End | State::Failed => {
+                src.clear();
+                None
+            }
+        }
+    }
+
+    fn decode_head(&mut self, src: &mut BytesMut) -> Option<RequestFrame> {
+        // Blank lines before a request line are ignored (RFC 9112 §2.2).
+        while src.first().is_some_and(|b| *b == b'\r' || *b == b'\n') {
+            let _ = src.split_to(1);
+        }
+        if src.is_empty() {
+            return None;
+        }
+        let limits = self.limits;
+        let mut headers =
+            [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS_CEILING];
+        let mut req = httparse::Request::new(&mut []);
+        let parsed = req.parse_with_uninit_headers(src, &mut headers[..limits.max_headers]);
+        let len = match parsed {
+            Ok(httparse::Status::Complete(len)) => len,
+            Ok(httparse::Status::Partial) => {
+                let line_end = memchr_newline(src);
+                if line_end.is_none() && src.len() > limits.max_request_line {
+                    return self.error(
+                        ErrorKind::RequestLineTooLong,
+                        format!("over {} bytes", limits.max_request_line),
+                    );
+                }
+                if src.len() > limits.max_header_size {
+                    return self.error(
+                        ErrorKind::HeadersTooLarge,
+                        format!("over {} bytes", limits.max_header_size),
+                    );
+                }
+                if self.started {
+                    return None;
+                }
+                self.started = true;
+                return Some(RequestFrame::HeadStarted);
+            }
+            Err(httparse::Error::TooManyHeaders) => {
+                return self.error(
+                    ErrorKind::HeadersTooLarge,
+                    format!("more than {} header fields", limits.max_headers),
+                );
+            }
+            Err(e) => return self.error(ErrorKind::BadRequest, e.to_string()),
+        };
+        let line_len = memchr_newline(src).unwrap_or(len);
+        if line_len > limits.max_request_line {
+            return self.error(
+                ErrorKind::RequestLineTooLong,
+                format!("over {} bytes", limits.max_request_line),
+            );
+        }
+        if len > limits.max_header_size {
+            return self.error(
+                ErrorKind::HeadersTooLarge,
+                format!("over {} bytes", limits.max_header_size),
+            );
+        }
+        let base = src.as_ptr() as usize;
+        let method = req.method.unwrap_or("");
+        let path = req.path.unwrap_or("");
+        let path_at = path.as_ptr() as usize - base;
+        let path_len = path.len();
+        let version = match req.version {
+            Some(0) => Version::HTTP_10,
+            _ => Version::HTTP_11,
+        };
+        let method = match Method::from_bytes(method.as_bytes()) {
+            Ok(m) => m,
+            Err(_) => return self.error(ErrorKind::BadRequest, "invalid method"),
+        };
+        // Header offsets into the head, so that names and values become
+        // views of one shared buffer rather than copies.
+        let fields = &mut self.fields;
+        fields.clear();
+        fields.extend(req.headers.iter().map(|h| {
+            (
+                h.name.as_ptr() as usize - base,
+                h.name.len(),
+                h.value.as_ptr() as usize - base,
+                h.value.len(),
+            )
+        }));
+        let count = fields.len();
+        let head = src.split_to(len).freeze();
+        self.started = false;
+        self.heads += 1;
+
+        let uri = match Uri::from_maybe_shared(head.slice(path_at..path_at + path_len)) {
+            Ok(u) => u,
+            Err(e) => return self.error(ErrorKind::BadRequest, format!("invalid target: {e}")),
+        };
+        let mut map = HeaderMap::with_capacity(count);
+        let mut framing = Framing::default();
+        for i in 0..count {
+            let (n_at, n_len, v_at, v_len) = self.fields[i];
+            let name = match HeaderName::from_bytes(&head[n_at..n_at + n_len]) {
+                Ok(n) => n,
+                Err(_) => return self.error(ErrorKind::BadRequest, "invalid header name"),
+            };
+            let value = match HeaderValue::from_maybe_shared(head.slice(v_at..v_at + v_len)) {
+                Ok(v) => v,
+                Err(_) => return self.error(ErrorKind::BadRequest, "invalid header value"),
+            };
+            if let Err(e) = framing.see(&name, &value) {
+                return self.error(ErrorKind::BadRequest, e);
+            }
+            map.append(name, value);
+        }
+
+        let body = match framing.body(version) {
+            Ok(b) => b,
+            Err((kind, detail)) => return self.error(kind, detail),
+        };
+        if let BodyLength::Fixed(n) = body {
+            if n > limits.max_body_size {
+                return self.error(
+                    ErrorKind::BodyTooLarge,
+                    format!("Content-Length {n} is over {} bytes", limits.max_body_size),
+                );
+            }
+        }
+        let keep_alive = match version {
+            Version::HTTP_10 => framing.keep_alive && !framing.close,
+            _ => !framing.close,
+        };
+        let upgrade = framing.upgrade_token && map.contains_key(header::UPGRADE);
+        let mut request = Request::new(());
+        *request.method_mut() = method;
+        *request.uri_mut() = uri;
+        *request.version_mut() = version;
+        *request.headers_mut() = map;
+        let (parts, ()) = request.into_parts();
+        self.state = match body {
+            BodyLength::Empty => State::Head,
+            BodyLength::Fixed(n) => State::Fixed(n),
+            BodyLength::Chunked => State::Chunked {
+                state: Chunked::Size,
+                total: 0,
+            },
+        };
+        Some(RequestFrame::Head(Box::new(RequestHead {
+            parts,
+            body,
+            keep_alive,
+            expect_continue: framing.expect_continue && version == Version::HTTP_11,
+            upgrade,
+        })))
+    }
+
+    fn decode_chunked(
+        &mut self,
+        src: &mut BytesMut,
+        mut state: Chunked,
+        mut total: u64,
+    ) -> Option<RequestFrame> {
+        loop {
+            match state {
+                Chunked::Size => match httparse::parse_chunk_size(src) {
+                    Ok(httparse::Status::Complete((used, size))) => {
+                        let _ = src.split_to(used);
+                        if size == 0 {
+                            state = Chunked::Trailers(0);
+                        } else {
+                            total = total.saturating_add(size);
+                            if total > self.limits.max_body_size {
+                                return self.error(
+                                    ErrorKind::BodyTooLarge,
+                                    format!(
+                                        "chunked body over {} bytes",
+                                        self.limits.max_body_size
+                                    ),
+                                );
+                            }
+                            state = Chunked::Data(size);
+                        }
+                    }
+                    Ok(httparse::Status::Partial) => {
+                        if src.len() > 1024 {
+                            return self.error(ErrorKind::BadRequest, "chunk-size line too long");
+                        }
+                        self.state = State::Chunked { state, total };
+                        return None;
+                    }
+                    Err(_) => return self.error(ErrorKind::BadRequest, "invalid chunk size"),
+                },
+                Chunked::Data(remaining) => {
+                    if src.is_empty() {
+                        self.state = State::Chunked { state, total };
+                        return None;
+                    }
+                    let n = (src.len() as u64).min(remaining) as usize;
+                    let chunk = src.split_to(n).freeze();
+                    let left = remaining - n as u64;
+                    state = if left == 0 {
+                        Chunked::DataEnd
+                    } else {
+                        Chunked::Data(left)
+                    };
+                    self.state = State::Chunked { state, total };
+                    return Some(RequestFrame::Body(chunk));
+                }
+                Chunked::DataEnd => {
+                    if src.len() < 2 {
+                        if src.first().is_some_and(|b| *b != b'\r' && *b != b'\n') {
+                            return self
+                                .error(ErrorKind::BadRequest, "chunk data not followed by CRLF");
+                        }
+                        self.state = State::Chunked { state, total };
+                        return None;
+                    }
+                    if &src[..2] == b"\r\n" {
+                        let _ = src.split_to(2);
+                    } else if src[0] == b'\n' {
+                        let _ = src.split_to(1);
+                    } else {
+                        return self
+                            .error(ErrorKind::BadRequest, "chunk data not followed by CRLF");
+                    }
+                    state = Chunked::Size;
+                }
+                Chunked::Trailers(seen) => {
+                    // Trailer fields are read and dropped, line by line,
+                    // until the blank line.
+                    let Some(end) = memchr_newline(src) else {
+                        if seen + src.len() > self.limits.max_header_size {
+                            return self.error(ErrorKind::HeadersTooLarge, "trailers too large");
+                        }
+                        self.state = State::Chunked {
+                            state: Chunked::Trailers(seen),
+                            total,
+                        };
+                        return None;
+                    };
+                    let line = src.split_to(end + 1);
+                    let blank = line.len() == 1 || &line[..] == b"\r\n";
+                    if blank {
+                        self.state = State::Head;
+                        return Some(RequestFrame::BodyEnd);
+                    }
+                    if seen + line.len() > self.limits.max_header_size {
+                        return self.error(ErrorKind::HeadersTooLarge, "trailers too large");
+                    }
+                    state = Chunked::Trailers(seen + line.len());
+                }
+            }
+        }
+    }
+}
+
+/// The index of the first `\n` in `buf`.
+fn memchr_newline(buf: &[u8]) -> Option<usize> {
+    memchr::memchr(b'\n', buf)
+}
+
+/// What the framing headers of a head say, gathered field by field.
+#[derive(Debug, Default)]
+struct Framing {
+    content_length: Option<u64>,
+    transfer_encoding: bool,
+    chunked_last: bool,
+    close: bool,
+    keep_alive: bool,
+    upgrade_token: bool,
+    expect_continue: bool,
+}
+
+impl Framing {
+    fn see(&mut self, name: &HeaderName, value: &HeaderValue) -> Result<(), &'static str> {
+        if name == header::CONTENT_LENGTH {
+            let text = value.to_str().map_err(|_| "invalid Content-Length")?;
+            // A list of equal values is tolerated (RFC 9110 §8.6); any
+            // disagreement is an error.
+            for part in text.split(',') {
+                let part = part.trim();
+                if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err("invalid Content-Length");
+                }
+                let n: u64 = part.parse().map_err(|_| "invalid Content-Length")?;
+                match self.content_length {
+                    Some(m) if m != n => return Err("conflicting Content-Length values"),
+                    _ => self.content_length = Some(n),
+                }
+            }
+        } else if name == header::TRANSFER_ENCODING {
+            self.transfer_encoding = true;
+            let text = value.to_str().map_err(|_| "invalid Transfer-Encoding")?;
+            if let Some(last) = text.split(',').map(str::trim).rfind(|s| !s.is_empty()) {
+                self.chunked_last = last.eq_ignore_ascii_case("chunked");
+            }
+        } else if name == header::CONNECTION {
+            for token in value.as_bytes().split(|b| *b == b',') {
+                let token = token.trim_ascii();
+                if token.eq_ignore_ascii_case(b"close") {
+                    self.close = true;
+                } else if token.eq_ignore_ascii_case(b"keep-alive") {
+                    self.keep_alive = true;
+                } else if token.eq_ignore_ascii_case(b"upgrade") {
+                    self.upgrade_token = true;
+                }
+            }
+        } else if name == header::EXPECT {
+            self.expect_continue = value.as_bytes().eq_ignore_ascii_case(b"100-continue");
+        }
+        Ok(())
+    }
+
+    fn body(&self, version: Version) -> Result<BodyLength, (ErrorKind, &'static str)> {
+        if self.transfer_encoding {
+            if version == Version::HTTP_10 {
+                return Err((
+                    ErrorKind::BadRequest,
+                    "Transfer-Encoding in an HTTP/1.0 request",
+                ));
+            }
+            if self.content_length.is_some() {
+                return Err((
+                    ErrorKind::BadRequest,
+                    "both Transfer-Encoding and Content-Length",
+                ));
+            }
+            if !self.chunked_last {
+                return Err((
+                    ErrorKind::Unsupported,
+                    "a transfer coding other than chunked",
+                ));
+            }
+            return Ok(BodyLength::Chunked);
+        }
+        Ok(match self.content_length {
+            None | Some(0) => BodyLength::Empty,
+            Some(n) => BodyLength::Fixed(n),
+        })
+    }
+}
