@@ -23,10 +23,12 @@
 
 mod codec;
 mod error;
+mod handshake;
 mod message;
 
 pub use codec::{apply_mask, FrameCodec, DEFAULT_MAX_FRAME_SIZE, MAX_CONTROL_PAYLOAD};
 pub use error::{WsError, INVALID_PAYLOAD, MESSAGE_TOO_BIG, PROTOCOL_ERROR};
+pub use handshake::{accept_headers, is_upgrade_request, negotiate, Accept, HandshakeError};
 pub use message::{
     encode_close, encode_close_reply, encode_message, encode_ping, encode_pong,
     is_valid_close_code, Assembler, Incoming, Message, DEFAULT_MAX_MESSAGE_SIZE,
