@@ -60,8 +60,16 @@ impl FrameCodec {
 
 /// XORs `buf` with the 4-byte masking key (RFC 6455 §5.3); its own inverse.
 pub fn apply_mask(buf: &mut [u8], mask: [u8; 4]) {
-    for (i, byte) in buf.iter_mut().enumerate() {
-        *byte ^= mask[i & 3];
+    // Four bytes at a time: each chunk starts at a multiple of 4, so it
+    // lines up with the key.
+    let word = u32::from_ne_bytes(mask);
+    let mut chunks = buf.chunks_exact_mut(4);
+    for chunk in &mut chunks {
+        let masked = u32::from_ne_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]) ^ word;
+        chunk.copy_from_slice(&masked.to_ne_bytes());
+    }
+    for (byte, key) in chunks.into_remainder().iter_mut().zip(mask) {
+        *byte ^= key;
     }
 }
 
@@ -207,6 +215,28 @@ pub(crate) mod tests {
         let error = decode_err(&[0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f]);
         assert!(matches!(error, WsError::UnmaskedFrame));
         assert_eq!(error.close_code(), Some(1002));
+    }
+
+    #[test]
+    fn unmasked_frame_is_refused_from_its_first_two_bytes() {
+        let mut src = BytesMut::from(&[0x82, 0x7E][..]);
+        assert!(matches!(
+            FrameCodec::new().decode(&mut src),
+            Err(WsError::UnmaskedFrame)
+        ));
+        let mut src = BytesMut::from(&[0x82][..]);
+        assert!(FrameCodec::new().decode(&mut src).unwrap().is_none());
+    }
+
+    #[test]
+    fn end_of_stream_inside_a_frame_is_an_io_error() {
+        let bytes = client_bytes(Frame::message("abc", OpCode::Data(Data::Text), true), MASK);
+        let mut src = BytesMut::from(&bytes[..bytes.len() - 1]);
+        let error = FrameCodec::new().decode_eof(&mut src).unwrap_err();
+        assert!(matches!(error, WsError::Io(_)));
+        assert_eq!(error.close_code(), None);
+        let mut src = BytesMut::new();
+        assert!(FrameCodec::new().decode_eof(&mut src).unwrap().is_none());
     }
 
     #[test]
@@ -399,6 +429,19 @@ pub(crate) mod tests {
     }
 
     proptest! {
+        #[test]
+        fn apply_mask_is_the_bytewise_xor(
+            data in proptest::collection::vec(any::<u8>(), 0..40),
+            mask in any::<[u8; 4]>(),
+        ) {
+            let mut masked = data.clone();
+            apply_mask(&mut masked, mask);
+            let expected: Vec<u8> = data.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]).collect();
+            prop_assert_eq!(&masked, &expected);
+            apply_mask(&mut masked, mask);
+            prop_assert_eq!(masked, data);
+        }
+
         #[test]
         fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
             let mut codec = FrameCodec::new();
