@@ -27,6 +27,8 @@ mod into_response;
 mod limits;
 mod server;
 mod upgrade;
+#[allow(dead_code, unused_imports, unreachable_pub)]
+pub(crate) mod websocket;
 
 pub use body::request::Body;
 pub use body::response::{BodyClosed, BodyWriter, ResponseBody};
