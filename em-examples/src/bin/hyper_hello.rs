@@ -40,7 +40,7 @@ use tokio::task::LocalSet;
 #[command(version, about)]
 struct Args {
     /// Address to listen on (port 0 picks a free port).
-    #[arg(long, default_value = "127.0.0.1:8083")]
+    #[arg(long, default_value = "127.0.0.1:8092")]
     listen: SocketAddr,
 }
 

@@ -344,11 +344,7 @@ async fn run(mode: Mode) -> io::Result<String> {
             http,
             tls,
         } => {
-            let first = if http {
-                First::Http
-            } else {
-                First::Echo(size)
-            };
+            let first = if http { First::Http } else { First::Echo(size) };
             on_target!(&target, tls, |t| c10k(t, conns, pid, first).await)
         }
         Mode::Handshake { load } => {
