@@ -12,7 +12,9 @@
 //! * `echo`: N connections, each keeping `--pipeline` messages of `--size`
 //!   bytes in flight; reports msgs/s, MB/s and p50/p99 round-trip latency.
 //! * `c10k`: opens N connections, echoes once on each, keeps them idle and
-//!   reports the server's resident memory per connection.
+//!   reports the server's resident memory per connection. With `--http`
+//!   the server is an HTTP/1.1 server instead: each connection makes one
+//!   keep-alive `GET /` (and reads its `200` response whole) before idling.
 //! * `stream`: each connection writes continuously (at most 4 MiB ahead of
 //!   the echo) and reports bulk MB/s.
 //! * `handshake`: N workers, each looping: connect, TLS handshake, one echo
@@ -99,6 +101,10 @@ enum Mode {
         /// Bytes echoed once on every connection.
         #[arg(long, default_value_t = 64)]
         size: usize,
+        /// Make one HTTP/1.1 keep-alive `GET /` on every connection (and
+        /// read the response) instead of echoing --size bytes.
+        #[arg(long, conflicts_with = "size")]
+        http: bool,
         #[command(flatten)]
         tls: TlsArgs,
     },
@@ -335,8 +341,12 @@ async fn run(mode: Mode) -> io::Result<String> {
             conns,
             pid,
             size,
+            http,
             tls,
-        } => on_target!(&target, tls, |t| c10k(t, conns, pid, size).await),
+        } => {
+            let first = if http { First::Http } else { First::Echo(size) };
+            on_target!(&target, tls, |t| c10k(t, conns, pid, first).await)
+        }
         Mode::Handshake { load } => {
             on_target!(&load.target, load.tls, |t| handshake(t, &load).await)
         }
@@ -838,23 +848,49 @@ async fn ping(socket: UdpSocket, size: usize, timeout: Duration, sh: &Shared) ->
     Ok(())
 }
 
-async fn c10k<T: Target>(target: &T, conns: usize, pid: u32, size: usize) -> io::Result<String> {
+/// What `c10k` does once on every connection before leaving it idle.
+#[derive(Debug, Clone, Copy)]
+enum First {
+    /// Echo this many bytes.
+    Echo(usize),
+    /// One HTTP/1.1 keep-alive `GET /`, its response read whole.
+    Http,
+}
+
+/// The request `c10k --http` makes on every connection.
+const HTTP_GET: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+
+async fn c10k<T: Target>(target: &T, conns: usize, pid: u32, first: First) -> io::Result<String> {
     let before = vm_rss_kb(pid)?;
     let streams = connect_all(target, conns).await?;
-    let payload: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+    let payload: Vec<u8> = match first {
+        First::Echo(size) => (0..size).map(|i| (i % 251) as u8).collect(),
+        First::Http => HTTP_GET.to_vec(),
+    };
     let rounds = stream::iter(streams)
         .map(|mut s| {
             let payload = &payload;
             async move {
                 s.write_all(payload).await?;
                 s.flush().await?;
-                let mut back = vec![0u8; payload.len()];
-                let read = tokio::time::timeout(Duration::from_secs(10), s.read_exact(&mut back));
-                read.await
-                    .map_err(|_| io::Error::other("echo timed out"))??;
-                if back != *payload {
-                    return Err(io::Error::other("echoed bytes differ from sent bytes"));
-                }
+                let read = async {
+                    match first {
+                        First::Echo(_) => {
+                            let mut back = vec![0u8; payload.len()];
+                            s.read_exact(&mut back).await?;
+                            if back != *payload {
+                                return Err(io::Error::other(
+                                    "echoed bytes differ from sent bytes",
+                                ));
+                            }
+                            Ok(())
+                        }
+                        First::Http => read_http_response(&mut s).await,
+                    }
+                };
+                tokio::time::timeout(Duration::from_secs(10), read)
+                    .await
+                    .map_err(|_| io::Error::other("response timed out"))??;
                 Ok(s)
             }
         })
@@ -866,9 +902,58 @@ async fn c10k<T: Target>(target: &T, conns: usize, pid: u32, size: usize) -> io:
     let after = vm_rss_kb(pid)?;
     let per_conn = (after as i64 - before as i64) * 1024 / conns.max(1) as i64;
     drop(open);
+    let what = match first {
+        First::Echo(size) => format!("size={size}"),
+        First::Http => "http=1".to_owned(),
+    };
     Ok(format!(
-        "LOADGEN mode=c10k conns={conns} size={size} rss_before_kb={before} rss_after_kb={after} rss_per_conn_bytes={per_conn}"
+        "LOADGEN mode=c10k conns={conns} {what} rss_before_kb={before} rss_after_kb={after} rss_per_conn_bytes={per_conn}"
     ))
+}
+
+/// Reads one HTTP/1.1 response to a `GET` whole: the head, which must say
+/// `200` and carry a `Content-Length` (no chunked bodies: the servers
+/// measured answer with a fixed body), then that many bytes of body.
+/// Nothing more may follow (the connection then idles).
+async fn read_http_response<S: AsyncRead + Unpin>(s: &mut S) -> io::Result<()> {
+    let mut buf = Vec::with_capacity(512);
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        if buf.len() > 64 << 10 {
+            return Err(io::Error::other("response head over 64 KiB"));
+        }
+        let n = s.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]);
+    let mut lines = head.split("\r\n");
+    let status = lines.next().unwrap_or("");
+    if status.split_whitespace().nth(1) != Some("200") {
+        return Err(io::Error::other(format!("response status line {status:?}")));
+    }
+    let length = lines
+        .filter_map(|l| l.split_once(':'))
+        .find(|(name, _)| name.trim().eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.trim().parse::<usize>().ok())
+        .ok_or_else(|| io::Error::other("response without a Content-Length"))?;
+    let mut body = buf.len() - head_end;
+    while body < length {
+        let n = s.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        body += n;
+    }
+    if body > length {
+        return Err(io::Error::other("bytes after the response"));
+    }
+    Ok(())
 }
 
 /// `handshake` mode: `load.conns` workers, each looping connect, handshake,
