@@ -26,6 +26,7 @@ mod error;
 mod into_response;
 mod limits;
 mod server;
+pub mod sse;
 mod upgrade;
 #[allow(dead_code, unused_imports, unreachable_pub)]
 pub(crate) mod websocket;
