@@ -30,6 +30,12 @@
 #
 #   MODE=tls-stream bench/instructions.sh target/release/echo_server target/release/tokio_tls_echo
 #
+# With MODE=http the servers are HTTP servers answering `GET /` and the
+# load is wrk (50 keep-alive connections, 5 s; Debian package `wrk`); the
+# count is wrk's requests, per request:
+#
+#   MODE=http bench/instructions.sh target/release/http_hello target/release/hyper_hello
+#
 # Needs valgrind (Debian package `valgrind`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,7 +46,8 @@ case $mode in
     tls-echo) load=(echo --tls --insecure --conns 50 --size 64) server_args=(--tls-self-signed) ;;
     tls-stream) load=(stream --tls --insecure --conns 1 --size 16384) server_args=(--tls-self-signed) ;;
     tls-handshake) load=(handshake --tls --insecure --conns 8 --size 64) server_args=(--tls-self-signed) ;;
-    *) echo "MODE must be echo, udp, tls-echo, tls-stream or tls-handshake, not $mode" >&2; exit 1 ;;
+    http) load=() ;;
+    *) echo "MODE must be echo, udp, tls-echo, tls-stream, tls-handshake or http, not $mode" >&2; exit 1 ;;
 esac
 loadgen=target/release/loadgen
 [ -x "$loadgen" ] || cargo build --release -q -p em-examples --bin loadgen
@@ -56,7 +63,11 @@ for server in "$@"; do
         sleep 0.1
     done
     [ -n "$addr" ] || { echo "$server did not start" >&2; exit 1; }
-    line=$("$loadgen" "${load[@]}" --duration 5 --warmup 0 --addr "$addr")
+    if [ "$mode" = http ]; then
+        line="msgs=$(wrk -t1 -c50 -d5s "http://$addr/" | sed -n 's/^ *\([0-9]*\) requests in.*/\1/p')"
+    else
+        line=$("$loadgen" "${load[@]}" --duration 5 --warmup 0 --addr "$addr")
+    fi
     kill -TERM "$pid"
     wait "$pid" || true
     msgs=$(echo "$line" | grep -oE '(msgs|handshakes)=[0-9]*' | head -1 | cut -d= -f2)

@@ -13,8 +13,10 @@ use crate::limits::Limits;
 use request::{RequestDecoder, RequestFrame};
 pub(crate) use response::Outgoing;
 
-/// What the server's connection receives.
+/// What the server's connection receives (heads unboxed: see
+/// [`RequestFrame`]).
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum ServerFrame {
     /// Something of a request.
     Request(RequestFrame),

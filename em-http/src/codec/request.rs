@@ -32,10 +32,14 @@ pub(crate) enum BodyLength {
 }
 
 /// What the request decoder yields.
+///
+/// Heads travel unboxed: measured with callgrind, the moves of a large
+/// frame cost less than a box's allocation and free per request.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum RequestFrame {
     /// A whole head; its body (if any) follows as `Body` frames and `BodyEnd`.
-    Head(Box<RequestHead>),
+    Head(RequestHead),
     /// The first bytes of a head arrived but not all of it: the engine
     /// starts the header timeout. Once per head, and only for a head split
     /// across reads.
@@ -298,13 +302,13 @@ impl RequestDecoder {
                 total: 0,
             },
         };
-        Some(RequestFrame::Head(Box::new(RequestHead {
+        Some(RequestFrame::Head(RequestHead {
             parts,
             body,
             keep_alive,
             expect_continue: framing.expect_continue && version == Version::HTTP_11,
             upgrade,
-        })))
+        }))
     }
 
     fn decode_chunked(

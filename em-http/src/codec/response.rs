@@ -34,6 +34,9 @@ pub(crate) enum Outgoing<'a> {
         /// `Connection: keep-alive` is added, for an HTTP/1.0 client that
         /// asked for it.
         keep_alive_10: bool,
+        /// A whole body to write right after the head (empty for none), so
+        /// that a whole response is queued in one call.
+        body: &'a [u8],
     },
     /// Bytes as they are: a fixed-length body, or output buffered earlier.
     Raw(&'a [u8]),
@@ -56,7 +59,8 @@ impl Outgoing<'_> {
                 framing,
                 close,
                 keep_alive_10,
-            } => encode_head(parts, framing, close, keep_alive_10, dst),
+                body,
+            } => encode_head(parts, framing, close, keep_alive_10, body, dst),
             Outgoing::Raw(bytes) => dst.extend_from_slice(bytes),
             Outgoing::Bytes(bytes) => dst.extend_from_slice(&bytes),
             Outgoing::Chunk(bytes) => {
@@ -81,29 +85,36 @@ fn encode_head(
     framing: Framing,
     close: bool,
     keep_alive_10: bool,
+    body: &[u8],
     dst: &mut BytesMut,
 ) {
     let headers = &parts.headers;
-    let mut size = 64 + 40;
-    for (name, value) in headers {
-        size += name.as_str().len() + value.len() + 4;
-    }
-    dst.reserve(size);
+    dst.reserve(160 + 32 * headers.len() + body.len());
     status_line(parts.status, dst);
+    // One pass: each header is written, and the three em-http may add are
+    // noticed on the way (cheaper than looking each up).
+    let (mut has_date, mut has_length, mut has_connection) = (false, false, false);
     for (name, value) in headers {
+        if *name == header::DATE {
+            has_date = true;
+        } else if *name == header::CONTENT_LENGTH {
+            has_length = true;
+        } else if *name == header::CONNECTION {
+            has_connection = true;
+        }
         dst.put_slice(name.as_str().as_bytes());
         dst.put_slice(b": ");
         dst.put_slice(value.as_bytes());
         dst.put_slice(b"\r\n");
     }
-    if !headers.contains_key(header::DATE) {
+    if !has_date {
         dst.put_slice(b"date: ");
         with_date(|date| dst.put_slice(date));
         dst.put_slice(b"\r\n");
     }
     match framing {
         Framing::Length(n) => {
-            if !headers.contains_key(header::CONTENT_LENGTH) {
+            if !has_length {
                 let mut buf = [0u8; 20];
                 dst.put_slice(b"content-length: ");
                 dst.put_slice(decimal_digits(n, &mut buf));
@@ -113,7 +124,7 @@ fn encode_head(
         Framing::Chunked => dst.put_slice(b"transfer-encoding: chunked\r\n"),
         Framing::Unframed => {}
     }
-    if !headers.contains_key(header::CONNECTION) {
+    if !has_connection {
         if close {
             dst.put_slice(b"connection: close\r\n");
         } else if keep_alive_10 {
@@ -121,6 +132,7 @@ fn encode_head(
         }
     }
     dst.put_slice(b"\r\n");
+    dst.put_slice(body);
 }
 
 fn status_line(status: StatusCode, dst: &mut BytesMut) {
@@ -208,6 +220,7 @@ mod tests {
             framing: Framing::Length(12),
             close: true,
             keep_alive_10: false,
+            body: b"",
         });
         assert!(
             text.starts_with("HTTP/1.1 404 Not Found\r\nx-a: 1\r\ndate: "),

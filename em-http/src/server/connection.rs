@@ -169,14 +169,14 @@ impl<H: RequestHandler> Connection for HttpConnection<H> {
 }
 
 impl ConnCore {
-    fn on_head(self: &Rc<Self>, head: Box<RequestHead>, handler: &mut impl RequestHandler) {
+    fn on_head(self: &Rc<Self>, head: RequestHead, handler: &mut impl RequestHandler) {
         let RequestHead {
             parts,
             body,
             keep_alive,
             expect_continue,
             upgrade,
-        } = *head;
+        } = head;
         let seq;
         let feed;
         {
@@ -578,6 +578,10 @@ impl ConnCore {
         slot.close = close;
         slot.upgrade = upgrade;
         let keep_alive_10 = http10 && !close;
+        let body: &[u8] = match &full {
+            Some(bytes) if !head_only => bytes,
+            _ => b"",
+        };
         self.write(
             &mut st,
             seq,
@@ -586,10 +590,11 @@ impl ConnCore {
                 framing,
                 close,
                 keep_alive_10,
+                body,
             },
         );
-        match (stream, full) {
-            (Some(s), _) => {
+        match stream {
+            Some(s) => {
                 let slot = st.slot_mut(seq).expect("slot checked above");
                 if head_only {
                     slot.done = true;
@@ -603,18 +608,7 @@ impl ConnCore {
                     return;
                 }
             }
-            (None, Some(bytes)) => {
-                if !head_only {
-                    if seq == st.head_seq {
-                        self.conn.send_data(Outgoing::Bytes(bytes));
-                    } else if let Some(slot) = st.slot_mut(seq) {
-                        slot.out.extend_from_slice(&bytes);
-                    }
-                }
-                st.slot_mut(seq).expect("slot checked above").done = true;
-                drop(st);
-            }
-            (None, None) => {
+            None => {
                 st.slot_mut(seq).expect("slot checked above").done = true;
                 drop(st);
             }

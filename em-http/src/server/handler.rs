@@ -61,29 +61,59 @@ where
 
 /// Runs an async handler under the callback engine: each request's future
 /// is polled once at once (a handler that answers without waiting costs
-/// no task), and spawned on the reactor if it must wait.
-pub(crate) struct AsyncHandler<H>(pub(crate) Rc<H>);
+/// no task), and spawned on the reactor if it must wait. The box a future
+/// is polled in is kept for the connection's next request when the future
+/// finished at once, so the common case allocates nothing for it.
+pub(crate) struct AsyncHandler<H: Handler> {
+    handler: Rc<H>,
+    spare: Option<Pin<Box<Option<H::Future>>>>,
+}
+
+impl<H: Handler> AsyncHandler<H> {
+    pub(crate) fn new(handler: Rc<H>) -> Self {
+        AsyncHandler {
+            handler,
+            spare: None,
+        }
+    }
+}
 
 impl<H: Handler> RequestHandler for AsyncHandler<H> {
     fn on_request(&mut self, request: Request<Body>, responder: Responder) {
-        let future = self.0.call(request);
-        let mut task: Pin<Box<dyn Future<Output = ()>>> = Box::pin(async move {
-            let output = future.await;
-            responder.respond(output);
-        });
+        let future = self.handler.call(request);
+        let mut slot = match self.spare.take() {
+            Some(mut slot) => {
+                slot.set(Some(future));
+                slot
+            }
+            None => Box::pin(Some(future)),
+        };
         let mut cx = Context::from_waker(Waker::noop());
-        match catch_unwind(AssertUnwindSafe(|| task.as_mut().poll(&mut cx))) {
-            Ok(Poll::Ready(())) => {}
+        let polled = catch_unwind(AssertUnwindSafe(|| {
+            let future = slot.as_mut().as_pin_mut().expect("set above");
+            future.poll(&mut cx)
+        }));
+        match polled {
+            Ok(Poll::Ready(output)) => {
+                slot.set(None);
+                self.spare = Some(slot);
+                responder.respond(output);
+            }
             // Polled again by its task, which registers the real waker.
             Ok(Poll::Pending) => {
+                let task = async move {
+                    let output = slot.as_mut().as_pin_mut().expect("set above").await;
+                    responder.respond(output);
+                };
                 if let Err(e) = em_core::spawn(task) {
                     tracing::debug!(error = %e, "request dropped: the reactor is stopping");
                 }
             }
             Err(payload) => {
-                // The responder answers 500 as the task is dropped; the
-                // panic goes to em's error handler as any contained one.
-                drop(task);
+                // The responder answers 500 as it is dropped; the panic
+                // goes to em's error handler as any contained one.
+                drop(slot);
+                drop(responder);
                 let _ = em_core::spawn(async move { std::panic::resume_unwind(payload) });
             }
         }

@@ -113,7 +113,7 @@ impl ServerBuilder {
         H: Handler,
     {
         let handler = Rc::new(handler);
-        self.serve_callbacks(addr, move || AsyncHandler(handler.clone()))
+        self.serve_callbacks(addr, move || AsyncHandler::new(handler.clone()))
     }
 
     /// Serves the callback style on `addr`: `factory` makes one
