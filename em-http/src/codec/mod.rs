@@ -5,6 +5,7 @@ pub(crate) mod request;
 pub(crate) mod response;
 
 use std::io;
+use std::rc::Rc;
 
 use bytes::BytesMut;
 use tokio_util::codec::{Decoder, Encoder};
@@ -33,7 +34,7 @@ pub(crate) struct ServerCodec {
 }
 
 impl ServerCodec {
-    pub(crate) fn new(limits: Limits) -> Self {
+    pub(crate) fn new(limits: Rc<Limits>) -> Self {
         ServerCodec {
             request: RequestDecoder::new(limits),
             upgraded: false,

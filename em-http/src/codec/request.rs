@@ -1,7 +1,9 @@
 //! Reading requests: heads with httparse, bodies by `Content-Length` or
 //! chunked transfer coding, each limit checked as the bytes arrive.
 
+use std::cell::Cell;
 use std::mem::MaybeUninit;
+use std::rc::Rc;
 
 use bytes::{Bytes, BytesMut};
 use http::{header, HeaderMap, HeaderName, HeaderValue, Method, Request, Uri, Version};
@@ -81,26 +83,29 @@ pub(crate) enum State {
 /// The request side of the server codec.
 #[derive(Debug)]
 pub(crate) struct RequestDecoder {
-    pub(crate) limits: Limits,
+    pub(crate) limits: Rc<Limits>,
     pub(crate) state: State,
     /// `HeadStarted` was yielded for the head being read.
     started: bool,
     /// Heads completed so far: the header timeout compares it to tell
     /// whether the head it timed is still the one being read.
     pub(crate) heads: u64,
-    /// Where each header's name and value lie in the head being parsed
-    /// (kept to reuse its allocation).
-    fields: Vec<(usize, usize, usize, usize)>,
+}
+
+thread_local! {
+    /// Where each header's name and value lie in the head being parsed:
+    /// scratch space shared by the reactor's connections (one parse runs at
+    /// a time on a thread), so that an idle connection keeps none.
+    static FIELDS: Cell<Vec<[u32; 4]>> = const { Cell::new(Vec::new()) };
 }
 
 impl RequestDecoder {
-    pub(crate) fn new(limits: Limits) -> Self {
+    pub(crate) fn new(limits: Rc<Limits>) -> Self {
         RequestDecoder {
             limits,
             state: State::Head,
             started: false,
             heads: 0,
-            fields: Vec::new(),
         }
     }
 
@@ -171,7 +176,7 @@ impl RequestDecoder {
         if src.is_empty() {
             return None;
         }
-        let limits = self.limits;
+        let limits = *self.limits;
         let mut headers =
             [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS_CEILING];
         let mut req = httparse::Request::new(&mut []);
@@ -234,15 +239,15 @@ impl RequestDecoder {
         };
         // Header offsets into the head, so that names and values become
         // views of one shared buffer rather than copies.
-        let fields = &mut self.fields;
+        let mut fields = FIELDS.take();
         fields.clear();
         fields.extend(req.headers.iter().map(|h| {
-            (
-                h.name.as_ptr() as usize - base,
-                h.name.len(),
-                h.value.as_ptr() as usize - base,
-                h.value.len(),
-            )
+            [
+                (h.name.as_ptr() as usize - base) as u32,
+                h.name.len() as u32,
+                (h.value.as_ptr() as usize - base) as u32,
+                h.value.len() as u32,
+            ]
         }));
         let count = fields.len();
         let head = src.split_to(len).freeze();
@@ -255,8 +260,9 @@ impl RequestDecoder {
         };
         let mut map = HeaderMap::with_capacity(count);
         let mut framing = Framing::default();
-        for i in 0..count {
-            let (n_at, n_len, v_at, v_len) = self.fields[i];
+        for &[n_at, n_len, v_at, v_len] in &fields {
+            let (n_at, n_len, v_at, v_len) =
+                (n_at as usize, n_len as usize, v_at as usize, v_len as usize);
             let name = match HeaderName::from_bytes(&head[n_at..n_at + n_len]) {
                 Ok(n) => n,
                 Err(_) => return self.error(ErrorKind::BadRequest, "invalid header name"),
@@ -270,6 +276,7 @@ impl RequestDecoder {
             }
             map.append(name, value);
         }
+        FIELDS.set(fields);
 
         let body = match framing.body(version) {
             Ok(b) => b,

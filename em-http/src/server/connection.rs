@@ -84,25 +84,61 @@ struct Slot {
     answered: bool,
     /// The connection closes after this response.
     close: bool,
-    /// Output written while an earlier response is still in progress.
-    out: BytesMut,
     /// The request's body is still arriving.
     body_pending: bool,
     /// The client waits for `100 Continue` before sending the body, and it
     /// has not been sent.
     continue_wanted: bool,
+    /// What only some exchanges need, boxed so that the slot queue an
+    /// idle keep-alive connection keeps stays small.
+    extra: Option<Box<SlotExtra>>,
+    upgrade_request: bool,
+}
+
+#[derive(Default)]
+struct SlotExtra {
+    /// Output written while an earlier response is still in progress.
+    out: BytesMut,
     /// The response streams: its writer's shared state.
     stream: Option<Rc<StreamShared>>,
     /// A `101 Switching Protocols` response's new protocol.
     upgrade: Option<Box<dyn Upgraded>>,
-    upgrade_request: bool,
+}
+
+impl Slot {
+    fn new(head_only: bool, http10: bool, keep_alive: bool) -> Self {
+        Slot {
+            head_only,
+            http10,
+            keep_alive,
+            done: false,
+            answered: false,
+            close: false,
+            body_pending: false,
+            continue_wanted: false,
+            upgrade_request: false,
+            extra: None,
+        }
+    }
+
+    fn extra(&mut self) -> &mut SlotExtra {
+        self.extra.get_or_insert_with(Box::default)
+    }
+
+    fn stream(&self) -> Option<Rc<StreamShared>> {
+        self.extra.as_ref().and_then(|e| e.stream.clone())
+    }
+
+    fn buffered(&self) -> usize {
+        self.extra.as_ref().map_or(0, |e| e.out.len())
+    }
 }
 
 impl<H: RequestHandler> Connection for HttpConnection<H> {
     type Codec = ServerCodec;
 
     fn codec(&self) -> ServerCodec {
-        ServerCodec::new(self.shared.limits)
+        ServerCodec::new(self.shared.limits.clone())
     }
 
     fn post_init(&mut self, conn: &Conn<ServerCodec>) {
@@ -201,20 +237,15 @@ impl ConnCore {
                 st.body = Some((seq, f.clone()));
                 f
             });
-            st.slots.push_back(Slot {
-                head_only: parts.method == Method::HEAD,
-                http10: parts.version == Version::HTTP_10,
+            let mut slot = Slot::new(
+                parts.method == Method::HEAD,
+                parts.version == Version::HTTP_10,
                 keep_alive,
-                done: false,
-                answered: false,
-                close: false,
-                out: BytesMut::new(),
-                body_pending: has_body,
-                continue_wanted: expect_continue && has_body,
-                stream: None,
-                upgrade: None,
-                upgrade_request: upgrade,
-            });
+            );
+            slot.body_pending = has_body;
+            slot.continue_wanted = expect_continue && has_body;
+            slot.upgrade_request = upgrade;
+            st.slots.push_back(slot);
             if !keep_alive {
                 st.closing = true;
             }
@@ -345,20 +376,9 @@ impl ConnCore {
             let mut st = self.st.borrow_mut();
             let seq = st.next_seq;
             st.next_seq += 1;
-            st.slots.push_back(Slot {
-                head_only: false,
-                http10: false,
-                keep_alive: false,
-                done: false,
-                answered: false,
-                close: true,
-                out: BytesMut::new(),
-                body_pending: false,
-                continue_wanted: false,
-                stream: None,
-                upgrade: None,
-                upgrade_request: false,
-            });
+            let mut slot = Slot::new(false, false, false);
+            slot.close = true;
+            st.slots.push_back(slot);
             seq
         });
         let mut response = Response::new(ResponseBody::from(format!(
@@ -391,10 +411,7 @@ impl ConnCore {
     fn on_drained(&self) {
         let (stream, upgraded) = {
             let mut st = self.st.borrow_mut();
-            (
-                st.slots.front().and_then(|s| s.stream.clone()),
-                st.upgraded.take(),
-            )
+            (st.slots.front().and_then(Slot::stream), st.upgraded.take())
         };
         if let Some(stream) = stream {
             stream.wake();
@@ -429,7 +446,7 @@ impl ConnCore {
             )));
         }
         for slot in slots {
-            if let Some(stream) = slot.stream {
+            if let Some(stream) = slot.stream() {
                 stream.wake();
             }
         }
@@ -476,7 +493,7 @@ impl ConnCore {
         if seq == st.head_seq {
             self.conn.send_data(item);
         } else if let Some(slot) = st.slot_mut(seq) {
-            item.encode(&mut slot.out);
+            item.encode(&mut slot.extra().out);
         }
     }
 
@@ -576,7 +593,9 @@ impl ConnCore {
         }
         let slot = st.slot_mut(seq).expect("slot checked above");
         slot.close = close;
-        slot.upgrade = upgrade;
+        if upgrade.is_some() {
+            slot.extra().upgrade = upgrade;
+        }
         let keep_alive_10 = http10 && !close;
         let body: &[u8] = match &full {
             Some(bytes) if !head_only => bytes,
@@ -601,7 +620,7 @@ impl ConnCore {
                     drop(st);
                     s.close();
                 } else {
-                    slot.stream = Some(s.clone());
+                    slot.extra().stream = Some(s.clone());
                     drop(st);
                     // Chunks written before the response was given go out now.
                     s.bind(self, seq, framing);
@@ -637,7 +656,9 @@ impl ConnCore {
                 return;
             };
             slot.done = true;
-            slot.stream = None;
+            if let Some(extra) = &mut slot.extra {
+                extra.stream = None;
+            }
             if short || framing == Framing::Unframed {
                 slot.close = true;
             }
@@ -657,7 +678,7 @@ impl ConnCore {
             !self.conn.is_above_high_watermark()
         } else {
             let high = self.conn.outbound_watermarks().0;
-            st.slot(seq).is_none_or(|s| s.out.len() < high)
+            st.slot(seq).is_none_or(|s| s.buffered() < high)
         }
     }
 
@@ -671,7 +692,7 @@ impl ConnCore {
             while st.slots.front().is_some_and(|front| front.done) {
                 let slot = st.slots.pop_front().expect("front checked");
                 st.head_seq += 1;
-                if let Some(u) = slot.upgrade {
+                if let Some(u) = slot.extra.and_then(|e| e.upgrade) {
                     st.closing = true;
                     upgraded = Some(u);
                     break;
@@ -683,12 +704,12 @@ impl ConnCore {
                     return;
                 }
                 if let Some(next) = st.slots.front_mut() {
-                    if !next.out.is_empty() {
-                        let out = std::mem::take(&mut next.out);
-                        self.conn.send_data(Outgoing::Raw(&out));
-                    }
-                    if let Some(s) = &next.stream {
-                        wake = Some(s.clone());
+                    if let Some(extra) = &mut next.extra {
+                        if !extra.out.is_empty() {
+                            let out = std::mem::take(&mut extra.out);
+                            self.conn.send_data(Outgoing::Raw(&out));
+                        }
+                        wake = extra.stream.clone();
                     }
                 }
             }

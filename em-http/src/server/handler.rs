@@ -2,6 +2,7 @@
 //! each request's future run on the reactor (what Goliath's fiber per
 //! request gave Ruby).
 
+use std::cell::RefCell;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
@@ -59,29 +60,41 @@ where
     }
 }
 
-/// Runs an async handler under the callback engine: each request's future
-/// is polled once at once (a handler that answers without waiting costs
-/// no task), and spawned on the reactor if it must wait. The box a future
-/// is polled in is kept for the connection's next request when the future
-/// finished at once, so the common case allocates nothing for it.
-pub(crate) struct AsyncHandler<H: Handler> {
-    handler: Rc<H>,
-    spare: Option<Pin<Box<Option<H::Future>>>>,
+/// The most spare future boxes a server keeps (see [`AsyncHandler`]).
+const SPARE_BOXES: usize = 16;
+
+/// A box a handler's future is polled in (empty between requests).
+type FutureBox<F> = Pin<Box<Option<F>>>;
+
+/// An async handler and what its server's connections share: spare boxes
+/// for the handler's futures.
+pub(crate) struct AsyncShared<H: Handler> {
+    handler: H,
+    spare: RefCell<Vec<FutureBox<H::Future>>>,
 }
 
-impl<H: Handler> AsyncHandler<H> {
-    pub(crate) fn new(handler: Rc<H>) -> Self {
-        AsyncHandler {
+impl<H: Handler> AsyncShared<H> {
+    pub(crate) fn new(handler: H) -> Rc<Self> {
+        Rc::new(AsyncShared {
             handler,
-            spare: None,
-        }
+            spare: RefCell::new(Vec::new()),
+        })
     }
 }
 
+/// Runs an async handler under the callback engine: each request's future
+/// is polled once at once (a handler that answers without waiting costs
+/// no task), and spawned on the reactor if it must wait. The box a future
+/// is polled in goes back to the server's spares when the future finished
+/// at once, so the common case allocates nothing for it, and an idle
+/// connection keeps no box.
+pub(crate) struct AsyncHandler<H: Handler>(pub(crate) Rc<AsyncShared<H>>);
+
 impl<H: Handler> RequestHandler for AsyncHandler<H> {
     fn on_request(&mut self, request: Request<Body>, responder: Responder) {
-        let future = self.handler.call(request);
-        let mut slot = match self.spare.take() {
+        let future = self.0.handler.call(request);
+        let spare = self.0.spare.borrow_mut().pop();
+        let mut slot = match spare {
             Some(mut slot) => {
                 slot.set(Some(future));
                 slot
@@ -96,7 +109,11 @@ impl<H: Handler> RequestHandler for AsyncHandler<H> {
         match polled {
             Ok(Poll::Ready(output)) => {
                 slot.set(None);
-                self.spare = Some(slot);
+                let mut spare = self.0.spare.borrow_mut();
+                if spare.len() < SPARE_BOXES {
+                    spare.push(slot);
+                }
+                drop(spare);
                 responder.respond(output);
             }
             // Polled again by its task, which registers the real waker.

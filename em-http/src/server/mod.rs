@@ -18,12 +18,12 @@ use em_core::{Addr, ConnectionId, TlsOptions};
 
 use crate::limits::Limits;
 use connection::{ConnCore, HttpConnection, WakerSlot};
-use handler::{AsyncHandler, Handler};
+use handler::{AsyncHandler, AsyncShared, Handler};
 use responder::RequestHandler;
 
 /// What a server's connections share.
 pub(crate) struct Shared {
-    pub(crate) limits: Limits,
+    pub(crate) limits: Rc<Limits>,
     pub(crate) tls: Option<TlsOptions>,
     /// Graceful stop under way: no keep-alive, close when idle.
     pub(crate) draining: Cell<bool>,
@@ -97,7 +97,7 @@ impl ServerBuilder {
 
     fn shared(self) -> Rc<Shared> {
         Rc::new(Shared {
-            limits: self.limits,
+            limits: Rc::new(self.limits),
             tls: self.tls,
             draining: Cell::new(false),
             conns: RefCell::new(HashMap::new()),
@@ -112,8 +112,8 @@ impl ServerBuilder {
         A: ToSocketAddrs + fmt::Debug,
         H: Handler,
     {
-        let handler = Rc::new(handler);
-        self.serve_callbacks(addr, move || AsyncHandler::new(handler.clone()))
+        let shared = AsyncShared::new(handler);
+        self.serve_callbacks(addr, move || AsyncHandler(shared.clone()))
     }
 
     /// Serves the callback style on `addr`: `factory` makes one
@@ -190,7 +190,7 @@ impl HttpServer {
 
     /// The limits its connections get.
     pub fn limits(&self) -> Limits {
-        self.shared.limits
+        *self.shared.limits
     }
 
     /// Stops accepting, and closes every connection now (responses in
