@@ -1,23 +1,192 @@
 //! An evented HTTP/1.1 server on em's connections, in the spirit of
 //! Goliath: keep-alive, pipelining, streaming, server-sent events and
-//! WebSocket, written as callbacks or as async handlers.
+//! WebSocket, written as async handlers or as callbacks.
+//!
+//! Requests and responses are the [`http`] crate's types (re-exported as
+//! `em_http::http`), so the ecosystem's vocabulary carries over; heads are
+//! parsed by `httparse`, the parser hyper uses. Everything runs on the
+//! reactor thread of the server: handlers, their futures, bodies, writers.
+//!
+//! # A first example
 //!
 //! ```
-//! use http::{Request, StatusCode};
+//! use em_http::http::{Request, StatusCode};
 //! use em_http::Body;
 //!
 //! em_core::run(|| -> em_core::Result<()> {
-//!     em_http::serve("127.0.0.1:0", |request: Request<Body>| async move {
+//!     let server = em_http::serve("127.0.0.1:0", |request: Request<Body>| async move {
 //!         match request.uri().path() {
 //!             "/" => (StatusCode::OK, "Hello, World!"),
 //!             _ => (StatusCode::NOT_FOUND, "not found\n"),
 //!         }
+//!     })?;
+//!     println!("listening on {}", server.local_addr());
+//!     em_core::stop(); // a real server would run until stopped
+//!     Ok(())
+//! })?;
+//! # Ok::<(), em_core::Error>(())
+//! ```
+//!
+//! # Two styles over one engine
+//!
+//! * **async** ([`serve`], [`Handler`]): a function from a request to a
+//!   future of anything [`IntoResponse`]. Each request's future runs on
+//!   the reactor (`!Send` is fine), so it may await em's timers
+//!   (`em::sleep`), `em::defer_async` for blocking work, channels and
+//!   other connections: what Goliath's fiber per request gave Ruby. A
+//!   future that answers without waiting is polled at once and costs no
+//!   task.
+//! * **callbacks** ([`serve_callbacks`], [`RequestHandler`]): one handler
+//!   value per connection, `on_request(request, responder)` for each
+//!   request; the [`Responder`] answers now or later, from any callback
+//!   (a timer, a `defer` callback, another connection's data). A responder
+//!   dropped without an answer sends `500`.
+//!
+//! Either way responses leave in request order, even when handlers finish
+//! out of order (pipelining), and a handler that panics is contained: its
+//! request gets `500`, the panic goes to em's error handler, other
+//! requests and connections go on.
+//!
+//! ```
+//! use em_http::http::Request;
+//! use em_http::{Body, RequestHandler, Responder};
+//! use std::time::Duration;
+//!
+//! /// Answers every request a tenth of a second later, from a timer.
+//! struct Later;
+//!
+//! impl RequestHandler for Later {
+//!     fn on_request(&mut self, request: Request<Body>, responder: Responder) {
+//!         let path = request.uri().path().to_owned();
+//!         let timer = em_timers::add_timer(Duration::from_millis(100), move || {
+//!             responder.respond(format!("you asked for {path}\n"));
+//!         });
+//!         // No reactor to add a timer to: the responder was dropped with
+//!         // the closure and answered 500 already.
+//!         let _ = timer;
+//!     }
+//! }
+//!
+//! em_core::run(|| -> em_core::Result<()> {
+//!     em_http::serve_callbacks("127.0.0.1:0", || Later)?;
+//!     em_core::stop();
+//!     Ok(())
+//! })?;
+//! # Ok::<(), em_core::Error>(())
+//! ```
+//!
+//! # Requests and their bodies
+//!
+//! A handler gets the request as soon as its head is read; the [`Body`]
+//! streams in behind it (`Content-Length` or chunked), read whole
+//! ([`Body::bytes`], [`Body::text`], [`Body::on_complete`]) or chunk by
+//! chunk ([`Body::chunk`], or as a `Stream`). While more than
+//! [`Limits::body_buffer`] bytes wait unread, em-http stops reading from
+//! the connection, so a slow handler slows the client instead of growing
+//! memory. A client that sent `Expect: 100-continue` gets its
+//! `100 Continue` when the handler first reads the body; a handler that
+//! answers without reading it (a `401`, a `413`) never invites it, and the
+//! connection closes after that answer.
+//!
+//! # Responses
+//!
+//! A handler answers with anything [`IntoResponse`]: a full
+//! `http::Response<B>` (any `B: Into<ResponseBody>`: text, bytes,
+//! `Vec<u8>`), a [`StatusCode`](http::StatusCode), text, bytes, or
+//! `(StatusCode, T)`. em-http adds `Date`, `Content-Length` (or
+//! `Transfer-Encoding: chunked`) and `Connection` where the handler left
+//! them out, and writes no body for `HEAD`, `204` and `304`.
+//!
+//! A body written over time comes from [`ResponseBody::channel`]: the
+//! handler returns the response at once and keeps the [`BodyWriter`]
+//! (Goliath's `stream_send`). The writer's backpressure follows the
+//! connection's watermarks: [`BodyWriter::is_ready`] turns false while the
+//! client is behind, [`BodyWriter::ready`] waits (and
+//! [`BodyWriter::on_drained`] calls back) until it catches up, so a
+//! producer that heeds it keeps memory bounded whatever the client's speed.
+//!
+//! ```
+//! use em_http::{http::Response, ResponseBody};
+//!
+//! em_core::run(|| -> em_core::Result<()> {
+//!     em_http::serve("127.0.0.1:0", |_request| async {
+//!         let (writer, body) = ResponseBody::channel();
+//!         // The producer runs on after the response is returned.
+//!         em_core::spawn(async move {
+//!             for n in 1..=1000 {
+//!                 if writer.send_ready(format!("line {n}\n")).await.is_err() {
+//!                     return; // the client is gone
+//!                 }
+//!             }
+//!         })
+//!         .ok();
+//!         Response::new(body)
 //!     })?;
 //!     em_core::stop();
 //!     Ok(())
 //! })?;
 //! # Ok::<(), em_core::Error>(())
 //! ```
+//!
+//! # Server-sent events
+//!
+//! [`sse::stream`] gives the `text/event-stream` response and an
+//! [`sse::EventStream`] that sends [`sse::Event`]s (data, type, id,
+//! retry), comments, and keep-alive pings on a timer; the same
+//! backpressure as any streamed body.
+//!
+//! # Keep-alive, pipelining and limits
+//!
+//! Connections stay open between requests (HTTP/1.1's default, or
+//! HTTP/1.0 with `Connection: keep-alive`) until a request or response says
+//! `Connection: close`. Pipelined requests are read ahead, up to
+//! [`Limits::max_in_flight`] unanswered, then reading pauses until one is
+//! answered. Every limit has a default and a setter in [`Limits`], and a
+//! breach is answered with its status and the connection closed, other
+//! connections unharmed:
+//!
+//! | breach | answer |
+//! |---|---|
+//! | request line over [`Limits::max_request_line`] (8 KiB) | `414 URI Too Long` |
+//! | head over [`Limits::max_header_size`] (16 KiB) or more than [`Limits::max_headers`] (100) fields | `431 Request Header Fields Too Large` |
+//! | body over [`Limits::max_body_size`] (16 MiB), declared or chunked | `413 Content Too Large` |
+//! | head not complete within [`Limits::header_timeout`] (10 s) of its first byte (slowloris) | `408 Request Timeout` |
+//! | malformed head, chunk, or conflicting framing | `400 Bad Request` |
+//! | a transfer coding other than chunked | `501 Not Implemented` |
+//! | no request for [`Limits::keep_alive_timeout`] (60 s) on an idle connection | closed without an answer |
+//!
+//! # https
+//!
+//! [`ServerBuilder::tls`] serves https with em's TLS (rustls): every
+//! accepted connection starts TLS before its first request.
+//!
+//! # Graceful stop
+//!
+//! [`HttpServer::shutdown`] stops accepting, closes idle keep-alive
+//! connections, lets requests in flight finish (their responses say
+//! `Connection: close`), and closes whatever is left after a grace; its
+//! future resolves when every connection is gone. [`HttpServer::stop`]
+//! closes everything at once.
+//!
+//! # Goliath → em-http
+//!
+//! | Goliath | em-http |
+//! |---|---|
+//! | `class Api < Goliath::API; def response(env)` | an `async fn(Request<Body>) -> impl IntoResponse` given to [`serve`], or `impl RequestHandler` for callbacks |
+//! | a fiber per request (`EM::Synchrony`) | a `!Send` future per request on the reactor; polled at once, a task only if it waits |
+//! | `env` (Rack hash: `REQUEST_METHOD`, `PATH_INFO`, `QUERY_STRING`, `HTTP_*`) | `http::Request`: `method()`, `uri().path()`, `uri().query()`, `headers()` |
+//! | `env['rack.input']` | [`Body`]: `bytes().await`, `chunk().await`, a `Stream`, `on_complete` |
+//! | `[status, headers, body]` | `http::Response<B>`, `(StatusCode, body)`, or anything [`IntoResponse`] |
+//! | `env.stream_send(data)`, `env.stream_close` | [`BodyWriter::send`] / [`BodyWriter::send_ready`], [`BodyWriter::finish`] (or drop) |
+//! | streaming with no flow control | [`BodyWriter::is_ready`], [`BodyWriter::ready`], [`BodyWriter::on_drained`]: the connection's watermarks |
+//! | `Goliath::API` with `text/event-stream` by hand | [`sse::stream`], [`sse::Event`], `keep_alive` pings |
+//! | `Goliath::WebSocket` (`on_open`, `on_message`, `on_close`) | `websocket`: `WebSocketHandler` with the same three callbacks |
+//! | `use Rack::…` middleware, aroundware | `middleware`: `handler.with(Logging).with(Gzip::default())`, `middleware::from_fn` |
+//! | `Goliath::Rack::Params`, validation, formatters | not built in: parse `uri().query()` and bodies with serde |
+//! | plugins beside the API in the reactor | anything started in the same `em::run` block: timers, servers, channels |
+//! | `ruby server.rb -p 9000 -e prod` runner | your `main`: `em::run(|| em_http::serve(addr, api))` |
+//! | `Goliath::TestHelper` (`with_api`, `get_request`) | a real server on port 0 in a test, any HTTP client (see em-http's tests) |
+//! | http_parser.rb, no limits by default | `httparse` with every limit on by default ([`Limits`]) |
 #![deny(missing_docs)]
 
 mod body;
