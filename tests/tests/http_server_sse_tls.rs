@@ -44,30 +44,28 @@ fn with_server<T: Send + 'static>(
 /// Events every 20 ms (five of them, then the stream ends), a comment
 /// first, and keep-alive pings every 30 ms.
 async fn ticking_events(_request: Request<Body>) -> em_http::http::Response<em_http::ResponseBody> {
-    {
-        let (mut events, response) = sse::stream();
-        events.keep_alive(Duration::from_millis(30));
-        events.comment("hello").unwrap();
-        let mut n = 0;
-        let mut events = Some(events);
-        em::add_periodic_timer(Duration::from_millis(20), move |timer| {
-            n += 1;
-            let stream = events.as_ref().unwrap();
-            stream
-                .send(
-                    &Event::new(format!("tick {n}\nsecond line"))
-                        .event("tick")
-                        .id(n.to_string()),
-                )
-                .unwrap();
-            if n == 5 {
-                timer.cancel();
-                events.take().unwrap().finish();
-            }
-        })
-        .unwrap();
-        response
-    }
+    let (mut events, response) = sse::stream();
+    events.keep_alive(Duration::from_millis(30));
+    events.comment("hello").unwrap();
+    let mut n = 0;
+    let mut events = Some(events);
+    em::add_periodic_timer(Duration::from_millis(20), move |timer| {
+        n += 1;
+        let stream = events.as_ref().unwrap();
+        stream
+            .send(
+                &Event::new(format!("tick {n}\nsecond line"))
+                    .event("tick")
+                    .id(n.to_string()),
+            )
+            .unwrap();
+        if n == 5 {
+            timer.cancel();
+            events.take().unwrap().finish();
+        }
+    })
+    .unwrap();
+    response
 }
 
 #[test]

@@ -503,3 +503,142 @@ impl Framing {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Decodes `input` fed in pieces of `step` bytes; each frame described
+    /// as text.
+    fn frames(input: &[u8], step: usize, limits: Limits) -> Vec<String> {
+        let mut decoder = RequestDecoder::new(Rc::new(limits));
+        let mut buf = BytesMut::new();
+        let mut out = Vec::new();
+        let mut body = Vec::new();
+        for piece in input.chunks(step.max(1)) {
+            buf.extend_from_slice(piece);
+            while let Some(frame) = decoder.decode(&mut buf) {
+                match frame {
+                    RequestFrame::Head(h) => out.push(format!(
+                        "{} {} {:?} {:?} ka={} expect={} upgrade={} headers={}",
+                        h.parts.method,
+                        h.parts.uri,
+                        h.parts.version,
+                        h.body,
+                        h.keep_alive,
+                        h.expect_continue,
+                        h.upgrade,
+                        h.parts.headers.len()
+                    )),
+                    RequestFrame::HeadStarted => {}
+                    RequestFrame::Body(b) => body.extend_from_slice(&b),
+                    RequestFrame::BodyEnd => {
+                        out.push(format!("body {:?}", String::from_utf8_lossy(&body)));
+                        body.clear();
+                    }
+                    RequestFrame::Error(e) => out.push(format!("error {}", e.status().as_u16())),
+                }
+            }
+        }
+        out
+    }
+
+    const PIPELINE: &[u8] = b"\r\nGET /a?x=1 HTTP/1.1\r\nHost: h\r\n\r\n\
+POST /b HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\nhello\
+PUT /c HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\nConnection: close\r\n\r\n5;ext=1\r\nworld\r\n3\r\n!!!\r\n0\r\nTrailer: t\r\n\r\n\
+GET /d HTTP/1.0\r\nConnection: keep-alive, Upgrade\r\nUpgrade: websocket\r\n\r\n";
+
+    #[test]
+    fn a_pipeline_decodes_the_same_whatever_the_split() {
+        let limits = Limits::default();
+        let whole = frames(PIPELINE, PIPELINE.len(), limits);
+        assert_eq!(
+            whole,
+            [
+                "GET /a?x=1 HTTP/1.1 Empty ka=true expect=false upgrade=false headers=1",
+                "POST /b HTTP/1.1 Fixed(5) ka=true expect=true upgrade=false headers=3",
+                "body \"hello\"",
+                "PUT /c HTTP/1.1 Chunked ka=false expect=false upgrade=false headers=2",
+                "body \"world!!!\"",
+                "GET /d HTTP/1.0 Empty ka=true expect=false upgrade=true headers=2",
+            ]
+        );
+        for step in 1..PIPELINE.len() {
+            assert_eq!(
+                frames(PIPELINE, step, limits),
+                whole,
+                "split every {step} bytes"
+            );
+        }
+    }
+
+    #[test]
+    fn each_limit_and_malformation_has_its_status() {
+        let limits = Limits::default()
+            .max_request_line(64)
+            .max_header_size(256)
+            .max_headers(4)
+            .max_body_size(10);
+        let cases: &[(&[u8], &str)] = &[
+            (b"GET /aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa HTTP/1.1\r\n\r\n", "error 414"),
+            (b"GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\nE: 5\r\n\r\n", "error 431"),
+            (b"POST / HTTP/1.1\r\nContent-Length: 11\r\n\r\n", "error 413"),
+            (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nb\r\n", "error 413"),
+            (b"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", "error 400"),
+            (b"POST / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n", "error 400"),
+            (b"POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n", "error 400"),
+            (b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", "error 501"),
+            (b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", "error 400"),
+            (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "error 400"),
+            (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabX", "error 400"),
+            (b"GET / HTTP/1.1\r\nBad Header: x\r\n\r\n", "error 400"),
+            (b"\x00\x01\x02 / HTTP/1.1\r\n\r\n", "error 400"),
+        ];
+        for (input, expected) in cases {
+            let got = frames(input, input.len(), limits);
+            assert_eq!(
+                got.last().map(String::as_str),
+                Some(*expected),
+                "{}",
+                String::from_utf8_lossy(input)
+            );
+        }
+        // A head that grows past the limit without ending is refused too.
+        let endless = [b"GET / HTTP/1.1\r\nX: ".as_slice(), &[b'a'; 300]].concat();
+        assert_eq!(frames(&endless, 7, limits).last().unwrap(), "error 431");
+        let endless_line = [b"GET /".as_slice(), &[b'a'; 100]].concat();
+        assert_eq!(
+            frames(&endless_line, 7, limits).last().unwrap(),
+            "error 414"
+        );
+    }
+
+    #[test]
+    fn nothing_is_decoded_after_an_error() {
+        let mut decoder = RequestDecoder::new(Rc::new(Limits::default()));
+        let mut buf = BytesMut::from(&b"BAD\r\n\r\nGET / HTTP/1.1\r\n\r\n"[..]);
+        assert!(matches!(
+            decoder.decode(&mut buf),
+            Some(RequestFrame::Error(_))
+        ));
+        assert!(decoder.decode(&mut buf).is_none());
+        assert!(buf.is_empty());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn random_bytes_never_panic_the_decoder(input in proptest::collection::vec(any::<u8>(), 0..2048), step in 1usize..64) {
+            let limits = Limits::default().max_header_size(512).max_body_size(256);
+            let _ = frames(&input, step, limits);
+        }
+
+        #[test]
+        fn random_bytes_after_a_valid_head_never_panic(tail in proptest::collection::vec(any::<u8>(), 0..1024), step in 1usize..32) {
+            let input = [b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n".as_slice(), &tail].concat();
+            let _ = frames(&input, step, Limits::default());
+        }
+    }
+}
