@@ -1,6 +1,7 @@
 //! An evented HTTP/1.1 server on em's connections, in the spirit of
 //! Goliath: keep-alive, pipelining, streaming, server-sent events and
-//! WebSocket, written as callbacks or as async handlers.
+//! WebSocket (the [`websocket`] module), written as callbacks or as async
+//! handlers.
 //!
 //! ```
 //! use http::{Request, StatusCode};
@@ -27,8 +28,7 @@ mod into_response;
 mod limits;
 mod server;
 mod upgrade;
-#[allow(dead_code, unused_imports, unreachable_pub)]
-pub(crate) mod websocket;
+pub mod websocket;
 
 pub use body::request::Body;
 pub use body::response::{BodyClosed, BodyWriter, ResponseBody};
