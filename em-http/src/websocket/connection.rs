@@ -57,7 +57,10 @@ impl<H: WebSocketHandler> WsConnection<H> {
             if shared.state.get() != State::Open {
                 return;
             }
-            if !shared.heard.replace(false) {
+            // Judged only once a ping is out: a peer gets a whole interval
+            // to answer it.
+            let heard = shared.heard.replace(false);
+            if shared.pinged.replace(true) && !heard {
                 tracing::debug!(conn = %shared.io.id(), "websocket: keep-alive ping unanswered, dropping");
                 shared.io.close();
                 return;

@@ -64,6 +64,8 @@ pub(crate) struct Shared {
     pub(crate) pinger: RefCell<Option<em_timers::PeriodicTimer>>,
     /// Something arrived since the last keep-alive ping.
     pub(crate) heard: Cell<bool>,
+    /// A keep-alive ping was sent.
+    pub(crate) pinged: Cell<bool>,
 }
 
 impl Shared {
@@ -103,6 +105,7 @@ impl WebSocket {
                 close_timer: RefCell::new(None),
                 pinger: RefCell::new(None),
                 heard: Cell::new(false),
+                pinged: Cell::new(false),
             }),
         }
     }
