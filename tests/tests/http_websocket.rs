@@ -449,3 +449,82 @@ fn python_websockets_client_interoperates() {
     );
     assert_eq!(log, ["open", "ping py", "close Some(1000) bye"]);
 }
+
+#[test]
+fn websocket_is_reactor_only() {
+    assert_not_send!(WebSocket);
+    assert_not_sync!(WebSocket);
+    fn require_send_sync<T: Send + Sync>() {}
+    require_send_sync::<WebSocketOptions>();
+    require_send_sync::<websocket::SendError>();
+}
+
+#[test]
+fn the_subprotocol_is_chosen_from_the_servers_list() {
+    let options = WebSocketOptions::new().protocols(["chat", "superchat"]);
+    let (chosen, _) = with_server(options, |addr| {
+        let mut request =
+            tungstenite::client::IntoClientRequest::into_client_request(format!("ws://{addr}/ws"))
+                .unwrap();
+        request.headers_mut().insert(
+            "sec-websocket-protocol",
+            "mqtt, superchat, chat".parse().unwrap(),
+        );
+        let (mut ws, response) = tungstenite::client(request, client(addr)).unwrap();
+        ws.close(None).unwrap();
+        response.headers()["sec-websocket-protocol"]
+            .to_str()
+            .unwrap()
+            .to_owned()
+    });
+    assert_eq!(chosen, "superchat");
+}
+
+#[test]
+fn keep_alive_pings_and_drops_a_silent_peer() {
+    let options =
+        WebSocketOptions::new().ping_interval(Some(std::time::Duration::from_millis(200)));
+    let ((), log) = with_server(options, |addr| {
+        let mut raw = Raw::connect(addr);
+        // Pings come; answering them keeps the socket open.
+        for _ in 0..3 {
+            let (opcode, payload) = raw.read();
+            assert_eq!((opcode, payload.len()), (0x9, 0));
+            raw.send(true, 0xA, b"");
+        }
+        // Silence: the next ping goes unanswered, then the server drops
+        // the connection without a close frame.
+        let (opcode, _) = raw.read();
+        assert_eq!(opcode, 0x9);
+        let rest = read_until_closed(&mut raw.0);
+        assert!(rest.is_empty(), "{rest:?}");
+    });
+    assert_eq!(log.len(), 2, "{log:?}");
+    assert!(log[1].starts_with("close None "), "{log:?}");
+}
+
+#[test]
+fn an_unanswered_close_times_out_and_a_dropped_peer_is_reported() {
+    let options = WebSocketOptions::new().close_timeout(std::time::Duration::from_millis(100));
+    let ((), log) = with_server(options, |addr| {
+        // The server closes; this peer never answers: after the timeout
+        // the server drops the connection.
+        let mut raw = Raw::connect(addr);
+        raw.send(true, TEXT, b"close-me");
+        assert_eq!(raw.expect_close(), 4000);
+        // A peer that just goes away.
+        let raw = Raw::connect(addr);
+        drop(raw);
+        // A round trip on a third socket orders its open after the drop.
+        let mut third = Raw::connect(addr);
+        third.send(true, TEXT, b"x");
+        assert_eq!(third.read(), (TEXT, b"x".to_vec()));
+    });
+    // The timed-out close, then the dropped peer (the third socket may
+    // open before the reactor sees the drop, and close at the end).
+    assert_eq!(log[..2], ["open", "close None closed locally"], "{log:?}");
+    assert!(
+        log.contains(&"close None closed by the peer".to_owned()),
+        "{log:?}"
+    );
+}
