@@ -16,7 +16,8 @@ use super::socket::WebSocket;
 ///
 /// `on_open` first, once the `101` response is written; then any number of
 /// `on_message`, `on_ping`, `on_pong` and `on_drained`; then `on_close`,
-/// exactly once, and nothing after it.
+/// exactly once, and nothing after it. A connection that ends before its
+/// `101` is written never opens: the handler is dropped with no callback.
 ///
 /// Pings are answered with pongs before `on_ping` is called; the close
 /// handshake is answered by em (see [`on_close`](Self::on_close)).
