@@ -180,7 +180,7 @@
 //! | `env.stream_send(data)`, `env.stream_close` | [`BodyWriter::send`] / [`BodyWriter::send_ready`], [`BodyWriter::finish`] (or drop) |
 //! | streaming with no flow control | [`BodyWriter::is_ready`], [`BodyWriter::ready`], [`BodyWriter::on_drained`]: the connection's watermarks |
 //! | `Goliath::API` with `text/event-stream` by hand | [`sse::stream`], [`sse::Event`], `keep_alive` pings |
-//! | `Goliath::WebSocket` (`on_open`, `on_message`, `on_close`) | `websocket`: `WebSocketHandler` with the same three callbacks |
+//! | `Goliath::WebSocket` (`on_open`, `on_message`, `on_close`) | [`websocket`]: [`websocket::WebSocketHandler`] with the same three callbacks, [`websocket::accept`] |
 //! | `use Rack::…` middleware, aroundware | `middleware`: `handler.with(Logging).with(Gzip::default())`, `middleware::from_fn` |
 //! | `Goliath::Rack::Params`, validation, formatters | not built in: parse `uri().query()` and bodies with serde |
 //! | plugins beside the API in the reactor | anything started in the same `em::run` block: timers, servers, channels |
@@ -197,8 +197,7 @@ mod limits;
 mod server;
 pub mod sse;
 mod upgrade;
-#[allow(dead_code, unused_imports, unreachable_pub)]
-pub(crate) mod websocket;
+pub mod websocket;
 
 pub use body::request::Body;
 pub use body::response::{BodyClosed, BodyWriter, ResponseBody};

@@ -70,6 +70,9 @@ struct State {
     header_timer: Option<em_timers::Timer>,
     /// The protocol the connection was upgraded to.
     upgraded: Option<Box<dyn Upgraded>>,
+    /// Bytes the upgraded protocol left unconsumed, given back to it in
+    /// front of the next ones (the `Upgraded::on_data` contract).
+    upgraded_rest: BytesMut,
 }
 
 struct Slot {
@@ -162,6 +165,7 @@ impl<H: RequestHandler> Connection for HttpConnection<H> {
                 idle_timeout_on: false,
                 header_timer: None,
                 upgraded: None,
+                upgraded_rest: BytesMut::new(),
             }),
             gone: Cell::new(false),
         });
@@ -395,16 +399,24 @@ impl ConnCore {
     }
 
     fn on_upgraded_data(&self, bytes: BytesMut) {
-        let upgraded = self.st.borrow_mut().upgraded.take();
+        let (upgraded, mut data) = {
+            let mut st = self.st.borrow_mut();
+            (st.upgraded.take(), std::mem::take(&mut st.upgraded_rest))
+        };
         let Some(mut upgraded) = upgraded else {
             return;
         };
+        if data.is_empty() {
+            data = bytes;
+        } else {
+            data.extend_from_slice(&bytes);
+        }
         let io = UpgradedIo::new(self.conn.clone());
-        let mut bytes = bytes;
-        upgraded.on_data(&io, &mut bytes);
+        upgraded.on_data(&io, &mut data);
         let mut st = self.st.borrow_mut();
         if st.upgraded.is_none() && !self.gone.get() {
             st.upgraded = Some(upgraded);
+            st.upgraded_rest = data;
         }
     }
 

@@ -14,7 +14,7 @@ use super::error::WsError;
 pub const DEFAULT_MAX_FRAME_SIZE: usize = 16 << 20;
 
 /// The largest payload of a control frame (RFC 6455 §5.5).
-pub const MAX_CONTROL_PAYLOAD: usize = 125;
+pub(crate) const MAX_CONTROL_PAYLOAD: usize = 125;
 
 /// Decodes client frames and encodes server frames.
 ///
@@ -28,7 +28,7 @@ pub const MAX_CONTROL_PAYLOAD: usize = 125;
 ///
 /// [`max_frame_size`]: FrameCodec::max_frame_size
 #[derive(Debug, Clone)]
-pub struct FrameCodec {
+pub(crate) struct FrameCodec {
     max_frame_size: usize,
 }
 
@@ -40,26 +40,27 @@ impl Default for FrameCodec {
 
 impl FrameCodec {
     /// A codec with the default frame limit, [`DEFAULT_MAX_FRAME_SIZE`].
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         FrameCodec {
             max_frame_size: DEFAULT_MAX_FRAME_SIZE,
         }
     }
 
     /// The largest payload accepted in one frame, in bytes.
-    pub fn max_frame_size(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn max_frame_size(&self) -> usize {
         self.max_frame_size
     }
 
     /// Sets the largest payload accepted in one frame; a frame declaring
     /// more fails with [`WsError::FrameTooLarge`] (close code 1009).
-    pub fn set_max_frame_size(&mut self, max: usize) {
+    pub(crate) fn set_max_frame_size(&mut self, max: usize) {
         self.max_frame_size = max;
     }
 }
 
 /// XORs `buf` with the 4-byte masking key (RFC 6455 §5.3); its own inverse.
-pub fn apply_mask(buf: &mut [u8], mask: [u8; 4]) {
+pub(crate) fn apply_mask(buf: &mut [u8], mask: [u8; 4]) {
     // Four bytes at a time: each chunk starts at a multiple of 4, so it
     // lines up with the key.
     let word = u32::from_ne_bytes(mask);

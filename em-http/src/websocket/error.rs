@@ -4,11 +4,11 @@
 use std::{fmt, io};
 
 /// Close code 1002: protocol error.
-pub const PROTOCOL_ERROR: u16 = 1002;
+pub(crate) const PROTOCOL_ERROR: u16 = 1002;
 /// Close code 1007: data inconsistent with the message type (bad UTF-8).
-pub const INVALID_PAYLOAD: u16 = 1007;
+pub(crate) const INVALID_PAYLOAD: u16 = 1007;
 /// Close code 1009: a frame or message too big to process.
-pub const MESSAGE_TOO_BIG: u16 = 1009;
+pub(crate) const MESSAGE_TOO_BIG: u16 = 1009;
 
 /// A WebSocket protocol violation by the peer, or a transport error.
 ///
@@ -16,7 +16,7 @@ pub const MESSAGE_TOO_BIG: u16 = 1009;
 /// sends a close frame with [`WsError::close_code`] and closes.
 #[derive(Debug)]
 #[non_exhaustive]
-pub enum WsError {
+pub(crate) enum WsError {
     /// A client frame without a mask (1002).
     UnmaskedFrame,
     /// A reserved bit (RSV1–3) set without a negotiated extension (1002).
@@ -64,7 +64,7 @@ impl WsError {
     /// The close code to send before closing: 1002 (protocol error), 1007
     /// (invalid payload) or 1009 (too big); `None` for [`WsError::Io`],
     /// where no close frame can be sent.
-    pub fn close_code(&self) -> Option<u16> {
+    pub(crate) fn close_code(&self) -> Option<u16> {
         Some(match self {
             WsError::InvalidUtf8 => INVALID_PAYLOAD,
             WsError::FrameTooLarge { .. } | WsError::MessageTooLarge { .. } => MESSAGE_TOO_BIG,

@@ -1,8 +1,8 @@
 //! The opening handshake (RFC 6455 §4.2): recognising an upgrade request,
 //! validating it, and producing the `101 Switching Protocols` answer.
 //!
-//! Only the server side is here. The engine hands over the request's head
-//! ([`http::request::Parts`]); nothing here reads a body or touches a socket.
+//! Only the server side is here. It reads the request's head (of any
+//! `http::Request<B>`); nothing here reads a body or touches a socket.
 
 use std::fmt;
 
@@ -11,13 +11,13 @@ use http::header::{
     HeaderMap, HeaderValue, CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY,
     SEC_WEBSOCKET_PROTOCOL, SEC_WEBSOCKET_VERSION, UPGRADE,
 };
-use http::{request::Parts, Method, Response, StatusCode, Version};
+use http::{Method, Request, Response, StatusCode, Version};
 
 /// Why an upgrade request was refused; [`HandshakeError::status`] is the HTTP
 /// status to answer with and [`HandshakeError::response`] the whole answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum HandshakeError {
+pub(crate) enum HandshakeError {
     /// The request's method is not `GET`.
     MethodNotGet,
     /// The request is not HTTP/1.1.
@@ -37,7 +37,7 @@ pub enum HandshakeError {
 impl HandshakeError {
     /// The HTTP status to refuse the upgrade with: 426 Upgrade Required for
     /// an unsupported version, 400 Bad Request otherwise.
-    pub fn status(&self) -> StatusCode {
+    pub(crate) fn status(&self) -> StatusCode {
         match self {
             HandshakeError::UnsupportedVersion => StatusCode::UPGRADE_REQUIRED,
             _ => StatusCode::BAD_REQUEST,
@@ -46,7 +46,7 @@ impl HandshakeError {
 
     /// The headers the refusal carries: `Sec-WebSocket-Version: 13` for a
     /// 426 (RFC 6455 §4.4), none otherwise.
-    pub fn headers(&self) -> HeaderMap {
+    pub(crate) fn headers(&self) -> HeaderMap {
         let mut headers = HeaderMap::new();
         if let HandshakeError::UnsupportedVersion = self {
             headers.insert(SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
@@ -56,7 +56,7 @@ impl HandshakeError {
 
     /// The whole refusal as a bodiless response: [`status`](Self::status)
     /// and [`headers`](Self::headers).
-    pub fn response(&self) -> Response<()> {
+    pub(crate) fn response(&self) -> Response<()> {
         let mut response = Response::new(());
         *response.status_mut() = self.status();
         *response.headers_mut() = self.headers();
@@ -83,17 +83,17 @@ impl std::error::Error for HandshakeError {}
 /// An accepted upgrade: the headers of the `101 Switching Protocols` answer
 /// and the subprotocol chosen, if any.
 #[derive(Debug, Clone)]
-pub struct Accept {
+pub(crate) struct Accept {
     /// `Upgrade: websocket`, `Connection: Upgrade`, `Sec-WebSocket-Accept`,
     /// and `Sec-WebSocket-Protocol` when a subprotocol was chosen.
-    pub headers: HeaderMap,
+    pub(crate) headers: HeaderMap,
     /// The subprotocol chosen from the server's list, if any.
-    pub protocol: Option<String>,
+    pub(crate) protocol: Option<String>,
 }
 
 impl Accept {
     /// The `101 Switching Protocols` response carrying [`Accept::headers`].
-    pub fn into_response(self) -> Response<()> {
+    pub(crate) fn into_response(self) -> Response<()> {
         let mut response = Response::new(());
         *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
         *response.headers_mut() = self.headers;
@@ -117,14 +117,15 @@ fn has_token(headers: &HeaderMap, name: http::header::HeaderName, token: &str) -
 /// case-insensitive). Nothing else is checked: a request that passes goes to
 /// [`accept_headers`] or [`negotiate`], which answer the malformed ones with
 /// a [`HandshakeError`].
-pub fn is_upgrade_request(parts: &Parts) -> bool {
-    has_token(&parts.headers, UPGRADE, "websocket")
-        && has_token(&parts.headers, CONNECTION, "upgrade")
+pub(crate) fn is_upgrade_request<B>(request: &Request<B>) -> bool {
+    has_token(request.headers(), UPGRADE, "websocket")
+        && has_token(request.headers(), CONNECTION, "upgrade")
 }
 
 /// Validates an upgrade request and produces the headers of the `101
 /// Switching Protocols` answer, without a subprotocol. See [`negotiate`].
-pub fn accept_headers(parts: &Parts) -> Result<HeaderMap, HandshakeError> {
+#[cfg(test)]
+pub(crate) fn accept_headers<B>(parts: &Request<B>) -> Result<HeaderMap, HandshakeError> {
     negotiate(parts, &[]).map(|accept| accept.headers)
 }
 
@@ -135,14 +136,17 @@ pub fn accept_headers(parts: &Parts) -> Result<HeaderMap, HandshakeError> {
 /// offers in `Sec-WebSocket-Protocol` that is in `protocols` (exact match);
 /// none if `protocols` is empty or nothing matches (the client then decides
 /// whether to carry on without).
-pub fn negotiate(parts: &Parts, protocols: &[&str]) -> Result<Accept, HandshakeError> {
-    if parts.method != Method::GET {
+pub(crate) fn negotiate<B>(
+    parts: &Request<B>,
+    protocols: &[&str],
+) -> Result<Accept, HandshakeError> {
+    if parts.method() != Method::GET {
         return Err(HandshakeError::MethodNotGet);
     }
-    if parts.version != Version::HTTP_11 {
+    if parts.version() != Version::HTTP_11 {
         return Err(HandshakeError::NotHttp11);
     }
-    let headers = &parts.headers;
+    let headers = parts.headers();
     if !has_token(headers, UPGRADE, "websocket") {
         return Err(HandshakeError::NoUpgradeWebsocket);
     }
@@ -199,7 +203,7 @@ mod tests {
     use super::*;
 
     /// The request of RFC 6455 §1.3, with `extra` headers added.
-    fn request(extra: &[(&str, &str)]) -> Parts {
+    fn request(extra: &[(&str, &str)]) -> Request<()> {
         let mut builder = http::Request::builder()
             .method("GET")
             .uri("/chat")
@@ -212,16 +216,18 @@ mod tests {
         for (name, value) in extra {
             builder = builder.header(*name, *value);
         }
-        builder.body(()).unwrap().into_parts().0
+        builder.body(()).unwrap()
     }
 
-    fn without(mut parts: Parts, name: &str) -> Parts {
-        parts.headers.remove(name);
+    fn without(mut parts: Request<()>, name: &str) -> Request<()> {
+        parts.headers_mut().remove(name);
         parts
     }
 
-    fn with(mut parts: Parts, name: &'static str, value: &'static str) -> Parts {
-        parts.headers.insert(name, HeaderValue::from_static(value));
+    fn with(mut parts: Request<()>, name: &'static str, value: &'static str) -> Request<()> {
+        parts
+            .headers_mut()
+            .insert(name, HeaderValue::from_static(value));
         parts
     }
 
@@ -268,10 +274,10 @@ mod tests {
     #[test]
     fn refusals() {
         let mut post = request(&[]);
-        post.method = Method::POST;
+        *post.method_mut() = Method::POST;
         assert_eq!(accept_headers(&post), Err(HandshakeError::MethodNotGet));
         let mut http10 = request(&[]);
-        http10.version = Version::HTTP_10;
+        *http10.version_mut() = Version::HTTP_10;
         assert_eq!(accept_headers(&http10), Err(HandshakeError::NotHttp11));
         assert_eq!(
             accept_headers(&without(request(&[]), "upgrade")),
@@ -293,7 +299,7 @@ mod tests {
         ] {
             let mut parts = request(&[]);
             parts
-                .headers
+                .headers_mut()
                 .insert("sec-websocket-key", HeaderValue::from_static(bad));
             assert_eq!(
                 accept_headers(&parts),

@@ -16,7 +16,7 @@ pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 64 << 20;
 
 /// What the peer sent, as the [`Assembler`] yields it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Incoming {
+pub(crate) enum Incoming {
     /// A complete text message, valid UTF-8.
     Text(String),
     /// A complete binary message.
@@ -100,7 +100,7 @@ struct Partial {
 ///
 /// [`max_message_size`]: Assembler::max_message_size
 #[derive(Debug)]
-pub struct Assembler {
+pub(crate) struct Assembler {
     max_message_size: usize,
     partial: Option<Partial>,
     closed: bool,
@@ -115,7 +115,7 @@ impl Default for Assembler {
 impl Assembler {
     /// An assembler with the default message limit,
     /// [`DEFAULT_MAX_MESSAGE_SIZE`].
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Assembler {
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             partial: None,
@@ -124,23 +124,26 @@ impl Assembler {
     }
 
     /// The largest total payload accepted in one message, in bytes.
-    pub fn max_message_size(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn max_message_size(&self) -> usize {
         self.max_message_size
     }
 
     /// Sets the largest total payload accepted in one message; more fails
     /// with [`WsError::MessageTooLarge`] (close code 1009).
-    pub fn set_max_message_size(&mut self, max: usize) {
+    pub(crate) fn set_max_message_size(&mut self, max: usize) {
         self.max_message_size = max;
     }
 
     /// Whether a close frame has been received (later frames are ignored).
-    pub fn is_closed(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_closed(&self) -> bool {
         self.closed
     }
 
     /// Whether a fragmented message is in progress.
-    pub fn in_message(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn in_message(&self) -> bool {
         self.partial.is_some()
     }
 
@@ -150,7 +153,7 @@ impl Assembler {
     /// violation to fail the connection with its
     /// [`close_code`](WsError::close_code); the assembler is not meant to be
     /// fed again after one.
-    pub fn push(&mut self, frame: Frame) -> Result<Option<Incoming>, WsError> {
+    pub(crate) fn push(&mut self, frame: Frame) -> Result<Option<Incoming>, WsError> {
         if self.closed {
             return Ok(None);
         }
@@ -285,7 +288,7 @@ fn write_frame(opcode: OpCode, payload: &[u8], dst: &mut BytesMut) {
 }
 
 /// Writes `message` as one unfragmented, unmasked frame (text or binary).
-pub fn encode_message(message: &Message, dst: &mut BytesMut) {
+pub(crate) fn encode_message(message: &Message, dst: &mut BytesMut) {
     match message {
         Message::Text(text) => write_frame(OpCode::Data(Data::Text), text.as_bytes(), dst),
         Message::Binary(data) => write_frame(OpCode::Data(Data::Binary), data, dst),
@@ -302,21 +305,21 @@ fn encode_control(control: Control, payload: &[u8], dst: &mut BytesMut) -> Resul
 
 /// Writes a ping frame; its payload is at most 125 bytes, else
 /// [`WsError::ControlFrameTooLong`] and nothing is written.
-pub fn encode_ping(payload: &[u8], dst: &mut BytesMut) -> Result<(), WsError> {
+pub(crate) fn encode_ping(payload: &[u8], dst: &mut BytesMut) -> Result<(), WsError> {
     encode_control(Control::Ping, payload, dst)
 }
 
 /// Writes a pong frame (the answer to a ping carries the ping's payload);
 /// its payload is at most 125 bytes, else [`WsError::ControlFrameTooLong`]
 /// and nothing is written.
-pub fn encode_pong(payload: &[u8], dst: &mut BytesMut) -> Result<(), WsError> {
+pub(crate) fn encode_pong(payload: &[u8], dst: &mut BytesMut) -> Result<(), WsError> {
     encode_control(Control::Pong, payload, dst)
 }
 
 /// Writes a close frame with `code` and `reason`. The reason is cut to the
 /// 123 bytes a control frame leaves it, at a character boundary. `code`
 /// should satisfy [`is_valid_close_code`] (checked in debug builds).
-pub fn encode_close(code: u16, reason: &str, dst: &mut BytesMut) {
+pub(crate) fn encode_close(code: u16, reason: &str, dst: &mut BytesMut) {
     debug_assert!(
         is_valid_close_code(code),
         "close code {code} is not to be sent"
@@ -334,7 +337,7 @@ pub fn encode_close(code: u16, reason: &str, dst: &mut BytesMut) {
 /// Writes the close frame answering a received one (RFC 6455 §5.5.1): it
 /// echoes the received code without a reason, or is empty if the received
 /// frame was.
-pub fn encode_close_reply(received: Option<&(u16, String)>, dst: &mut BytesMut) {
+pub(crate) fn encode_close_reply(received: Option<&(u16, String)>, dst: &mut BytesMut) {
     match received {
         Some((code, _)) => encode_close(*code, "", dst),
         None => write_frame(OpCode::Control(Control::Close), &[], dst),

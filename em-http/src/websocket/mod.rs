@@ -1,36 +1,76 @@
-//! WebSocket (RFC 6455), as protocol logic over bytes.
+//! WebSocket (RFC 6455) servers, em-websocket's way: answer an upgrade
+//! request with [`accept`] and a [`WebSocketHandler`], whose callbacks
+//! (`on_open`, `on_message`, `on_close`…) run on the reactor thread and
+//! answer through a [`WebSocket`].
 //!
-//! The split:
+//! ```
+//! use em_http::websocket::{self, Message, WebSocket, WebSocketHandler};
+//! use em_http::{Body, IntoResponse};
+//! use http::{Request, StatusCode};
 //!
-//! - **Frames** are tungstenite's: its [`Frame`], [`FrameHeader`] parser and
-//!   writer and its opcodes, wrapped here in [`FrameCodec`], a tokio-util
-//!   codec in the server's role that enforces the frame-level rules (client
-//!   frames masked, no reserved bits or opcodes, control frames final and
-//!   short, a frame size limit checked from the header alone).
-//! - **Messages and rules** are ours: the [`Assembler`] joins fragments,
-//!   lets control frames through in between, validates text as UTF-8 as it
-//!   arrives, enforces a message size limit and the close frame's payload
-//!   rules; [`Message`] and the `encode_*` functions write the server's side.
-//!   Every violation is a [`WsError`] carrying the close code to fail the
-//!   connection with (1002, 1007 or 1009).
-//! - **The handshake** ([`negotiate`], [`accept_headers`]) validates an
-//!   upgrade request's head and answers `101 Switching Protocols`, or gives a
-//!   [`HandshakeError`] with its 400 or 426.
+//! /// Sends every message back.
+//! struct Echo;
 //!
-//! Nothing here touches a socket or em. The em integration comes later, in
-//! em-http's `websocket` handler API after em-websocket's model: `on_open`,
-//! `on_message`, `on_close` callbacks on the upgraded connection.
+//! impl WebSocketHandler for Echo {
+//!     fn on_message(&mut self, ws: &WebSocket, message: Message) {
+//!         let _ = ws.send(message);
+//!     }
+//! }
+//!
+//! em_core::run(|| -> em_core::Result<()> {
+//!     em_http::serve("127.0.0.1:0", |request: Request<Body>| async move {
+//!         if request.uri().path() == "/ws" {
+//!             websocket::accept(&request, Echo).into_response()
+//!         } else {
+//!             (StatusCode::NOT_FOUND, "not found\n").into_response()
+//!         }
+//!     })?;
+//!     em_core::stop();
+//!     Ok(())
+//! })?;
+//! # Ok::<(), em_core::Error>(())
+//! ```
+//!
+//! # What em does for you
+//!
+//! - **The handshake**: [`accept`] validates the request and answers `101
+//!   Switching Protocols`, or refuses it with 400 or 426 (see
+//!   [`accept_with`]). Subprotocols are chosen from
+//!   [`WebSocketOptions::protocols`].
+//! - **Messages**: fragments are joined, text is checked as UTF-8, sizes
+//!   are limited ([`WebSocketOptions`]); the handler sees whole
+//!   [`Message`]s. Sends go out as single frames.
+//! - **Control frames**: pings are answered with pongs; the peer's close
+//!   is echoed with its code and the connection closed; keep-alive pings
+//!   are sent if [`WebSocketOptions::ping_interval`] is set.
+//! - **Protocol errors** (an unmasked frame, a reserved opcode or bit, bad
+//!   fragmentation: 1002; invalid UTF-8: 1007; a frame or message over its
+//!   limit: 1009) fail the connection: em sends a close frame with the
+//!   code, closes after writing it, and reports the code to
+//!   [`on_close`](WebSocketHandler::on_close).
+//!
+//! # Threads and order
+//!
+//! Everything here runs on the reactor thread: handlers, [`WebSocket`]
+//! (which is `!Send`), timers. `on_open` comes first, `on_close` exactly
+//! once and last; see [`WebSocketHandler`].
+//!
+//! Frames are tungstenite's (its frame header parser and writer); messages,
+//! limits, the handshake and the em integration are em-http's.
 
+mod accept;
 mod codec;
+mod connection;
 mod error;
+mod handler;
 mod handshake;
 mod message;
+mod options;
+mod socket;
 
-pub use codec::{apply_mask, FrameCodec, DEFAULT_MAX_FRAME_SIZE, MAX_CONTROL_PAYLOAD};
-pub use error::{WsError, INVALID_PAYLOAD, MESSAGE_TOO_BIG, PROTOCOL_ERROR};
-pub use handshake::{accept_headers, is_upgrade_request, negotiate, Accept, HandshakeError};
-pub use message::{
-    encode_close, encode_close_reply, encode_message, encode_ping, encode_pong,
-    is_valid_close_code, Assembler, Incoming, Message, DEFAULT_MAX_MESSAGE_SIZE,
-};
-pub use tungstenite::protocol::frame::{Frame, FrameHeader};
+pub use accept::{accept, accept_with, is_upgrade};
+pub use codec::DEFAULT_MAX_FRAME_SIZE;
+pub use handler::WebSocketHandler;
+pub use message::{is_valid_close_code, Message, DEFAULT_MAX_MESSAGE_SIZE};
+pub use options::{WebSocketOptions, DEFAULT_CLOSE_TIMEOUT};
+pub use socket::{SendError, WebSocket};
