@@ -276,3 +276,70 @@ fn an_answer_without_reading_an_expect_continue_body_closes_the_connection() {
     assert_eq!(responses[0].status, 403, "no 100 Continue first");
     assert!(responses[0].closes());
 }
+
+/// `/early`: the whole body is written and finished before the response
+/// is given; `/stream`: three chunks over time.
+struct Streams;
+
+impl em_http::RequestHandler for Streams {
+    fn on_request(&mut self, request: Request<Body>, responder: em_http::Responder) {
+        let (writer, body) = ResponseBody::channel();
+        if request.uri().path() == "/early" {
+            for part in ["written ", "before ", "the head"] {
+                writer.send(part).unwrap();
+            }
+            writer.finish();
+            responder.respond(Response::new(body));
+        } else {
+            responder.respond(Response::new(body));
+            em::spawn(async move {
+                for part in ["one ", "two ", "three"] {
+                    em::sleep(Duration::from_millis(5)).await;
+                    writer.send(part).unwrap();
+                }
+            })
+            .unwrap();
+        }
+    }
+}
+
+#[test]
+fn chunks_sent_before_the_response_is_given_go_out_after_its_head() {
+    let responses = with_server(
+        || em_http::serve_callbacks("127.0.0.1:0", || Streams).unwrap(),
+        |addr| {
+            let mut s = client(addr);
+            s.write_all(
+                b"GET /early HTTP/1.1\r\nHost: t\r\n\r\nGET /stream HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+            )
+            .unwrap();
+            support::http::read_all_responses(&mut BufReader::new(s))
+        },
+    );
+    let seen: Vec<(bool, String)> = responses.iter().map(|r| (r.chunked, r.text())).collect();
+    assert_eq!(
+        seen,
+        [
+            (true, "written before the head".to_string()),
+            (true, "one two three".to_string())
+        ]
+    );
+}
+
+#[test]
+fn a_streamed_response_to_http10_is_delimited_by_the_close() {
+    let (raw, response) = with_server(
+        || em_http::serve_callbacks("127.0.0.1:0", || Streams).unwrap(),
+        |addr| {
+            let mut s = client(addr);
+            s.write_all(b"GET /stream HTTP/1.0\r\n\r\n").unwrap();
+            let raw = support::read_until_closed(&mut s);
+            let response = read_response(&mut &raw[..], false).expect("a response");
+            (raw, response)
+        },
+    );
+    let raw = String::from_utf8_lossy(&raw).to_ascii_lowercase();
+    assert!(!raw.contains("transfer-encoding"), "{raw}");
+    assert!(response.closes(), "{:?}", response.headers);
+    assert_eq!(response.text(), "one two three");
+}

@@ -215,3 +215,40 @@ fn head_response_has_no_body_and_the_next_request_parses() {
     assert_eq!(responses[0].header("content-length"), Some("2"));
     assert_eq!(responses[1].text(), "/after");
 }
+
+#[test]
+fn a_streamed_response_queued_behind_a_slow_one_follows_it_intact() {
+    let responses = with_server(
+        || {
+            em_http::serve("127.0.0.1:0", |request: Request<Body>| async move {
+                if request.uri().path() == "/slow" {
+                    em::sleep(Duration::from_millis(100)).await;
+                    return em_http::http::Response::new(em_http::ResponseBody::from("slow"));
+                }
+                // Written whole at once, while the slow response is pending.
+                let (writer, body) = em_http::ResponseBody::channel();
+                em::spawn(async move {
+                    for i in 0..50 {
+                        writer.send(format!("{i},")).unwrap();
+                    }
+                })
+                .unwrap();
+                em_http::http::Response::new(body)
+            })
+            .unwrap()
+        },
+        |addr| {
+            let mut s = client(addr);
+            let all = format!("{}{}{}", get("/slow"), get("/stream"), get("/slow"));
+            s.write_all(all.as_bytes()).unwrap();
+            let mut r = BufReader::new(s);
+            (0..3)
+                .map(|_| read_response(&mut r, false).expect("a response"))
+                .collect::<Vec<_>>()
+        },
+    );
+    let streamed: String = (0..50).map(|i| format!("{i},")).collect();
+    let bodies: Vec<String> = responses.iter().map(|r| r.text()).collect();
+    assert_eq!(bodies, ["slow".to_string(), streamed, "slow".to_string()]);
+    assert!(responses[1].chunked);
+}
