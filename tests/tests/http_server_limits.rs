@@ -173,7 +173,7 @@ fn a_head_trickled_a_byte_at_a_time_still_times_out() {
     let (elapsed, responses) = with_server(
         server(Limits::default().header_timeout(HEADER_TIMEOUT)),
         |addr| {
-            let mut s = client(addr);
+            let s = client(addr);
             let start = Instant::now();
             let mut w = s.try_clone().unwrap();
             let trickle = std::thread::spawn(move || {
