@@ -56,10 +56,14 @@ fn async_handlers_finishing_in_reverse_answer_in_request_order() {
         assert_eq!(response.text(), format!("response {i}"));
         assert!(!response.closes());
     }
+    // Request 9 waited not at all, request 0 270 ms: whatever a loaded
+    // machine does to the timers in between, those two finished in reverse.
+    let finished = finished.lock().unwrap();
+    assert_eq!(finished.len(), 10);
     assert_eq!(
-        *finished.lock().unwrap(),
-        (0..10).rev().collect::<Vec<u64>>(),
-        "the handlers did not finish in reverse"
+        (finished[0], finished[9]),
+        (9, 0),
+        "the handlers did not finish in reverse: {finished:?}"
     );
 }
 
