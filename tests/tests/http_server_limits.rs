@@ -107,6 +107,26 @@ fn a_chunked_body_growing_over_the_limit_is_413() {
 }
 
 #[test]
+fn a_body_of_exactly_the_limit_is_accepted_in_either_framing() {
+    let body = "d".repeat(100);
+    let request = format!(
+        "POST / HTTP/1.1\r\nHost: test\r\nContent-Length: 100\r\n\r\n{body}\
+         POST / HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n\
+         40\r\n{}\r\n24\r\n{}\r\n0\r\n\r\n",
+        &body[..64],
+        &body[64..]
+    );
+    let responses = with_server(server(Limits::default().max_body_size(100)), move |addr| {
+        send_and_read_to_end(addr, request.as_bytes())
+    });
+    let seen: Vec<(u16, String)> = responses.iter().map(|r| (r.status, r.text())).collect();
+    assert_eq!(
+        seen,
+        [(200, "read 100".to_string()), (200, "read 100".to_string())]
+    );
+}
+
+#[test]
 fn garbage_is_400() {
     let r = refused(Limits::default(), "HELLO THERE\x01\x02\r\n\r\n");
     assert_eq!(r.status, 400);
