@@ -246,6 +246,7 @@ fn a_dropped_responder_answers_500_and_the_connection_goes_on() {
 fn a_thousand_concurrent_keep_alive_clients_each_get_their_own_answers() {
     const CLIENTS: usize = 1000;
     const REQUESTS: usize = 5;
+    raise_fd_limit(2 * CLIENTS + 200);
     let answered = with_server_for(
         Duration::from_secs(120),
         || {
@@ -322,4 +323,101 @@ fn a_thousand_concurrent_keep_alive_clients_each_get_their_own_answers() {
         }
         answered
     }
+}
+
+/// Raises this process's open-file limit to `want` (a fresh machine's soft
+/// limit is often 1,024; a thousand clients and their server connections
+/// need twice that), and fails if the hard limit does not allow it.
+fn raise_fd_limit(want: usize) {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let want = want as u64;
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current.is_some_and(|cur| cur >= want) || limit.current.is_none() {
+        return;
+    }
+    let maximum = limit.maximum;
+    assert!(
+        maximum.is_none_or(|max| max >= want),
+        "the open-file hard limit {maximum:?} is below the {want} this test needs"
+    );
+    setrlimit(
+        Resource::Nofile,
+        Rlimit {
+            current: Some(want),
+            maximum,
+        },
+    )
+    .expect("raise the open-file limit");
+}
+
+#[test]
+fn stop_closes_every_connection_at_once_and_refuses_new_ones() {
+    let (tx, rx) = mpsc::channel();
+    let (started_tx, started_rx) = mpsc::channel::<()>();
+    let (count_tx, count_rx) = mpsc::channel::<(usize, usize)>();
+    run_with_watchdog(move || -> em::Result<()> {
+        let slot: Rc<RefCell<Option<em_http::HttpServer>>> = Rc::default();
+        let for_handler = slot.clone();
+        let server = em_http::serve("127.0.0.1:0", move |request: Request<Body>| {
+            let slot = for_handler.clone();
+            let (started, count) = (started_tx.clone(), count_tx.clone());
+            async move {
+                if request.uri().path() == "/stop" {
+                    let before = {
+                        let server = slot.borrow();
+                        let server = server.as_ref().unwrap();
+                        let before = server.connection_count();
+                        server.stop();
+                        before
+                    };
+                    started.send(()).unwrap();
+                    // Closed connections leave the count as their unbind
+                    // runs, on a later turn of the reactor: wait for it
+                    // (the client's wait for this message is bounded).
+                    let count_now = || slot.borrow().as_ref().unwrap().connection_count();
+                    while count_now() > 0 {
+                        em::sleep(Duration::from_millis(5)).await;
+                    }
+                    let after = count_now();
+                    count.send((before, after)).ok();
+                    return "never sent".to_string();
+                }
+                em::sleep(Duration::from_secs(20)).await;
+                "too late".to_string()
+            }
+        })?;
+        let addr = server.local_addr().inet().unwrap();
+        *slot.borrow_mut() = Some(server);
+        spawn_peer(em::handle()?, tx, move || {
+            let mut waiting = client(addr);
+            waiting
+                .write_all(b"GET /wait HTTP/1.1\r\nHost: t\r\n\r\n")
+                .unwrap();
+            let mut stopper = client(addr);
+            stopper
+                .write_all(b"GET /stop HTTP/1.1\r\nHost: t\r\n\r\n")
+                .unwrap();
+            support::recv(&started_rx);
+            let waiting = support::read_until_closed(&mut waiting);
+            let stopper = support::read_until_closed(&mut stopper);
+            let refused = TcpStream::connect(addr).is_err();
+            let counts = support::recv(&count_rx);
+            (waiting, stopper, refused, counts)
+        });
+        Ok(())
+    })
+    .unwrap();
+    let (waiting, stopper, refused, (before, after)) = join_peer(&rx);
+    assert!(
+        waiting.is_empty(),
+        "{:?}",
+        String::from_utf8_lossy(&waiting)
+    );
+    assert!(
+        stopper.is_empty(),
+        "{:?}",
+        String::from_utf8_lossy(&stopper)
+    );
+    assert!(refused, "a new connection was accepted after stop");
+    assert_eq!((before, after), (2, 0));
 }
