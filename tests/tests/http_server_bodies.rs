@@ -404,3 +404,32 @@ fn head_of_a_streamed_response_sends_no_body_and_closes_the_writer() {
     assert_eq!(responses[0].status, 200);
     assert_eq!(responses[1].text(), "streamed");
 }
+
+#[test]
+fn a_chunked_request_with_extensions_and_trailers_is_read_exactly() {
+    let responses = with_server(
+        || {
+            em_http::serve("127.0.0.1:0", |request: Request<Body>| async move {
+                let path = request.uri().path().to_string();
+                let body = request.into_body().bytes().await.expect("the body");
+                format!("{path} {}", String::from_utf8_lossy(&body))
+            })
+            .unwrap()
+        },
+        |addr| {
+            let mut s = client(addr);
+            s.write_all(
+                b"POST /chunked HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n\
+                  5;name=value\r\nhello\r\n\
+                  1\r\n \r\n\
+                  A\r\n0123456789\r\n\
+                  0\r\nX-Trailer: yes\r\nX-Other: too\r\n\r\n\
+                  GET /next HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+            )
+            .unwrap();
+            support::http::read_all_responses(&mut BufReader::new(s))
+        },
+    );
+    let bodies: Vec<String> = responses.iter().map(|r| r.text()).collect();
+    assert_eq!(bodies, ["/chunked hello 0123456789", "/next "]);
+}

@@ -242,6 +242,29 @@ fn the_keep_alive_timeout_does_not_cut_a_slow_handler() {
 }
 
 #[test]
+fn a_connection_that_never_sends_is_closed_by_the_keep_alive_timeout() {
+    let timeout = Duration::from_millis(300);
+    let (silent, rest) = with_server(
+        server(Limits::default().keep_alive_timeout(timeout)),
+        |addr| {
+            let s = client(addr);
+            let start = Instant::now();
+            let rest = read_all_responses(&mut BufReader::new(s));
+            (start.elapsed(), rest)
+        },
+    );
+    assert!(rest.is_empty(), "a silent connection got {rest:?}");
+    assert!(
+        silent >= timeout - Duration::from_millis(100),
+        "closed after {silent:?}"
+    );
+    assert!(
+        silent < Duration::from_secs(8),
+        "closed only after {silent:?}"
+    );
+}
+
+#[test]
 fn an_idle_keep_alive_connection_is_closed_without_an_answer() {
     let timeout = Duration::from_millis(300);
     let (first, idle, rest) = with_server(

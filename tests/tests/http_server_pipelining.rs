@@ -256,3 +256,28 @@ fn a_streamed_response_queued_behind_a_slow_one_follows_it_intact() {
     assert_eq!(bodies, ["slow".to_string(), streamed, "slow".to_string()]);
     assert!(responses[1].chunked);
 }
+
+#[test]
+fn five_hundred_pipelined_requests_in_one_burst_are_all_answered_in_order() {
+    const N: usize = 500;
+    let bodies = with_server(hello_server, |addr| {
+        let s = client(addr);
+        let mut w = s.try_clone().unwrap();
+        // Written while the responses are read: neither side waits on the
+        // other's buffers.
+        let writer = std::thread::spawn(move || {
+            let all: String = (0..N).map(|i| get(&format!("/burst{i}"))).collect();
+            w.write_all(all.as_bytes()).unwrap();
+        });
+        let mut r = BufReader::new(s);
+        let bodies: Vec<String> = (0..N)
+            .map(|_| read_response(&mut r, false).expect("a response").text())
+            .collect();
+        writer.join().unwrap();
+        bodies
+    });
+    assert_eq!(
+        bodies,
+        (0..N).map(|i| format!("/burst{i}")).collect::<Vec<_>>()
+    );
+}
