@@ -421,3 +421,74 @@ fn stop_closes_every_connection_at_once_and_refuses_new_ones() {
     assert!(refused, "a new connection was accepted after stop");
     assert_eq!((before, after), (2, 0));
 }
+
+#[test]
+fn shutdown_with_no_connections_resolves_at_once() {
+    let (tx, rx) = mpsc::channel::<Duration>();
+    run_with_watchdog(move || -> em::Result<()> {
+        let server = em_http::serve("127.0.0.1:0", |_request: Request<Body>| async { "hi" })?;
+        let start = Instant::now();
+        let shutdown = server.shutdown(Duration::from_secs(20));
+        em::spawn(async move {
+            shutdown.await;
+            tx.send(start.elapsed()).ok();
+            em::stop();
+        })?;
+        Ok(())
+    })
+    .unwrap();
+    let took = rx.try_recv().expect("the shutdown future never resolved");
+    assert!(
+        took < Duration::from_secs(5),
+        "resolved only after {took:?}"
+    );
+}
+
+#[test]
+fn an_answer_for_a_client_that_left_is_dropped_and_the_server_goes_on() {
+    let (closed_tx, closed_rx) = mpsc::channel::<bool>();
+    let responses = with_server(
+        move || {
+            em_http::serve_callbacks("127.0.0.1:0", move || Leaving(closed_tx.clone())).unwrap()
+        },
+        move |addr| {
+            let mut gone = client(addr);
+            gone.write_all(b"GET /leave HTTP/1.1\r\nHost: t\r\n\r\n")
+                .unwrap();
+            drop(gone);
+            // The handler answered after the client left, and saw it gone.
+            assert!(
+                support::recv(&closed_rx),
+                "the responder did not see the client gone"
+            );
+            let mut s = client(addr);
+            s.write_all(b"GET /stay HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+                .unwrap();
+            read_all_responses(&mut BufReader::new(s))
+        },
+    );
+    assert_eq!(responses.len(), 1);
+    assert_eq!(responses[0].text(), "/stay");
+}
+
+/// `/leave`: answered once the client has gone (polled on a timer, the
+/// client's wait is bounded); anything else at once.
+struct Leaving(mpsc::Sender<bool>);
+
+impl RequestHandler for Leaving {
+    fn on_request(&mut self, request: Request<Body>, responder: Responder) {
+        if request.uri().path() != "/leave" {
+            responder.respond(request.uri().path().to_string());
+            return;
+        }
+        let tx = self.0.clone();
+        em::spawn(async move {
+            while !responder.is_closed() {
+                em::sleep(Duration::from_millis(5)).await;
+            }
+            tx.send(true).ok();
+            responder.respond("nobody hears this");
+        })
+        .unwrap();
+    }
+}
