@@ -365,6 +365,8 @@ impl ConnCore {
                 match st.slot_mut(seq) {
                     Some(slot) if !slot.answered => {
                         slot.body_pending = false;
+                        // The connection closes after this answer: say so.
+                        slot.close = true;
                         Some(seq)
                     }
                     _ => {

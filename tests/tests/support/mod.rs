@@ -15,6 +15,7 @@ use bytes::BytesMut;
 use em::{Conn, Connection, UnbindReason};
 use tokio_util::codec::{BytesCodec, LinesCodec, LinesCodecError};
 
+pub mod http;
 pub mod transports;
 
 /// The longest any test's reactor may run before the watchdog fails it.
