@@ -36,6 +36,9 @@
 #
 #   MODE=http bench/instructions.sh target/release/http_hello target/release/hyper_hello
 #
+# MODE=http-pipeline is the same with 16 requests per write
+# (bench/http/pipeline.lua).
+#
 # Needs valgrind (Debian package `valgrind`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -46,8 +49,8 @@ case $mode in
     tls-echo) load=(echo --tls --insecure --conns 50 --size 64) server_args=(--tls-self-signed) ;;
     tls-stream) load=(stream --tls --insecure --conns 1 --size 16384) server_args=(--tls-self-signed) ;;
     tls-handshake) load=(handshake --tls --insecure --conns 8 --size 64) server_args=(--tls-self-signed) ;;
-    http) load=() ;;
-    *) echo "MODE must be echo, udp, tls-echo, tls-stream, tls-handshake or http, not $mode" >&2; exit 1 ;;
+    http | http-pipeline) load=() ;;
+    *) echo "MODE must be echo, udp, tls-echo, tls-stream, tls-handshake, http or http-pipeline, not $mode" >&2; exit 1 ;;
 esac
 loadgen=target/release/loadgen
 [ -x "$loadgen" ] || cargo build --release -q -p em-examples --bin loadgen
@@ -63,8 +66,10 @@ for server in "$@"; do
         sleep 0.1
     done
     [ -n "$addr" ] || { echo "$server did not start" >&2; exit 1; }
-    if [ "$mode" = http ]; then
-        line="msgs=$(wrk -t1 -c50 -d5s "http://$addr/" | sed -n 's/^ *\([0-9]*\) requests in.*/\1/p')"
+    if [ "$mode" = http ] || [ "$mode" = http-pipeline ]; then
+        script=()
+        [ "$mode" = http-pipeline ] && script=(-s bench/http/pipeline.lua)
+        line="msgs=$(wrk -t1 -c50 -d5s "${script[@]}" "http://$addr/" | sed -n 's/^ *\([0-9]*\) requests in.*/\1/p')"
     else
         line=$("$loadgen" "${load[@]}" --duration 5 --warmup 0 --addr "$addr")
     fi

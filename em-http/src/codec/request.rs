@@ -6,7 +6,7 @@ use std::mem::MaybeUninit;
 use std::rc::Rc;
 
 use bytes::{Bytes, BytesMut};
-use http::{header, HeaderMap, HeaderName, HeaderValue, Method, Request, Uri, Version};
+use http::{header, HeaderName, HeaderValue, Method, Request, Uri, Version};
 
 use crate::error::{ErrorKind, HttpError};
 use crate::limits::{Limits, MAX_HEADERS_CEILING};
@@ -258,7 +258,14 @@ impl RequestDecoder {
             Ok(u) => u,
             Err(e) => return self.error(ErrorKind::BadRequest, format!("invalid target: {e}")),
         };
-        let mut map = HeaderMap::with_capacity(count);
+        // The request is built in place: its header map filled where it
+        // lies rather than moved in (and a default one dropped).
+        let (mut parts, ()) = Request::new(()).into_parts();
+        parts.method = method;
+        parts.uri = uri;
+        parts.version = version;
+        let map = &mut parts.headers;
+        map.reserve(count);
         let mut framing = Framing::default();
         for &[n_at, n_len, v_at, v_len] in &fields {
             let (n_at, n_len, v_at, v_len) =
@@ -294,13 +301,7 @@ impl RequestDecoder {
             Version::HTTP_10 => framing.keep_alive && !framing.close,
             _ => !framing.close,
         };
-        let upgrade = framing.upgrade_token && map.contains_key(header::UPGRADE);
-        let mut request = Request::new(());
-        *request.method_mut() = method;
-        *request.uri_mut() = uri;
-        *request.version_mut() = version;
-        *request.headers_mut() = map;
-        let (parts, ()) = request.into_parts();
+        let upgrade = framing.upgrade_token && parts.headers.contains_key(header::UPGRADE);
         self.state = match body {
             BodyLength::Empty => State::Head,
             BodyLength::Fixed(n) => State::Fixed(n),

@@ -3,7 +3,7 @@
 //! handler left them out), fixed-length and chunked bodies.
 
 use std::cell::RefCell;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use http::{header, response::Parts, StatusCode};
@@ -174,22 +174,23 @@ fn hex_digits(mut n: usize, buf: &mut [u8; 16]) -> &[u8] {
 
 thread_local! {
     /// The `Date` header's value, formatted once a second (as hyper does):
-    /// the second it is for, and its text.
-    static DATE: RefCell<(u64, [u8; 29])> = const { RefCell::new((u64::MAX, [0; 29])) };
+    /// when it must be formatted again, and its text.
+    static DATE: RefCell<(SystemTime, [u8; 29])> = const { RefCell::new((UNIX_EPOCH, [0; 29])) };
 }
 
 /// Runs `f` with the current `Date` text (IMF-fixdate, 29 bytes).
 fn with_date<R>(f: impl FnOnce(&[u8]) -> R) -> R {
     let now = SystemTime::now();
-    let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     DATE.with(|cell| {
         let mut cached = cell.borrow_mut();
-        if cached.0 != secs {
+        if now >= cached.0 {
             let text = httpdate::fmt_http_date(now);
             let bytes = text.as_bytes();
             if bytes.len() == 29 {
                 cached.1.copy_from_slice(bytes);
-                cached.0 = secs;
+                // The next whole second.
+                let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+                cached.0 = UNIX_EPOCH + Duration::from_secs(secs + 1);
             }
         }
         f(&cached.1)
