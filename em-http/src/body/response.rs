@@ -203,7 +203,7 @@ impl StreamShared {
         if let Framing::Length(n) = framing {
             let room = n.saturating_sub(st.written);
             if chunk.len() as u64 > room {
-                tracing::warn!(conn = %core.id(), declared = n, "streamed body longer than its Content-Length; the excess is dropped");
+                tracing::warn!(conn = %core.id(), peer = ?core.conn.peer_addr().map(|a| a.to_string()), declared = n, "streamed body longer than its Content-Length; the excess is dropped");
                 chunk.truncate(room as usize);
                 st.closed = true;
             }

@@ -72,7 +72,7 @@ impl<H: WebSocketHandler> WsConnection<H> {
         match pinger {
             Ok(pinger) => *ws.shared.pinger.borrow_mut() = Some(pinger),
             Err(error) => {
-                tracing::warn!(conn = %ws.id(), %error, "websocket: no keep-alive pings")
+                tracing::warn!(conn = %ws.id(), peer = ?ws.peer_addr().map(|a| a.to_string()), %error, "websocket: no keep-alive pings")
             }
         }
     }
