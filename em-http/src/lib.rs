@@ -18,6 +18,10 @@
 //! })?;
 //! # Ok::<(), em_core::Error>(())
 //! ```
+//!
+//! Async handlers take [`middleware`] layers with [`HandlerExt::with`]
+//! (`api.with(Logging).with(Gzip::default())`): logging, timing, CORS,
+//! gzip, or your own with [`middleware::from_fn`].
 #![deny(missing_docs)]
 
 mod body;

@@ -357,10 +357,10 @@ mod tests {
         ];
         for (accepts, mut r) in cases {
             Gzip::default().apply(accepts, &mut r);
-            assert!(
-                !r.headers()
-                    .get(CONTENT_ENCODING)
-                    .is_some_and(|v| v == "gzip"),
+            let encoding = r.headers().get(CONTENT_ENCODING);
+            assert_ne!(
+                encoding.and_then(|v| v.to_str().ok()),
+                Some("gzip"),
                 "{r:?}"
             );
         }
