@@ -155,6 +155,24 @@
 //! | a transfer coding other than chunked | `501 Not Implemented` |
 //! | no request for [`Limits::keep_alive_timeout`] (60 s) on an idle connection | closed without an answer |
 //!
+//! # WebSocket
+//!
+//! Any handler can turn a request into a WebSocket:
+//! [`websocket::accept`] answers the handshake (`101`, or `400`/`426` for
+//! a bad one) and hands the connection to a
+//! [`websocket::WebSocketHandler`] with em-websocket's callbacks
+//! (`on_open`, `on_message`, `on_close`, plus `on_ping`), on the same port
+//! and routes as the rest of the server. Frames are read and written by
+//! tungstenite's frame layer; fragmentation, masking, UTF-8 and size rules
+//! are enforced with their close codes.
+//!
+//! # Middleware
+//!
+//! Async handlers take [`middleware`] layers with [`HandlerExt::with`]
+//! (`api.with(Logging).with(Gzip::default())`, the last added outermost):
+//! logging, timing, CORS, gzip, or your own with [`middleware::from_fn`]
+//! (Goliath's aroundware).
+//!
 //! # https
 //!
 //! [`ServerBuilder::tls`] serves https with em's TLS (rustls): every
@@ -181,7 +199,7 @@
 //! | streaming with no flow control | [`BodyWriter::is_ready`], [`BodyWriter::ready`], [`BodyWriter::on_drained`]: the connection's watermarks |
 //! | `Goliath::API` with `text/event-stream` by hand | [`sse::stream`], [`sse::Event`], `keep_alive` pings |
 //! | `Goliath::WebSocket` (`on_open`, `on_message`, `on_close`) | [`websocket`]: [`websocket::WebSocketHandler`] with the same three callbacks, [`websocket::accept`] |
-//! | `use Rack::…` middleware, aroundware | `middleware`: `handler.with(Logging).with(Gzip::default())`, `middleware::from_fn` |
+//! | `use Rack::…` middleware, aroundware | [`middleware`]: `handler.with(Logging).with(Gzip::default())`, `middleware::from_fn` |
 //! | `Goliath::Rack::Params`, validation, formatters | not built in: parse `uri().query()` and bodies with serde |
 //! | plugins beside the API in the reactor | anything started in the same `em::run` block: timers, servers, channels |
 //! | `ruby server.rb -p 9000 -e prod` runner | your `main`: `em::run(|| em_http::serve(addr, api))` |
@@ -194,6 +212,7 @@ mod codec;
 mod error;
 mod into_response;
 mod limits;
+pub mod middleware;
 mod server;
 pub mod sse;
 mod upgrade;
@@ -204,6 +223,7 @@ pub use body::response::{BodyClosed, BodyWriter, ResponseBody};
 pub use error::{ErrorKind, HttpError};
 pub use into_response::IntoResponse;
 pub use limits::{Limits, MAX_HEADERS_CEILING};
+pub use middleware::HandlerExt;
 pub use server::handler::Handler;
 pub use server::responder::{RequestHandler, Responder};
 pub use server::{builder, serve, serve_callbacks, HttpServer, ServerBuilder};
