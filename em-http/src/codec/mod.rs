@@ -1,6 +1,7 @@
 //! The server's codec: requests in (the `request` module), responses out
 //! (the `response` module), and the raw byte stream after an upgrade.
 
+pub(crate) mod header_pool;
 pub(crate) mod request;
 pub(crate) mod response;
 

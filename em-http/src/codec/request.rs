@@ -8,6 +8,7 @@ use std::rc::Rc;
 use bytes::{Bytes, BytesMut};
 use http::{header, HeaderName, HeaderValue, Method, Request, Uri, Version};
 
+use crate::codec::header_pool;
 use crate::error::{ErrorKind, HttpError};
 use crate::limits::{Limits, MAX_HEADERS_CEILING};
 
@@ -264,6 +265,7 @@ impl RequestDecoder {
         parts.method = method;
         parts.uri = uri;
         parts.version = version;
+        parts.headers = header_pool::take();
         let map = &mut parts.headers;
         map.reserve(count);
         let mut framing = Framing::default();

@@ -15,6 +15,7 @@ use http::{header, Method, Request, Response, StatusCode, Version};
 use crate::body::request::{Body, BodyFeed};
 use crate::body::response::{Kind, StreamShared};
 use crate::codec::request::{BodyLength, RequestFrame, RequestHead};
+use crate::codec::header_pool;
 use crate::codec::response::Framing;
 use crate::codec::{Outgoing, ServerCodec, ServerFrame};
 use crate::error::HttpError;
@@ -626,6 +627,7 @@ impl ConnCore {
                 body,
             },
         );
+        header_pool::give(parts.headers);
         match stream {
             Some(s) => {
                 let slot = st.slot_mut(seq).expect("slot checked above");
