@@ -1,5 +1,5 @@
 //! A small JSON API on em-http, and a tour of its async style:
-//! `http_api --listen ADDR` (default 127.0.0.1:8091). Prints
+//! `http_api --listen ADDR` (default 127.0.0.1:8093). Prints
 //! `listening on ADDR` once ready; stops on SIGINT/SIGTERM. Every route is
 //! wrapped in the `Logging` (one line per request on stderr, with
 //! `RUST_LOG=info`) and `Gzip` middleware.
@@ -17,9 +17,9 @@
 //! - `GET /events`: server-sent events, a `tick` every 500 ms, 10 in all.
 //!
 //! ```text
-//! curl -s localhost:8091/items -d '{"name":"apple"}'
-//! curl -s localhost:8091/items/1
-//! curl -sN localhost:8091/events
+//! curl -s localhost:8093/items -d '{"name":"apple"}'
+//! curl -s localhost:8093/items/1
+//! curl -sN localhost:8093/events
 //! ```
 
 use std::cell::RefCell;
@@ -40,7 +40,7 @@ use serde_json::{json, Value};
 #[command(version, about)]
 struct Args {
     /// Address to listen on (port 0 picks one).
-    #[arg(long, default_value = "127.0.0.1:8091")]
+    #[arg(long, default_value = "127.0.0.1:8093")]
     listen: String,
 }
 
