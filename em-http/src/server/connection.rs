@@ -14,8 +14,8 @@ use http::{header, Method, Request, Response, StatusCode, Version};
 
 use crate::body::request::{Body, BodyFeed};
 use crate::body::response::{Kind, StreamShared};
-use crate::codec::request::{BodyLength, RequestFrame, RequestHead};
 use crate::codec::header_pool;
+use crate::codec::request::{BodyLength, RequestFrame, RequestHead};
 use crate::codec::response::Framing;
 use crate::codec::{Outgoing, ServerCodec, ServerFrame};
 use crate::error::HttpError;
