@@ -113,6 +113,7 @@ pub use os::signal::Signal;
 pub use os::signal::{trap, Trap};
 pub use reactor::builder::Builder;
 pub use reactor::core::ConnectionId;
+pub use reactor::group::{handle_for, handles, reactor_index};
 pub use reactor::panic::{clear_error_handler, set_error_handler, PanicReport};
 pub use reactor::remote::Handle;
 pub use reactor::run::{

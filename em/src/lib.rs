@@ -1312,6 +1312,8 @@ pub use em_core::{
     schedule, spawn, stats, stop, stopping, synchrony, Builder, Ended, Handle, Reactor, RunResult,
     Stats,
 };
+// Several reactors, one per core (`Builder::reactors`, `run_each`).
+pub use em_core::{handle_for, handles, reactor_index};
 // Errors, panics and the error handler.
 pub use em_core::{clear_error_handler, set_error_handler, BoxError, Error, PanicReport, Result};
 // Connections, servers and clients, on every transport.

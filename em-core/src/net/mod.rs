@@ -42,6 +42,7 @@ pub(crate) mod file;
 pub(crate) mod pair;
 pub(crate) mod proxy;
 pub(crate) mod server;
+pub(crate) mod shared_server;
 pub(crate) mod socket;
 pub(crate) mod socket_options;
 pub(crate) mod tls;

@@ -20,6 +20,7 @@ use crate::net::conn::Conn;
 use crate::net::connection::Connection;
 use crate::net::driver::stream::StreamPump;
 use crate::net::driver::{Driver, Start};
+use crate::net::shared_server::{self, Handed};
 use crate::net::transport::BoxTransport;
 use crate::reactor::core::{Core, Member};
 use crate::reactor::panic;
@@ -37,6 +38,8 @@ pub(crate) enum Listener {
     Tcp(TcpListener),
     /// With the socket file this server made, removed when it stops.
     Unix(UnixListener, Option<SocketFile>),
+    /// One reactor's share of a server a group serves by hand-off.
+    Handed(Rc<Handed>),
 }
 
 /// A Unix-domain socket file a server bound, and its identity, so that
@@ -78,6 +81,7 @@ impl Listener {
         match self {
             Listener::Tcp(l) => l.local_addr().map(Addr::Inet),
             Listener::Unix(l, _) => l.local_addr().map(Addr::from),
+            Listener::Handed(h) => Ok(h.local_addr()),
         }
     }
 
@@ -92,6 +96,7 @@ impl Listener {
             Listener::Unix(l, _) => l
                 .poll_accept(cx)
                 .map_ok(|(stream, peer)| (Box::new(stream) as BoxTransport, Addr::from(peer))),
+            Listener::Handed(h) => h.poll_accept(cx),
         }
     }
 }
@@ -289,12 +294,15 @@ where
         .to_socket_addrs()
         .map_err(|e| Error::bind(shown.clone(), e))?
         .collect();
+    if let Some(member) = core.config.member.clone().filter(|m| m.group.size() > 1) {
+        return shared_server::start(core, member, shown, addrs, factory);
+    }
     let mut last = (
         shown,
         io::Error::new(io::ErrorKind::InvalidInput, "no address to bind"),
     );
     for a in addrs {
-        match bind_tcp(a, core.config.listen_backlog) {
+        match bind_tcp(a, core.config.listen_backlog, false) {
             Ok(listener) => return serve(core, Listener::Tcp(listener), factory),
             Err(e) => last = (a.to_string(), e),
         }
@@ -302,13 +310,22 @@ where
     Err(Error::bind(last.0, last.1))
 }
 
-fn bind_tcp(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
+/// Binds and listens on `addr`; with `reuseport`, `SO_REUSEPORT` first, so
+/// that the other reactors of a group may bind the same port.
+pub(crate) fn bind_tcp(addr: SocketAddr, backlog: u32, reuseport: bool) -> io::Result<TcpListener> {
     let socket = if addr.is_ipv4() {
         TcpSocket::new_v4()?
     } else {
         TcpSocket::new_v6()?
     };
     socket.set_reuseaddr(true)?;
+    if reuseport {
+        #[cfg(all(
+            unix,
+            not(any(target_os = "solaris", target_os = "illumos", target_os = "cygwin"))
+        ))]
+        socket.set_reuseport(true)?;
+    }
     socket.bind(addr)?;
     socket.listen(backlog)
 }
@@ -359,6 +376,17 @@ where
     H: Connection,
 {
     let core = Core::current_accepting("start_unix_domain_server")?;
+    if core
+        .config
+        .member
+        .as_ref()
+        .is_some_and(|m| m.group.size() > 1)
+    {
+        return Err(Error::unsupported(
+            "start_unix_domain_server",
+            "a Unix-domain server cannot be shared by the reactors of a group; start it on one reactor (say, reactor_index() == 0)",
+        ));
+    }
     let path = path.as_ref();
     let shown = || show_unix_path(path);
     let is_abstract = path.as_os_str().as_encoded_bytes().first() == Some(&0);

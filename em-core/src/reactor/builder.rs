@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::extension::ReactorOption;
+use crate::reactor::group::Membership;
+use crate::reactor::panic::PanicReport;
 use crate::reactor::run::{Reactor, RunResult};
 
 /// Default high outbound watermark of a connection.
@@ -36,6 +38,26 @@ pub(crate) struct Config {
     pub(crate) proxy_splice: bool,
     pub(crate) child_grace: Duration,
     pub(crate) options: Options,
+    /// How many reactors `run_each` runs (0: one per available core).
+    pub(crate) reactors: usize,
+    /// Pin each reactor of a group to a core of its own.
+    pub(crate) pin_cores: bool,
+    /// Force the one-acceptor hand-off for a group's servers.
+    pub(crate) accept_handoff: bool,
+    /// The error handler of every reactor of a group.
+    pub(crate) error_handler: Option<ErrorHandler>,
+    /// This reactor's place in its group, when it is one of several.
+    pub(crate) member: Option<Membership>,
+}
+
+/// An error handler every reactor of a group installs.
+#[derive(Clone)]
+pub(crate) struct ErrorHandler(pub(crate) Arc<dyn Fn(&PanicReport) + Send + Sync>);
+
+impl fmt::Debug for ErrorHandler {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ErrorHandler")
+    }
 }
 
 impl Default for Config {
@@ -52,6 +74,11 @@ impl Default for Config {
             proxy_splice: true,
             child_grace: DEFAULT_CHILD_GRACE,
             options: Options::default(),
+            reactors: 1,
+            pin_cores: false,
+            accept_handoff: false,
+            error_handler: None,
+            member: None,
         }
     }
 }
@@ -240,6 +267,47 @@ impl Builder {
         self
     }
 
+    /// How many reactors [`run_each`](Builder::run_each) runs, each on a
+    /// thread of its own with its own current-thread runtime and
+    /// `LocalSet`: the way to use every core without giving up the
+    /// single-threaded model. `0` means one per available core. Default 1.
+    /// [`run`](Builder::run) runs one reactor whatever this says.
+    pub fn reactors(mut self, n: usize) -> Self {
+        self.config.reactors = n;
+        self
+    }
+
+    /// Pins each reactor of [`run_each`](Builder::run_each) to a core of
+    /// its own (reactor `i` to the `i`-th core this process may run on,
+    /// round robin), where the system allows; a refusal is logged, not an
+    /// error. Default off.
+    pub fn pin_to_cores(mut self, pin: bool) -> Self {
+        self.config.pin_cores = pin;
+        self
+    }
+
+    /// How the reactors of [`run_each`](Builder::run_each) share a server
+    /// that each of them starts with the same address (`start_server`):
+    /// by default each binds a listener of its own with `SO_REUSEPORT` and
+    /// the kernel spreads the connections (Linux, the BSDs); with
+    /// `handoff` one reactor listens and hands the accepted sockets to the
+    /// reactors round robin, through their [`Handle`](crate::Handle)s (the
+    /// way where `SO_REUSEPORT` does not balance, and always with
+    /// `handoff(true)`).
+    pub fn accept_handoff(mut self, handoff: bool) -> Self {
+        self.config.accept_handoff = handoff;
+        self
+    }
+
+    /// The error handler of every reactor of [`run_each`](Builder::run_each)
+    /// (each reactor thread installs it, as
+    /// [`set_error_handler`](crate::set_error_handler) does for one):
+    /// called on the reactor thread where the panic was contained.
+    pub fn error_handler(mut self, handler: impl Fn(&PanicReport) + Send + Sync + 'static) -> Self {
+        self.config.error_handler = Some(ErrorHandler(Arc::new(handler)));
+        self
+    }
+
     /// Checks the options and returns the reactor, ready to run.
     ///
     /// Returns an error that `is_config()` when an option is out of range.
@@ -275,6 +343,48 @@ impl Builder {
     /// Shorthand for `build()?.run(init)`.
     pub fn run<R: RunResult>(self, init: impl FnOnce() -> R + 'static) -> Result<()> {
         self.build()?.run(init)
+    }
+
+    /// Runs [`reactors`](Builder::reactors) reactors, the first on the
+    /// calling thread and each other on a thread of its own, and calls
+    /// `init(index)` on each (its run block; `index` is what
+    /// [`reactor_index`](crate::reactor_index) returns there); returns when
+    /// every reactor has stopped and finished its teardown. Every run block
+    /// starts once all reactors are up, so [`handles`](crate::handles) sees
+    /// them all.
+    ///
+    /// The reactors share one stop: `em::stop()` on any of them, a
+    /// [`Handle::stop`](crate::Handle::stop) of any, a run block's error or
+    /// a panic under [`stop_on_panic`](Builder::stop_on_panic) stops them
+    /// all. The options apply to each reactor; the error handler is
+    /// [`error_handler`](Builder::error_handler)'s. A server started with
+    /// the same address by each run block is one server served by all (see
+    /// [`accept_handoff`](Builder::accept_handoff)), and every connection
+    /// lives its whole life on the reactor that accepted it.
+    ///
+    /// Errors as [`run`](Builder::run) does, with the first reactor's error
+    /// first, then the others' in index order.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    ///
+    /// let ran = Arc::new(AtomicUsize::new(0));
+    /// let r = ran.clone();
+    /// em_core::Reactor::builder().reactors(2).run_each(move |_index| {
+    ///     r.fetch_add(1, Ordering::SeqCst);
+    ///     if em_core::reactor_index().unwrap() == 1 {
+    ///         em_core::stop(); // ends both reactors
+    ///     }
+    /// })?;
+    /// assert_eq!(ran.load(Ordering::SeqCst), 2);
+    /// # Ok::<(), em_core::Error>(())
+    /// ```
+    pub fn run_each<R: RunResult>(
+        self,
+        init: impl Fn(usize) -> R + Send + Sync + 'static,
+    ) -> Result<()> {
+        self.build()?.run_each(init)
     }
 
     /// Shorthand for `build()?.synchrony(future)` ([`Reactor::synchrony`]).

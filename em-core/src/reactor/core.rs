@@ -25,20 +25,39 @@ thread_local! {
     static CURRENT: RefCell<Option<Rc<Core>>> = const { RefCell::new(None) };
 }
 
-/// A connection's number, unique within its reactor run. Shown as `#N`.
+/// A connection's number, unique within its reactor run, and across the
+/// reactors of a group ([`Builder::run_each`](crate::Builder::run_each)),
+/// whose ids carry their reactor's index. Shown as `#N` for a reactor on
+/// its own, `#R.N` for connection N of reactor R of a group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConnectionId(pub(crate) u64);
 
+/// The low bits of an id count connections; the high ones hold the reactor
+/// index plus one in a group (zero for a reactor on its own).
+const REACTOR_SHIFT: u32 = 48;
+
 impl ConnectionId {
-    /// The number.
+    /// The number (the reactor's bits included).
     pub fn get(self) -> u64 {
         self.0
+    }
+
+    /// The index of the reactor of a group that owns the connection; `None`
+    /// for a reactor on its own.
+    pub fn reactor_index(self) -> Option<usize> {
+        match self.0 >> REACTOR_SHIFT {
+            0 => None,
+            r => Some(r as usize - 1),
+        }
     }
 }
 
 impl fmt::Display for ConnectionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "#{}", self.0)
+        match self.reactor_index() {
+            None => write!(f, "#{}", self.0),
+            Some(r) => write!(f, "#{r}.{}", self.0 & ((1 << REACTOR_SHIFT) - 1)),
+        }
     }
 }
 
@@ -130,6 +149,11 @@ pub(crate) struct Core {
 
 impl Core {
     pub(crate) fn new(config: Config) -> Self {
+        let first_id = config
+            .member
+            .as_ref()
+            .map_or(0, |m| (m.index as u64 + 1) << REACTOR_SHIFT)
+            + 1;
         Core {
             outbound_meter: Rc::new(OutboundMeter {
                 since_check: Cell::new(0),
@@ -143,7 +167,7 @@ impl Core {
             error: RefCell::new(None),
             main_waker: RefCell::new(None),
             conns: RefCell::new(HashMap::new()),
-            next_conn_id: Cell::new(1),
+            next_conn_id: Cell::new(first_id),
             servers: RefCell::new(Vec::new()),
             read_buffer: Cell::new(BytesMut::new()),
             locals: RefCell::new(HashMap::new()),

@@ -9,6 +9,7 @@
 
 pub(crate) mod builder;
 pub(crate) mod core;
+pub(crate) mod group;
 pub(crate) mod panic;
 pub(crate) mod remote;
 pub(crate) mod run;

@@ -7,6 +7,7 @@ use std::cell::RefCell;
 use std::future::{poll_fn, Future};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::task::Poll;
 
 use tokio::task::{JoinHandle, LocalSet};
@@ -14,6 +15,7 @@ use tokio::task::{JoinHandle, LocalSet};
 use crate::error::{BoxError, Error, Result};
 use crate::reactor::builder::{Builder, Config};
 use crate::reactor::core::Core;
+use crate::reactor::group::{affinity, Group, Membership};
 use crate::reactor::panic;
 use crate::reactor::remote::Handle;
 use crate::reactor::ticks;
@@ -53,22 +55,130 @@ impl Reactor {
     /// inside a tokio runtime; otherwise the error that stopped the reactor
     /// (the run block returned an error or panicked).
     pub fn run<R: RunResult>(self, init: impl FnOnce() -> R + 'static) -> Result<()> {
+        Self::check_thread()?;
+        let rt = self.runtime()?;
+        self.run_on(rt, init)
+    }
+
+    /// Refuses a thread where a reactor or a tokio runtime runs.
+    fn check_thread() -> Result<()> {
         if Core::is_installed() {
             return Err(Error::already_running());
         }
         if tokio::runtime::Handle::try_current().is_ok() {
             return Err(Error::inside_runtime());
         }
+        Ok(())
+    }
+
+    /// The current-thread runtime (I/O and time enabled) a reactor runs on.
+    fn runtime(&self) -> Result<tokio::runtime::Runtime> {
         let mut builder = tokio::runtime::Builder::new_current_thread();
         builder.enable_all();
         #[cfg(feature = "test-util")]
         builder.start_paused(self.config.start_paused);
-        let rt = builder.build().map_err(Error::runtime)?;
+        builder.build().map_err(Error::runtime)
+    }
+
+    /// Runs the reactor on `rt`, on the calling thread.
+    fn run_on<R: RunResult>(
+        self,
+        rt: tokio::runtime::Runtime,
+        init: impl FnOnce() -> R + 'static,
+    ) -> Result<()> {
         let result = rt.block_on(self.run_installed(init));
         // Do not wait for work left on tokio's blocking pool, such as a host
         // name still resolving for a connect the stop abandoned.
         rt.shutdown_background();
         result
+    }
+
+    /// Runs [`Builder::reactors`] reactors, `init(index)` on each: see
+    /// [`Builder::run_each`].
+    pub fn run_each<R: RunResult>(
+        self,
+        init: impl Fn(usize) -> R + Send + Sync + 'static,
+    ) -> Result<()> {
+        Self::check_thread()?;
+        let n = match self.config.reactors {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        let handoff = self.config.accept_handoff
+            || !cfg!(any(
+                target_os = "linux",
+                target_os = "android",
+                target_os = "freebsd"
+            ));
+        let group = Group::new(n, handoff);
+        // Every runtime is built before any reactor starts, so that a
+        // failure leaves none waiting for the others.
+        let runtimes = (0..n).map(|_| self.runtime()).collect::<Result<Vec<_>>>()?;
+        let cpus = if self.config.pin_cores {
+            affinity::cpus()
+        } else {
+            Vec::new()
+        };
+        let init = Arc::new(init);
+        let mut threads = Vec::new();
+        let mut runtimes = runtimes.into_iter();
+        let first = runtimes.next().expect("at least one reactor");
+        let member = |index: usize| {
+            let mut config = self.config.clone();
+            config.member = Some(Membership {
+                index,
+                group: group.clone(),
+            });
+            Reactor::with_config(config)
+        };
+        for (i, rt) in runtimes.enumerate() {
+            let index = i + 1;
+            let reactor = member(index);
+            let init = init.clone();
+            let cpu = (!cpus.is_empty()).then(|| cpus[index % cpus.len()]);
+            let spawned = std::thread::Builder::new()
+                .name(format!("em-reactor-{index}"))
+                .spawn(move || {
+                    affinity::pin(cpu);
+                    let _handler = reactor.install_error_handler();
+                    reactor.run_on(rt, move || init(index))
+                });
+            match spawned {
+                Ok(t) => threads.push(t),
+                Err(e) => {
+                    group.abort();
+                    for t in threads {
+                        let _ = t.join();
+                    }
+                    return Err(Error::runtime(e));
+                }
+            }
+        }
+        let reactor = member(0);
+        let first_result = {
+            affinity::pin((!cpus.is_empty()).then(|| cpus[0]));
+            let _handler = reactor.install_error_handler();
+            let init = init.clone();
+            reactor.run_on(first, move || init(0))
+        };
+        let mut result = first_result;
+        for t in threads {
+            let r = t.join().unwrap_or_else(|panic| {
+                Err(Error::panicked("reactor thread", panic::message(&*panic)))
+            });
+            if result.is_ok() {
+                result = r;
+            }
+        }
+        result
+    }
+
+    /// Installs the group's error handler on this thread, if it has one,
+    /// for as long as the guard lives.
+    fn install_error_handler(&self) -> Option<ErrorHandlerGuard> {
+        let handler = self.config.error_handler.clone()?;
+        panic::set_error_handler(move |report| (handler.0)(report));
+        Some(ErrorHandlerGuard)
     }
 
     /// Runs the reactor around one future (em-synchrony's `EM.synchrony`):
@@ -146,8 +256,23 @@ impl Reactor {
         RUNNING.fetch_add(1, Ordering::SeqCst);
         core.remote.set_running(true);
         ticks::attach_remote(core.remote.clone());
+        if let Some(m) = &core.config.member {
+            // Every run block of a group starts once all reactors are up.
+            if !m.group.arrive(m.index, Handle::new(core.remote.clone())) {
+                return Err(Error::stopped_early());
+            }
+        }
         let local = LocalSet::new();
         local.run_until(main(core, init)).await
+    }
+}
+
+/// Removes an error handler [`Reactor::install_error_handler`] set.
+struct ErrorHandlerGuard;
+
+impl Drop for ErrorHandlerGuard {
+    fn drop(&mut self) {
+        panic::clear_error_handler();
     }
 }
 
@@ -212,6 +337,10 @@ async fn main<R: RunResult>(core: Rc<Core>, init: impl FnOnce() -> R) -> Result<
         Poll::Pending
     })
     .await;
+    if let Some(m) = &core.config.member {
+        // One stop for the whole group.
+        m.group.stop_all();
+    }
     teardown(&core).await;
     match core.take_error() {
         Some(e) => Err(e),
