@@ -144,6 +144,79 @@
 //! [`Reactor::builder()`](Reactor::builder); every option has a default, and
 //! [`Builder::build`] rejects one out of range.
 //!
+//! # Using every core
+//!
+//! One reactor is one thread. To use every core without giving up the
+//! single-threaded model, run several:
+//! [`Reactor::builder().reactors(n)`](Builder::reactors) with
+//! [`run_each`](Builder::run_each) runs `n` reactors (`0`: one per core),
+//! each on a thread of its own with its own runtime, `LocalSet`, timers,
+//! ticks and defer pool, and calls the run block on each with its index.
+//! A server every run block starts on the same address is served by all
+//! of them: each binds its own listener on the port with `SO_REUSEPORT` and
+//! the kernel spreads the connections, or, with
+//! [`accept_handoff(true)`](Builder::accept_handoff) (and where
+//! `SO_REUSEPORT` does not balance), one reactor accepts and hands the
+//! sockets round robin to the others through their [`Handle`]s. Either way
+//! a connection lives its whole life on the reactor that got it, so its
+//! handler still needs no locks.
+//!
+//! What the reactors share is explicit and `Send`: their [`Handle`]s
+//! ([`handles`], and [`handle_for`] a connection's owner, whose index its
+//! [`ConnectionId`] carries and shows as `#R.N`), and one stop:
+//! [`stop`] on any reactor, an error in any run block, or a panic under
+//! `stop_on_panic` stops them all, and `run_each` returns once every one has
+//! finished its teardown. [`reactor_index`] says which reactor runs the
+//! current callback. `GroupChannel` and `GroupQueue` carry messages
+//! between reactors (delivered through each reactor's handle, in batches);
+//! `Conn`, `Channel` and `Queue` stay `!Send`.
+//!
+//! ```
+//! use std::sync::atomic::{AtomicUsize, Ordering};
+//! use std::sync::Arc;
+//!
+//! let echoed = Arc::new(AtomicUsize::new(0));
+//! let e = echoed.clone();
+//! em::Reactor::builder().reactors(2).run_each(move |index| -> em::Result<()> {
+//!     let e = e.clone();
+//!     let server = em::start_server(
+//!         "127.0.0.1:0",
+//!         em::handler(move |conn, data| {
+//!             e.fetch_add(data.len(), Ordering::SeqCst);
+//!             conn.send_data(data);
+//!         }),
+//!     )?;
+//!     if index == 0 {
+//!         // Both reactors listen on this port; a client does not know.
+//!         let port = server.local_addr().inet().unwrap().port();
+//!         let handle = em::handle()?;
+//!         std::thread::spawn(move || {
+//!             use std::io::{Read, Write};
+//!             for _ in 0..10 {
+//!                 let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+//!                 c.write_all(b"hi").unwrap();
+//!                 let mut two = [0; 2];
+//!                 c.read_exact(&mut two).unwrap();
+//!             }
+//!             handle.stop(); // stops both reactors
+//!         });
+//!     }
+//!     Ok(())
+//! })?;
+//! assert_eq!(echoed.load(Ordering::SeqCst), 20);
+//! # Ok::<(), em::Error>(())
+//! ```
+//!
+//! When several reactors, and when several processes? Several reactors
+//! share one address space: one port without a balancer in front, one
+//! configuration, cross-reactor messaging without serialisation, one stop
+//! and one set of logs with unambiguous connection ids. Several processes
+//! (EventMachine's only way) isolate failures and memory: a process that
+//! dies or leaks takes only its own connections with it, and they can be
+//! restarted one at a time. A panic in em is contained either way; choose
+//! processes when you need crashes of native code or memory growth
+//! isolated, or deploys one process at a time.
+//!
 //! # Callback order and re-entrancy
 //!
 //! Each connection gets its callbacks in this order:

@@ -1,7 +1,8 @@
 //! An em echo server: `echo_server --listen ADDR` (default 127.0.0.1:8081),
 //! or `echo_server --unix PATH` on a Unix-domain socket; over TLS with
-//! `--tls-cert FILE --tls-key FILE` or `--tls-self-signed`. Prints
-//! `listening on ADDR` (or `listening on PATH`) once ready; stops
+//! `--tls-cert FILE --tls-key FILE` or `--tls-self-signed`; on several
+//! reactors with `--reactors N` (0 = one per core), which share the port.
+//! Prints `listening on ADDR` (or `listening on PATH`) once ready; stops
 //! gracefully on SIGINT/SIGTERM.
 
 use std::path::PathBuf;
@@ -27,6 +28,13 @@ struct Args {
     /// listen(2) backlog.
     #[arg(long, default_value_t = 1024)]
     backlog: u32,
+    /// Reactors to run, each on a thread (and core) of its own, sharing the
+    /// listening port; 0 means one per core. TCP only.
+    #[arg(long, default_value_t = 1, conflicts_with = "unix")]
+    reactors: usize,
+    /// With --reactors: pin each reactor to a core of its own.
+    #[arg(long)]
+    pin: bool,
     /// Print the reactor's stats to stderr every SECS seconds (they are
     /// also printed on SIGUSR1).
     #[arg(long, value_name = "SECS")]
@@ -64,20 +72,41 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // A bad certificate or key stops the program, not each connection.
         options.check_server()?;
     }
-    em::Reactor::builder().listen_backlog(args.backlog).run(
-        move || -> Result<(), em::BoxError> {
-            let echo = move || Echo(tls.clone());
-            let server = match &args.unix {
-                Some(path) => em::start_unix_domain_server(path, echo)?,
-                None => em::start_server(args.listen.as_str(), echo)?,
-            };
-            // Handlers first: a supervisor may send SIGTERM the moment it reads
-            // the line below.
-            em_examples::stop_on_signal()?;
-            em_examples::report_stats(args.stats_every.map(Duration::from_secs))?;
-            println!("listening on {}", server.local_addr());
-            Ok(())
-        },
-    )?;
+    let builder = em::Reactor::builder().listen_backlog(args.backlog);
+    if args.reactors != 1 {
+        // Several reactors: each runs this block, binds its own listener on
+        // the port (SO_REUSEPORT), and serves the connections it accepts.
+        let listen = args.listen.clone();
+        builder
+            .reactors(args.reactors)
+            .pin_to_cores(args.pin)
+            .run_each(move |index| -> Result<(), em::BoxError> {
+                let tls = tls.clone();
+                let server = em::start_server(listen.as_str(), move || Echo(tls.clone()))?;
+                em_examples::stop_on_signal()?;
+                if index == 0 {
+                    println!(
+                        "listening on {} ({} reactors)",
+                        server.local_addr(),
+                        em::handles()?.len()
+                    );
+                }
+                Ok(())
+            })?;
+        return Ok(());
+    }
+    builder.run(move || -> Result<(), em::BoxError> {
+        let echo = move || Echo(tls.clone());
+        let server = match &args.unix {
+            Some(path) => em::start_unix_domain_server(path, echo)?,
+            None => em::start_server(args.listen.as_str(), echo)?,
+        };
+        // Handlers first: a supervisor may send SIGTERM the moment it reads
+        // the line below.
+        em_examples::stop_on_signal()?;
+        em_examples::report_stats(args.stats_every.map(Duration::from_secs))?;
+        println!("listening on {}", server.local_addr());
+        Ok(())
+    })?;
     Ok(())
 }
