@@ -271,7 +271,8 @@ impl Builder {
     /// thread of its own with its own current-thread runtime and
     /// `LocalSet`: the way to use every core without giving up the
     /// single-threaded model. `0` means one per available core. Default 1.
-    /// [`run`](Builder::run) runs one reactor whatever this says.
+    /// With any other number than 1, [`run`](Builder::run) and
+    /// [`synchrony`](Builder::synchrony) refuse (`is_config()`).
     pub fn reactors(mut self, n: usize) -> Self {
         self.config.reactors = n;
         self
@@ -340,9 +341,24 @@ impl Builder {
         Ok(Reactor::with_config(self.config))
     }
 
-    /// Shorthand for `build()?.run(init)`.
+    /// Shorthand for `build()?.run(init)`: one reactor. Errors with
+    /// `is_config()` after [`reactors`](Builder::reactors) asked for
+    /// another number: several reactors need [`run_each`](Builder::run_each),
+    /// whose run block every reactor thread calls.
     pub fn run<R: RunResult>(self, init: impl FnOnce() -> R + 'static) -> Result<()> {
+        self.one_reactor("run")?;
         self.build()?.run(init)
+    }
+
+    /// Refuses a single-reactor entry point after `reactors(n != 1)`.
+    fn one_reactor(&self, call: &str) -> Result<()> {
+        if self.config.reactors != 1 {
+            return Err(Error::config(format!(
+                "reactors({}) needs run_each, whose run block runs on every reactor; {call} runs one",
+                self.config.reactors
+            )));
+        }
+        Ok(())
     }
 
     /// Runs [`reactors`](Builder::reactors) reactors, the first on the
@@ -393,6 +409,7 @@ impl Builder {
         F: std::future::Future + 'static,
         F::Output: 'static,
     {
+        self.one_reactor("synchrony")?;
         self.build()?.synchrony(future)
     }
 }
