@@ -218,7 +218,8 @@ def ratio(k, a, b, label):
     if a in d and b in d and d[b]:
         print(f"{label:40} {d[a] / d[b]:6.3f}")
     else:
-        print(f"{label:40}    n/a ({a} or {b} not run)")
+        missing = ' and '.join(s for s in (a, b) if s not in d)
+        print(f"{label:40}    n/a ({missing} not run)")
 ratio('msgs_per_s', 'em2', 'mt2', 'msgs/s em2/mt2')
 ratio('msgs_per_s', 'em2', 'rp2', 'msgs/s em2/rp2')
 ratio('server_cpu_us_per_msg', 'em2', 'mt2', 'CPU/msg em2/mt2')
