@@ -151,3 +151,57 @@ fn the_udp_echo_servers_echo_datagrams() {
         assert!(child.wait().expect("wait").success(), "{bin}");
     }
 }
+
+/// The multi-threaded raw-tokio baselines of `bench/reactors.sh` stop on
+/// SIGTERM sent at readiness, with any number of threads.
+#[test]
+fn the_multi_threaded_tokio_echo_servers_exit_0_on_sigterm_sent_at_readiness() {
+    for round in 0..50 {
+        start_and_terminate_at_readiness(env!("CARGO_BIN_EXE_tokio_echo_mt"), round);
+        start_and_terminate_at_readiness(env!("CARGO_BIN_EXE_tokio_echo_reuseport"), round);
+    }
+}
+
+/// Every thread of `tokio_echo_reuseport` binds the port the first one got
+/// (port 0), and both multi-threaded baselines echo on every connection,
+/// whichever thread it lands on.
+#[test]
+fn the_multi_threaded_tokio_echo_servers_echo_on_every_thread() {
+    use std::io::{Read, Write};
+    for bin in [
+        env!("CARGO_BIN_EXE_tokio_echo_mt"),
+        env!("CARGO_BIN_EXE_tokio_echo_reuseport"),
+    ] {
+        let mut child = Command::new(bin)
+            .args(["--listen", "127.0.0.1:0", "--threads", "4"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn the example");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .expect("read its first line");
+        let addr: std::net::SocketAddr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("{bin}: {line:?}"));
+        // Enough connections that, spread over the 4 listeners by the
+        // kernel's hash of their ports, each almost surely gets some.
+        let mut conns: Vec<_> = (0..32)
+            .map(|_| std::net::TcpStream::connect(addr).expect("connect"))
+            .collect();
+        for (i, conn) in conns.iter_mut().enumerate() {
+            conn.set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            let msg = format!("hello {i}");
+            conn.write_all(msg.as_bytes()).unwrap();
+            let mut buf = vec![0; msg.len()];
+            conn.read_exact(&mut buf).expect("the echo");
+            assert_eq!(buf, msg.as_bytes(), "{bin}");
+        }
+        terminate(&child);
+        assert!(child.wait().expect("wait").success(), "{bin}");
+    }
+}
