@@ -77,19 +77,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // Several reactors: each runs this block, binds its own listener on
         // the port (SO_REUSEPORT), and serves the connections it accepts.
         let listen = args.listen.clone();
+        let bound = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         builder
             .reactors(args.reactors)
             .pin_to_cores(args.pin)
-            .run_each(move |index| -> Result<(), em::BoxError> {
+            .run_each(move |_index| -> Result<(), em::BoxError> {
                 let tls = tls.clone();
                 let server = em::start_server(listen.as_str(), move || Echo(tls.clone()))?;
                 em_examples::stop_on_signal()?;
-                if index == 0 {
-                    println!(
-                        "listening on {} ({} reactors)",
-                        server.local_addr(),
-                        em::handles()?.len()
-                    );
+                // Ready once every reactor listens: the last one says so.
+                let reactors = em::handles()?.len();
+                if bound.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 == reactors {
+                    println!("listening on {} ({reactors} reactors)", server.local_addr());
                 }
                 Ok(())
             })?;
