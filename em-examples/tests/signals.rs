@@ -205,3 +205,46 @@ fn the_multi_threaded_tokio_echo_servers_echo_on_every_thread() {
         assert!(child.wait().expect("wait").success(), "{bin}");
     }
 }
+
+#[test]
+fn echo_server_on_several_reactors_echoes_and_exits_0_on_sigterm_at_readiness() {
+    use std::io::{Read, Write};
+    for round in 0..20 {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_echo_server"))
+            .args(["--listen", "127.0.0.1:0", "--reactors", "3"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn echo_server");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .expect("read its first line");
+        let addr: std::net::SocketAddr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .and_then(|rest| rest.strip_suffix(" (3 reactors)"))
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("round {round}: {line:?}"));
+        if round == 0 {
+            // Every reactor listens by the time the line is printed.
+            for i in 0..24 {
+                let mut conn = std::net::TcpStream::connect(addr).expect("connect");
+                conn.set_read_timeout(Some(Duration::from_secs(10)))
+                    .unwrap();
+                let msg = format!("hello {i}");
+                conn.write_all(msg.as_bytes()).unwrap();
+                let mut buf = vec![0; msg.len()];
+                conn.read_exact(&mut buf).expect("the echo");
+                assert_eq!(buf, msg.as_bytes());
+            }
+        }
+        terminate(&child);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(child.wait().expect("wait")).ok());
+        let status = rx
+            .recv_timeout(Duration::from_secs(5))
+            .expect("exits within 5 s of SIGTERM");
+        assert!(status.success(), "round {round}: exited with {status}");
+    }
+}
