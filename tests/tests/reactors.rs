@@ -769,16 +769,17 @@ fn two_servers_on_the_same_address_text_are_two_shared_servers_handoff() {
 // 10: pinning.
 // ---------------------------------------------------------------------
 
+/// The cores the calling thread may run on.
+#[cfg(target_os = "linux")]
+fn cpus_of_this_thread() -> Vec<usize> {
+    use rustix::thread::{sched_getaffinity, CpuSet};
+    let set = sched_getaffinity(None).expect("sched_getaffinity");
+    (0..CpuSet::MAX_CPU).filter(|c| set.is_set(*c)).collect()
+}
+
 #[cfg(target_os = "linux")]
 #[test]
 fn pin_to_cores_pins_each_reactor_to_one_core() {
-    use rustix::thread::{sched_getaffinity, CpuSet};
-
-    fn cpus_of_this_thread() -> Vec<usize> {
-        let set = sched_getaffinity(None).expect("sched_getaffinity");
-        (0..CpuSet::MAX_CPU).filter(|c| set.is_set(*c)).collect()
-    }
-
     // Read on a thread of its own: reactor 0 pins the test's thread.
     let allowed = thread::spawn(cpus_of_this_thread).join().unwrap();
     let n = 2;
@@ -803,4 +804,23 @@ fn pin_to_cores_pins_each_reactor_to_one_core() {
         // Reactor i on the i-th allowed core, round robin.
         assert_eq!(cpus[0], allowed[index % allowed.len()], "reactor {index}");
     }
+}
+
+/// Reactor 0 runs on the caller's thread and is pinned there; once
+/// `run_each` returns, that thread is the caller's again, with the cores it
+/// had (threads it spawns later inherit them).
+#[cfg(target_os = "linux")]
+#[test]
+fn pin_to_cores_gives_the_calling_thread_its_cores_back() {
+    let before = cpus_of_this_thread();
+    run_group(
+        em::Reactor::builder().reactors(2).pin_to_cores(true),
+        |_| em::stop(),
+    )
+    .unwrap();
+    assert_eq!(
+        cpus_of_this_thread(),
+        before,
+        "run_each left the calling thread pinned"
+    );
 }
