@@ -280,7 +280,8 @@ impl Builder {
     /// Pins each reactor of [`run_each`](Builder::run_each) to a core of
     /// its own (reactor `i` to the `i`-th core this process may run on,
     /// round robin), where the system allows; a refusal is logged, not an
-    /// error. Default off.
+    /// error. Reactor 0 runs on the calling thread, which gets its cores
+    /// back when `run_each` returns. Default off.
     pub fn pin_to_cores(mut self, pin: bool) -> Self {
         self.config.pin_cores = pin;
         self

@@ -156,7 +156,8 @@ impl Reactor {
         }
         let reactor = member(0);
         let first_result = {
-            affinity::pin((!cpus.is_empty()).then(|| cpus[0]));
+            // The caller's thread: given its cores back when reactor 0 is done.
+            let _restore = affinity::pin_caller((!cpus.is_empty()).then(|| cpus[0]));
             let _handler = reactor.install_error_handler();
             let init = init.clone();
             reactor.run_on(first, move || init(0))
