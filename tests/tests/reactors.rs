@@ -456,6 +456,16 @@ fn run_block_error_on_reactor_1_stops_the_group_and_is_returned() {
 }
 
 #[test]
+fn when_every_run_block_fails_the_first_reactors_error_is_returned() {
+    let err = run_group(em::Reactor::builder().reactors(2), |index| {
+        Err::<(), String>(format!("run block {index} failed"))
+    })
+    .expect_err("both run blocks failed");
+    assert!(err.is_init(), "{err}");
+    assert!(err.to_string().contains("run block 0 failed"), "{err}");
+}
+
+#[test]
 fn panic_with_stop_on_panic_stops_the_group_and_reaches_the_error_handler() {
     let reports: Shared<(Option<String>, String, usize)> = Arc::default();
     let r = reports.clone();
