@@ -9,6 +9,7 @@ mod support;
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread::{self, ThreadId};
@@ -505,6 +506,38 @@ fn panic_with_stop_on_panic_stops_the_group_and_reaches_the_error_handler() {
         )]
     );
     assert_eq!(hooks.load(Ordering::SeqCst), 2, "both reactors tore down");
+}
+
+/// Reactor 0 runs on the caller's thread with the group's error handler;
+/// once `run_each` returns, the handler the caller had set there is back.
+#[test]
+fn the_group_error_handler_gives_the_calling_thread_its_own_back() {
+    let callers: Rc<RefCell<Vec<String>>> = Rc::default();
+    let c = callers.clone();
+    em::set_error_handler(move |report| c.borrow_mut().push(report.message().to_owned()));
+    let group: Shared<String> = Arc::default();
+    let g = group.clone();
+    run_group(
+        em::Reactor::builder()
+            .reactors(2)
+            .error_handler(move |report| g.lock().unwrap().push(report.message().to_owned())),
+        |index| {
+            if index == 0 {
+                em::next_tick(|| panic!("in the group"));
+                em::next_tick(em::stop);
+            }
+        },
+    )
+    .unwrap();
+    assert_eq!(*group.lock().unwrap(), ["in the group"]);
+    assert!(callers.borrow().is_empty(), "{:?}", callers.borrow());
+    run_with_watchdog(|| {
+        em::next_tick(|| panic!("after the group"));
+        em::next_tick(em::stop);
+    })
+    .unwrap();
+    em::clear_error_handler();
+    assert_eq!(*callers.borrow(), ["after the group"]);
 }
 
 // ---------------------------------------------------------------------
