@@ -303,7 +303,9 @@ impl Builder {
     /// The error handler of every reactor of [`run_each`](Builder::run_each)
     /// (each reactor thread installs it, as
     /// [`set_error_handler`](crate::set_error_handler) does for one):
-    /// called on the reactor thread where the panic was contained.
+    /// called on the reactor thread where the panic was contained. Reactor
+    /// 0 runs on the calling thread: a handler set there before is put
+    /// back when `run_each` returns.
     pub fn error_handler(mut self, handler: impl Fn(&PanicReport) + Send + Sync + 'static) -> Self {
         self.config.error_handler = Some(ErrorHandler(Arc::new(handler)));
         self

@@ -178,8 +178,11 @@ impl Reactor {
     /// for as long as the guard lives.
     fn install_error_handler(&self) -> Option<ErrorHandlerGuard> {
         let handler = self.config.error_handler.clone()?;
-        panic::set_error_handler(move |report| (handler.0)(report));
-        Some(ErrorHandlerGuard)
+        let installed: panic::ErrorHandler =
+            Rc::new(move |report: &panic::PanicReport| (handler.0)(report));
+        Some(ErrorHandlerGuard(panic::replace_error_handler(Some(
+            installed,
+        ))))
     }
 
     /// Runs the reactor around one future (em-synchrony's `EM.synchrony`):
@@ -268,12 +271,13 @@ impl Reactor {
     }
 }
 
-/// Removes an error handler [`Reactor::install_error_handler`] set.
-struct ErrorHandlerGuard;
+/// Puts back the error handler [`Reactor::install_error_handler`]
+/// replaced (the caller's own, on reactor 0's thread), or none.
+struct ErrorHandlerGuard(Option<panic::ErrorHandler>);
 
 impl Drop for ErrorHandlerGuard {
     fn drop(&mut self) {
-        panic::clear_error_handler();
+        panic::replace_error_handler(self.0.take());
     }
 }
 
