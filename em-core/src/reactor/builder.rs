@@ -281,7 +281,8 @@ impl Builder {
     /// Pins each reactor of [`run_each`](Builder::run_each) to a core of
     /// its own (reactor `i` to the `i`-th core this process may run on,
     /// round robin), where the system allows; a refusal is logged, not an
-    /// error. Default off.
+    /// error. Reactor 0 runs on the calling thread, which gets its cores
+    /// back when `run_each` returns. Default off.
     pub fn pin_to_cores(mut self, pin: bool) -> Self {
         self.config.pin_cores = pin;
         self
@@ -303,7 +304,9 @@ impl Builder {
     /// The error handler of every reactor of [`run_each`](Builder::run_each)
     /// (each reactor thread installs it, as
     /// [`set_error_handler`](crate::set_error_handler) does for one):
-    /// called on the reactor thread where the panic was contained.
+    /// called on the reactor thread where the panic was contained. Reactor
+    /// 0 runs on the calling thread: a handler set there before is put
+    /// back when `run_each` returns.
     pub fn error_handler(mut self, handler: impl Fn(&PanicReport) + Send + Sync + 'static) -> Self {
         self.config.error_handler = Some(ErrorHandler(Arc::new(handler)));
         self

@@ -253,6 +253,36 @@ pub(crate) mod affinity {
         }
     }
 
+    /// Gives the calling thread back, when dropped, the cores it had
+    /// before [`pin_caller`] pinned it.
+    pub(crate) struct Restore {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        saved: Option<rustix::thread::CpuSet>,
+    }
+
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            if let Some(set) = self.saved.take() {
+                if let Err(e) = rustix::thread::sched_setaffinity(None, &set) {
+                    tracing::warn!(error = %e, "pin_to_cores: cannot unpin the calling thread");
+                }
+            }
+        }
+    }
+
+    /// [`pin`] for a thread that is the caller's again once its reactor
+    /// stops (reactor 0 of `run_each`): the guard restores its cores.
+    pub(crate) fn pin_caller(cpu: Option<usize>) -> Restore {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        let saved = cpu.and_then(|_| rustix::thread::sched_getaffinity(None).ok());
+        pin(cpu);
+        Restore {
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            saved,
+        }
+    }
+
     /// Pins the calling thread to `cpu`, if given; a refusal is logged.
     pub(crate) fn pin(cpu: Option<usize>) {
         let Some(cpu) = cpu else {

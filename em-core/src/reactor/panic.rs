@@ -58,7 +58,7 @@ impl fmt::Display for PanicReport {
     }
 }
 
-type ErrorHandler = Rc<dyn Fn(&PanicReport)>;
+pub(crate) type ErrorHandler = Rc<dyn Fn(&PanicReport)>;
 
 thread_local! {
     static ERROR_HANDLER: RefCell<Option<ErrorHandler>> = const { RefCell::new(None) };
@@ -97,6 +97,11 @@ pub fn set_error_handler(handler: impl Fn(&PanicReport) + 'static) {
 pub fn clear_error_handler() {
     let old = ERROR_HANDLER.with(|h| h.borrow_mut().take());
     drop(old);
+}
+
+/// Installs `handler` (or none) on this thread; the one it replaces.
+pub(crate) fn replace_error_handler(handler: Option<ErrorHandler>) -> Option<ErrorHandler> {
+    ERROR_HANDLER.with(|h| std::mem::replace(&mut *h.borrow_mut(), handler))
 }
 
 /// Runs `f`, catching a panic. On a panic it reports it (error handler or

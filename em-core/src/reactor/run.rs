@@ -156,7 +156,8 @@ impl Reactor {
         }
         let reactor = member(0);
         let first_result = {
-            affinity::pin((!cpus.is_empty()).then(|| cpus[0]));
+            // The caller's thread: given its cores back when reactor 0 is done.
+            let _restore = affinity::pin_caller((!cpus.is_empty()).then(|| cpus[0]));
             let _handler = reactor.install_error_handler();
             let init = init.clone();
             reactor.run_on(first, move || init(0))
@@ -177,8 +178,11 @@ impl Reactor {
     /// for as long as the guard lives.
     fn install_error_handler(&self) -> Option<ErrorHandlerGuard> {
         let handler = self.config.error_handler.clone()?;
-        panic::set_error_handler(move |report| (handler.0)(report));
-        Some(ErrorHandlerGuard)
+        let installed: panic::ErrorHandler =
+            Rc::new(move |report: &panic::PanicReport| (handler.0)(report));
+        Some(ErrorHandlerGuard(panic::replace_error_handler(Some(
+            installed,
+        ))))
     }
 
     /// Runs the reactor around one future (em-synchrony's `EM.synchrony`):
@@ -267,12 +271,13 @@ impl Reactor {
     }
 }
 
-/// Removes an error handler [`Reactor::install_error_handler`] set.
-struct ErrorHandlerGuard;
+/// Puts back the error handler [`Reactor::install_error_handler`]
+/// replaced (the caller's own, on reactor 0's thread), or none.
+struct ErrorHandlerGuard(Option<panic::ErrorHandler>);
 
 impl Drop for ErrorHandlerGuard {
     fn drop(&mut self) {
-        panic::clear_error_handler();
+        panic::replace_error_handler(self.0.take());
     }
 }
 
