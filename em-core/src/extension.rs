@@ -139,3 +139,12 @@ pub fn panic_message(payload: &(dyn Any + Send)) -> String {
 pub fn too_many_timers(max: usize) -> Error {
     Error::too_many_timers(max)
 }
+
+/// Gives the calling thread back every core the process had before
+/// [`Builder::pin_to_cores`](crate::Builder::pin_to_cores) pinned a group's
+/// reactors (a no-op when nothing was pinned). For an extension's worker
+/// threads (em-defer's pool): started from a pinned reactor thread, they
+/// would otherwise inherit its single core. Any thread.
+pub fn unpin_current_thread() {
+    crate::reactor::group::affinity::unpin_current_thread();
+}

@@ -172,7 +172,12 @@ impl Pool {
         let shared = self.shared.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("em-defer-{n}"))
-            .spawn(move || shared.work_loop());
+            .spawn(move || {
+                // Not on the core of the (possibly pinned) reactor that
+                // started it.
+                em_core::extension::unpin_current_thread();
+                shared.work_loop()
+            });
         match spawned {
             Ok(_) => tracing::debug!(
                 thread = n,

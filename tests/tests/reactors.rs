@@ -867,3 +867,39 @@ fn pin_to_cores_gives_the_calling_thread_its_cores_back() {
         "run_each left the calling thread pinned"
     );
 }
+
+#[cfg(target_os = "linux")]
+#[test]
+fn defer_pool_threads_of_a_pinned_reactor_get_every_core_back() {
+    use std::sync::{Arc, Mutex};
+    let all = rustix::thread::sched_getaffinity(None).unwrap().count();
+    if all < 2 {
+        return; // nothing to tell apart on one core
+    }
+    let seen: Arc<Mutex<Vec<(u32, u32)>>> = Arc::default();
+    let s = seen.clone();
+    em::Reactor::builder()
+        .reactors(2)
+        .pin_to_cores(true)
+        .run_each(move |index| -> em::Result<()> {
+            let reactor_cores = rustix::thread::sched_getaffinity(None).unwrap().count();
+            let s = s.clone();
+            em::defer(
+                || rustix::thread::sched_getaffinity(None).unwrap().count(),
+                move |worker_cores| {
+                    s.lock().unwrap().push((reactor_cores, worker_cores as u32));
+                    if index == 0 {
+                        em::stop();
+                    }
+                },
+            )?;
+            Ok(())
+        })
+        .unwrap();
+    let seen = seen.lock().unwrap();
+    assert!(!seen.is_empty());
+    for (reactor_cores, worker_cores) in seen.iter() {
+        assert_eq!(*reactor_cores, 1, "a pinned reactor has one core");
+        assert_eq!(*worker_cores, all, "its defer worker has them all");
+    }
+}

@@ -282,7 +282,9 @@ impl Builder {
     /// its own (reactor `i` to the `i`-th core this process may run on,
     /// round robin), where the system allows; a refusal is logged, not an
     /// error. Reactor 0 runs on the calling thread, which gets its cores
-    /// back when `run_each` returns. Default off.
+    /// back when `run_each` returns. Threads a reactor starts inherit its
+    /// core, except em-defer's pool threads, which take back every core
+    /// the process had. Default off.
     pub fn pin_to_cores(mut self, pin: bool) -> Self {
         self.config.pin_cores = pin;
         self

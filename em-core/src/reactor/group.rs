@@ -233,6 +233,46 @@ pub fn handle_for(id: ConnectionId) -> Result<Handle> {
 
 /// Pinning reactor threads to cores (`Builder::pin_to_cores`).
 pub(crate) mod affinity {
+    use std::sync::Mutex;
+
+    /// The cores the process ran on before a group pinned its reactors:
+    /// what a worker thread started from a pinned reactor goes back to.
+    static UNPINNED: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+
+    /// Records `cpus` as the cores of an unpinned thread.
+    pub(crate) fn remember_unpinned(cpus: &[usize]) {
+        let mut unpinned = UNPINNED
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if unpinned.is_empty() {
+            unpinned.extend_from_slice(cpus);
+        }
+    }
+
+    /// Gives the calling thread every core the process had before a group
+    /// pinned its reactors (a no-op when none did): for worker threads a
+    /// pinned reactor starts, which would otherwise inherit its one core.
+    pub(crate) fn unpin_current_thread() {
+        let cpus = UNPINNED
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        if cpus.is_empty() {
+            return;
+        }
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        {
+            use rustix::thread::{sched_setaffinity, CpuSet};
+            let mut set = CpuSet::new();
+            for cpu in cpus {
+                set.set(cpu);
+            }
+            if let Err(e) = sched_setaffinity(None, &set) {
+                tracing::debug!(error = %e, "cannot unpin a worker thread");
+            }
+        }
+    }
+
     /// The cores this process may run on, in order.
     pub(crate) fn cpus() -> Vec<usize> {
         #[cfg(any(target_os = "linux", target_os = "android"))]

@@ -115,7 +115,9 @@ impl Reactor {
         // failure leaves none waiting for the others.
         let runtimes = (0..n).map(|_| self.runtime()).collect::<Result<Vec<_>>>()?;
         let cpus = if self.config.pin_cores {
-            affinity::cpus()
+            let cpus = affinity::cpus();
+            affinity::remember_unpinned(&cpus);
+            cpus
         } else {
             Vec::new()
         };
