@@ -887,7 +887,7 @@ fn defer_pool_threads_of_a_pinned_reactor_get_every_core_back() {
             em::defer(
                 || rustix::thread::sched_getaffinity(None).unwrap().count(),
                 move |worker_cores| {
-                    s.lock().unwrap().push((reactor_cores, worker_cores as u32));
+                    s.lock().unwrap().push((reactor_cores, worker_cores));
                     if index == 0 {
                         em::stop();
                     }
