@@ -88,7 +88,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 // Ready once every reactor listens: the last one says so.
                 let reactors = em::handles()?.len();
                 if bound.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 == reactors {
-                    println!("listening on {} ({reactors} reactors)", server.local_addr());
+                    tracing::info!(reactors, "every reactor listens");
+                    println!("listening on {}", server.local_addr());
                 }
                 Ok(())
             })?;
