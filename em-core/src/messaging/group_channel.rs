@@ -191,8 +191,9 @@ fn local<T: 'static>(id: u64) -> Option<Rc<Local<T>>> {
 ///   same way on every reactor only if they were pushed in an order that
 ///   every batch saw (no promise across publishers).
 /// * An item pushed after [`subscribe`](GroupChannel::subscribe) returned
-///   reaches that subscriber; an item pushed while nobody subscribes is
-///   dropped, as with [`Channel`].
+///   reaches that subscriber (so may items pushed just before, still in
+///   its reactor's pending batch); an item pushed while nobody subscribes
+///   is dropped, as with [`Channel`].
 /// * A reactor that stopped takes no more items: its pending batch is
 ///   dropped and it leaves the channel; pushes go on to the others.
 ///

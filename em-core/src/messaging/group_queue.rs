@@ -26,14 +26,16 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 type Popper<T> = Box<dyn FnOnce(T)>;
 
+/// A popper callback with the item it was handed, waiting to run.
+type Ready = Box<dyn FnOnce()>;
+
 thread_local! {
     /// The callbacks of the poppers waiting on this reactor, by popper id:
     /// each a `Box<Popper<T>>`.
     static WAITING: RefCell<HashMap<u64, Box<dyn Any>>> = RefCell::new(HashMap::new());
     /// Per group queue (by id) whose popper callback is running on this
     /// thread: the poppers handed an item meanwhile, to run after it.
-    static READY: RefCell<HashMap<u64, VecDeque<Box<dyn FnOnce()>>>> =
-        RefCell::new(HashMap::new());
+    static READY: RefCell<HashMap<u64, VecDeque<Ready>>> = RefCell::new(HashMap::new());
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
