@@ -39,7 +39,7 @@ fn group_channel_delivers_every_message_to_every_reactor_in_publisher_order() {
     let finished = Arc::new(AtomicUsize::new(0));
     let subscribed = Arc::new(Barrier::new(2));
     let publisher: Arc<Mutex<Option<thread::JoinHandle<()>>>> = Arc::default();
-    let (s, p) = (seen.clone(), publisher.clone());
+    let (s, p, after) = (seen.clone(), publisher.clone(), news.clone());
     run_each_with_watchdog(two_reactors(), move |index| -> em::Result<()> {
         let thread = thread::current().id();
         let (seen, finished) = (s.clone(), finished.clone());
@@ -91,6 +91,11 @@ fn group_channel_delivers_every_message_to_every_reactor_in_publisher_order() {
             &s.errors[..5.min(s.errors.len())]
         );
     }
+    drop(seen);
+    // The reactors stopped: a push neither blocks nor fails, it reaches
+    // nobody, and the stopped reactors leave the channel.
+    assert_eq!(after.push((0, 0)), 0);
+    assert_eq!((after.num_reactors(), after.num_subscribers()), (0, 0));
 }
 
 /// An unsubscribed subscriber receives nothing more, while the other
@@ -244,7 +249,7 @@ fn group_queue_gives_each_item_to_exactly_one_popper() {
     let done = Arc::new(AtomicUsize::new(0));
     let waiting = Arc::new(Barrier::new(2));
     let publisher: Arc<Mutex<Option<thread::JoinHandle<()>>>> = Arc::default();
-    let (l, p) = (log.clone(), publisher.clone());
+    let (l, p, after) = (log.clone(), publisher.clone(), queue.clone());
     run_each_with_watchdog(two_reactors(), move |index| {
         for _ in 0..WORKERS_PER_REACTOR {
             worker(queue.clone(), l.clone(), done.clone());
@@ -273,6 +278,11 @@ fn group_queue_gives_each_item_to_exactly_one_popper() {
             "reactor {reactor}'s poppers were served"
         );
     }
+    // The reactors stopped with workers waiting: an item pushed now skips
+    // them and stays queued.
+    after.push(ITEMS);
+    assert_eq!((after.size(), after.num_waiting()), (1, 0));
+    assert_eq!(after.try_pop(), Some(ITEMS));
 }
 
 /// Poppers waiting on both reactors, alternately, are served in the order
