@@ -419,3 +419,40 @@ impl<T> fmt::Debug for GroupChannel<T> {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+
+    /// Pushes made in one tick pile up in one batch (one `schedule`, one
+    /// wake), delivered in order at a later tick.
+    #[test]
+    fn pushes_in_one_tick_make_one_batch() {
+        let got = Rc::new(Cell::new(0u32));
+        let g = got.clone();
+        crate::run(move || {
+            let ch = GroupChannel::<u32>::new();
+            let next = g.clone();
+            ch.subscribe(move |n| {
+                if n == next.get() {
+                    next.set(n + 1);
+                }
+            })
+            .unwrap();
+            for n in 0..1000 {
+                assert_eq!(ch.push(n), 1);
+            }
+            let target = lock(&ch.shared.targets)[0].clone();
+            assert_eq!(lock(&target.batch).items.len(), 1000, "one batch");
+            assert_eq!(g.get(), 0, "delivered at a later tick, not in push");
+            // Queued after the drain: runs after it.
+            crate::next_tick(move || {
+                assert!(lock(&target.batch).items.is_empty());
+                crate::stop();
+            });
+        })
+        .unwrap();
+        assert_eq!(got.get(), 1000, "every item, in order");
+    }
+}

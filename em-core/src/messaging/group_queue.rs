@@ -339,3 +339,24 @@ impl<T> fmt::Debug for GroupQueue<T> {
             .finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An item on its way to a popper whose reactor stopped (its handoff
+    /// dropped unrun) comes back to the front of the queue.
+    #[test]
+    fn a_handoff_dropped_unrun_gives_its_item_back_to_the_front() {
+        let q = GroupQueue::new();
+        q.push(2);
+        drop(Handoff {
+            item: Some(1),
+            queue: q.shared.clone(),
+        });
+        assert_eq!(
+            (q.try_pop(), q.try_pop(), q.try_pop()),
+            (Some(1), Some(2), None)
+        );
+    }
+}
