@@ -7,7 +7,8 @@
 //! [`next_tick`] and the cross-thread [`Handle`], plus the messaging
 //! primitives programs are made of: [`Channel`] (fan-out), [`Queue`],
 //! [`EmIterator`], [`Deferred`], [`TickLoop`] and [`Pool`], each with a
-//! callback form and an async form for [`spawn`]. Connections have their
+//! callback form and an async form for [`spawn`], and, across the reactors
+//! of a group, [`GroupChannel`] and [`GroupQueue`]. Connections have their
 //! procedural form too, [`Socket`] (a `Stream` and `Sink` of frames, with
 //! [`SocketListener`]), and [`synchrony`] runs a reactor around one future
 //! (em-synchrony's `EM.synchrony`). Most users depend on the
@@ -86,6 +87,8 @@ mod reactor;
 pub use error::{BoxError, Error, Result};
 pub use messaging::channel::{Channel, ChannelSender, ChannelStream, SubscriptionId};
 pub use messaging::deferred::Deferred;
+pub use messaging::group_channel::{GroupChannel, GroupSubscription};
+pub use messaging::group_queue::GroupQueue;
 pub use messaging::iterator::{Done, EmIterator, Iteration};
 pub use messaging::queue::{Pop, Queue, QueueSender};
 pub use messaging::resource_pool::{Get, Pool, PoolGuard};

@@ -1146,6 +1146,11 @@
 //!   `futures::Stream`; [`Channel::sender`] is the `Send` way in.
 //! * [`Queue`]: each item to exactly one popper, FIFO; `pop(f)` or
 //!   [`Queue::pop_async`]`().await`; [`Queue::sender`] for other threads.
+//! * [`GroupChannel`] and [`GroupQueue`]: the same two across the reactors
+//!   of a group ([`Builder::run_each`]), `Send + Sync`: subscribers and
+//!   poppers on every reactor, pushes from any thread, delivered through
+//!   each reactor's [`Handle`], batched (a lock per push, one wake per
+//!   batch).
 //! * [`EmIterator`]: `each`, `map`, `inject` with at most `concurrency`
 //!   items in flight.
 //! * [`Deferred`]: a one-shot result with callbacks and a timeout, that is
@@ -1417,8 +1422,9 @@ pub use em_core::{TlsError, TlsErrorKind, TlsOptions, TlsVersion};
 pub use em_core::{popen, popen_shell, system, system_async, Popen, Stderr};
 // Messaging.
 pub use em_core::{
-    tick_loop, Channel, ChannelSender, ChannelStream, Deferred, Done, EmIterator, Get, Iteration,
-    Pool, PoolGuard, Pop, Queue, QueueSender, SubscriptionId, TickLoop,
+    tick_loop, Channel, ChannelSender, ChannelStream, Deferred, Done, EmIterator, Get,
+    GroupChannel, GroupQueue, GroupSubscription, Iteration, Pool, PoolGuard, Pop, Queue,
+    QueueSender, SubscriptionId, TickLoop,
 };
 // Timers.
 pub use em_timers::{

@@ -31,6 +31,22 @@ fn reactor_owned_handles_are_not_send_nor_sync() {
     assert_not_sync!(em::FileWatch);
     assert_not_send!(em::ProcessWatch);
     assert_not_sync!(em::ProcessWatch);
+    // The reactor-owned messaging stays on its reactor.
+    assert_not_send!(em::Channel<String>);
+    assert_not_sync!(em::Channel<String>);
+    assert_not_send!(em::Queue<String>);
+    assert_not_sync!(em::Queue<String>);
+}
+
+#[test]
+fn group_messaging_is_send_and_sync() {
+    // The explicit cross-reactor ones.
+    require_send::<em::GroupChannel<String>>();
+    require_sync::<em::GroupChannel<String>>();
+    require_send::<em::GroupQueue<String>>();
+    require_sync::<em::GroupQueue<String>>();
+    require_send::<em::GroupSubscription>();
+    require_sync::<em::GroupSubscription>();
 }
 
 #[test]

@@ -69,6 +69,44 @@ pub fn run_builder_with_watchdog_for<R: em::RunResult>(
     result
 }
 
+/// Runs `builder.run_each(init)` (several reactors) with a watchdog: if
+/// the group has not returned within `WATCHDOG`, the watchdog stops it
+/// (stopping one reactor stops all) and the test fails.
+pub fn run_each_with_watchdog<R: em::RunResult>(
+    builder: em::Builder,
+    init: impl Fn(usize) -> R + Send + Sync + 'static,
+) -> em::Result<()> {
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    let (handle_tx, handle_rx) = mpsc::channel::<em::Handle>();
+    let handle_tx = std::sync::Mutex::new(handle_tx);
+    let watchdog = thread::spawn(move || {
+        let Ok(handle) = handle_rx.recv() else {
+            return false;
+        };
+        match done_rx.recv_timeout(WATCHDOG) {
+            Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => false,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                handle.stop();
+                true
+            }
+        }
+    });
+    let result = builder.run_each(move |index| {
+        if index == 0 {
+            let handle = em::handle().expect("handle");
+            handle_tx.lock().unwrap().send(handle).ok();
+        }
+        init(index)
+    });
+    drop(done_tx);
+    let fired = watchdog.join().expect("watchdog thread");
+    assert!(
+        !fired,
+        "watchdog: the reactors ran longer than {WATCHDOG:?}"
+    );
+    result
+}
+
 /// Waits (bounded) for one value from another thread.
 pub fn recv<T>(rx: &mpsc::Receiver<T>) -> T {
     rx.recv_timeout(EVENT_TIMEOUT)
