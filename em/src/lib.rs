@@ -167,7 +167,7 @@
 //! [`stop`] on any reactor, an error in any run block, or a panic under
 //! `stop_on_panic` stops them all, and `run_each` returns once every one has
 //! finished its teardown. [`reactor_index`] says which reactor runs the
-//! current callback. `GroupChannel` and `GroupQueue` carry messages
+//! current callback. [`GroupChannel`] and [`GroupQueue`] carry messages
 //! between reactors (delivered through each reactor's handle, in batches);
 //! `Conn`, `Channel` and `Queue` stay `!Send`.
 //!
