@@ -39,11 +39,21 @@
 # MODE=http-pipeline is the same with 16 requests per write
 # (bench/http/pipeline.lua).
 #
+# SERVER_ARGS adds arguments to every server: the cost per message of two
+# reactors against one (callgrind counts every thread's instructions, so
+# this is free of the scheduling noise of two reactors sharing two cores
+# with the load):
+#
+#   bench/instructions.sh target/release/echo_server
+#   SERVER_ARGS="--reactors 2" bench/instructions.sh target/release/echo_server
+#
 # Needs valgrind (Debian package `valgrind`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${MODE:-echo}
 server_args=()
+# SERVER_ARGS: more arguments for every server (say, `--reactors 2`).
+read -r -a extra_args <<< "${SERVER_ARGS:-}"
 case $mode in
     echo | udp) load=("$mode" --conns 50 --size 64) ;;
     tls-echo) load=(echo --tls --insecure --conns 50 --size 64) server_args=(--tls-self-signed) ;;
@@ -57,7 +67,7 @@ loadgen=target/release/loadgen
 for server in "$@"; do
     out=$(mktemp -u /tmp/em-callgrind.XXXXXX)
     log=$(mktemp)
-    valgrind --tool=callgrind --callgrind-out-file="$out" "$server" --listen 127.0.0.1:0 "${server_args[@]}" >"$log" 2>/dev/null &
+    valgrind --tool=callgrind --callgrind-out-file="$out" "$server" --listen 127.0.0.1:0 "${server_args[@]}" "${extra_args[@]}" >"$log" 2>/dev/null &
     pid=$!
     addr=
     for _ in $(seq 600); do
