@@ -6,14 +6,13 @@ mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use em::TlsOptions;
 use em_http::http::{Request, StatusCode};
 use em_http::sse::{self, Event};
 use em_http::Body;
+use support::certs::Certs;
 use support::run_with_watchdog;
 
 /// Runs `serve` on a reactor; `client` runs on a thread with the server's
@@ -114,55 +113,6 @@ fn server_sent_events_reach_a_plain_socket_client_in_order_and_the_stream_ends()
     assert_eq!(events, expected);
 }
 
-/// A CA and a certificate for "localhost" it signed, in a fresh directory.
-struct Certs {
-    dir: PathBuf,
-    ca: PathBuf,
-    cert: PathBuf,
-    key: PathBuf,
-}
-
-impl Certs {
-    fn new(name: &str) -> Certs {
-        let dir = std::env::temp_dir().join(format!("em-http-tls-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let ca_key = rcgen::KeyPair::generate().unwrap();
-        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "em-http test CA");
-        let ca = ca_params.self_signed(&ca_key).unwrap();
-        let key = rcgen::KeyPair::generate().unwrap();
-        let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
-            .unwrap()
-            .signed_by(&key, &rcgen::Issuer::new(ca_params, &ca_key))
-            .unwrap();
-        let c = Certs {
-            ca: dir.join("ca.pem"),
-            cert: dir.join("cert.pem"),
-            key: dir.join("key.pem"),
-            dir,
-        };
-        std::fs::write(&c.ca, ca.pem()).unwrap();
-        std::fs::write(&c.cert, cert.pem()).unwrap();
-        std::fs::write(&c.key, key.serialize_pem()).unwrap();
-        c
-    }
-
-    fn options(&self) -> TlsOptions {
-        TlsOptions::new()
-            .cert_chain_file(&self.cert)
-            .private_key_file(&self.key)
-    }
-}
-
-impl Drop for Certs {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 async fn echo_method_and_body(request: Request<Body>) -> (StatusCode, String) {
     let method = request.method().clone();
     let body = request.into_body().text().await.unwrap_or_default();
@@ -175,7 +125,7 @@ async fn echo_method_and_body(request: Request<Body>) -> (StatusCode, String) {
 #[test]
 fn curl_speaks_https_to_em_http_with_the_certificate_verified_and_keep_alive() {
     let certs = Certs::new("curl");
-    let options = certs.options();
+    let options = certs.server_options();
     let ca = certs.ca.clone();
     let out = with_server(
         move || {
@@ -218,7 +168,7 @@ fn curl_speaks_https_to_em_http_with_the_certificate_verified_and_keep_alive() {
 #[test]
 fn python_http_client_speaks_https_to_em_http() {
     let certs = Certs::new("python");
-    let options = certs.options();
+    let options = certs.server_options();
     let ca = certs.ca.clone();
     let out = with_server(
         move || {

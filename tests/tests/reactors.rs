@@ -24,41 +24,6 @@ use support::*;
 /// Values pushed from several reactor threads.
 type Shared<T> = Arc<Mutex<Vec<T>>>;
 
-/// Runs `builder.run_each(init)` with a watchdog: if the group has not
-/// returned within `WATCHDOG`, the watchdog stops it (through reactor 0's
-/// handle, which stops them all) and the test fails.
-fn run_group<R: em::RunResult>(
-    builder: em::Builder,
-    init: impl Fn(usize) -> R + Send + Sync + 'static,
-) -> em::Result<()> {
-    let (done_tx, done_rx) = mpsc::channel::<()>();
-    let (handle_tx, handle_rx) = mpsc::channel::<em::Handle>();
-    let watchdog = thread::spawn(move || {
-        let Ok(handle) = handle_rx.recv() else {
-            return false;
-        };
-        match done_rx.recv_timeout(WATCHDOG) {
-            Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => false,
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                handle.stop();
-                true
-            }
-        }
-    });
-    let handle_tx = Mutex::new(handle_tx);
-    let result = builder.run_each(move |index| {
-        if index == 0 {
-            let handle = em::handle().expect("handle");
-            handle_tx.lock().unwrap().send(handle).ok();
-        }
-        init(index)
-    });
-    drop(done_tx);
-    let fired = watchdog.join().expect("watchdog thread");
-    assert!(!fired, "watchdog: the group ran longer than {WATCHDOG:?}");
-    result
-}
-
 /// What a run block tells the client thread once its server is up.
 struct Ready {
     index: usize,
@@ -187,7 +152,7 @@ fn thousand_connections_on_two_reactors(handoff: bool) -> Observations {
         connect_and_echo_each(addrs[0], CONNECTIONS);
     });
     let seen = obs.clone();
-    run_group(
+    run_each_with_watchdog(
         em::Reactor::builder().reactors(2).accept_handoff(handoff),
         move |index| -> em::Result<()> {
             seen.lock()
@@ -367,7 +332,7 @@ fn stop_group_with_open_connections(
     });
     let (h, st) = (hooks.clone(), stopped.clone());
     let accepted_tx = Mutex::new(accepted_tx);
-    let result = run_group(
+    let result = run_each_with_watchdog(
         em::Reactor::builder().reactors(2).accept_handoff(true),
         move |index| -> em::Result<()> {
             let h = h.clone();
@@ -436,7 +401,7 @@ fn handle_stop_from_a_plain_thread_stops_the_whole_group() {
 fn run_block_error_on_reactor_1_stops_the_group_and_is_returned() {
     let hooks = Arc::new(AtomicUsize::new(0));
     let h = hooks.clone();
-    let err = run_group(
+    let err = run_each_with_watchdog(
         em::Reactor::builder().reactors(2),
         move |index| -> Result<(), String> {
             let h = h.clone();
@@ -458,7 +423,7 @@ fn run_block_error_on_reactor_1_stops_the_group_and_is_returned() {
 
 #[test]
 fn when_every_run_block_fails_the_first_reactors_error_is_returned() {
-    let err = run_group(em::Reactor::builder().reactors(2), |index| {
+    let err = run_each_with_watchdog(em::Reactor::builder().reactors(2), |index| {
         Err::<(), String>(format!("run block {index} failed"))
     })
     .expect_err("both run blocks failed");
@@ -472,7 +437,7 @@ fn panic_with_stop_on_panic_stops_the_group_and_reaches_the_error_handler() {
     let r = reports.clone();
     let hooks = Arc::new(AtomicUsize::new(0));
     let h = hooks.clone();
-    let err = run_group(
+    let err = run_each_with_watchdog(
         em::Reactor::builder()
             .reactors(2)
             .stop_on_panic(true)
@@ -517,7 +482,7 @@ fn the_group_error_handler_gives_the_calling_thread_its_own_back() {
     em::set_error_handler(move |report| c.borrow_mut().push(report.message().to_owned()));
     let group: Shared<String> = Arc::default();
     let g = group.clone();
-    run_group(
+    run_each_with_watchdog(
         em::Reactor::builder()
             .reactors(2)
             .error_handler(move |report| g.lock().unwrap().push(report.message().to_owned())),
@@ -607,7 +572,7 @@ fn handle_for_reaches_the_reactor_owning_a_connection() {
         on_1.recv()
     });
     let counts = handle_counts.clone();
-    run_group(
+    run_each_with_watchdog(
         em::Reactor::builder().reactors(2).accept_handoff(true),
         move |index| -> em::Result<()> {
             counts.lock().unwrap().push(em::handles()?.len());
@@ -636,7 +601,7 @@ fn zero_reactors_means_one_per_available_core() {
     let cores = thread::available_parallelism().unwrap().get();
     let indices: Arc<Mutex<Vec<usize>>> = Arc::default();
     let seen = indices.clone();
-    run_group(em::Reactor::builder().reactors(0), move |index| {
+    run_each_with_watchdog(em::Reactor::builder().reactors(0), move |index| {
         assert_eq!(em::reactor_index().unwrap(), index);
         let mut seen = seen.lock().unwrap();
         seen.push(index);
@@ -662,7 +627,7 @@ fn timers_ticks_and_defers_run_on_the_reactor_that_added_them() {
     // (kind, reactor that added it, reactor_index() where it ran, same thread)
     let ran: Shared<(&'static str, usize, usize, bool)> = Arc::default();
     let log = ran.clone();
-    run_group(em::Reactor::builder().reactors(N), move |index| {
+    run_each_with_watchdog(em::Reactor::builder().reactors(N), move |index| {
         let me = thread::current().id();
         let record = {
             let log = log.clone();
@@ -719,7 +684,7 @@ fn unix_domain_servers_are_refused_in_a_group() {
     let path = dir.join("sock");
     let refused: Arc<Mutex<Vec<bool>>> = Arc::default();
     let r = refused.clone();
-    run_group(em::Reactor::builder().reactors(2), move |_| {
+    run_each_with_watchdog(em::Reactor::builder().reactors(2), move |_| {
         let e = em::start_unix_domain_server(&path, || Echo).expect_err("refused in a group");
         r.lock().unwrap().push(e.is_unsupported());
         if r.lock().unwrap().len() == 2 {
@@ -764,7 +729,7 @@ fn two_servers(handoff: bool, per_server: usize) -> [[usize; 2]; 2] {
         }
     });
     let t = tally.clone();
-    run_group(
+    run_each_with_watchdog(
         em::Reactor::builder().reactors(2).accept_handoff(handoff),
         move |index| -> em::Result<()> {
             let mut addrs = Vec::new();
@@ -828,7 +793,7 @@ fn pin_to_cores_pins_each_reactor_to_one_core() {
     let n = 2;
     let pinned: Shared<(usize, Vec<usize>)> = Arc::default();
     let p = pinned.clone();
-    run_group(
+    run_each_with_watchdog(
         em::Reactor::builder().reactors(n).pin_to_cores(true),
         move |index| {
             let mut p = p.lock().unwrap();
@@ -856,7 +821,7 @@ fn pin_to_cores_pins_each_reactor_to_one_core() {
 #[test]
 fn pin_to_cores_gives_the_calling_thread_its_cores_back() {
     let before = cpus_of_this_thread();
-    run_group(
+    run_each_with_watchdog(
         em::Reactor::builder().reactors(2).pin_to_cores(true),
         |_| em::stop(),
     )

@@ -7,63 +7,13 @@ mod support;
 
 use std::cell::RefCell;
 use std::io::{BufRead, BufReader, Write};
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::rc::Rc;
 
 use em::prelude::*;
 use em::TlsOptions;
+use support::certs::Certs;
 use support::run_with_watchdog;
-
-/// A CA, and a certificate for "localhost" it signed, as PEM files in a
-/// fresh directory (removed on drop).
-struct Certs {
-    dir: PathBuf,
-    ca: PathBuf,
-    cert: PathBuf,
-    key: PathBuf,
-}
-
-impl Certs {
-    fn new(name: &str) -> Certs {
-        let dir = std::env::temp_dir().join(format!("em-tls-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let ca_key = rcgen::KeyPair::generate().unwrap();
-        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "em interop CA");
-        let ca = ca_params.self_signed(&ca_key).unwrap();
-        let key = rcgen::KeyPair::generate().unwrap();
-        let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
-            .unwrap()
-            .signed_by(&key, &rcgen::Issuer::new(ca_params, &ca_key))
-            .unwrap();
-        let c = Certs {
-            ca: dir.join("ca.pem"),
-            cert: dir.join("cert.pem"),
-            key: dir.join("key.pem"),
-            dir,
-        };
-        std::fs::write(&c.ca, ca.pem()).unwrap();
-        std::fs::write(&c.cert, cert.pem()).unwrap();
-        std::fs::write(&c.key, key.serialize_pem()).unwrap();
-        c
-    }
-
-    fn server_options(&self) -> TlsOptions {
-        TlsOptions::new()
-            .cert_chain_file(&self.cert)
-            .private_key_file(&self.key)
-    }
-}
-
-impl Drop for Certs {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 /// TLS from the first byte; echoes one line, then closes after writing.
 struct EchoOnce {

@@ -15,6 +15,7 @@ use bytes::BytesMut;
 use em::{Conn, Connection, UnbindReason};
 use tokio_util::codec::{BytesCodec, LinesCodec, LinesCodecError};
 
+pub mod certs;
 pub mod http;
 pub mod transports;
 
