@@ -23,6 +23,28 @@ fn terminate(child: &Child) {
     send(child, libc::SIGTERM);
 }
 
+/// Starts `bin` on port 0 with `extra` arguments and waits for its
+/// `listening on ADDR` line; the child and the address it announced.
+fn start_listening(bin: &str, extra: &[&str]) -> (Child, std::net::SocketAddr) {
+    let mut child = Command::new(bin)
+        .args(["--listen", "127.0.0.1:0"])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn the example");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .expect("read its first line");
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("{bin}: {line:?}"));
+    (child, addr)
+}
+
 /// Starts `bin` on port 0, sends SIGTERM as soon as it prints
 /// `listening on`, and checks that it exits 0 within 2 s.
 fn start_and_terminate_at_readiness(bin: &str, round: usize) {
@@ -122,21 +144,7 @@ fn the_udp_echo_servers_echo_datagrams() {
         env!("CARGO_BIN_EXE_udp_echo"),
         env!("CARGO_BIN_EXE_tokio_udp_echo"),
     ] {
-        let mut child = Command::new(bin)
-            .args(["--listen", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn the example");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .expect("read its first line");
-        let addr: std::net::SocketAddr = line
-            .trim()
-            .strip_prefix("listening on ")
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("{bin}: {line:?}"));
+        let (mut child, addr) = start_listening(bin, &[]);
         let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         client
             .set_read_timeout(Some(Duration::from_secs(10)))
@@ -172,21 +180,7 @@ fn the_multi_threaded_tokio_echo_servers_echo_on_every_thread() {
         env!("CARGO_BIN_EXE_tokio_echo_mt"),
         env!("CARGO_BIN_EXE_tokio_echo_reuseport"),
     ] {
-        let mut child = Command::new(bin)
-            .args(["--listen", "127.0.0.1:0", "--threads", "4"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn the example");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .expect("read its first line");
-        let addr: std::net::SocketAddr = line
-            .trim()
-            .strip_prefix("listening on ")
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("{bin}: {line:?}"));
+        let (mut child, addr) = start_listening(bin, &["--threads", "4"]);
         // Enough connections that, spread over the 4 listeners by the
         // kernel's hash of their ports, each almost surely gets some.
         let mut conns: Vec<_> = (0..32)
@@ -210,21 +204,8 @@ fn the_multi_threaded_tokio_echo_servers_echo_on_every_thread() {
 fn echo_server_on_several_reactors_echoes_and_exits_0_on_sigterm_at_readiness() {
     use std::io::{Read, Write};
     for round in 0..20 {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_echo_server"))
-            .args(["--listen", "127.0.0.1:0", "--reactors", "3"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn echo_server");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .expect("read its first line");
-        let addr: std::net::SocketAddr = line
-            .trim()
-            .strip_prefix("listening on ")
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("round {round}: {line:?}"));
+        let (mut child, addr) =
+            start_listening(env!("CARGO_BIN_EXE_echo_server"), &["--reactors", "3"]);
         if round == 0 {
             // Every reactor listens by the time the line is printed.
             for i in 0..24 {

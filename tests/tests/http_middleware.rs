@@ -7,16 +7,15 @@
 mod support;
 
 use std::cell::Cell;
-use std::io::Write;
 use std::net::SocketAddr;
 use std::process::Command;
 use std::rc::Rc;
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::mpsc;
 
 use em_http::http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use em_http::middleware::{self, Cors, Gzip, Logging, Next, Timing};
 use em_http::{Body, Handler, HandlerExt, IntoResponse, ResponseBody};
-use support::{join_peer, run_with_watchdog, spawn_peer};
+use support::{join_peer, run_with_watchdog, spawn_peer, Captured};
 
 /// What curl got: the status, the headers (names in lower case) and the
 /// body (decoded, with `--compressed`; lossy UTF-8).
@@ -393,27 +392,6 @@ fn the_last_with_is_the_outermost_layer() {
     );
 }
 
-/// A `tracing` writer into a shared buffer.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
-    type Writer = Captured;
-    fn make_writer(&'a self) -> Captured {
-        self.clone()
-    }
-}
-
 #[test]
 fn logging_logs_each_request_and_timing_times_it() {
     let captured = Captured::default();
@@ -443,7 +421,7 @@ fn logging_logs_each_request_and_timing_times_it() {
     }
     assert_eq!(big.body, big_text());
 
-    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let log = captured.text();
     let lines: Vec<&str> = log
         .lines()
         .filter(|l| l.contains("em_http::middleware::logging"))

@@ -779,7 +779,7 @@ impl ConnCore {
         self.close_when_done();
     }
 
-    /// The body reader's waker bookkeeping needs the connection's id.
+    /// The connection's id (for log lines).
     pub(crate) fn id(&self) -> em_core::ConnectionId {
         self.conn.id()
     }
