@@ -120,7 +120,7 @@ impl Body {
             Some(feed) => match feed.length {
                 BodyLength::Empty => Some(0),
                 BodyLength::Fixed(n) => Some(n),
-                BodyLength::Chunked => None,
+                BodyLength::Chunked | BodyLength::UntilClose => None,
             },
         }
     }

@@ -1,13 +1,15 @@
 //! Reading requests: heads with httparse, bodies by `Content-Length` or
 //! chunked transfer coding, each limit checked as the bytes arrive.
 
-use std::cell::Cell;
 use std::mem::MaybeUninit;
 use std::rc::Rc;
 
 use bytes::{Bytes, BytesMut};
-use http::{header, HeaderName, HeaderValue, Method, Request, Uri, Version};
+use http::{header, Method, Request, Uri, Version};
 
+pub(crate) use crate::codec::body::BodyLength;
+use crate::codec::body::{BodyDecoder, BodyItem, Framing};
+use crate::codec::head::Fields;
 use crate::codec::header_pool;
 use crate::error::{ErrorKind, HttpError};
 use crate::limits::{Limits, MAX_HEADERS_CEILING};
@@ -24,14 +26,6 @@ pub(crate) struct RequestHead {
     pub(crate) expect_continue: bool,
     /// `Connection: upgrade` with an `Upgrade` header.
     pub(crate) upgrade: bool,
-}
-
-/// How a request body is framed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum BodyLength {
-    Empty,
-    Fixed(u64),
-    Chunked,
 }
 
 /// What the request decoder yields.
@@ -57,27 +51,9 @@ pub(crate) enum RequestFrame {
 }
 
 #[derive(Debug, Clone, Copy)]
-pub(crate) enum Chunked {
-    /// Reading a chunk-size line.
-    Size,
-    /// Inside a chunk's data.
-    Data(u64),
-    /// The CRLF after a chunk's data.
-    DataEnd,
-    /// Trailer fields after the last chunk; the count of trailer bytes so far.
-    Trailers(usize),
-}
-
-#[derive(Debug, Clone, Copy)]
 pub(crate) enum State {
     Head,
-    Fixed(u64),
-    Chunked {
-        state: Chunked,
-        total: u64,
-    },
-    /// A fixed-length body was read whole: `BodyEnd` comes next.
-    End,
+    Body(BodyDecoder),
     Failed,
 }
 
@@ -91,13 +67,6 @@ pub(crate) struct RequestDecoder {
     /// Heads completed so far: the header timeout compares it to tell
     /// whether the head it timed is still the one being read.
     pub(crate) heads: u64,
-}
-
-thread_local! {
-    /// Where each header's name and value lie in the head being parsed:
-    /// scratch space shared by the reactor's connections (one parse runs at
-    /// a time on a thread), so that an idle connection keeps none.
-    static FIELDS: Cell<Vec<[u32; 4]>> = const { Cell::new(Vec::new()) };
 }
 
 impl RequestDecoder {
@@ -126,26 +95,11 @@ impl RequestDecoder {
     }
 
     pub(crate) fn decode(&mut self, src: &mut BytesMut) -> Option<RequestFrame> {
-        match self.state {
+        match &mut self.state {
             State::Head => self.decode_head(src),
-            State::Fixed(remaining) => {
-                if src.is_empty() {
-                    return None;
-                }
-                let n = (src.len() as u64).min(remaining) as usize;
-                let chunk = src.split_to(n).freeze();
-                let left = remaining - n as u64;
-                self.state = if left == 0 {
-                    State::End
-                } else {
-                    State::Fixed(left)
-                };
-                Some(RequestFrame::Body(chunk))
-            }
-            State::Chunked { state, total } => self.decode_chunked(src, state, total),
-            State::End => {
-                self.state = State::Head;
-                Some(RequestFrame::BodyEnd)
+            State::Body(body) => {
+                let item = body.decode(src)?;
+                self.body_frame(item)
             }
             State::Failed => {
                 src.clear();
@@ -155,16 +109,36 @@ impl RequestDecoder {
     }
 
     pub(crate) fn decode_eof(&mut self, src: &mut BytesMut) -> Option<RequestFrame> {
-        if let Some(frame) = self.decode(src) {
-            return Some(frame);
-        }
-        match self.state {
-            State::Fixed(_) | State::Chunked { .. } => {
-                self.error(ErrorKind::Truncated, "the connection ended inside the body")
-            }
-            State::Head | State::End | State::Failed => {
+        match &mut self.state {
+            State::Head => {
+                if let Some(frame) = self.decode_head(src) {
+                    return Some(frame);
+                }
                 src.clear();
                 None
+            }
+            State::Body(body) => {
+                let item = body.decode_eof(src)?;
+                self.body_frame(item)
+            }
+            State::Failed => {
+                src.clear();
+                None
+            }
+        }
+    }
+
+    #[inline]
+    fn body_frame(&mut self, item: Result<BodyItem, HttpError>) -> Option<RequestFrame> {
+        match item {
+            Ok(BodyItem::Chunk(chunk)) => Some(RequestFrame::Body(chunk)),
+            Ok(BodyItem::End) => {
+                self.state = State::Head;
+                Some(RequestFrame::BodyEnd)
+            }
+            Err(e) => {
+                self.state = State::Failed;
+                Some(RequestFrame::Error(e))
             }
         }
     }
@@ -238,19 +212,7 @@ impl RequestDecoder {
             Ok(m) => m,
             Err(_) => return self.error(ErrorKind::BadRequest, "invalid method"),
         };
-        // Header offsets into the head, so that names and values become
-        // views of one shared buffer rather than copies.
-        let mut fields = FIELDS.take();
-        fields.clear();
-        fields.extend(req.headers.iter().map(|h| {
-            [
-                (h.name.as_ptr() as usize - base) as u32,
-                h.name.len() as u32,
-                (h.value.as_ptr() as usize - base) as u32,
-                h.value.len() as u32,
-            ]
-        }));
-        let count = fields.len();
+        let fields = Fields::note(base, req.headers);
         let head = src.split_to(len).freeze();
         self.started = false;
         self.heads += 1;
@@ -266,28 +228,12 @@ impl RequestDecoder {
         parts.uri = uri;
         parts.version = version;
         parts.headers = header_pool::take();
-        let map = &mut parts.headers;
-        map.reserve(count);
         let mut framing = Framing::default();
-        for &[n_at, n_len, v_at, v_len] in &fields {
-            let (n_at, n_len, v_at, v_len) =
-                (n_at as usize, n_len as usize, v_at as usize, v_len as usize);
-            let name = match HeaderName::from_bytes(&head[n_at..n_at + n_len]) {
-                Ok(n) => n,
-                Err(_) => return self.error(ErrorKind::BadRequest, "invalid header name"),
-            };
-            let value = match HeaderValue::from_maybe_shared(head.slice(v_at..v_at + v_len)) {
-                Ok(v) => v,
-                Err(_) => return self.error(ErrorKind::BadRequest, "invalid header value"),
-            };
-            if let Err(e) = framing.see(&name, &value) {
-                return self.error(ErrorKind::BadRequest, e);
-            }
-            map.append(name, value);
+        if let Err(e) = fields.fill(&head, &mut parts.headers, &mut framing) {
+            return self.error(ErrorKind::BadRequest, e);
         }
-        FIELDS.set(fields);
 
-        let body = match framing.body(version) {
+        let body = match framing.request_body(version) {
             Ok(b) => b,
             Err((kind, detail)) => return self.error(kind, detail),
         };
@@ -299,19 +245,15 @@ impl RequestDecoder {
                 );
             }
         }
-        let keep_alive = match version {
-            Version::HTTP_10 => framing.keep_alive && !framing.close,
-            _ => !framing.close,
-        };
+        let keep_alive = framing.keep_alive(version);
         let upgrade = framing.upgrade_token && parts.headers.contains_key(header::UPGRADE);
-        self.state = match body {
-            BodyLength::Empty => State::Head,
-            BodyLength::Fixed(n) => State::Fixed(n),
-            BodyLength::Chunked => State::Chunked {
-                state: Chunked::Size,
-                total: 0,
-            },
-        };
+        if body != BodyLength::Empty {
+            self.state = State::Body(BodyDecoder::new(
+                body,
+                limits.max_body_size,
+                limits.max_header_size,
+            ));
+        }
         Some(RequestFrame::Head(RequestHead {
             parts,
             body,
@@ -320,191 +262,11 @@ impl RequestDecoder {
             upgrade,
         }))
     }
-
-    fn decode_chunked(
-        &mut self,
-        src: &mut BytesMut,
-        mut state: Chunked,
-        mut total: u64,
-    ) -> Option<RequestFrame> {
-        loop {
-            match state {
-                Chunked::Size => match httparse::parse_chunk_size(src) {
-                    Ok(httparse::Status::Complete((used, size))) => {
-                        let _ = src.split_to(used);
-                        if size == 0 {
-                            state = Chunked::Trailers(0);
-                        } else {
-                            total = total.saturating_add(size);
-                            if total > self.limits.max_body_size {
-                                return self.error(
-                                    ErrorKind::BodyTooLarge,
-                                    format!(
-                                        "chunked body over {} bytes",
-                                        self.limits.max_body_size
-                                    ),
-                                );
-                            }
-                            state = Chunked::Data(size);
-                        }
-                    }
-                    Ok(httparse::Status::Partial) => {
-                        if src.len() > 1024 {
-                            return self.error(ErrorKind::BadRequest, "chunk-size line too long");
-                        }
-                        self.state = State::Chunked { state, total };
-                        return None;
-                    }
-                    Err(_) => return self.error(ErrorKind::BadRequest, "invalid chunk size"),
-                },
-                Chunked::Data(remaining) => {
-                    if src.is_empty() {
-                        self.state = State::Chunked { state, total };
-                        return None;
-                    }
-                    let n = (src.len() as u64).min(remaining) as usize;
-                    let chunk = src.split_to(n).freeze();
-                    let left = remaining - n as u64;
-                    state = if left == 0 {
-                        Chunked::DataEnd
-                    } else {
-                        Chunked::Data(left)
-                    };
-                    self.state = State::Chunked { state, total };
-                    return Some(RequestFrame::Body(chunk));
-                }
-                Chunked::DataEnd => {
-                    if src.len() < 2 {
-                        if src.first().is_some_and(|b| *b != b'\r' && *b != b'\n') {
-                            return self
-                                .error(ErrorKind::BadRequest, "chunk data not followed by CRLF");
-                        }
-                        self.state = State::Chunked { state, total };
-                        return None;
-                    }
-                    if &src[..2] == b"\r\n" {
-                        let _ = src.split_to(2);
-                    } else if src[0] == b'\n' {
-                        let _ = src.split_to(1);
-                    } else {
-                        return self
-                            .error(ErrorKind::BadRequest, "chunk data not followed by CRLF");
-                    }
-                    state = Chunked::Size;
-                }
-                Chunked::Trailers(seen) => {
-                    // Trailer fields are read and dropped, line by line,
-                    // until the blank line.
-                    let Some(end) = memchr_newline(src) else {
-                        if seen + src.len() > self.limits.max_header_size {
-                            return self.error(ErrorKind::HeadersTooLarge, "trailers too large");
-                        }
-                        self.state = State::Chunked {
-                            state: Chunked::Trailers(seen),
-                            total,
-                        };
-                        return None;
-                    };
-                    let line = src.split_to(end + 1);
-                    let blank = line.len() == 1 || &line[..] == b"\r\n";
-                    if blank {
-                        self.state = State::Head;
-                        return Some(RequestFrame::BodyEnd);
-                    }
-                    if seen + line.len() > self.limits.max_header_size {
-                        return self.error(ErrorKind::HeadersTooLarge, "trailers too large");
-                    }
-                    state = Chunked::Trailers(seen + line.len());
-                }
-            }
-        }
-    }
 }
 
 /// The index of the first `\n` in `buf`.
 fn memchr_newline(buf: &[u8]) -> Option<usize> {
     memchr::memchr(b'\n', buf)
-}
-
-/// What the framing headers of a head say, gathered field by field.
-#[derive(Debug, Default)]
-struct Framing {
-    content_length: Option<u64>,
-    transfer_encoding: bool,
-    chunked_last: bool,
-    close: bool,
-    keep_alive: bool,
-    upgrade_token: bool,
-    expect_continue: bool,
-}
-
-impl Framing {
-    fn see(&mut self, name: &HeaderName, value: &HeaderValue) -> Result<(), &'static str> {
-        if name == header::CONTENT_LENGTH {
-            let text = value.to_str().map_err(|_| "invalid Content-Length")?;
-            // A list of equal values is tolerated (RFC 9110 §8.6); any
-            // disagreement is an error.
-            for part in text.split(',') {
-                let part = part.trim();
-                if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
-                    return Err("invalid Content-Length");
-                }
-                let n: u64 = part.parse().map_err(|_| "invalid Content-Length")?;
-                match self.content_length {
-                    Some(m) if m != n => return Err("conflicting Content-Length values"),
-                    _ => self.content_length = Some(n),
-                }
-            }
-        } else if name == header::TRANSFER_ENCODING {
-            self.transfer_encoding = true;
-            let text = value.to_str().map_err(|_| "invalid Transfer-Encoding")?;
-            if let Some(last) = text.split(',').map(str::trim).rfind(|s| !s.is_empty()) {
-                self.chunked_last = last.eq_ignore_ascii_case("chunked");
-            }
-        } else if name == header::CONNECTION {
-            for token in value.as_bytes().split(|b| *b == b',') {
-                let token = token.trim_ascii();
-                if token.eq_ignore_ascii_case(b"close") {
-                    self.close = true;
-                } else if token.eq_ignore_ascii_case(b"keep-alive") {
-                    self.keep_alive = true;
-                } else if token.eq_ignore_ascii_case(b"upgrade") {
-                    self.upgrade_token = true;
-                }
-            }
-        } else if name == header::EXPECT {
-            self.expect_continue = value.as_bytes().eq_ignore_ascii_case(b"100-continue");
-        }
-        Ok(())
-    }
-
-    fn body(&self, version: Version) -> Result<BodyLength, (ErrorKind, &'static str)> {
-        if self.transfer_encoding {
-            if version == Version::HTTP_10 {
-                return Err((
-                    ErrorKind::BadRequest,
-                    "Transfer-Encoding in an HTTP/1.0 request",
-                ));
-            }
-            if self.content_length.is_some() {
-                return Err((
-                    ErrorKind::BadRequest,
-                    "both Transfer-Encoding and Content-Length",
-                ));
-            }
-            if !self.chunked_last {
-                return Err((
-                    ErrorKind::Unsupported,
-                    "a transfer coding other than chunked",
-                ));
-            }
-            return Ok(BodyLength::Chunked);
-        }
-        Ok(match self.content_length {
-            None | Some(0) => BodyLength::Empty,
-            Some(n) => BodyLength::Fixed(n),
-        })
-    }
 }
 
 #[cfg(test)]
