@@ -208,6 +208,7 @@
 #![deny(missing_docs)]
 
 mod body;
+mod client;
 mod codec;
 mod error;
 mod into_response;
@@ -220,6 +221,14 @@ pub mod websocket;
 
 pub use body::request::Body;
 pub use body::response::{BodyClosed, BodyWriter, ResponseBody};
+pub use client::callback::HttpRequest;
+pub use client::error::{ClientError, ClientErrorKind, ClientResult};
+pub use client::limits::ClientLimits;
+pub use client::multi::Multi;
+pub use client::proxy::Proxy;
+pub use client::request::{RequestBody, RequestBuilder};
+pub use client::response::{ClientResponse, ResponseStream};
+pub use client::{Client, ClientBuilder};
 pub use error::{ErrorKind, HttpError};
 pub use into_response::IntoResponse;
 pub use limits::{Limits, MAX_HEADERS_CEILING};

@@ -1,6 +1,10 @@
-//! The server's codec: requests in (the `request` module), responses out
-//! (the `response` module), and the raw byte stream after an upgrade.
+//! The codecs: the server's (requests in, the `request` module; responses
+//! out, the `response` module; the raw byte stream after an upgrade) and
+//! the client's (the `client` module), over one body decoder (`body`).
 
+pub(crate) mod body;
+pub(crate) mod client;
+pub(crate) mod head;
 pub(crate) mod header_pool;
 pub(crate) mod request;
 pub(crate) mod response;

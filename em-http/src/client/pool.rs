@@ -1,0 +1,127 @@
+//! Keep-alive connection reuse: a client's open connections by origin
+//! (scheme, host, port and proxy), the idle ones kept up to a bound and
+//! closed by em's inactivity timeout after the idle timeout. Reactor thread
+//! only.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::Duration;
+
+use crate::client::connection::ConnShared;
+
+/// Which connections can carry a request: same scheme, host, port and
+/// proxy.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct PoolKey {
+    pub(crate) https: bool,
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    /// The proxy connected to, if any (host and port).
+    pub(crate) proxy: Option<(String, u16)>,
+}
+
+impl PoolKey {
+    /// Where the TCP connection goes: the proxy, or the origin.
+    pub(crate) fn dial(&self) -> (&str, u16) {
+        match &self.proxy {
+            Some((host, port)) => (host, *port),
+            None => (&self.host, self.port),
+        }
+    }
+}
+
+/// One client's connections.
+#[derive(Debug)]
+pub(crate) struct Pool {
+    by_origin: RefCell<HashMap<PoolKey, Vec<Rc<ConnShared>>>>,
+    max_idle_per_host: usize,
+    idle_timeout: Duration,
+    /// Requests one connection may carry at once (1: no pipelining).
+    pipeline_depth: usize,
+}
+
+impl Pool {
+    pub(crate) fn new(
+        max_idle_per_host: usize,
+        idle_timeout: Duration,
+        pipeline_depth: usize,
+    ) -> Self {
+        Pool {
+            by_origin: RefCell::new(HashMap::new()),
+            max_idle_per_host,
+            idle_timeout,
+            pipeline_depth: pipeline_depth.max(1),
+        }
+    }
+
+    /// A connection that can carry a request to `key` now: an idle one
+    /// first (the most recently used), else, where pipelining is on and
+    /// the request may be pipelined, the least busy one with room.
+    pub(crate) fn checkout(&self, key: &PoolKey, pipelinable: bool) -> Option<Rc<ConnShared>> {
+        let map = self.by_origin.borrow();
+        let conns = map.get(key)?;
+        if let Some(idle) = conns.iter().rev().find(|c| c.available(0)) {
+            return Some(idle.clone());
+        }
+        if pipelinable && self.pipeline_depth > 1 {
+            return conns
+                .iter()
+                .filter(|c| c.available(self.pipeline_depth - 1))
+                .min_by_key(|c| c.in_flight())
+                .cloned();
+        }
+        None
+    }
+
+    /// A new connection joins the pool.
+    pub(crate) fn insert(&self, conn: &Rc<ConnShared>) {
+        self.by_origin
+            .borrow_mut()
+            .entry(conn.key.clone())
+            .or_default()
+            .push(conn.clone());
+    }
+
+    /// `conn` has nothing in flight: whether to keep it (its inactivity
+    /// timeout becomes the idle timeout) or close it (too many idle).
+    pub(crate) fn idle(&self, conn: &Rc<ConnShared>) -> bool {
+        let idle = {
+            let map = self.by_origin.borrow();
+            map.get(&conn.key).map_or(0, |conns| {
+                conns
+                    .iter()
+                    .filter(|c| c.is_open() && c.in_flight() == 0)
+                    .count()
+            })
+        };
+        if idle > self.max_idle_per_host {
+            return false;
+        }
+        conn.set_inactivity_timeout(self.idle_timeout);
+        true
+    }
+
+    /// `conn` ended, or will carry no more requests.
+    pub(crate) fn remove(&self, conn: &Rc<ConnShared>) {
+        let mut map = self.by_origin.borrow_mut();
+        if let Some(conns) = map.get_mut(&conn.key) {
+            conns.retain(|c| !Rc::ptr_eq(c, conn));
+            if conns.is_empty() {
+                map.remove(&conn.key);
+            }
+        }
+    }
+
+    /// Open connections, and how many of them are idle.
+    pub(crate) fn counts(&self) -> (usize, usize) {
+        let map = self.by_origin.borrow();
+        let open = map.values().map(Vec::len).sum();
+        let idle = map
+            .values()
+            .flatten()
+            .filter(|c| c.is_open() && c.in_flight() == 0)
+            .count();
+        (open, idle)
+    }
+}

@@ -1,0 +1,307 @@
+//! The client's codec: requests out, responses in. Responses are read with
+//! httparse and the body decoder the server uses for requests; each
+//! request written tells the decoder what its response may carry (none
+//! for `HEAD`, a tunnel for `CONNECT`).
+
+use std::collections::VecDeque;
+use std::io;
+use std::mem::MaybeUninit;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use http::{HeaderMap, Method, Response, StatusCode, Version};
+use tokio_util::codec::{Decoder, Encoder};
+
+use crate::codec::body::{BodyDecoder, BodyItem, BodyLength, Framing};
+use crate::codec::head::Fields;
+use crate::codec::response::Outgoing;
+use crate::error::{ErrorKind, HttpError};
+use crate::limits::MAX_HEADERS_CEILING;
+
+/// What the response to a request may carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Expect {
+    /// A body framed by its headers.
+    Body,
+    /// No body whatever the headers say (`HEAD`).
+    HeadOnly,
+    /// A `CONNECT`: a 2xx answer has no body (the connection becomes a
+    /// tunnel, and what follows is the client's to start, as TLS).
+    Tunnel,
+}
+
+/// A response's head as the client needs it.
+#[derive(Debug)]
+pub(crate) struct ResponseHead {
+    pub(crate) parts: http::response::Parts,
+    /// How the body is framed.
+    pub(crate) body: BodyLength,
+    /// The server allows the connection to stay open after this exchange.
+    pub(crate) keep_alive: bool,
+}
+
+/// What the client's connection receives.
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum ClientFrame {
+    /// A final response's head (interim `1xx` responses are skipped); its
+    /// body follows as `Body` frames and a `BodyEnd`.
+    Head(ResponseHead),
+    /// A piece of the current response's body.
+    Body(Bytes),
+    /// The current response's body is complete.
+    BodyEnd,
+    /// The response cannot be read; nothing more is decoded.
+    Error(HttpError),
+}
+
+#[derive(Debug)]
+enum State {
+    Head,
+    Body(BodyDecoder),
+    Failed,
+}
+
+/// One client connection's codec.
+#[derive(Debug)]
+pub(crate) struct ClientCodec {
+    /// What each request written and not yet answered expects, oldest
+    /// first.
+    expect: VecDeque<Expect>,
+    state: State,
+    max_header_size: usize,
+    max_headers: usize,
+}
+
+/// Something the client writes.
+#[derive(Debug)]
+pub(crate) enum RequestOut<'a> {
+    /// A request line and headers, then a whole body (empty for none or
+    /// for one that follows as `Body` items).
+    Head {
+        method: &'a Method,
+        /// The request target: origin form (`/path?q`), or absolute form
+        /// through a proxy, or authority form for `CONNECT`.
+        target: &'a str,
+        headers: &'a HeaderMap,
+        body: &'a [u8],
+        expect: Expect,
+    },
+    /// A piece of a body: raw bytes, a chunk of a chunked body, or its end.
+    Body(Outgoing<'a>),
+}
+
+impl ClientCodec {
+    pub(crate) fn new(max_header_size: usize, max_headers: usize) -> Self {
+        ClientCodec {
+            expect: VecDeque::new(),
+            state: State::Head,
+            max_header_size,
+            max_headers: max_headers.clamp(1, MAX_HEADERS_CEILING),
+        }
+    }
+
+    fn error(&mut self, kind: ErrorKind, detail: impl Into<String>) -> Option<ClientFrame> {
+        self.state = State::Failed;
+        Some(ClientFrame::Error(HttpError::new(kind, detail)))
+    }
+
+    fn decode_head(&mut self, src: &mut BytesMut) -> Option<ClientFrame> {
+        loop {
+            if src.is_empty() {
+                return None;
+            }
+            let Some(&expect) = self.expect.front() else {
+                return self.error(
+                    ErrorKind::BadRequest,
+                    "the server sent bytes when no request was waiting",
+                );
+            };
+            let mut headers =
+                [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS_CEILING];
+            let mut res = httparse::Response::new(&mut []);
+            let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
+                &mut res,
+                src,
+                &mut headers[..self.max_headers],
+            );
+            let len = match parsed {
+                Ok(httparse::Status::Complete(len)) => len,
+                Ok(httparse::Status::Partial) => {
+                    if src.len() > self.max_header_size {
+                        return self.error(
+                            ErrorKind::HeadersTooLarge,
+                            format!("response head over {} bytes", self.max_header_size),
+                        );
+                    }
+                    return None;
+                }
+                Err(httparse::Error::TooManyHeaders) => {
+                    return self.error(
+                        ErrorKind::HeadersTooLarge,
+                        format!("more than {} header fields", self.max_headers),
+                    );
+                }
+                Err(e) => {
+                    return self.error(ErrorKind::BadRequest, format!("invalid response head: {e}"))
+                }
+            };
+            if len > self.max_header_size {
+                return self.error(
+                    ErrorKind::HeadersTooLarge,
+                    format!("response head over {} bytes", self.max_header_size),
+                );
+            }
+            let code = res.code.unwrap_or(0);
+            let Ok(status) = StatusCode::from_u16(code) else {
+                return self.error(ErrorKind::BadRequest, format!("invalid status {code}"));
+            };
+            let version = match res.version {
+                Some(0) => Version::HTTP_10,
+                _ => Version::HTTP_11,
+            };
+            let fields = Fields::note(src.as_ptr() as usize, res.headers);
+            let head = src.split_to(len).freeze();
+            if status.is_informational() && status != StatusCode::SWITCHING_PROTOCOLS {
+                // `100 Continue`, `103 Early Hints`: the final answer follows.
+                let _ = fields.fill(&head, &mut HeaderMap::new(), &mut Framing::default());
+                continue;
+            }
+            let (mut parts, ()) = Response::new(()).into_parts();
+            parts.status = status;
+            parts.version = version;
+            let mut framing = Framing::default();
+            if let Err(e) = fields.fill(&head, &mut parts.headers, &mut framing) {
+                return self.error(ErrorKind::BadRequest, e);
+            }
+            self.expect.pop_front();
+            let no_body = expect == Expect::HeadOnly
+                || status.is_informational()
+                || status == StatusCode::NO_CONTENT
+                || status == StatusCode::NOT_MODIFIED;
+            let tunnel = expect == Expect::Tunnel && status.is_success();
+            let body = if no_body || tunnel {
+                BodyLength::Empty
+            } else {
+                match framing.response_body() {
+                    Ok(b) => b,
+                    Err((kind, detail)) => return self.error(kind, detail),
+                }
+            };
+            let keep_alive = framing.keep_alive(version) && body != BodyLength::UntilClose;
+            self.state = if body == BodyLength::Empty {
+                State::Head
+            } else {
+                // Trailers may take as much as a head; the body's size is
+                // bounded where it is collected, not here.
+                State::Body(BodyDecoder::new(body, u64::MAX, self.max_header_size))
+            };
+            return Some(ClientFrame::Head(ResponseHead {
+                parts,
+                body,
+                keep_alive,
+            }));
+        }
+    }
+
+    fn body_frame(&mut self, item: Result<BodyItem, HttpError>) -> Option<ClientFrame> {
+        match item {
+            Ok(BodyItem::Chunk(chunk)) => Some(ClientFrame::Body(chunk)),
+            Ok(BodyItem::End) => {
+                self.state = State::Head;
+                Some(ClientFrame::BodyEnd)
+            }
+            Err(e) => {
+                self.state = State::Failed;
+                Some(ClientFrame::Error(e))
+            }
+        }
+    }
+}
+
+impl Decoder for ClientCodec {
+    type Item = ClientFrame;
+    type Error = io::Error;
+
+    #[inline]
+    fn decode(&mut self, src: &mut BytesMut) -> io::Result<Option<ClientFrame>> {
+        Ok(match &mut self.state {
+            State::Head => self.decode_head(src),
+            State::Body(body) => match body.decode(src) {
+                Some(item) => self.body_frame(item),
+                None => None,
+            },
+            State::Failed => {
+                src.clear();
+                None
+            }
+        })
+    }
+
+    fn decode_eof(&mut self, src: &mut BytesMut) -> io::Result<Option<ClientFrame>> {
+        Ok(match &mut self.state {
+            State::Head => {
+                let frame = self.decode_head(src);
+                if frame.is_none() && !src.is_empty() {
+                    src.clear();
+                    return Ok(self.error(
+                        ErrorKind::Truncated,
+                        "the connection ended inside a response head",
+                    ));
+                }
+                frame
+            }
+            State::Body(body) => match body.decode_eof(src) {
+                Some(item) => self.body_frame(item),
+                None => None,
+            },
+            State::Failed => {
+                src.clear();
+                None
+            }
+        })
+    }
+}
+
+impl Encoder<RequestOut<'_>> for ClientCodec {
+    type Error = io::Error;
+
+    #[inline]
+    fn encode(&mut self, item: RequestOut<'_>, dst: &mut BytesMut) -> io::Result<()> {
+        match item {
+            RequestOut::Head {
+                method,
+                target,
+                headers,
+                body,
+                expect,
+            } => {
+                self.expect.push_back(expect);
+                encode_head(method, target, headers, body, dst);
+            }
+            RequestOut::Body(out) => out.encode(dst),
+        }
+        Ok(())
+    }
+}
+
+fn encode_head(
+    method: &Method,
+    target: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+    dst: &mut BytesMut,
+) {
+    dst.reserve(64 + target.len() + 32 * headers.len() + body.len());
+    dst.put_slice(method.as_str().as_bytes());
+    dst.put_u8(b' ');
+    dst.put_slice(target.as_bytes());
+    dst.put_slice(b" HTTP/1.1\r\n");
+    for (name, value) in headers {
+        dst.put_slice(name.as_str().as_bytes());
+        dst.put_slice(b": ");
+        dst.put_slice(value.as_bytes());
+        dst.put_slice(b"\r\n");
+    }
+    dst.put_slice(b"\r\n");
+    dst.put_slice(body);
+}

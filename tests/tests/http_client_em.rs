@@ -1,0 +1,325 @@
+//! em-http's client against em-http's own server, on one reactor: each
+//! method, both styles, keep-alive reuse, redirects, streaming and gzip,
+//! parallel requests, and the errors' phases.
+
+mod support;
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use em_http::http::{Request, Response, StatusCode};
+use em_http::{Body, Client, ClientErrorKind, HandlerExt, Multi};
+use futures::StreamExt;
+use support::run_with_watchdog;
+
+/// A test server: `/echo` answers the method and body back, `/redirect/N`
+/// redirects N times then lands on `/echo`, `/loop` redirects to itself,
+/// `/big?n=N` streams N bytes in 16 KiB chunks.
+fn test_server() -> em_http::HttpServer {
+    em_http::serve("127.0.0.1:0", |request: Request<Body>| async move {
+        let path = request.uri().path().to_owned();
+        let query = request.uri().query().unwrap_or("").to_owned();
+        let method = request.method().clone();
+        if path == "/echo" {
+            let body = request.into_body().bytes().await.unwrap_or_default();
+            let mut text = format!("{method} ").into_bytes();
+            text.extend_from_slice(&body);
+            return Response::new(em_http::ResponseBody::from(text));
+        }
+        if let Some(n) = path.strip_prefix("/redirect/") {
+            let n: u32 = n.parse().unwrap_or(0);
+            let to = if n <= 1 {
+                "/echo".to_owned()
+            } else {
+                format!("/redirect/{}", n - 1)
+            };
+            return Response::builder()
+                .status(StatusCode::FOUND)
+                .header("location", to)
+                .body(em_http::ResponseBody::from("moved"))
+                .unwrap();
+        }
+        if path == "/loop" {
+            return Response::builder()
+                .status(StatusCode::MOVED_PERMANENTLY)
+                .header("location", "/loop")
+                .body(em_http::ResponseBody::empty())
+                .unwrap();
+        }
+        if path == "/temporary" {
+            return Response::builder()
+                .status(StatusCode::TEMPORARY_REDIRECT)
+                .header("location", "/echo")
+                .body(em_http::ResponseBody::empty())
+                .unwrap();
+        }
+        if path == "/big" {
+            let n: usize = query.trim_start_matches("n=").parse().unwrap_or(0);
+            let (writer, body) = em_http::ResponseBody::channel();
+            em::spawn(async move {
+                let mut left = n;
+                while left > 0 {
+                    let piece = left.min(16 * 1024);
+                    if writer
+                        .send_ready(Bytes::from(vec![b'x'; piece]))
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                    left -= piece;
+                }
+                writer.finish();
+            })
+            .unwrap();
+            return Response::new(body);
+        }
+        Response::builder()
+            .status(StatusCode::NOT_FOUND)
+            .body(em_http::ResponseBody::from("no such page"))
+            .unwrap()
+    })
+    .expect("the server starts")
+}
+
+#[test]
+fn each_method_reaches_the_server_with_its_body() {
+    run_with_watchdog(|| -> em::Result<()> {
+        let server = test_server();
+        let base = format!("http://{}", server.local_addr());
+        em::spawn(async move {
+            let client = Client::new();
+            let get = client.get(format!("{base}/echo")).send().await.unwrap();
+            assert_eq!(get.status(), StatusCode::OK);
+            assert_eq!(get.text().await.unwrap(), "GET ");
+            for (request, want) in [
+                (client.post(format!("{base}/echo")).body("a=1"), "POST a=1"),
+                (
+                    client.put(format!("{base}/echo")).body(vec![b'b'; 3]),
+                    "PUT bbb",
+                ),
+                (client.patch(format!("{base}/echo")).body("p"), "PATCH p"),
+                (client.delete(format!("{base}/echo")), "DELETE "),
+                (client.options(format!("{base}/echo")), "OPTIONS "),
+            ] {
+                assert_eq!(request.send().await.unwrap().text().await.unwrap(), want);
+            }
+            let head = client.head(format!("{base}/echo")).send().await.unwrap();
+            assert_eq!(head.status(), StatusCode::OK);
+            assert_eq!(head.bytes().await.unwrap(), "");
+            let missing = client.get(format!("{base}/nothing")).send().await.unwrap();
+            assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+            // One connection carried all of them.
+            assert_eq!(client.connections(), (1, 1));
+            em::stop();
+        })?;
+        Ok(())
+    })
+    .unwrap();
+}
+
+#[test]
+fn redirects_are_followed_within_the_bound() {
+    run_with_watchdog(|| -> em::Result<()> {
+        let server = test_server();
+        let base = format!("http://{}", server.local_addr());
+        em::spawn(async move {
+            let client = Client::new();
+            let r = client
+                .post(format!("{base}/redirect/3"))
+                .body("x")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.url().path(), "/echo");
+            assert_eq!(
+                r.text().await.unwrap(),
+                "GET ",
+                "302 turns a POST into a GET without its body"
+            );
+            let r = client
+                .post(format!("{base}/temporary"))
+                .body("kept")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                r.text().await.unwrap(),
+                "POST kept",
+                "307 keeps the method and body"
+            );
+            let e = client.get(format!("{base}/loop")).send().await.unwrap_err();
+            assert_eq!(e.kind(), ClientErrorKind::TooManyRedirects);
+            assert_eq!(
+                e.to_string(),
+                format!("GET {base}/loop: too many redirects (more than 5)")
+            );
+            let r = client
+                .get(format!("{base}/loop"))
+                .redirects(0)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::MOVED_PERMANENTLY);
+            em::stop();
+        })?;
+        Ok(())
+    })
+    .unwrap();
+}
+
+#[test]
+fn the_callback_style_streams_then_calls_back() {
+    run_with_watchdog(|| -> em::Result<()> {
+        let server = test_server();
+        let base = format!("http://{}", server.local_addr());
+        let client = Client::new();
+        let log = Rc::new(RefCell::new(Vec::<String>::new()));
+        let streamed = Rc::new(Cell::new(0usize));
+        let request = client.get(format!("{base}/big?n=100000")).start();
+        let (l1, l2, l3, s) = (log.clone(), log.clone(), log.clone(), streamed.clone());
+        request
+            .headers(move |r| {
+                l1.borrow_mut()
+                    .push(format!("headers {}", r.status().as_u16()))
+            })
+            .stream(move |piece| s.set(s.get() + piece.len()))
+            .callback(move |r| {
+                l2.borrow_mut()
+                    .push(format!("callback {}", r.body().map_or(0, |b| b.len())));
+                let errors = Client::new().get("http://127.0.0.1:1/").start();
+                let l4 = l2.clone();
+                errors.errback(move |e| {
+                    l4.borrow_mut().push(format!("errback {:?}", e.kind()));
+                    em::stop();
+                });
+            })
+            .errback(move |e| l3.borrow_mut().push(format!("unexpected {e}")));
+        em::add_shutdown_hook(move || {
+            assert_eq!(streamed.get(), 100_000);
+            assert_eq!(
+                *log.borrow(),
+                ["headers 200", "callback 0", "errback Connect"],
+            );
+        })?;
+        Ok(())
+    })
+    .unwrap();
+}
+
+#[test]
+fn a_slow_reader_holds_the_body_back_and_gets_all_of_it() {
+    run_with_watchdog(|| -> em::Result<()> {
+        let server = test_server();
+        let base = format!("http://{}", server.local_addr());
+        em::spawn(async move {
+            let client = Client::new();
+            let response = client
+                .get(format!("{base}/big?n=20000000"))
+                .send()
+                .await
+                .unwrap();
+            let mut stream = response.into_stream();
+            let mut total = 0;
+            while let Some(piece) = stream.next().await {
+                total += piece.unwrap().len();
+            }
+            assert_eq!(total, 20_000_000);
+            em::stop();
+        })?;
+        Ok(())
+    })
+    .unwrap();
+}
+
+#[test]
+fn gzip_bodies_are_decoded() {
+    run_with_watchdog(|| -> em::Result<()> {
+        let text = "compress me ".repeat(1000);
+        let t2 = text.clone();
+        let server = em_http::serve(
+            "127.0.0.1:0",
+            (move |_r: Request<Body>| {
+                let t = t2.clone();
+                async move {
+                    Response::builder()
+                        .header("content-type", "text/plain")
+                        .body(em_http::ResponseBody::from(t))
+                        .unwrap()
+                }
+            })
+            .with(em_http::middleware::Gzip::default()),
+        )?;
+        let url = format!("http://{}/", server.local_addr());
+        em::spawn(async move {
+            let client = Client::new();
+            let r = client.get(&url).send().await.unwrap();
+            assert!(r.headers().get("content-encoding").is_none());
+            assert_eq!(r.text().await.unwrap(), text);
+            let raw = client
+                .get(&url)
+                .decompress(false)
+                .header("accept-encoding", "gzip")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(raw.headers()["content-encoding"], "gzip");
+            assert!(raw.bytes().await.unwrap().len() < text.len() / 10);
+            em::stop();
+        })?;
+        Ok(())
+    })
+    .unwrap();
+}
+
+#[test]
+fn multi_runs_requests_together_and_keeps_their_order() {
+    run_with_watchdog(|| -> em::Result<()> {
+        let server = test_server();
+        let base = format!("http://{}", server.local_addr());
+        em::spawn(async move {
+            let client = Client::new();
+            let mut multi = Multi::new().concurrency(3);
+            for i in 0..10 {
+                multi.push(client.post(format!("{base}/echo")).body(format!("{i}")));
+            }
+            multi.push(client.get("http://127.0.0.1:1/"));
+            let results = multi.perform().await;
+            assert_eq!(results.len(), 11);
+            for (i, r) in results.iter().take(10).enumerate() {
+                assert_eq!(r.as_ref().unwrap().body().unwrap(), &format!("POST {i}"));
+            }
+            assert!(results[10].as_ref().unwrap_err().is_connect());
+            let (open, _) = client.connections();
+            assert!(open <= 3, "{open} connections for a bound of 3");
+            em::stop();
+        })?;
+        Ok(())
+    })
+    .unwrap();
+}
+
+#[test]
+fn a_bad_url_is_an_invalid_request() {
+    run_with_watchdog(|| -> em::Result<()> {
+        em::spawn(async move {
+            let client = Client::new();
+            let e = client.get("ftp://example.com/").send().await.unwrap_err();
+            assert_eq!(e.kind(), ClientErrorKind::InvalidRequest);
+            let e = client.get("not a url").send().await.unwrap_err();
+            assert_eq!(e.kind(), ClientErrorKind::InvalidRequest);
+            let e = client
+                .get("http://no-such-host.invalid/")
+                .send()
+                .await
+                .unwrap_err();
+            assert_eq!(e.kind(), ClientErrorKind::Dns, "{e}");
+            let _ = Duration::ZERO;
+            em::stop();
+        })?;
+        Ok(())
+    })
+    .unwrap();
+}
