@@ -1,7 +1,8 @@
 //! `http_api` serves its JSON API to a plain HTTP/1.1 client: items are
 //! added, listed and fetched (400 for bad JSON, 404 for a missing one),
 //! `/slow` answers after its timer, `/hash` after its deferred work,
-//! `/stream` is a complete chunked body, `/events` delivers `data:`
+//! `/stream` is a complete chunked body, `/upstream` calls the server
+//! itself through em's HTTP client, `/events` delivers `data:`
 //! lines; large JSON is gzipped for a client that asks; it exits 0 on
 //! SIGTERM.
 
@@ -155,6 +156,26 @@ fn http_api_serves_every_route() {
     assert_eq!(request(addr, "GET", "/items/99", &[], "").status, 404);
     assert_eq!(request(addr, "GET", "/nowhere", &[], "").status, 404);
     assert_eq!(request(addr, "DELETE", "/items", &[], "").status, 405);
+
+    // The upstream route: em's HTTP client calls this very server, which
+    // answers it meanwhile (the reactor never blocks on the call).
+    let up = request(
+        addr,
+        "GET",
+        &format!("/upstream?url=http%3A%2F%2F{addr}%2Fitems%2F2"),
+        &[],
+        "",
+    );
+    assert_eq!(up.status, 200, "{}", up.text());
+    assert_eq!(
+        up.text(),
+        format!(
+            r#"{{"bytes":34,"content_type":"application/json","status":200,"url":"http://{addr}/items/2"}}"#
+        )
+    );
+    let refused = request(addr, "GET", "/upstream?url=http://127.0.0.1:1/", &[], "");
+    assert_eq!(refused.status, 502);
+    assert!(refused.text().contains("cannot connect"), "{}", refused.text());
 
     // Gzip: a list over 1 KiB is compressed for a client that asks.
     for i in 0..40 {

@@ -1,6 +1,8 @@
-//! An evented HTTP/1.1 server on em's connections, in the spirit of
-//! Goliath: keep-alive, pipelining, streaming, server-sent events and
-//! WebSocket, written as async handlers or as callbacks.
+//! Evented HTTP/1.1 for em: a server in the spirit of Goliath (keep-alive,
+//! pipelining, streaming, server-sent events and WebSocket, written as
+//! async handlers or as callbacks) and a client in the spirit of
+//! em-http-request (futures or deferrables, redirects, streaming, keep-alive
+//! pools, TLS verified by default). See [The client](#the-client).
 //!
 //! Requests and responses are the [`http`] crate's types (re-exported as
 //! `em_http::http`), so the ecosystem's vocabulary carries over; heads are
@@ -185,6 +187,126 @@
 //! `Connection: close`), and closes whatever is left after a grace; its
 //! future resolves when every connection is gone. [`HttpServer::stop`]
 //! closes everything at once.
+//!
+//! # The client
+//!
+//! [`Client`] is em-http-request's `EM::HttpRequest`: an HTTP call that
+//! never blocks the reactor ("Net::HTTP => EM::HttpRequest"). One client
+//! per reactor, cheap to clone, `!Send`; names are resolved on tokio's
+//! blocking pool and everything else runs on em's connections, with the
+//! same codec (httparse) as the server.
+//!
+//! **Two styles over one engine.** Await a request
+//! ([`RequestBuilder::send`], em-synchrony's `sync`), or start it and
+//! register EventMachine's deferrable callbacks ([`RequestBuilder::start`]
+//! → [`HttpRequest`]: `headers`, `stream`, `callback`, `errback`):
+//!
+//! ```
+//! use em_http::http::{Request, StatusCode};
+//! use em_http::{Body, Client};
+//!
+//! em_core::run(|| -> em_core::Result<()> {
+//!     // A server to talk to, on the same reactor.
+//!     let server = em_http::serve("127.0.0.1:0", |request: Request<Body>| async move {
+//!         (StatusCode::OK, format!("you asked for {}", request.uri().path()))
+//!     })?;
+//!     let url = format!("http://{}/hello", server.local_addr());
+//!     let client = Client::new();
+//!
+//!     // The await style.
+//!     let c = client.clone();
+//!     let u = url.clone();
+//!     em_core::spawn(async move {
+//!         let response = c.get(&u).send().await.expect("the request succeeds");
+//!         assert_eq!(response.status(), StatusCode::OK);
+//!         assert_eq!(response.text().await.unwrap(), "you asked for /hello");
+//!     })?;
+//!
+//!     // The callback style.
+//!     client
+//!         .get(&url)
+//!         .query(&[("lang", "en")])
+//!         .start()
+//!         .callback(|response| {
+//!             assert_eq!(response.body().unwrap(), "you asked for /hello");
+//!             em_core::stop();
+//!         })
+//!         .errback(|error| panic!("{error}"));
+//!     Ok(())
+//! })?;
+//! # Ok::<(), em_core::Error>(())
+//! ```
+//!
+//! **Streaming.** A [`ClientResponse`] resolves when the head arrives; its
+//! body is read as it comes ([`ClientResponse::chunk`],
+//! [`ClientResponse::into_stream`], the `stream` callback) or whole
+//! ([`ClientResponse::bytes`], `text`, `json`, within
+//! [`ClientLimits::max_body_size`]). While 256 KiB wait unread the
+//! connection stops reading, so a 1 GiB download takes a bounded amount
+//! of memory at the reader's pace. Request bodies may be bytes, a file
+//! ([`RequestBody::file`]) or a stream ([`RequestBody::stream`]), written
+//! at the connection's pace. gzip and deflate bodies are decoded (and
+//! asked for) unless [`ClientBuilder::decompress`] turns it off.
+//!
+//! **Redirects.** Up to 5 by default ([`ClientBuilder::redirects`]): 301,
+//! 302 and 303 turn into `GET` without the body, 307 and 308 keep the
+//! method and body; credentials are not carried to another origin; one
+//! too many is [`ClientErrorKind::TooManyRedirects`].
+//!
+//! **Pools.** Connections are kept per origin (scheme, host, port, proxy)
+//! and reused: at most [`ClientBuilder::pool_max_idle_per_host`] idle ones,
+//! each closed after [`ClientBuilder::pool_idle_timeout`]. A request that
+//! finds its reused connection closed by the server before any answer is
+//! tried once more on a new one (idempotent methods only).
+//! [`ClientBuilder::pipelining`] (opt-in) writes `GET`s behind each other
+//! on one connection when no idle one is free. [`Multi`] runs several
+//! requests with a concurrency bound (em-http-request's `MultiRequest`).
+//!
+//! **TLS.** https uses em's TLS (rustls): the server's certificate is
+//! verified against Mozilla's roots and its host name checked, by default
+//! (em-http-request verified nothing until CVE-2020-13482). Add roots with
+//! [`ClientBuilder::root_certs_file`], present a client certificate with
+//! [`ClientBuilder::client_cert_pem`], or, in tests only,
+//! [`ClientBuilder::danger_accept_invalid_certs`].
+//!
+//! **Timeouts and errors.** A connect timeout (the name, the connection, a
+//! proxy's tunnel and the TLS handshake; 5 s), an inactivity timeout
+//! (10 s, em's `comm_inactivity_timeout`) and an optional overall
+//! deadline, per client or per request. Every failure is one
+//! [`ClientError`] whose [`kind`](ClientError::kind) names the phase
+//! (DNS, connect, TLS, timeout, protocol, body too large, too many
+//! redirects…) and whose message names the request:
+//! `GET http://127.0.0.1:8080/loop: too many redirects (more than 5)`. A
+//! server that sends garbage ends its own request with a protocol error;
+//! nothing else is touched.
+//!
+//! **Proxies and cookies.** [`Proxy::http`]: plain requests in absolute
+//! form, https through `CONNECT`. The `cookies` feature adds a cookie jar
+//! ([`ClientBuilder`]'s `cookie_store`, the `cookie_store` crate).
+//!
+//! # em-http-request → em_http
+//!
+//! | em-http-request | em_http |
+//! |---|---|
+//! | `EM::HttpRequest.new(url, connect_timeout: 5, inactivity_timeout: 10)` | [`Client::builder`]`.connect_timeout(..).inactivity_timeout(..)`, then `client.get(url)` (or per request: [`RequestBuilder::connect_timeout`]) |
+//! | `.get/.post/.put/.delete/.head/.patch/.options(head:, query:, body:)` | [`Client::get`] … [`Client::options`], [`RequestBuilder::header`], [`RequestBuilder::query`], [`RequestBuilder::body`] |
+//! | `file:` | [`RequestBody::file`] (streamed, never whole in memory) |
+//! | `redirects: 5` (default 0) | [`RequestBuilder::redirects`] (default 5); 301/302/303 → GET, 307/308 keep method and body |
+//! | `keepalive: true` | on by default, pooled per origin; [`RequestBuilder::keep_alive`]`(false)` for one-shot |
+//! | `http.callback { }`, `http.errback { }` | [`HttpRequest::callback`], [`HttpRequest::errback`] (from [`RequestBuilder::start`]) |
+//! | `http.headers { \|h\| }`, `http.stream { \|chunk\| }` | [`HttpRequest::headers`], [`HttpRequest::stream`] |
+//! | `http.response_header.status`, `http.response` | [`ClientResponse::status`], [`ClientResponse::headers`], [`ClientResponse::body`] / `bytes().await` |
+//! | `EM::Synchrony.sync(http)` / `EM::HttpRequest.new(url).get` in a fiber | `client.get(url).send().await` |
+//! | `EM::MultiRequest` (`add`, `callback`, `responses`) | [`Multi`] (`add`, [`Multi::perform`] or [`Multi::start`]), with a concurrency bound |
+//! | `tls: {verify_peer: false}` by default (CVE-2020-13482) | verified by default; [`ClientBuilder::root_certs_file`], [`ClientBuilder::danger_accept_invalid_certs`] for tests |
+//! | `proxy: {host:, port:, authorization:}` | [`Proxy::http`]`("http://user:pw@host:port")` |
+//! | SOCKS5 proxy | not supported (see the issue's note in the README) |
+//! | `head: {authorization: [user, pw]}` | [`RequestBuilder::basic_auth`], or credentials in the URL |
+//! | gzip/deflate decoding | on by default ([`ClientBuilder::decompress`]) |
+//! | cookie jar middleware | the `cookies` feature: [`ClientBuilder`]`::cookie_store(true)` |
+//! | middleware (`use JSONify`, OAuth) | plain code around `send().await`; [`ClientResponse::json`] with serde |
+//! | `http.error` (a string) | [`ClientError`]: [`ClientError::kind`] names the phase, `Display` the request |
+//! | http_parser.rb | httparse, with [`ClientLimits`] on by default |
 //!
 //! # Goliath → em-http
 //!

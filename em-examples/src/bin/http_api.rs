@@ -15,6 +15,9 @@
 //! - `GET /stream?n=N`: the numbers 1 to N (default 100), one a line, as a
 //!   chunked body written at the client's pace.
 //! - `GET /events`: server-sent events, a `tick` every 500 ms, 10 in all.
+//! - `GET /upstream?url=URL`: fetches URL with em's HTTP client (on the
+//!   same reactor, never blocking it) and answers its status, length and
+//!   content type as JSON; `502` with the client's error if it fails.
 //!
 //! ```text
 //! curl -s localhost:8093/items -d '{"name":"apple"}'
@@ -51,6 +54,9 @@ struct Args {
 struct Store {
     next_id: u64,
     items: BTreeMap<u64, Value>,
+    /// The client for `/upstream`: one per reactor, its pool shared by
+    /// every request.
+    upstream: em_http::Client,
 }
 
 type Shared = Rc<RefCell<Store>>;
@@ -99,12 +105,43 @@ async fn route(store: Shared, request: Request<Body>) -> Response<ResponseBody> 
         (&Method::GET, ["hash"]) => hash(&request).await,
         (&Method::GET, ["stream"]) => stream(&request),
         (&Method::GET, ["events"]) => events(),
-        (_, ["items"] | ["items", _] | ["slow"] | ["hash"] | ["stream"] | ["events"]) => {
-            error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
-        }
-        // Later: a route that calls an upstream service through em's HTTP
-        // client, once that crate exists.
+        (&Method::GET, ["upstream"]) => upstream(&store, &request).await,
+        (
+            _,
+            ["items"] | ["items", _] | ["slow"] | ["hash"] | ["stream"] | ["events"] | ["upstream"],
+        ) => error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
         _ => error(StatusCode::NOT_FOUND, "no such route"),
+    }
+}
+
+/// `/upstream?url=URL`: the reactor goes on serving while the upstream
+/// answers (em-http-request's point: "Net::HTTP => EM::HttpRequest").
+async fn upstream(store: &Shared, request: &Request<Body>) -> Response<ResponseBody> {
+    let target = request.uri().query().and_then(|q| {
+        url::form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == "url")
+            .map(|(_, v)| v.into_owned())
+    });
+    let Some(target) = target else {
+        return error(StatusCode::BAD_REQUEST, "give ?url=URL");
+    };
+    let client = store.borrow().upstream.clone();
+    let response = match client.get(&target).send().await {
+        Ok(r) => r,
+        Err(e) => return error(StatusCode::BAD_GATEWAY, e.to_string()),
+    };
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    match response.bytes().await {
+        Ok(body) => json_response(
+            StatusCode::OK,
+            &json!({ "url": target, "status": status, "bytes": body.len(), "content_type": content_type }),
+        ),
+        Err(e) => error(StatusCode::BAD_GATEWAY, e.to_string()),
     }
 }
 
