@@ -55,6 +55,38 @@ fn test_server() -> em_http::HttpServer {
                 .body(em_http::ResponseBody::empty())
                 .unwrap();
         }
+        if path == "/login" {
+            return Response::builder()
+                .header("set-cookie", "session=abc123; Path=/")
+                .header("set-cookie", "theme=dark; Path=/prefs")
+                .body(em_http::ResponseBody::from("welcome"))
+                .unwrap();
+        }
+        if path == "/me" || path == "/prefs/me" {
+            let cookie = request
+                .headers()
+                .get("cookie")
+                .map(|v| v.to_str().unwrap().to_owned())
+                .unwrap_or_default();
+            return Response::new(em_http::ResponseBody::from(cookie));
+        }
+        if path == "/count" {
+            // The length and a checksum of the body, read a piece at a time.
+            let mut body = request.into_body();
+            let (mut n, mut sum) = (0u64, 0u64);
+            while let Some(piece) = body.chunk().await {
+                let piece = piece.unwrap();
+                n += piece.len() as u64;
+                sum = piece
+                    .iter()
+                    .fold(sum, |s, b| s.wrapping_mul(31).wrapping_add(u64::from(*b)));
+            }
+            return Response::new(em_http::ResponseBody::from(format!("{n} {sum}")));
+        }
+        if path == "/slow" {
+            em::sleep(Duration::from_millis(300)).await;
+            return Response::new(em_http::ResponseBody::from(format!("slow {query}")));
+        }
         if path == "/big" {
             let n: usize = query.trim_start_matches("n=").parse().unwrap_or(0);
             let (writer, body) = em_http::ResponseBody::channel();
@@ -317,6 +349,286 @@ fn a_bad_url_is_an_invalid_request() {
                 .unwrap_err();
             assert_eq!(e.kind(), ClientErrorKind::Dns, "{e}");
             let _ = Duration::ZERO;
+            em::stop();
+        })?;
+        Ok(())
+    })
+    .unwrap();
+}
+
+/// The checksum `/count` computes.
+fn checksum(data: &[u8]) -> u64 {
+    data.iter()
+        .fold(0u64, |s, b| s.wrapping_mul(31).wrapping_add(u64::from(*b)))
+}
+
+#[test]
+fn the_cookie_jar_keeps_what_the_server_sets() {
+    run_with_watchdog(|| -> em::Result<()> {
+        let server = test_server();
+        let base = format!("http://{}", server.local_addr());
+        em::spawn(async move {
+            let jar = Client::builder().cookie_store(true).build();
+            jar.get(format!("{base}/login")).send().await.unwrap();
+            let me = jar.get(format!("{base}/me")).send().await.unwrap();
+            assert_eq!(me.text().await.unwrap(), "session=abc123");
+            let prefs = jar.get(format!("{base}/prefs/me")).send().await.unwrap();
+            let text = prefs.text().await.unwrap();
+            assert!(
+                text.contains("session=abc123") && text.contains("theme=dark"),
+                "{text}"
+            );
+            // Without the jar, nothing is kept.
+            let plain = Client::new();
+            plain.get(format!("{base}/login")).send().await.unwrap();
+            let me = plain.get(format!("{base}/me")).send().await.unwrap();
+            assert_eq!(me.text().await.unwrap(), "");
+            em::stop();
+        })?;
+        Ok(())
+    })
+    .unwrap();
+}
+
+#[test]
+fn files_and_streams_are_uploaded_at_the_connections_pace() {
+    let dir = support::TempDir::new("client-upload");
+    let path = dir.join("upload.bin");
+    let data = support::pattern(3 * 1024 * 1024 + 17, 7);
+    std::fs::write(&path, &data).unwrap();
+    let want = format!("{} {}", data.len(), checksum(&data));
+    run_with_watchdog(move || -> em::Result<()> {
+        let server = test_server();
+        let url = format!("http://{}/count", server.local_addr());
+        em::spawn(async move {
+            let client = Client::new();
+            let file = client
+                .post(&url)
+                .body(em_http::RequestBody::file(&path))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(file.text().await.unwrap(), want);
+            // A chunked stream of 1,000 pieces.
+            let pieces: Vec<Bytes> = data
+                .chunks(data.len() / 1000 + 1)
+                .map(Bytes::copy_from_slice)
+                .collect();
+            let stream =
+                futures::stream::iter(pieces.clone().into_iter().map(Ok::<_, std::io::Error>));
+            let chunked = client
+                .put(&url)
+                .body(em_http::RequestBody::stream(stream))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(chunked.text().await.unwrap(), want);
+            // A stream that says its length.
+            let stream = futures::stream::iter(pieces.into_iter().map(Ok::<_, std::io::Error>));
+            let sized = em_http::RequestBody::sized_stream(data.len() as u64, stream);
+            assert_eq!(
+                client
+                    .post(&url)
+                    .body(sized)
+                    .send()
+                    .await
+                    .unwrap()
+                    .text()
+                    .await
+                    .unwrap(),
+                want
+            );
+            // A stream that gives fewer bytes than it promised fails the
+            // request with a request-body error.
+            let short =
+                futures::stream::iter([Ok::<_, std::io::Error>(Bytes::from_static(b"abc"))]);
+            let e = client
+                .post(&url)
+                .body(em_http::RequestBody::sized_stream(10, short))
+                .send()
+                .await
+                .unwrap_err();
+            assert_eq!(e.kind(), ClientErrorKind::RequestBody, "{e}");
+            // A stream that fails.
+            let failing = futures::stream::iter([
+                Ok(Bytes::from_static(b"abc")),
+                Err(std::io::Error::other("the disk is on fire")),
+            ]);
+            let e = client
+                .post(&url)
+                .body(em_http::RequestBody::stream(failing))
+                .send()
+                .await
+                .unwrap_err();
+            assert_eq!(e.kind(), ClientErrorKind::RequestBody);
+            assert!(e.to_string().contains("the disk is on fire"), "{e}");
+            // A missing file.
+            let e = client
+                .post(&url)
+                .body(em_http::RequestBody::file("/nonexistent/em-upload"))
+                .send()
+                .await
+                .unwrap_err();
+            assert_eq!(e.kind(), ClientErrorKind::RequestBody);
+            // And the client goes on.
+            let ok = client.post(&url).body("xyz").send().await.unwrap();
+            assert_eq!(ok.text().await.unwrap(), format!("3 {}", checksum(b"xyz")));
+            em::stop();
+        })?;
+        Ok(())
+    })
+    .unwrap();
+}
+
+#[test]
+fn the_deadline_covers_the_whole_request() {
+    run_with_watchdog(|| -> em::Result<()> {
+        let server = test_server();
+        let base = format!("http://{}", server.local_addr());
+        em::spawn(async move {
+            let client = Client::new();
+            let e = client
+                .get(format!("{base}/slow"))
+                .deadline(Duration::from_millis(50))
+                .send()
+                .await
+                .unwrap_err();
+            assert_eq!(e.kind(), ClientErrorKind::Deadline);
+            assert!(e.is_timeout());
+            assert!(
+                e.to_string()
+                    .starts_with(&format!("GET {base}/slow: deadline exceeded")),
+                "{e}"
+            );
+            // Within the deadline, fine.
+            let r = client
+                .get(format!("{base}/slow?x"))
+                .deadline(Duration::from_secs(10))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.text().await.unwrap(), "slow x");
+            // A deadline that passes while the body streams ends the body.
+            let r = client
+                .get(format!("{base}/big?n=50000000"))
+                .deadline(Duration::from_millis(200))
+                .send()
+                .await
+                .unwrap();
+            let mut stream = r.into_stream();
+            let mut error = None;
+            while let Some(piece) = stream.next().await {
+                if let Err(e) = piece {
+                    error = Some(e);
+                    break;
+                }
+                // A slow reader.
+                em::sleep(Duration::from_millis(5)).await;
+            }
+            assert_eq!(
+                error.expect("the deadline ends the body").kind(),
+                ClientErrorKind::Deadline
+            );
+            em::stop();
+        })?;
+        Ok(())
+    })
+    .unwrap();
+}
+
+#[test]
+fn a_response_dropped_unread_closes_its_connection_and_nothing_else() {
+    run_with_watchdog(|| -> em::Result<()> {
+        let server = test_server();
+        let base = format!("http://{}", server.local_addr());
+        em::spawn(async move {
+            let client = Client::new();
+            let r = client
+                .get(format!("{base}/big?n=10000000"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(client.connections(), (1, 0));
+            drop(r);
+            // The connection is closed rather than read to its end.
+            let wait = async {
+                while client.connections().0 != 0 {
+                    em::sleep(Duration::from_millis(1)).await;
+                }
+            };
+            tokio::time::timeout(Duration::from_secs(10), wait)
+                .await
+                .expect("the connection closes");
+            let again = client.get(format!("{base}/echo")).send().await.unwrap();
+            assert_eq!(again.text().await.unwrap(), "GET ");
+            assert_eq!(client.connections(), (1, 1));
+            em::stop();
+        })?;
+        Ok(())
+    })
+    .unwrap();
+}
+
+#[test]
+fn pipelining_puts_several_requests_on_one_connection_in_order() {
+    run_with_watchdog(|| -> em::Result<()> {
+        let server = test_server();
+        let base = format!("http://{}", server.local_addr());
+        em::spawn(async move {
+            let client = Client::builder().pipelining(8).build();
+            // A first request opens the connection.
+            client
+                .get(format!("{base}/echo"))
+                .send()
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap();
+            let mut multi = Multi::new();
+            for i in 0..8 {
+                multi.push(client.get(format!("{base}/slow?{i}")));
+            }
+            let results = multi.perform().await;
+            for (i, r) in results.iter().enumerate() {
+                assert_eq!(r.as_ref().unwrap().body().unwrap(), &format!("slow {i}"));
+            }
+            assert_eq!(
+                client.connections().0,
+                1,
+                "every request rode one connection"
+            );
+            em::stop();
+        })?;
+        Ok(())
+    })
+    .unwrap();
+}
+
+#[test]
+fn an_idle_connection_the_server_closed_is_not_reused() {
+    run_with_watchdog(|| -> em::Result<()> {
+        let server = em_http::builder()
+            .limits(em_http::Limits::default().keep_alive_timeout(Duration::from_millis(50)))
+            .serve("127.0.0.1:0", |_r: Request<Body>| async { "hi" })?;
+        let url = format!("http://{}/", server.local_addr());
+        em::spawn(async move {
+            let client = Client::new();
+            for _ in 0..3 {
+                assert_eq!(
+                    client.get(&url).send().await.unwrap().text().await.unwrap(),
+                    "hi"
+                );
+                // The server closes the idle connection; the pool forgets it.
+                let wait = async {
+                    while client.connections().0 != 0 {
+                        em::sleep(Duration::from_millis(5)).await;
+                    }
+                };
+                tokio::time::timeout(Duration::from_secs(10), wait)
+                    .await
+                    .expect("the server closes it");
+            }
             em::stop();
         })?;
         Ok(())
