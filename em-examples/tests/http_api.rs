@@ -175,7 +175,11 @@ fn http_api_serves_every_route() {
     );
     let refused = request(addr, "GET", "/upstream?url=http://127.0.0.1:1/", &[], "");
     assert_eq!(refused.status, 502);
-    assert!(refused.text().contains("cannot connect"), "{}", refused.text());
+    assert!(
+        refused.text().contains("cannot connect"),
+        "{}",
+        refused.text()
+    );
 
     // Gzip: a list over 1 KiB is compressed for a client that asks.
     for i in 0..40 {
