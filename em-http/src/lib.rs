@@ -281,7 +281,9 @@
 //! nothing else is touched.
 //!
 //! **Proxies and cookies.** [`Proxy::http`]: plain requests in absolute
-//! form, https through `CONNECT`. The `cookies` feature adds a cookie jar
+//! form, https through `CONNECT`. The `socks` feature adds SOCKS5 proxies
+//! (`Proxy::socks5`, the `tokio-socks` crate's handshake, then em takes
+//! the socket over). The `cookies` feature adds a cookie jar
 //! ([`ClientBuilder`]'s `cookie_store`, the `cookie_store` crate).
 //!
 //! # em-http-request → em_http
@@ -300,7 +302,7 @@
 //! | `EM::MultiRequest` (`add`, `callback`, `responses`) | [`Multi`] (`add`, [`Multi::perform`] or [`Multi::start`]), with a concurrency bound |
 //! | `tls: {verify_peer: false}` by default (CVE-2020-13482) | verified by default; [`ClientBuilder::root_certs_file`], [`ClientBuilder::danger_accept_invalid_certs`] for tests |
 //! | `proxy: {host:, port:, authorization:}` | [`Proxy::http`]`("http://user:pw@host:port")` |
-//! | SOCKS5 proxy | not supported (see the note in the README) |
+//! | SOCKS5 proxy | `Proxy::socks5("socks5://user:pw@host:port")`, the `socks` feature (the proxy resolves the origin's name) |
 //! | `head: {authorization: [user, pw]}` | [`RequestBuilder::basic_auth`], or credentials in the URL |
 //! | gzip/deflate decoding | on by default ([`ClientBuilder::decompress`]) |
 //! | cookie jar middleware | the `cookies` feature: [`ClientBuilder`]`::cookie_store(true)` |

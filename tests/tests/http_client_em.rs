@@ -635,3 +635,149 @@ fn an_idle_connection_the_server_closed_is_not_reused() {
     })
     .unwrap();
 }
+
+/// A SOCKS5 proxy (RFC 1928, with RFC 1929's user/password when `auth` is
+/// given) on std threads: connects to the requested host and relays. Its
+/// address, and the count of tunnels it opened.
+fn socks5_proxy(
+    auth: Option<(&'static str, &'static str)>,
+) -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    fn session(
+        mut c: TcpStream,
+        auth: Option<(&str, &str)>,
+        tunnels: &AtomicUsize,
+    ) -> std::io::Result<()> {
+        let mut b = [0u8; 2];
+        c.read_exact(&mut b)?;
+        let mut methods = vec![0u8; b[1] as usize];
+        c.read_exact(&mut methods)?;
+        match auth {
+            None => c.write_all(&[5, 0])?,
+            Some((user, password)) => {
+                c.write_all(&[5, 2])?;
+                let mut v = [0u8; 2];
+                c.read_exact(&mut v)?;
+                let mut u = vec![0u8; v[1] as usize];
+                c.read_exact(&mut u)?;
+                let mut l = [0u8; 1];
+                c.read_exact(&mut l)?;
+                let mut p = vec![0u8; l[0] as usize];
+                c.read_exact(&mut p)?;
+                let ok = u == user.as_bytes() && p == password.as_bytes();
+                c.write_all(&[1, if ok { 0 } else { 1 }])?;
+                if !ok {
+                    return Ok(());
+                }
+            }
+        }
+        let mut req = [0u8; 4];
+        c.read_exact(&mut req)?;
+        let host = match req[3] {
+            1 => {
+                let mut ip = [0u8; 4];
+                c.read_exact(&mut ip)?;
+                std::net::Ipv4Addr::from(ip).to_string()
+            }
+            3 => {
+                let mut n = [0u8; 1];
+                c.read_exact(&mut n)?;
+                let mut name = vec![0u8; n[0] as usize];
+                c.read_exact(&mut name)?;
+                String::from_utf8(name).unwrap()
+            }
+            _ => return Ok(()),
+        };
+        let mut port = [0u8; 2];
+        c.read_exact(&mut port)?;
+        let upstream = TcpStream::connect((host.as_str(), u16::from_be_bytes(port)))?;
+        tunnels.fetch_add(1, Ordering::SeqCst);
+        c.write_all(&[5, 0, 0, 1, 0, 0, 0, 0, 0, 0])?;
+        let (mut c2, mut u2) = (c.try_clone()?, upstream.try_clone()?);
+        let (mut c, mut upstream) = (c, upstream);
+        std::thread::spawn(move || {
+            let _ = std::io::copy(&mut c2, &mut u2);
+            let _ = u2.shutdown(std::net::Shutdown::Write);
+        });
+        let _ = std::io::copy(&mut upstream, &mut c);
+        let _ = c.shutdown(std::net::Shutdown::Write);
+        Ok(())
+    }
+
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let tunnels = Arc::new(AtomicUsize::new(0));
+    let t = tunnels.clone();
+    std::thread::spawn(move || {
+        for c in listener.incoming().flatten() {
+            let t = t.clone();
+            std::thread::spawn(move || {
+                let _ = session(c, auth, &t);
+            });
+        }
+    });
+    (addr, tunnels)
+}
+
+#[test]
+fn requests_go_through_a_socks5_proxy() {
+    let (open, open_tunnels) = socks5_proxy(None);
+    let (guarded, guarded_tunnels) = socks5_proxy(Some(("em", "s3cret")));
+    run_with_watchdog(move || -> em::Result<()> {
+        let server = test_server();
+        // By name: the proxy resolves it.
+        let base = format!(
+            "http://localhost:{}",
+            server.local_addr().inet().unwrap().port()
+        );
+        em::spawn(async move {
+            let proxy = em_http::Proxy::socks5(&format!("socks5://{open}")).unwrap();
+            let client = Client::builder().proxy(proxy).build();
+            for _ in 0..3 {
+                let r = client
+                    .post(format!("{base}/echo"))
+                    .body("via socks")
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.text().await.unwrap(), "POST via socks");
+            }
+            assert_eq!(
+                open_tunnels.load(std::sync::atomic::Ordering::SeqCst),
+                1,
+                "one tunnel, kept alive"
+            );
+            let good = em_http::Proxy::socks5(&format!("socks5://em:s3cret@{guarded}")).unwrap();
+            let r = Client::builder()
+                .proxy(good)
+                .build()
+                .get(format!("{base}/echo"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.text().await.unwrap(), "GET ");
+            let bad = em_http::Proxy::socks5(&format!("socks5://em:wrong@{guarded}")).unwrap();
+            let e = Client::builder()
+                .proxy(bad)
+                .build()
+                .get(format!("{base}/echo"))
+                .send()
+                .await
+                .unwrap_err();
+            assert_eq!(e.kind(), ClientErrorKind::Connect, "{e}");
+            assert!(e.to_string().contains("SOCKS5"), "{e}");
+            assert_eq!(guarded_tunnels.load(std::sync::atomic::Ordering::SeqCst), 1);
+            assert!(em_http::Proxy::socks5("http://x:1").is_err());
+            em::stop();
+        })?;
+        Ok(())
+    })
+    .unwrap();
+}

@@ -60,6 +60,18 @@ async fn setup(
     options: &Options,
     guard: &mut SetupGuard,
 ) -> ClientResult<Rc<ConnShared>> {
+    let shared = ConnShared::new(key.clone(), Rc::downgrade(&client.pool));
+    let handler = ClientConn {
+        shared: shared.clone(),
+        max_header_size: client.limits.max_header_size,
+        max_headers: client.limits.max_headers,
+    };
+    #[cfg(feature = "socks")]
+    if let Some((_, _, true)) = &key.proxy {
+        socks5(key, options, handler).await?;
+        guard.0 = Some(shared.clone());
+        return finish(client, key, options, shared).await;
+    }
     let (host, port) = key.dial();
     let addrs: Vec<SocketAddr> = match host.parse::<IpAddr>() {
         Ok(ip) => vec![SocketAddr::new(ip, port)],
@@ -76,27 +88,68 @@ async fn setup(
             format!("{host}: no address"),
         ));
     }
-    let shared = ConnShared::new(key.clone(), Rc::downgrade(&client.pool));
-    let handler = ClientConn {
-        shared: shared.clone(),
-        max_header_size: client.limits.max_header_size,
-        max_headers: client.limits.max_headers,
-    };
     let conn = em_core::connect(addrs, handler)
         .map_err(|e| ClientError::new(ClientErrorKind::Connect, e.to_string()))?;
     conn.set_pending_connect_timeout(options.connect_timeout);
     shared.set_conn(conn);
     guard.0 = Some(shared.clone());
     shared.ready().await?;
+    finish(client, key, options, shared).await
+}
 
+/// The rest of the setup on a connected socket: a proxy's tunnel, TLS.
+async fn finish(
+    client: &Rc<ClientInner>,
+    key: &PoolKey,
+    options: &Options,
+    shared: Rc<ConnShared>,
+) -> ClientResult<Rc<ConnShared>> {
     if key.https {
-        if key.proxy.is_some() {
+        if key.http_proxy() {
             tunnel(&shared, key, options).await?;
         }
         shared.start_tls(&client.tls_for(&key.host))?;
         shared.ready().await?;
     }
     Ok(shared)
+}
+
+/// Connects through a SOCKS5 proxy: the handshake on a tokio stream (the
+/// `tokio-socks` crate), then the stream is attached to em.
+#[cfg(feature = "socks")]
+async fn socks5(key: &PoolKey, options: &Options, handler: ClientConn) -> ClientResult<()> {
+    use tokio_socks::tcp::Socks5Stream;
+    let (proxy_host, proxy_port) = key.dial();
+    let stream = tokio::net::TcpStream::connect((proxy_host, proxy_port))
+        .await
+        .map_err(|e| {
+            ClientError::new(
+                ClientErrorKind::Connect,
+                format!("SOCKS5 proxy {proxy_host}:{proxy_port}: {e}"),
+            )
+        })?;
+    let target = (key.host.as_str(), key.port);
+    let credentials = options.proxy.as_ref().and_then(|p| p.socks_credentials());
+    let tunnel = match credentials {
+        Some((user, password)) => {
+            Socks5Stream::connect_with_password_and_socket(stream, target, user, password).await
+        }
+        None => Socks5Stream::connect_with_socket(stream, target).await,
+    }
+    .map_err(|e| {
+        ClientError::new(
+            ClientErrorKind::Connect,
+            format!("SOCKS5 proxy {proxy_host}:{proxy_port}: {e}"),
+        )
+    })?;
+    let stream = tunnel.into_inner();
+    let _ = stream.set_nodelay(true);
+    let shared = handler.shared.clone();
+    let conn = em_core::attach(stream, handler)
+        .map_err(|e| ClientError::new(ClientErrorKind::Connect, e.to_string()))?;
+    shared.set_conn(conn);
+    shared.attached();
+    Ok(())
 }
 
 /// Asks the proxy for a tunnel to the origin (`CONNECT host:port`).

@@ -267,6 +267,16 @@ impl ConnShared {
 
     // Events from em.
 
+    /// The socket was connected before em got it (attached after a SOCKS5
+    /// handshake): ready at once.
+    #[cfg(feature = "socks")]
+    pub(crate) fn attached(&self) {
+        let mut st = self.st.borrow_mut();
+        if st.phase == Phase::Connecting {
+            st.phase = Phase::Open;
+        }
+    }
+
     fn on_connected(&self) {
         let mut st = self.st.borrow_mut();
         if st.phase == Phase::Connecting {

@@ -17,15 +17,22 @@ pub(crate) struct PoolKey {
     pub(crate) https: bool,
     pub(crate) host: String,
     pub(crate) port: u16,
-    /// The proxy connected to, if any (host and port).
-    pub(crate) proxy: Option<(String, u16)>,
+    /// The proxy connected to, if any: host, port, and whether it is a
+    /// SOCKS5 one.
+    pub(crate) proxy: Option<(String, u16, bool)>,
 }
 
 impl PoolKey {
+    /// Whether requests go to an HTTP proxy (in absolute form, or through
+    /// `CONNECT`).
+    pub(crate) fn http_proxy(&self) -> bool {
+        matches!(self.proxy, Some((_, _, false)))
+    }
+
     /// Where the TCP connection goes: the proxy, or the origin.
     pub(crate) fn dial(&self) -> (&str, u16) {
         match &self.proxy {
-            Some((host, port)) => (host, *port),
+            Some((host, port, _)) => (host, *port),
             None => (&self.host, self.port),
         }
     }

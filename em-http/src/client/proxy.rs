@@ -1,6 +1,7 @@
-//! An HTTP proxy: plain `http://` requests go to it in absolute form,
+//! A proxy. HTTP: plain `http://` requests go to it in absolute form,
 //! `https://` ones through a `CONNECT` tunnel (TLS end to end with the
-//! origin).
+//! origin). SOCKS5 (the `socks` feature): every request through a tunnel
+//! the proxy opens to the origin, whose name the proxy resolves.
 
 use base64::Engine;
 use http::HeaderValue;
@@ -22,6 +23,9 @@ pub struct Proxy {
     host: String,
     port: u16,
     authorization: Option<HeaderValue>,
+    /// SOCKS5's user name and password, for a SOCKS5 proxy.
+    #[cfg_attr(not(feature = "socks"), allow(dead_code))]
+    socks: Option<Option<(String, String)>>,
 }
 
 impl std::fmt::Debug for Proxy {
@@ -30,6 +34,7 @@ impl std::fmt::Debug for Proxy {
             .field("host", &self.host)
             .field("port", &self.port)
             .field("authorization", &self.authorization.as_ref().map(|_| "…"))
+            .field("socks5", &self.socks.is_some())
             .finish()
     }
 }
@@ -60,6 +65,7 @@ impl Proxy {
             host,
             port,
             authorization: None,
+            socks: None,
         };
         if !parsed.username().is_empty() {
             let user = percent_decode(parsed.username());
@@ -67,6 +73,42 @@ impl Proxy {
             proxy = proxy.basic_auth(&user, password.as_deref());
         }
         Ok(proxy)
+    }
+
+    /// The SOCKS5 proxy at `url` (`socks5://[user:password@]host[:port]`,
+    /// port 1080 by default; `socks5h://` is the same: the proxy always
+    /// resolves the origin's name). Needs em-http's `socks` feature.
+    /// Errors with [`ClientErrorKind::InvalidRequest`] for another scheme
+    /// or a URL that does not parse.
+    #[cfg(feature = "socks")]
+    pub fn socks5(url: &str) -> ClientResult<Proxy> {
+        let invalid = |why: &str| {
+            ClientError::new(
+                ClientErrorKind::InvalidRequest,
+                format!("proxy {url:?}: {why}"),
+            )
+        };
+        let parsed = url::Url::parse(url).map_err(|e| invalid(&e.to_string()))?;
+        if !matches!(parsed.scheme(), "socks5" | "socks5h") {
+            return Err(invalid("a SOCKS5 proxy URL starts with socks5://"));
+        }
+        let host = parsed.host_str().ok_or_else(|| invalid("no host"))?;
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        let credentials = (!parsed.username().is_empty()).then(|| {
+            (
+                percent_decode(parsed.username()),
+                parsed.password().map(percent_decode).unwrap_or_default(),
+            )
+        });
+        Ok(Proxy {
+            host,
+            port: parsed.port().unwrap_or(1080),
+            authorization: None,
+            socks: Some(credentials),
+        })
     }
 
     /// Sends `Proxy-Authorization: Basic` with these credentials.
@@ -82,6 +124,20 @@ impl Proxy {
 
     pub(crate) fn authorization(&self) -> Option<&HeaderValue> {
         self.authorization.as_ref()
+    }
+
+    /// Whether it is a SOCKS5 proxy.
+    pub(crate) fn is_socks(&self) -> bool {
+        self.socks.is_some()
+    }
+
+    /// A SOCKS5 proxy's credentials.
+    #[cfg(feature = "socks")]
+    pub(crate) fn socks_credentials(&self) -> Option<(&str, &str)> {
+        self.socks
+            .as_ref()?
+            .as_ref()
+            .map(|(u, p)| (u.as_str(), p.as_str()))
     }
 }
 

@@ -130,8 +130,8 @@ async fn attempt(
         .port_or_known_default()
         .unwrap_or(if https { 443 } else { 80 });
     let proxy = request.options.proxy.as_ref().map(|p| {
-        let (h, p) = p.addr();
-        (h.to_owned(), p)
+        let (host, port) = p.addr();
+        (host.to_owned(), port, p.is_socks())
     });
     let key = PoolKey {
         https,
@@ -266,7 +266,7 @@ async fn exchange(
             headers.insert(TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
         }
     }
-    let through_proxy = key.proxy.is_some() && !key.https;
+    let through_proxy = key.http_proxy() && !key.https;
     if through_proxy {
         if let Some(auth) = options.proxy.as_ref().and_then(|p| p.authorization()) {
             headers.insert(PROXY_AUTHORIZATION, auth.clone());
