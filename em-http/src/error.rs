@@ -47,6 +47,11 @@ impl HttpError {
         }
     }
 
+    /// What exactly was wrong, without the kind's words.
+    pub(crate) fn detail(&self) -> &str {
+        &self.detail
+    }
+
     /// Which kind of failure this is.
     pub fn kind(&self) -> ErrorKind {
         self.kind

@@ -17,6 +17,7 @@ use crate::client::exchange::Exchange;
 use crate::client::pool::{Pool, PoolKey};
 use crate::codec::body::BodyLength;
 use crate::codec::client::{ClientCodec, ClientFrame, RequestOut};
+use crate::error::ErrorKind;
 
 /// Where a connection is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -302,7 +303,7 @@ impl ConnShared {
             // The codec refuses bytes with no request waiting, so this is
             // its error for them.
             if let ClientFrame::Error(e) = frame {
-                self.close_with(ClientErrorKind::Protocol, e.to_string());
+                self.close_with(ClientErrorKind::Protocol, e.detail());
             }
             return;
         };
@@ -332,7 +333,13 @@ impl ConnShared {
                 self.finish_front(conn);
             }
             ClientFrame::Error(e) => {
-                self.close_with(ClientErrorKind::Protocol, e.to_string());
+                // The codec speaks the server's words (a "bad request"):
+                // for the client it is the server's answer that is bad.
+                let kind = match e.kind() {
+                    ErrorKind::Truncated => ClientErrorKind::Closed,
+                    _ => ClientErrorKind::Protocol,
+                };
+                self.close_with(kind, e.detail());
             }
         }
     }

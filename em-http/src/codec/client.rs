@@ -187,7 +187,11 @@ impl ClientCodec {
                     Err((kind, detail)) => return self.error(kind, detail),
                 }
             };
-            let keep_alive = framing.keep_alive(version) && body != BodyLength::UntilClose;
+            // After `101 Switching Protocols` the connection is no longer
+            // HTTP: it is never reused.
+            let keep_alive = framing.keep_alive(version)
+                && body != BodyLength::UntilClose
+                && status != StatusCode::SWITCHING_PROTOCOLS;
             self.state = if body == BodyLength::Empty {
                 State::Head
             } else {
@@ -304,4 +308,219 @@ fn encode_head(
     }
     dst.put_slice(b"\r\n");
     dst.put_slice(body);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Decodes `input` fed `step` bytes at a time, for requests expecting
+    /// `expects`, then the end of the connection; each frame as text.
+    fn frames(expects: &[Expect], input: &[u8], step: usize) -> Vec<String> {
+        let mut codec = ClientCodec::new(4096, 20);
+        codec.expect.extend(expects.iter().copied());
+        let mut buf = BytesMut::new();
+        let mut out = Vec::new();
+        let mut body = Vec::new();
+        let mut push = |frame: ClientFrame, out: &mut Vec<String>| match frame {
+            ClientFrame::Head(h) => out.push(format!(
+                "{} {:?} {:?} ka={} headers={}",
+                h.parts.status.as_u16(),
+                h.parts.version,
+                h.body,
+                h.keep_alive,
+                h.parts.headers.len()
+            )),
+            ClientFrame::Body(b) => body.extend_from_slice(&b),
+            ClientFrame::BodyEnd => {
+                out.push(format!("body {:?}", String::from_utf8_lossy(&body)));
+                body.clear();
+            }
+            ClientFrame::Error(e) => out.push(format!("error {e}")),
+        };
+        for piece in input.chunks(step.max(1)) {
+            buf.extend_from_slice(piece);
+            while let Some(frame) = codec.decode(&mut buf).unwrap() {
+                push(frame, &mut out);
+            }
+        }
+        while let Some(frame) = codec.decode_eof(&mut buf).unwrap() {
+            push(frame, &mut out);
+        }
+        out
+    }
+
+    const RESPONSES: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n\
+HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello\
+HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n\
+HTTP/1.1 204 No Content\r\n\r\n\
+HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;x=y\r\nworld\r\n1\r\n!\r\n0\r\nT: 1\r\n\r\n\
+HTTP/1.0 200 OK\r\nServer: old\r\n\r\nuntil the end";
+
+    #[test]
+    fn responses_decode_the_same_whatever_the_split() {
+        let expects = [
+            Expect::Body,
+            Expect::HeadOnly,
+            Expect::Body,
+            Expect::Body,
+            Expect::Body,
+        ];
+        let whole = frames(&expects, RESPONSES, RESPONSES.len());
+        assert_eq!(
+            whole,
+            [
+                "200 HTTP/1.1 Fixed(5) ka=true headers=1",
+                "body \"hello\"",
+                "200 HTTP/1.1 Empty ka=true headers=1",
+                "204 HTTP/1.1 Empty ka=true headers=0",
+                "200 HTTP/1.1 Chunked ka=true headers=1",
+                "body \"world!\"",
+                "200 HTTP/1.0 UntilClose ka=false headers=1",
+                "body \"until the end\"",
+            ]
+        );
+        for step in 1..RESPONSES.len() {
+            assert_eq!(
+                frames(&expects, RESPONSES, step),
+                whole,
+                "split every {step} bytes"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_responses_are_errors() {
+        let cases: &[(&[Expect], &[u8], &str)] = &[
+            (
+                &[],
+                b"HTTP/1.1 200 OK\r\n\r\n",
+                "error bad request: the server sent bytes when no request was waiting",
+            ),
+            (
+                &[Expect::Body],
+                b"garbage\r\n\r\n",
+                "error bad request: invalid response head: invalid HTTP version",
+            ),
+            (
+                &[Expect::Body],
+                b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+                "error bad request: conflicting Content-Length values",
+            ),
+            (
+                &[Expect::Body],
+                b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+                "error bad request: both Transfer-Encoding and Content-Length",
+            ),
+            (
+                &[Expect::Body],
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+                "error bad request: invalid chunk size",
+            ),
+            (
+                &[Expect::Body],
+                b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort",
+                "error request body truncated: the connection ended inside the body",
+            ),
+            (
+                &[Expect::Body],
+                b"HTTP/1.1 200 OK\r\nConten",
+                "error request body truncated: the connection ended inside a response head",
+            ),
+        ];
+        for (expects, input, want) in cases {
+            let got = frames(expects, input, input.len());
+            assert_eq!(
+                got.last().map(String::as_str),
+                Some(*want),
+                "{}",
+                String::from_utf8_lossy(input)
+            );
+        }
+        let many: Vec<u8> = [
+            b"HTTP/1.1 200 OK\r\n".as_slice(),
+            &b"A: 1\r\n".repeat(21),
+            b"\r\n",
+        ]
+        .concat();
+        assert!(frames(&[Expect::Body], &many, 7)
+            .last()
+            .unwrap()
+            .contains("more than 20 header fields"));
+        let huge: Vec<u8> = [b"HTTP/1.1 200 OK\r\nX: ".as_slice(), &[b'a'; 5000]].concat();
+        assert!(frames(&[Expect::Body], &huge, 100)
+            .last()
+            .unwrap()
+            .contains("over 4096 bytes"));
+    }
+
+    #[test]
+    fn a_tunnel_answer_has_no_body_and_a_refusal_has_one() {
+        let ok = frames(
+            &[Expect::Tunnel],
+            b"HTTP/1.1 200 Connection established\r\n\r\n",
+            1,
+        );
+        assert_eq!(ok, ["200 HTTP/1.1 Empty ka=true headers=0"]);
+        let refused = frames(
+            &[Expect::Tunnel],
+            b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 2\r\n\r\nno",
+            3,
+        );
+        assert_eq!(
+            refused,
+            ["407 HTTP/1.1 Fixed(2) ka=true headers=1", "body \"no\""]
+        );
+        let switched = frames(
+            &[Expect::Body],
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n",
+            5,
+        );
+        assert_eq!(switched, ["101 HTTP/1.1 Empty ka=false headers=1"]);
+    }
+
+    #[test]
+    fn a_request_is_written_with_its_head_and_body() {
+        let mut codec = ClientCodec::new(4096, 20);
+        let mut headers = HeaderMap::new();
+        headers.insert("host", "example.com".parse().unwrap());
+        headers.insert("content-length", "2".parse().unwrap());
+        let mut dst = BytesMut::new();
+        codec
+            .encode(
+                RequestOut::Head {
+                    method: &Method::POST,
+                    target: "/a?b=c",
+                    headers: &headers,
+                    body: b"hi",
+                    expect: Expect::Body,
+                },
+                &mut dst,
+            )
+            .unwrap();
+        codec
+            .encode(RequestOut::Body(Outgoing::Chunk(b"xyz")), &mut dst)
+            .unwrap();
+        assert_eq!(
+            &dst[..],
+            b"POST /a?b=c HTTP/1.1\r\nhost: example.com\r\ncontent-length: 2\r\n\r\nhi3\r\nxyz\r\n"
+        );
+        assert_eq!(codec.expect.len(), 1);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn random_bytes_never_panic_the_decoder(input in proptest::collection::vec(any::<u8>(), 0..2048), step in 1usize..64) {
+            let _ = frames(&[Expect::Body, Expect::HeadOnly, Expect::Body], &input, step);
+        }
+
+        #[test]
+        fn random_bytes_after_a_valid_head_never_panic(tail in proptest::collection::vec(any::<u8>(), 0..1024), step in 1usize..32) {
+            let input = [b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".as_slice(), &tail].concat();
+            let _ = frames(&[Expect::Body, Expect::Body], &input, step);
+        }
+    }
 }
