@@ -5,6 +5,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::rc::Rc;
 use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
@@ -34,7 +35,8 @@ use crate::client::exchange::ExchangeGuard;
 pub struct ClientResponse {
     parts: http::response::Parts,
     method: http::Method,
-    url: Url,
+    /// Shared with the body's stream (which names it in its errors).
+    url: Rc<Url>,
     body: Body,
 }
 
@@ -61,7 +63,7 @@ impl ClientResponse {
     pub(crate) fn new(
         parts: http::response::Parts,
         method: http::Method,
-        url: Url,
+        url: Rc<Url>,
         stream: ResponseStream,
     ) -> Self {
         ClientResponse {
@@ -232,14 +234,14 @@ pub struct ResponseStream {
     buffered: Option<Bytes>,
     limit: u64,
     method: http::Method,
-    url: String,
+    url: Option<Rc<Url>>,
     done: bool,
 }
 
 impl fmt::Debug for ResponseStream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResponseStream")
-            .field("url", &self.url)
+            .field("url", &self.url.as_deref().map(Url::as_str))
             .field("decoder", &self.decoder)
             .field("done", &self.done)
             .finish()
@@ -253,7 +255,7 @@ impl ResponseStream {
         deadline: Option<Instant>,
         limit: u64,
         method: http::Method,
-        url: String,
+        url: Rc<Url>,
     ) -> Self {
         ResponseStream {
             exchange: Some(exchange),
@@ -262,7 +264,7 @@ impl ResponseStream {
             buffered: None,
             limit,
             method,
-            url,
+            url: Some(url),
             done: false,
         }
     }
@@ -275,7 +277,7 @@ impl ResponseStream {
             buffered: Some(bytes),
             limit: u64::MAX,
             method: http::Method::GET,
-            url: String::new(),
+            url: None,
             done: false,
         }
     }
@@ -283,7 +285,15 @@ impl ResponseStream {
     fn error(&mut self, e: ClientError) -> ClientError {
         self.done = true;
         self.exchange = None;
-        e.for_request(&self.method, &self.url)
+        self.named(e)
+    }
+
+    /// `e`, naming this response's request.
+    fn named(&self, e: ClientError) -> ClientError {
+        match &self.url {
+            Some(url) => e.for_request(&self.method, url.as_str()),
+            None => e,
+        }
     }
 }
 
@@ -334,9 +344,7 @@ impl Stream for ResponseStream {
                             Ok(_) => {}
                             Err(e) => {
                                 let e = ClientError::new(ClientErrorKind::Decode, e.to_string());
-                                return Poll::Ready(Some(Err(
-                                    e.for_request(&this.method, &this.url)
-                                )));
+                                return Poll::Ready(Some(Err(this.named(e))));
                             }
                         }
                     }

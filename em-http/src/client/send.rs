@@ -42,19 +42,20 @@ pub(crate) struct Prepared {
 
 /// Sends `request`, following redirects, within its deadline.
 pub(crate) async fn execute(request: Prepared) -> ClientResult<ClientResponse> {
-    let deadline = request.options.deadline.map(|d| Instant::now() + d);
-    let (method, url) = (request.method.clone(), request.url.to_string());
-    let result = match deadline {
-        Some(at) => match tokio::time::timeout_at(at, follow(request, deadline)).await {
-            Ok(result) => result,
-            Err(_) => Err(ClientError::new(
-                ClientErrorKind::Deadline,
-                "before the response arrived",
-            )),
-        },
-        None => follow(request, None).await,
+    // Errors from `follow` name their request (the redirect that failed);
+    // the deadline's names the first one.
+    let Some(limit) = request.options.deadline else {
+        return follow(request, None).await;
     };
-    result.map_err(|e| e.for_request(&method, &url))
+    let at = Instant::now() + limit;
+    let (method, url) = (request.method.clone(), request.url.to_string());
+    match tokio::time::timeout_at(at, follow(request, Some(at))).await {
+        Ok(result) => result,
+        Err(_) => Err(
+            ClientError::new(ClientErrorKind::Deadline, "before the response arrived")
+                .for_request(&method, &url),
+        ),
+    }
 }
 
 async fn follow(mut request: Prepared, deadline: Option<Instant>) -> ClientResult<ClientResponse> {
@@ -234,11 +235,10 @@ async fn exchange(
         }
     }
     if !headers.contains_key(HOST) {
-        let host = match request.url.port() {
-            Some(port) => format!("{}:{port}", request.url.host_str().unwrap_or_default()),
-            None => request.url.host_str().unwrap_or_default().to_owned(),
-        };
-        if let Ok(v) = HeaderValue::from_str(&host) {
+        // `host[:port]` as the URL has it (no port when it is the
+        // scheme's default).
+        let host = &request.url[url::Position::BeforeHost..url::Position::AfterPort];
+        if let Ok(v) = HeaderValue::from_str(host) {
             headers.insert(HOST, v);
         }
     }
@@ -276,15 +276,10 @@ async fn exchange(
     if let Some(jar) = &inner.cookies {
         jar.add_to(&request.url, &mut headers);
     }
-    let origin_form;
     let target: &str = if through_proxy {
         request.url.as_str()
     } else {
-        origin_form = match request.url.query() {
-            Some(q) => format!("{}?{q}", request.url.path()),
-            None => request.url.path().to_owned(),
-        };
-        &origin_form
+        &request.url[url::Position::BeforePath..url::Position::AfterQuery]
     };
     let expect = if request.method == Method::HEAD {
         Expect::HeadOnly
@@ -321,18 +316,19 @@ async fn exchange(
     } else {
         None
     };
+    let url = Rc::new(request.url.clone());
     let stream = ResponseStream::new(
         guard,
         decoder,
         deadline,
         inner.limits.max_body_size,
         request.method.clone(),
-        request.url.to_string(),
+        url.clone(),
     );
     Ok(ClientResponse::new(
         parts,
         request.method.clone(),
-        request.url.clone(),
+        url,
         stream,
     ))
 }
