@@ -781,3 +781,88 @@ fn requests_go_through_a_socks5_proxy() {
     })
     .unwrap();
 }
+
+/// A raw server whose first connection answers one request and then closes
+/// on the next without answering (a keep-alive race lost); later
+/// connections answer everything. Its address and its accept count.
+fn drops_second_request_server() -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use std::io::{BufRead, BufReader, Write};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = std::sync::Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let first = count.fetch_add(1, Ordering::SeqCst) == 0;
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut writer = stream;
+                for n in 0.. {
+                    // Read one request head (these requests have no body).
+                    let mut line = String::new();
+                    loop {
+                        line.clear();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if line == "\r\n" {
+                            break;
+                        }
+                    }
+                    if first && n == 1 {
+                        return; // closes without an answer
+                    }
+                    let _ = writer.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+                }
+            });
+        }
+    });
+    (addr, accepted)
+}
+
+#[test]
+fn a_reused_connection_closed_before_answering_is_retried_once_for_idempotent_requests() {
+    let (addr, accepted) = drops_second_request_server();
+    let (addr2, accepted2) = drops_second_request_server();
+    run_with_watchdog(move || -> em::Result<()> {
+        em::spawn(async move {
+            let client = Client::new();
+            let url = format!("http://{addr}/");
+            for _ in 0..3 {
+                assert_eq!(
+                    client.get(&url).send().await.unwrap().text().await.unwrap(),
+                    "ok"
+                );
+            }
+            assert_eq!(
+                accepted.load(std::sync::atomic::Ordering::SeqCst),
+                2,
+                "one retry on a new connection"
+            );
+            // A POST is not retried: the server may have acted on it.
+            let url2 = format!("http://{addr2}/");
+            assert_eq!(
+                client
+                    .post(&url2)
+                    .body("")
+                    .send()
+                    .await
+                    .unwrap()
+                    .text()
+                    .await
+                    .unwrap(),
+                "ok"
+            );
+            let e = client.post(&url2).body("").send().await.unwrap_err();
+            assert_eq!(e.kind(), ClientErrorKind::Closed, "{e}");
+            assert_eq!(accepted2.load(std::sync::atomic::Ordering::SeqCst), 1);
+            em::stop();
+        })?;
+        Ok(())
+    })
+    .unwrap();
+}
