@@ -138,6 +138,20 @@ fn each_method_reaches_the_server_with_its_body() {
             ] {
                 assert_eq!(request.send().await.unwrap().text().await.unwrap(), want);
             }
+            // Any method, and a whole `http::Request`.
+            let any = client.method(
+                em_http::http::Method::from_bytes(b"PROPFIND").unwrap(),
+                format!("{base}/echo"),
+            );
+            assert_eq!(any.send().await.unwrap().text().await.unwrap(), "PROPFIND ");
+            let request = Request::builder()
+                .method("PUT")
+                .uri(format!("{base}/echo"))
+                .header("x-a", "1")
+                .body("from http::Request")
+                .unwrap();
+            let r = client.request(request).send().await.unwrap();
+            assert_eq!(r.text().await.unwrap(), "PUT from http::Request");
             let head = client.head(format!("{base}/echo")).send().await.unwrap();
             assert_eq!(head.status(), StatusCode::OK);
             assert_eq!(head.bytes().await.unwrap(), "");

@@ -128,49 +128,50 @@ impl Client {
         ClientBuilder::new()
     }
 
-    /// A request with `method` to `url`.
-    pub fn request(&self, method: Method, url: impl AsRef<str>) -> RequestBuilder {
+    /// A request with any `method` to `url` (`client.method(Method::PUT,
+    /// url)`; the named methods below are shorthands for it).
+    pub fn method(&self, method: Method, url: impl AsRef<str>) -> RequestBuilder {
         RequestBuilder::new(self.clone(), method, url.as_ref())
     }
 
     /// A `GET` request to `url`.
     pub fn get(&self, url: impl AsRef<str>) -> RequestBuilder {
-        self.request(Method::GET, url)
+        self.method(Method::GET, url)
     }
 
     /// A `POST` request to `url`.
     pub fn post(&self, url: impl AsRef<str>) -> RequestBuilder {
-        self.request(Method::POST, url)
+        self.method(Method::POST, url)
     }
 
     /// A `PUT` request to `url`.
     pub fn put(&self, url: impl AsRef<str>) -> RequestBuilder {
-        self.request(Method::PUT, url)
+        self.method(Method::PUT, url)
     }
 
     /// A `DELETE` request to `url`.
     pub fn delete(&self, url: impl AsRef<str>) -> RequestBuilder {
-        self.request(Method::DELETE, url)
+        self.method(Method::DELETE, url)
     }
 
     /// A `HEAD` request to `url`.
     pub fn head(&self, url: impl AsRef<str>) -> RequestBuilder {
-        self.request(Method::HEAD, url)
+        self.method(Method::HEAD, url)
     }
 
     /// A `PATCH` request to `url`.
     pub fn patch(&self, url: impl AsRef<str>) -> RequestBuilder {
-        self.request(Method::PATCH, url)
+        self.method(Method::PATCH, url)
     }
 
     /// An `OPTIONS` request to `url`.
     pub fn options(&self, url: impl AsRef<str>) -> RequestBuilder {
-        self.request(Method::OPTIONS, url)
+        self.method(Method::OPTIONS, url)
     }
 
     /// A request from an [`http::Request`]: its method, URI (absolute:
     /// `http://` or `https://`), headers and body.
-    pub fn send_request<B: Into<crate::RequestBody>>(
+    pub fn request<B: Into<crate::RequestBody>>(
         &self,
         request: http::Request<B>,
     ) -> RequestBuilder {
