@@ -52,6 +52,12 @@ impl HttpError {
         self.kind
     }
 
+    /// What went wrong, without the kind's words (which are the
+    /// server's: "request body truncated").
+    pub(crate) fn detail(&self) -> &str {
+        &self.detail
+    }
+
     /// The status the server answers this failure with.
     pub fn status(&self) -> StatusCode {
         match self.kind {

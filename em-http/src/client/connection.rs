@@ -292,7 +292,8 @@ impl ConnShared {
             // The codec refuses bytes with no request waiting, so this is
             // its error for them.
             if let ClientFrame::Error(e) = frame {
-                self.close_with(ClientErrorKind::Protocol, e.to_string());
+                let (kind, detail) = frame_error(&e);
+                self.close_with(kind, detail);
             }
             return;
         };
@@ -322,7 +323,8 @@ impl ConnShared {
                 self.finish_front(conn);
             }
             ClientFrame::Error(e) => {
-                self.close_with(ClientErrorKind::Protocol, e.to_string());
+                let (kind, detail) = frame_error(&e);
+                self.close_with(kind, detail);
             }
         }
     }
@@ -390,6 +392,26 @@ fn describe(reason: &UnbindReason, phase: Phase) -> (ClientErrorKind, String) {
         UnbindReason::PeerClosed => (ClientErrorKind::Closed, "the server closed it".into()),
         other => (ClientErrorKind::Closed, other.to_string()),
     }
+}
+
+/// The error kind and detail a codec error means for a response: the
+/// connection ending inside a head or a body is [`ClientErrorKind::Closed`]
+/// (the response was cut short, not malformed), anything else
+/// [`ClientErrorKind::Protocol`]. The detail leaves out the codec's words
+/// for its kind, which are the server's ("bad request", "request body
+/// truncated") and would misname a response's fault.
+fn frame_error(e: &crate::error::HttpError) -> (ClientErrorKind, String) {
+    use crate::error::ErrorKind;
+    let kind = match e.kind() {
+        ErrorKind::Truncated => ClientErrorKind::Closed,
+        _ => ClientErrorKind::Protocol,
+    };
+    let detail = if e.detail().is_empty() {
+        e.to_string()
+    } else {
+        e.detail().to_owned()
+    };
+    (kind, detail)
 }
 
 /// em's handler of a client connection.

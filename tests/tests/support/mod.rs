@@ -17,6 +17,8 @@ use tokio_util::codec::{BytesCodec, LinesCodec, LinesCodecError};
 
 pub mod certs;
 pub mod http;
+pub mod nginx;
+pub mod python;
 pub mod transports;
 
 /// The longest any test's reactor may run before the watchdog fails it.
