@@ -8,7 +8,7 @@
 //!   `SimpleHTTPRequestHandler`, with a `Content-Length`);
 //! - `GET /close-delimited?n=N`: N bytes of `pattern(N, 3)` with no
 //!   `Content-Length`: the body ends when the server closes;
-//! - any method on `/echo`: `METHOD BODY` back (the body read by its
+//! - any method on `/echo` (`HEAD` too: the head of that answer): `METHOD BODY` back (the body read by its
 //!   `Content-Length` or, chunked, chunk by chunk).
 
 use std::io::{BufRead, BufReader};
@@ -68,6 +68,11 @@ class Handler(http.server.SimpleHTTPRequestHandler):
             self.path = self.path[len("/files"):]
             return super().do_GET()
         self.send_error(404)
+
+    def do_HEAD(self):
+        if self.path.startswith("/echo"):
+            return self.echo()
+        return super().do_HEAD()
 
     do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = echo
 
