@@ -16,6 +16,7 @@ use em::{Conn, Connection, UnbindReason};
 use tokio_util::codec::{BytesCodec, LinesCodec, LinesCodecError};
 
 pub mod certs;
+pub mod forward_proxy;
 pub mod http;
 pub mod nginx;
 pub mod python;
