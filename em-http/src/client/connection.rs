@@ -41,6 +41,9 @@ pub(crate) struct ConnShared {
     in_setup: Cell<bool>,
     /// In its client's pool: kept when idle (otherwise closed).
     pooled: Cell<bool>,
+    /// Requests that will use it once it is set up: the one opening it
+    /// and those waiting to be pipelined on it.
+    reserved: Cell<usize>,
 }
 
 struct State {
@@ -51,6 +54,8 @@ struct State {
     /// The task establishing the connection, or one waiting for output
     /// to drain.
     waiter: Option<Waker>,
+    /// Requests waiting for the setup to end, to be pipelined on it.
+    setup_waiters: Vec<Waker>,
     in_flight: VecDeque<Rc<Exchange>>,
     /// The connection may carry another request after the current ones.
     reusable: bool,
@@ -81,6 +86,7 @@ impl ConnShared {
                 phase: Phase::Connecting,
                 failure: None,
                 waiter: None,
+                setup_waiters: Vec::new(),
                 in_flight: VecDeque::new(),
                 reusable: true,
                 writing_body: false,
@@ -88,6 +94,7 @@ impl ConnShared {
             }),
             in_setup: Cell::new(true),
             pooled: Cell::new(false),
+            reserved: Cell::new(1),
         })
     }
 
@@ -104,17 +111,67 @@ impl ConnShared {
     pub(crate) fn set_up(&self, pooled: bool) {
         self.in_setup.set(false);
         self.pooled.set(pooled);
+        self.reserved.set(self.reserved.get().saturating_sub(1));
+        Self::wake_setup_waiters(&mut self.st.borrow_mut());
     }
 
+    /// Still being set up, and promised to `at_most` requests or fewer:
+    /// another pipelinable request may wait for it
+    /// ([`join_setup`](Self::join_setup)) rather than open a connection of
+    /// its own.
+    pub(crate) fn joinable(&self, at_most: usize) -> bool {
+        self.in_setup.get()
+            && self.st.borrow().phase != Phase::Closed
+            && self.reserved.get() <= at_most
+    }
+
+    /// Waits, as one of its reserved requests, until the setup is over;
+    /// the error that ended the connection if it failed.
+    pub(crate) async fn join_setup(&self) -> ClientResult<()> {
+        struct Unreserve<'a>(&'a Cell<usize>);
+        impl Drop for Unreserve<'_> {
+            fn drop(&mut self) {
+                self.0.set(self.0.get().saturating_sub(1));
+            }
+        }
+        self.reserved.set(self.reserved.get() + 1);
+        let _unreserve = Unreserve(&self.reserved);
+        poll_fn(|cx| {
+            let mut st = self.st.borrow_mut();
+            if st.phase == Phase::Closed {
+                drop(st);
+                return Poll::Ready(Err(self.failure()));
+            }
+            if !self.in_setup.get() {
+                return Poll::Ready(Ok(()));
+            }
+            st.setup_waiters.push(cx.waker().clone());
+            Poll::Pending
+        })
+        .await
+    }
+
+    fn wake_setup_waiters(st: &mut State) {
+        for w in st.setup_waiters.drain(..) {
+            w.wake();
+        }
+    }
+
+    /// Open and set up (a connection still being set up is neither open
+    /// nor idle to its pool).
     pub(crate) fn is_open(&self) -> bool {
-        self.st.borrow().phase == Phase::Open
+        self.st.borrow().phase == Phase::Open && !self.in_setup.get()
     }
 
-    /// Open, reusable and carrying `at_most` requests or fewer, with no
+    /// Open, set up, reusable and carrying `at_most` requests or fewer, with no
     /// body being written.
     pub(crate) fn available(&self, at_most: usize) -> bool {
         let st = self.st.borrow();
-        st.phase == Phase::Open && st.reusable && !st.writing_body && st.in_flight.len() <= at_most
+        st.phase == Phase::Open
+            && !self.in_setup.get()
+            && st.reusable
+            && !st.writing_body
+            && st.in_flight.len() <= at_most
     }
 
     pub(crate) fn in_flight(&self) -> usize {
@@ -222,7 +279,8 @@ impl ConnShared {
         }
     }
 
-    /// Closes the connection; its exchanges fail with `kind`.
+    /// Closes the connection; its exchanges fail with `kind`. It leaves
+    /// its pool at once, so that no request picks it while it closes.
     pub(crate) fn close_with(&self, kind: ClientErrorKind, detail: impl Into<String>) {
         {
             let mut st = self.st.borrow_mut();
@@ -232,6 +290,10 @@ impl ConnShared {
             if st.failure.is_none() {
                 st.failure = Some((kind, detail.into()));
             }
+            st.reusable = false;
+        }
+        if let Some(pool) = self.pool.upgrade() {
+            pool.remove(self);
         }
         if let Some(conn) = self.conn() {
             conn.close_connection();
@@ -367,6 +429,7 @@ impl ConnShared {
                 .unwrap_or_else(|| describe(&reason, before));
             st.failure = Some((kind, detail.clone()));
             Self::wake(&mut st);
+            Self::wake_setup_waiters(&mut st);
             (std::mem::take(&mut st.in_flight), kind, detail)
         };
         for exchange in exchanges {
