@@ -47,14 +47,15 @@ impl HttpError {
         }
     }
 
-    /// What exactly was wrong, without the kind's words.
-    pub(crate) fn detail(&self) -> &str {
-        &self.detail
-    }
-
     /// Which kind of failure this is.
     pub fn kind(&self) -> ErrorKind {
         self.kind
+    }
+
+    /// What went wrong, without the kind's words (which are the
+    /// server's: "request body truncated").
+    pub(crate) fn detail(&self) -> &str {
+        &self.detail
     }
 
     /// The status the server answers this failure with.

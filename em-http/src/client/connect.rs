@@ -29,7 +29,7 @@ impl Drop for SetupGuard {
 }
 
 /// A new connection to `key`'s origin (or proxy), ready for requests, and
-/// in the pool if keep-alive is on.
+/// in the pool if keep-alive is on (from the moment it is made).
 pub(crate) async fn establish(
     client: &Rc<ClientInner>,
     key: &PoolKey,
@@ -48,9 +48,6 @@ pub(crate) async fn establish(
     };
     guard.0 = None;
     conn.set_up(options.keep_alive);
-    if options.keep_alive {
-        client.pool.insert(&conn);
-    }
     Ok(conn)
 }
 
@@ -70,6 +67,9 @@ async fn setup(
     if let Some((_, _, true)) = &key.proxy {
         socks5(key, options, handler).await?;
         guard.0 = Some(shared.clone());
+        if options.keep_alive {
+            client.pool.insert(&shared);
+        }
         return finish(client, key, options, shared).await;
     }
     let (host, port) = key.dial();
@@ -93,6 +93,11 @@ async fn setup(
     conn.set_pending_connect_timeout(options.connect_timeout);
     shared.set_conn(conn);
     guard.0 = Some(shared.clone());
+    if options.keep_alive {
+        // In the pool while being set up: pipelinable requests may wait
+        // for it (`Pool::joinable`); it leaves the pool when it ends.
+        client.pool.insert(&shared);
+    }
     shared.ready().await?;
     finish(client, key, options, shared).await
 }

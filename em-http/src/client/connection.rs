@@ -17,7 +17,6 @@ use crate::client::exchange::Exchange;
 use crate::client::pool::{Pool, PoolKey};
 use crate::codec::body::BodyLength;
 use crate::codec::client::{ClientCodec, ClientFrame, RequestOut};
-use crate::error::ErrorKind;
 
 /// Where a connection is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +41,9 @@ pub(crate) struct ConnShared {
     in_setup: Cell<bool>,
     /// In its client's pool: kept when idle (otherwise closed).
     pooled: Cell<bool>,
+    /// Requests that will use it once it is set up: the one opening it
+    /// and those waiting to be pipelined on it.
+    reserved: Cell<usize>,
 }
 
 struct State {
@@ -52,6 +54,8 @@ struct State {
     /// The task establishing the connection, or one waiting for output
     /// to drain.
     waiter: Option<Waker>,
+    /// Requests waiting for the setup to end, to be pipelined on it.
+    setup_waiters: Vec<Waker>,
     in_flight: VecDeque<Rc<Exchange>>,
     /// The connection may carry another request after the current ones.
     reusable: bool,
@@ -82,6 +86,7 @@ impl ConnShared {
                 phase: Phase::Connecting,
                 failure: None,
                 waiter: None,
+                setup_waiters: Vec::new(),
                 in_flight: VecDeque::new(),
                 reusable: true,
                 writing_body: false,
@@ -89,6 +94,7 @@ impl ConnShared {
             }),
             in_setup: Cell::new(true),
             pooled: Cell::new(false),
+            reserved: Cell::new(1),
         })
     }
 
@@ -105,17 +111,67 @@ impl ConnShared {
     pub(crate) fn set_up(&self, pooled: bool) {
         self.in_setup.set(false);
         self.pooled.set(pooled);
+        self.reserved.set(self.reserved.get().saturating_sub(1));
+        Self::wake_setup_waiters(&mut self.st.borrow_mut());
     }
 
+    /// Still being set up, and promised to `at_most` requests or fewer:
+    /// another pipelinable request may wait for it
+    /// ([`join_setup`](Self::join_setup)) rather than open a connection of
+    /// its own.
+    pub(crate) fn joinable(&self, at_most: usize) -> bool {
+        self.in_setup.get()
+            && self.st.borrow().phase != Phase::Closed
+            && self.reserved.get() <= at_most
+    }
+
+    /// Waits, as one of its reserved requests, until the setup is over;
+    /// the error that ended the connection if it failed.
+    pub(crate) async fn join_setup(&self) -> ClientResult<()> {
+        struct Unreserve<'a>(&'a Cell<usize>);
+        impl Drop for Unreserve<'_> {
+            fn drop(&mut self) {
+                self.0.set(self.0.get().saturating_sub(1));
+            }
+        }
+        self.reserved.set(self.reserved.get() + 1);
+        let _unreserve = Unreserve(&self.reserved);
+        poll_fn(|cx| {
+            let mut st = self.st.borrow_mut();
+            if st.phase == Phase::Closed || st.failure.is_some() {
+                drop(st);
+                return Poll::Ready(Err(self.failure()));
+            }
+            if !self.in_setup.get() {
+                return Poll::Ready(Ok(()));
+            }
+            st.setup_waiters.push(cx.waker().clone());
+            Poll::Pending
+        })
+        .await
+    }
+
+    fn wake_setup_waiters(st: &mut State) {
+        for w in st.setup_waiters.drain(..) {
+            w.wake();
+        }
+    }
+
+    /// Open and set up (a connection still being set up is neither open
+    /// nor idle to its pool).
     pub(crate) fn is_open(&self) -> bool {
-        self.st.borrow().phase == Phase::Open
+        self.st.borrow().phase == Phase::Open && !self.in_setup.get()
     }
 
-    /// Open, reusable and carrying `at_most` requests or fewer, with no
+    /// Open, set up, reusable and carrying `at_most` requests or fewer, with no
     /// body being written.
     pub(crate) fn available(&self, at_most: usize) -> bool {
         let st = self.st.borrow();
-        st.phase == Phase::Open && st.reusable && !st.writing_body && st.in_flight.len() <= at_most
+        st.phase == Phase::Open
+            && !self.in_setup.get()
+            && st.reusable
+            && !st.writing_body
+            && st.in_flight.len() <= at_most
     }
 
     pub(crate) fn in_flight(&self) -> usize {
@@ -223,7 +279,8 @@ impl ConnShared {
         }
     }
 
-    /// Closes the connection; its exchanges fail with `kind`.
+    /// Closes the connection; its exchanges fail with `kind`. It leaves
+    /// its pool at once, so that no request picks it while it closes.
     pub(crate) fn close_with(&self, kind: ClientErrorKind, detail: impl Into<String>) {
         {
             let mut st = self.st.borrow_mut();
@@ -233,6 +290,11 @@ impl ConnShared {
             if st.failure.is_none() {
                 st.failure = Some((kind, detail.into()));
             }
+            st.reusable = false;
+            Self::wake_setup_waiters(&mut st);
+        }
+        if let Some(pool) = self.pool.upgrade() {
+            pool.remove(self);
         }
         if let Some(conn) = self.conn() {
             conn.close_connection();
@@ -303,7 +365,8 @@ impl ConnShared {
             // The codec refuses bytes with no request waiting, so this is
             // its error for them.
             if let ClientFrame::Error(e) = frame {
-                self.close_with(ClientErrorKind::Protocol, e.detail());
+                let (kind, detail) = frame_error(&e);
+                self.close_with(kind, detail);
             }
             return;
         };
@@ -333,13 +396,8 @@ impl ConnShared {
                 self.finish_front(conn);
             }
             ClientFrame::Error(e) => {
-                // The codec speaks the server's words (a "bad request"):
-                // for the client it is the server's answer that is bad.
-                let kind = match e.kind() {
-                    ErrorKind::Truncated => ClientErrorKind::Closed,
-                    _ => ClientErrorKind::Protocol,
-                };
-                self.close_with(kind, e.detail());
+                let (kind, detail) = frame_error(&e);
+                self.close_with(kind, detail);
             }
         }
     }
@@ -382,6 +440,7 @@ impl ConnShared {
                 .unwrap_or_else(|| describe(&reason, before));
             st.failure = Some((kind, detail.clone()));
             Self::wake(&mut st);
+            Self::wake_setup_waiters(&mut st);
             (std::mem::take(&mut st.in_flight), kind, detail)
         };
         for exchange in exchanges {
@@ -407,6 +466,26 @@ fn describe(reason: &UnbindReason, phase: Phase) -> (ClientErrorKind, String) {
         UnbindReason::PeerClosed => (ClientErrorKind::Closed, "the server closed it".into()),
         other => (ClientErrorKind::Closed, other.to_string()),
     }
+}
+
+/// The error kind and detail a codec error means for a response: the
+/// connection ending inside a head or a body is [`ClientErrorKind::Closed`]
+/// (the response was cut short, not malformed), anything else
+/// [`ClientErrorKind::Protocol`]. The detail leaves out the codec's words
+/// for its kind, which are the server's ("bad request", "request body
+/// truncated") and would misname a response's fault.
+fn frame_error(e: &crate::error::HttpError) -> (ClientErrorKind, String) {
+    use crate::error::ErrorKind;
+    let kind = match e.kind() {
+        ErrorKind::Truncated => ClientErrorKind::Closed,
+        _ => ClientErrorKind::Protocol,
+    };
+    let detail = if e.detail().is_empty() {
+        e.to_string()
+    } else {
+        e.detail().to_owned()
+    };
+    (kind, detail)
 }
 
 /// em's handler of a client connection.

@@ -81,7 +81,23 @@ impl Pool {
         None
     }
 
-    /// A new connection joins the pool.
+    /// A connection still being set up that a pipelinable request to
+    /// `key` may wait for instead of opening its own (where pipelining is
+    /// on): requests started together share connections as they would
+    /// once those are open. See [`ConnShared::join_setup`].
+    pub(crate) fn joinable(&self, key: &PoolKey) -> Option<Rc<ConnShared>> {
+        if self.pipeline_depth <= 1 {
+            return None;
+        }
+        let map = self.by_origin.borrow();
+        map.get(key)?
+            .iter()
+            .find(|c| c.joinable(self.pipeline_depth - 1))
+            .cloned()
+    }
+
+    /// A new connection joins the pool (as soon as it is made, so that
+    /// pipelinable requests can wait for it).
     pub(crate) fn insert(&self, conn: &Rc<ConnShared>) {
         self.by_origin
             .borrow_mut()
@@ -110,17 +126,17 @@ impl Pool {
     }
 
     /// `conn` ended, or will carry no more requests.
-    pub(crate) fn remove(&self, conn: &Rc<ConnShared>) {
+    pub(crate) fn remove(&self, conn: &ConnShared) {
         let mut map = self.by_origin.borrow_mut();
         if let Some(conns) = map.get_mut(&conn.key) {
-            conns.retain(|c| !Rc::ptr_eq(c, conn));
+            conns.retain(|c| !std::ptr::eq(&**c, conn));
             if conns.is_empty() {
                 map.remove(&conn.key);
             }
         }
     }
 
-    /// Open connections, and how many of them are idle.
+    /// Connections open or being opened, and how many of them are idle.
     pub(crate) fn counts(&self) -> (usize, usize) {
         let map = self.by_origin.borrow();
         let open = map.values().map(Vec::len).sum();

@@ -147,11 +147,22 @@ async fn attempt(
     let pipelinable = matches!(request.method, Method::GET | Method::HEAD | Method::OPTIONS)
         && request.body.is_empty();
     for tries in 0.. {
-        let pooled = if request.options.keep_alive {
+        let mut pooled = if request.options.keep_alive {
             inner.pool.checkout(&key, pipelinable)
         } else {
             None
         };
+        if pooled.is_none() && pipelinable && request.options.keep_alive {
+            // A connection another request is opening has room: wait for
+            // it rather than open one more, then take it if it still has.
+            // If its setup fails, this request opens its own (with its
+            // own timeouts) rather than share another request's failure.
+            if let Some(opening) = inner.pool.joinable(&key) {
+                if opening.join_setup().await.is_ok() {
+                    pooled = inner.pool.checkout(&key, pipelinable);
+                }
+            }
+        }
         let reused = pooled.is_some();
         let conn = match pooled {
             Some(c) => c,

@@ -171,3 +171,100 @@ impl Fnv {
         }
     }
 }
+
+/// A hand-written HTTP server on 127.0.0.1 for the client's fault tests
+/// (std threads, blocking sockets): for each connection it reads one
+/// request head and hands the socket to its script, which answers however
+/// it likes: garbage, half a head, a stalled body. A socket the script
+/// returns is kept open (a stalled server) until the server is dropped.
+pub struct ScriptedServer {
+    addr: SocketAddr,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for ScriptedServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScriptedServer")
+            .field("addr", &self.addr)
+            .finish()
+    }
+}
+
+impl ScriptedServer {
+    /// Starts it; `script` runs for each connection, on the accepting
+    /// thread, after the request head was read.
+    pub fn start(
+        script: impl Fn(&mut std::net::TcpStream) -> Keep + Send + 'static,
+    ) -> ScriptedServer {
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopping = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut kept = Vec::new();
+            for stream in listener.incoming() {
+                if stopping.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(mut stream) = stream else { continue };
+                stream.set_read_timeout(Some(Duration::from_secs(10))).ok();
+                if read_request_head(&mut stream).is_none() {
+                    continue;
+                }
+                if script(&mut stream) == Keep::Open {
+                    kept.push(stream);
+                }
+            }
+        });
+        ScriptedServer {
+            addr,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://ADDR` (no trailing slash).
+    pub fn base(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+/// What a [`ScriptedServer`] does with a socket after its script.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// Closes it.
+    Close,
+    /// Keeps it open, silent, until the server is dropped.
+    Open,
+}
+
+impl Drop for ScriptedServer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        // Wakes the accept.
+        let _ = std::net::TcpStream::connect(self.addr);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Reads a request head (through its blank line) from `s`, byte by byte
+/// so that nothing after it is consumed; `None` if the peer closed first.
+pub fn read_request_head(s: &mut impl Read) -> Option<Vec<u8>> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match s.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            _ => return None,
+        }
+    }
+    Some(head)
+}

@@ -16,7 +16,10 @@ use em::{Conn, Connection, UnbindReason};
 use tokio_util::codec::{BytesCodec, LinesCodec, LinesCodecError};
 
 pub mod certs;
+pub mod forward_proxy;
 pub mod http;
+pub mod nginx;
+pub mod python;
 pub mod transports;
 
 /// The longest any test's reactor may run before the watchdog fails it.
