@@ -62,6 +62,9 @@ port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0));
 mkdir -p "$tmp/www"
 head -c 1024 /dev/urandom >"$tmp/www/1k"
 truncate -s 1G "$tmp/www/1g"
+# Run as root, nginx's worker is `nobody`: it must reach the files.
+chmod 755 "$tmp" "$tmp/www"
+chmod 644 "$tmp/www/1k" "$tmp/www/1g"
 cat >"$tmp/nginx.conf" <<EOF
 worker_processes 1;
 daemon off;
