@@ -1,10 +1,12 @@
 //! What the long-running example programs share: logging to stderr,
 //! stopping gracefully on SIGINT or SIGTERM, printing the reactor's stats
-//! on SIGUSR1 or every few seconds, and, in [`tls`], the TLS set-up
-//! (certificates, keys, server configuration).
+//! on SIGUSR1 or every few seconds, in [`tls`], the TLS set-up
+//! (certificates, keys, server configuration), and in [`summary`], the
+//! figures the HTTP client programs print at the end of a run.
 
 #![deny(missing_docs)]
 
+pub mod summary;
 pub mod tls;
 
 use std::time::Duration;

@@ -31,6 +31,7 @@ impl Running {
     }
 
     /// Sends SIGTERM and checks that it exits 0 within 5 s.
+    #[allow(dead_code)] // Not every test stops its child with a signal.
     pub(crate) fn terminate(mut self) {
         let pid = self.0.id().to_string();
         let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
