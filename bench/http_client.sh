@@ -22,7 +22,9 @@
 #   get-1k    GET a 1 KiB file, 50 keep-alive requests in flight (one per
 #             connection): requests/s, latency, and the client's CPU time
 #             (utime + stime of the whole process, from /proc, printed by
-#             each client itself) per request: em, hyper, em-http-request
+#             each client itself) per request: em (`http_get --no-hash`:
+#             like the others, it counts the body's bytes without hashing
+#             them), hyper, em-http-request
 #   get-1g    one GET of a 1 GiB file (sparse, so nginx reads no disk):
 #             MB/s: em (`http_get --no-hash`), em with the body's SHA-256
 #             (`http_get`, informative), curl -o /dev/null
@@ -114,7 +116,7 @@ summary() {
 
 measure() { # $1 = scenario, $2 = variant
     case $1/$2 in
-        get-1k/em) taskset -c 1 "$bin/http_get" --quiet --concurrency "$conns" --repeat "$requests" "$small" | summary ;;
+        get-1k/em) taskset -c 1 "$bin/http_get" --quiet --no-hash --concurrency "$conns" --repeat "$requests" "$small" | summary ;;
         get-1k/hyper) taskset -c 1 "$bin/hyper_get" --concurrency "$conns" --repeat "$requests" "$small" | summary ;;
         get-1k/ruby)
             taskset -c 1 ruby bench/baselines/em_http_request/get.rb "$small" "$conns" "$ruby_requests" | summary

@@ -75,10 +75,13 @@ fn run(bin: &str, args: &[&str]) -> Output {
     let (tx, rx) = mpsc::channel();
     let pid = child.id();
     std::thread::spawn(move || tx.send(child.wait_with_output().expect("wait")));
-    rx.recv_timeout(Duration::from_secs(20)).unwrap_or_else(|_| {
-        let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
-        panic!("{bin} {args:?} did not finish within 20 s")
-    })
+    rx.recv_timeout(Duration::from_secs(20))
+        .unwrap_or_else(|_| {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+            panic!("{bin} {args:?} did not finish within 20 s")
+        })
 }
 
 fn text(bytes: &[u8]) -> String {

@@ -350,7 +350,7 @@ pub use client::error::{ClientError, ClientErrorKind, ClientResult};
 pub use client::limits::ClientLimits;
 pub use client::multi::Multi;
 pub use client::proxy::Proxy;
-pub use client::request::{RequestBody, RequestBuilder};
+pub use client::request::{IntoUrl, RequestBody, RequestBuilder};
 pub use client::response::{ClientResponse, ResponseStream};
 pub use client::{Client, ClientBuilder};
 pub use error::{ErrorKind, HttpError};
@@ -363,3 +363,5 @@ pub use server::{builder, serve, serve_callbacks, HttpServer, ServerBuilder};
 pub use upgrade::{Upgraded, UpgradedIo};
 
 pub use http;
+/// The `url` crate, whose [`Url`](url::Url) the client takes and gives.
+pub use url;

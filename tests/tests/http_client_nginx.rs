@@ -1,12 +1,13 @@
 //! em-http's client against Debian's nginx, a server em's code did not
 //! write: static files and `HEAD`, WebDAV `PUT`/`DELETE` bodies, each
 //! redirect code, loops and the bound, gzip (chunked), keep-alive reuse
-//! and pipelining counted in nginx's access log, and 1,000 requests at
-//! once.
+//! and pipelining counted in nginx's access log, the pool's bound on idle
+//! connections and its idle timeout, and 1,000 requests at once.
 
 mod support;
 
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use em_http::http::StatusCode;
@@ -294,6 +295,54 @@ fn gzip_from_nginx_comes_chunked_and_is_decoded() {
         assert_eq!(plain.content_length(), Some(nginx::TEXT_LEN as u64));
         assert_eq!(plain.text().await.unwrap(), nginx::text());
     });
+}
+
+/// Waits on the reactor, checking every 10 ms, until `done` holds (at
+/// most 5 s, then fails naming `what`).
+async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let give_up = Instant::now() + Duration::from_secs(5);
+    while !done() {
+        assert!(Instant::now() < give_up, "waited 5 s for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[test]
+fn the_pool_keeps_at_most_its_bound_idle_and_closes_them_after_the_idle_timeout() {
+    const N: usize = 5;
+    let nginx = Nginx::start("pool-bound");
+    on_reactor(nginx.base(), |base| async move {
+        let client = Client::builder()
+            .pool_max_idle_per_host(2)
+            .pool_idle_timeout(Duration::from_millis(300))
+            .build();
+        // Five at once: five connections, of which two stay once idle.
+        let requests = (0..N).map(|_| {
+            let client = client.clone();
+            let url = format!("{base}/small.txt");
+            async move { client.get(url).send().await.unwrap().text().await.unwrap() }
+        });
+        for body in futures::future::join_all(requests).await {
+            assert_eq!(body, nginx::SMALL);
+        }
+        wait_until("two idle connections", || client.connections() == (2, 2)).await;
+        // The next two requests reuse them.
+        for _ in 0..2 {
+            let r = client
+                .get(format!("{base}/small.txt"))
+                .send()
+                .await
+                .unwrap();
+            r.bytes().await.unwrap();
+        }
+        assert_eq!(client.connections(), (2, 2));
+        // Idle past the timeout: closed.
+        let idle_since = Instant::now();
+        wait_until("the idle timeout", || client.connections() == (0, 0)).await;
+        assert!(idle_since.elapsed() >= Duration::from_millis(250));
+    });
+    let log = nginx.wait_for_log(N + 2);
+    assert_eq!(Nginx::connections(&log), N, "{log:?}");
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! em-http's client over TLS to nginx (OpenSSL on the server side): a
 //! certificate from the test CA is accepted once the CA is trusted, and
 //! refused when it is not or when it names another host; the test-only
-//! `danger_accept_invalid_certs` takes any.
+//! `danger_accept_invalid_certs` takes any; a client certificate reaches
+//! nginx, which checks it against the CA.
 
 mod support;
 
@@ -64,6 +65,64 @@ fn nginx_over_tls_is_trusted_only_through_the_ca_and_for_its_name() {
                     .unwrap();
                 assert_eq!(r.text().await.unwrap(), nginx::SMALL);
             }
+            em::stop();
+        })?;
+        Ok(())
+    })
+    .unwrap();
+    drop(nginx);
+}
+
+#[test]
+fn a_client_certificate_is_presented_to_nginx_and_checked() {
+    let certs = Certs::new("http-client-cert");
+    let ca = std::fs::read(&certs.ca).unwrap();
+    let chain = std::fs::read(&certs.client_cert).unwrap();
+    let key = std::fs::read(&certs.client_key).unwrap();
+    // A client certificate another CA signed.
+    let stranger = Certs::new("http-client-cert-stranger");
+    let (other_chain, other_key) = (
+        std::fs::read(&stranger.client_cert).unwrap(),
+        std::fs::read(&stranger.client_key).unwrap(),
+    );
+    let nginx = Nginx::start_tls("client-cert", &certs);
+    let base = nginx.tls_base();
+    run_with_watchdog(move || -> em::Result<()> {
+        em::spawn(async move {
+            let url = format!("{base}/client-cert");
+            // Without one: nginx says so.
+            let r = Client::builder()
+                .root_certs_pem(ca.clone())
+                .build()
+                .get(&url)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::FORBIDDEN);
+            assert_eq!(r.text().await.unwrap(), "NONE\n");
+            // With the CA's client certificate: checked, and its subject
+            // seen.
+            let r = Client::builder()
+                .root_certs_pem(ca.clone())
+                .client_cert_pem(chain, key)
+                .build()
+                .get(&url)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::OK);
+            assert_eq!(r.text().await.unwrap(), "CN=em test client\n");
+            // Signed by another CA: nginx refuses it (400 "The SSL
+            // certificate error" with `optional`).
+            let r = Client::builder()
+                .root_certs_pem(ca)
+                .client_cert_pem(other_chain, other_key)
+                .build()
+                .get(&url)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::BAD_REQUEST);
             em::stop();
         })?;
         Ok(())

@@ -19,9 +19,9 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use clap::Parser;
+use em_http::http::{self, StatusCode};
 use em_http::{Client, ClientResult};
 use futures::stream::{FuturesUnordered, StreamExt};
-use em_http::http::{self, StatusCode};
 use url::Url;
 
 /// Crawl one host with em-http's client: each page with its status and
@@ -121,9 +121,17 @@ async fn crawl(client: Client, args: Args) -> usize {
                 } else {
                     String::new()
                 };
-                println!("{} depth={} {}{moved}", status.as_u16(), page.depth, page.url);
+                println!(
+                    "{} depth={} {}{moved}",
+                    status.as_u16(),
+                    page.depth,
+                    page.url
+                );
                 for link in links {
-                    if same_site(&link, &start) && seen.len() < args.max_pages && seen.insert(link.clone()) {
+                    if same_site(&link, &start)
+                        && seen.len() < args.max_pages
+                        && seen.insert(link.clone())
+                    {
                         queue.push_back((link, page.depth + 1));
                     }
                 }

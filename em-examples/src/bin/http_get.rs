@@ -30,15 +30,17 @@ use em_examples::summary::Summary;
 use em_http::{Client, ClientResponse, ClientResult};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use sha2::{Digest, Sha256};
+use url::Url;
 
 /// Fetch URLs with em-http's client: status, headers and SHA-256 of each
 /// body, then a summary (requests/s, latency percentiles, CPU per request).
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
-    /// The URLs to fetch (http:// or https://).
+    /// The URLs to fetch (http:// or https://), each parsed once however
+    /// often it is fetched.
     #[arg(required = true)]
-    urls: Vec<String>,
+    urls: Vec<Url>,
     /// Trust the CA certificates in this PEM file instead of Mozilla's
     /// roots.
     #[arg(long, value_name = "FILE")]
@@ -121,7 +123,8 @@ fn main() -> ExitCode {
         *shared_in.borrow_mut() = Some(shared.clone());
         let running = Rc::new(Cell::new(workers));
         for _ in 0..workers {
-            let (shared, running, finished) = (shared.clone(), running.clone(), finished_in.clone());
+            let (shared, running, finished) =
+                (shared.clone(), running.clone(), finished_in.clone());
             em::spawn(async move {
                 worker(&shared).await;
                 running.set(running.get() - 1);
@@ -184,7 +187,7 @@ async fn worker(shared: &Shared) {
 
 /// One fetch: the head, then the body streamed through the hasher.
 /// Returns the body's length.
-async fn fetch(shared: &Shared, url: &str, show: bool) -> ClientResult<u64> {
+async fn fetch(shared: &Shared, url: &Url, show: bool) -> ClientResult<u64> {
     let mut response = shared.client.get(url).send().await?;
     let bar = progress_bar(shared, &response);
     let mut hasher = (!shared.args.no_hash).then(Sha256::new);

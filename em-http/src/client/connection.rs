@@ -44,6 +44,8 @@ pub(crate) struct ConnShared {
     /// Requests that will use it once it is set up: the one opening it
     /// and those waiting to be pipelined on it.
     reserved: Cell<usize>,
+    /// On its pool's list of idle connections (the pool's to keep).
+    pub(crate) listed_idle: Cell<bool>,
 }
 
 struct State {
@@ -95,6 +97,7 @@ impl ConnShared {
             in_setup: Cell::new(true),
             pooled: Cell::new(false),
             reserved: Cell::new(1),
+            listed_idle: Cell::new(false),
         })
     }
 

@@ -32,8 +32,9 @@ impl std::fmt::Debug for Decoder {
 impl Decoder {
     /// The decoder a response's `Content-Encoding` asks for, if it is one
     /// em-http decodes; its `Content-Encoding` and `Content-Length` fields
-    /// are then removed (they describe the encoded body).
-    pub(crate) fn for_response(headers: &mut HeaderMap) -> Option<Decoder> {
+    /// are then removed (they describe the encoded body). Boxed: most
+    /// bodies are not encoded, and a response carries only a pointer.
+    pub(crate) fn for_response(headers: &mut HeaderMap) -> Option<Box<Decoder>> {
         let coding = headers.get(CONTENT_ENCODING)?.to_str().ok()?.trim();
         let decoder =
             if coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip") {
@@ -45,7 +46,7 @@ impl Decoder {
             };
         headers.remove(CONTENT_ENCODING);
         headers.remove(CONTENT_LENGTH);
-        Some(decoder)
+        Some(Box::new(decoder))
     }
 
     /// Decodes a piece of the body: what it yields so far (maybe nothing).

@@ -33,7 +33,7 @@ use crate::client::error::{ClientError, ClientErrorKind, ClientResult};
 use crate::client::limits::ClientLimits;
 use crate::client::pool::Pool;
 use crate::client::proxy::Proxy;
-use crate::client::request::RequestBuilder;
+use crate::client::request::{IntoUrl, RequestBuilder};
 
 /// An HTTP/1.1 client (em-http-request's `EM::HttpRequest`, with a
 /// connection pool): cheap to clone (clones share the pool, the TLS
@@ -130,42 +130,42 @@ impl Client {
 
     /// A request with any `method` to `url` (`client.method(Method::PUT,
     /// url)`; the named methods below are shorthands for it).
-    pub fn method(&self, method: Method, url: impl AsRef<str>) -> RequestBuilder {
-        RequestBuilder::new(self.clone(), method, url.as_ref())
+    pub fn method(&self, method: Method, url: impl IntoUrl) -> RequestBuilder {
+        RequestBuilder::new(self.clone(), method, url)
     }
 
     /// A `GET` request to `url`.
-    pub fn get(&self, url: impl AsRef<str>) -> RequestBuilder {
+    pub fn get(&self, url: impl IntoUrl) -> RequestBuilder {
         self.method(Method::GET, url)
     }
 
     /// A `POST` request to `url`.
-    pub fn post(&self, url: impl AsRef<str>) -> RequestBuilder {
+    pub fn post(&self, url: impl IntoUrl) -> RequestBuilder {
         self.method(Method::POST, url)
     }
 
     /// A `PUT` request to `url`.
-    pub fn put(&self, url: impl AsRef<str>) -> RequestBuilder {
+    pub fn put(&self, url: impl IntoUrl) -> RequestBuilder {
         self.method(Method::PUT, url)
     }
 
     /// A `DELETE` request to `url`.
-    pub fn delete(&self, url: impl AsRef<str>) -> RequestBuilder {
+    pub fn delete(&self, url: impl IntoUrl) -> RequestBuilder {
         self.method(Method::DELETE, url)
     }
 
     /// A `HEAD` request to `url`.
-    pub fn head(&self, url: impl AsRef<str>) -> RequestBuilder {
+    pub fn head(&self, url: impl IntoUrl) -> RequestBuilder {
         self.method(Method::HEAD, url)
     }
 
     /// A `PATCH` request to `url`.
-    pub fn patch(&self, url: impl AsRef<str>) -> RequestBuilder {
+    pub fn patch(&self, url: impl IntoUrl) -> RequestBuilder {
         self.method(Method::PATCH, url)
     }
 
     /// An `OPTIONS` request to `url`.
-    pub fn options(&self, url: impl AsRef<str>) -> RequestBuilder {
+    pub fn options(&self, url: impl IntoUrl) -> RequestBuilder {
         self.method(Method::OPTIONS, url)
     }
 
@@ -176,7 +176,7 @@ impl Client {
         request: http::Request<B>,
     ) -> RequestBuilder {
         let (parts, body) = request.into_parts();
-        let mut builder = RequestBuilder::new(self.clone(), parts.method, &parts.uri.to_string());
+        let mut builder = RequestBuilder::new(self.clone(), parts.method, parts.uri.to_string());
         for (name, value) in &parts.headers {
             builder = builder.header(name.clone(), value.clone());
         }

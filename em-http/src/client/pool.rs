@@ -38,10 +38,21 @@ impl PoolKey {
     }
 }
 
+/// One origin's connections: all of them (open or being opened), and
+/// those idle, most recently used last.
+#[derive(Debug, Default)]
+struct Origin {
+    all: Vec<Rc<ConnShared>>,
+    /// Idle connections, each once (`ConnShared::listed_idle`). An entry
+    /// may have gone busy (taken by a pipelined request) or closed since:
+    /// `checkout` skips such entries as it meets them.
+    idle: Vec<Rc<ConnShared>>,
+}
+
 /// One client's connections.
 #[derive(Debug)]
 pub(crate) struct Pool {
-    by_origin: RefCell<HashMap<PoolKey, Vec<Rc<ConnShared>>>>,
+    by_origin: RefCell<HashMap<PoolKey, Origin>>,
     max_idle_per_host: usize,
     idle_timeout: Duration,
     /// Requests one connection may carry at once (1: no pipelining).
@@ -64,15 +75,20 @@ impl Pool {
 
     /// A connection that can carry a request to `key` now: an idle one
     /// first (the most recently used), else, where pipelining is on and
-    /// the request may be pipelined, the least busy one with room.
+    /// the request may be pipelined, the least busy one with room. Takes
+    /// constant time in the common case (an idle connection at hand).
     pub(crate) fn checkout(&self, key: &PoolKey, pipelinable: bool) -> Option<Rc<ConnShared>> {
-        let map = self.by_origin.borrow();
-        let conns = map.get(key)?;
-        if let Some(idle) = conns.iter().rev().find(|c| c.available(0)) {
-            return Some(idle.clone());
+        let mut map = self.by_origin.borrow_mut();
+        let origin = map.get_mut(key)?;
+        while let Some(conn) = origin.idle.pop() {
+            conn.listed_idle.set(false);
+            if conn.available(0) {
+                return Some(conn);
+            }
         }
         if pipelinable && self.pipeline_depth > 1 {
-            return conns
+            return origin
+                .all
                 .iter()
                 .filter(|c| c.available(self.pipeline_depth - 1))
                 .min_by_key(|c| c.in_flight())
@@ -91,6 +107,7 @@ impl Pool {
         }
         let map = self.by_origin.borrow();
         map.get(key)?
+            .all
             .iter()
             .find(|c| c.joinable(self.pipeline_depth - 1))
             .cloned()
@@ -103,23 +120,32 @@ impl Pool {
             .borrow_mut()
             .entry(conn.key.clone())
             .or_default()
+            .all
             .push(conn.clone());
     }
 
     /// `conn` has nothing in flight: whether to keep it (its inactivity
-    /// timeout becomes the idle timeout) or close it (too many idle).
+    /// timeout becomes the idle timeout) or close it (as many as
+    /// `max_idle_per_host` are idle already).
     pub(crate) fn idle(&self, conn: &Rc<ConnShared>) -> bool {
-        let idle = {
-            let map = self.by_origin.borrow();
-            map.get(&conn.key).map_or(0, |conns| {
-                conns
-                    .iter()
-                    .filter(|c| c.is_open() && c.in_flight() == 0)
-                    .count()
-            })
-        };
-        if idle > self.max_idle_per_host {
-            return false;
+        if !conn.listed_idle.get() {
+            let mut map = self.by_origin.borrow_mut();
+            let Some(origin) = map.get_mut(&conn.key) else {
+                return false;
+            };
+            // Entries gone stale first, so that they do not count.
+            if origin.idle.len() >= self.max_idle_per_host {
+                origin.idle.retain(|c| {
+                    let keep = c.available(0);
+                    c.listed_idle.set(keep);
+                    keep
+                });
+            }
+            if origin.idle.len() >= self.max_idle_per_host {
+                return false;
+            }
+            conn.listed_idle.set(true);
+            origin.idle.push(conn.clone());
         }
         conn.set_inactivity_timeout(self.idle_timeout);
         true
@@ -128,9 +154,12 @@ impl Pool {
     /// `conn` ended, or will carry no more requests.
     pub(crate) fn remove(&self, conn: &ConnShared) {
         let mut map = self.by_origin.borrow_mut();
-        if let Some(conns) = map.get_mut(&conn.key) {
-            conns.retain(|c| !std::ptr::eq(&**c, conn));
-            if conns.is_empty() {
+        if let Some(origin) = map.get_mut(&conn.key) {
+            origin.all.retain(|c| !std::ptr::eq(&**c, conn));
+            if conn.listed_idle.replace(false) {
+                origin.idle.retain(|c| !std::ptr::eq(&**c, conn));
+            }
+            if origin.all.is_empty() {
                 map.remove(&conn.key);
             }
         }
@@ -139,10 +168,10 @@ impl Pool {
     /// Connections open or being opened, and how many of them are idle.
     pub(crate) fn counts(&self) -> (usize, usize) {
         let map = self.by_origin.borrow();
-        let open = map.values().map(Vec::len).sum();
+        let open = map.values().map(|o| o.all.len()).sum();
         let idle = map
             .values()
-            .flatten()
+            .flat_map(|o| &o.all)
             .filter(|c| c.is_open() && c.in_flight() == 0)
             .count();
         (open, idle)

@@ -23,6 +23,54 @@ use crate::client::{Client, Options};
 /// A body stream: pieces of the body, or the error that ends it.
 pub(crate) type LocalStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>>>>;
 
+/// What a request's URL may be given as: text (`&str`, `String`), parsed
+/// once and checked when the request is built, or a [`Url`] parsed
+/// already (a program that sends many requests to one URL parses it once).
+/// Sealed: implemented here only.
+pub trait IntoUrl: sealed::Sealed {
+    #[doc(hidden)]
+    fn into_url(self) -> Result<Url, String>;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for &str {}
+    impl Sealed for String {}
+    impl Sealed for &String {}
+    impl Sealed for url::Url {}
+    impl Sealed for &url::Url {}
+}
+
+impl IntoUrl for &str {
+    fn into_url(self) -> Result<Url, String> {
+        Url::parse(self).map_err(|e| format!("{self:?}: {e}"))
+    }
+}
+
+impl IntoUrl for String {
+    fn into_url(self) -> Result<Url, String> {
+        self.as_str().into_url()
+    }
+}
+
+impl IntoUrl for &String {
+    fn into_url(self) -> Result<Url, String> {
+        self.as_str().into_url()
+    }
+}
+
+impl IntoUrl for Url {
+    fn into_url(self) -> Result<Url, String> {
+        Ok(self)
+    }
+}
+
+impl IntoUrl for &Url {
+    fn into_url(self) -> Result<Url, String> {
+        Ok(self.clone())
+    }
+}
+
 /// A request's body: bytes, a file, or a stream (em-http-request's `body:`
 /// and `file:`). Bytes and files are sent again when a 307 or 308
 /// redirect asks; a stream cannot be, so such a redirect's response is
@@ -206,18 +254,17 @@ impl fmt::Debug for RequestBuilder {
 }
 
 impl RequestBuilder {
-    pub(crate) fn new(client: Client, method: Method, url: &str) -> Self {
-        let parsed = Url::parse(url)
-            .map_err(|e| format!("{url:?}: {e}"))
-            .and_then(|u| {
-                if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() {
-                    Ok(u)
-                } else {
-                    Err(format!(
-                        "{url:?}: only http:// and https:// URLs with a host are supported"
-                    ))
-                }
-            });
+    pub(crate) fn new(client: Client, method: Method, url: impl IntoUrl) -> Self {
+        let parsed = url.into_url().and_then(|u| {
+            if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() {
+                Ok(u)
+            } else {
+                Err(format!(
+                    "{:?}: only http:// and https:// URLs with a host are supported",
+                    u.as_str()
+                ))
+            }
+        });
         let options = client.inner.options.clone();
         RequestBuilder {
             client,

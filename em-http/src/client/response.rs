@@ -228,7 +228,7 @@ impl ClientResponse {
 /// [`ClientResponse`]).
 pub struct ResponseStream {
     exchange: Option<ExchangeGuard>,
-    decoder: Option<Decoder>,
+    decoder: Option<Box<Decoder>>,
     deadline: Option<Pin<Box<Sleep>>>,
     /// What is left of a buffered body.
     buffered: Option<Bytes>,
@@ -251,7 +251,7 @@ impl fmt::Debug for ResponseStream {
 impl ResponseStream {
     pub(crate) fn new(
         exchange: ExchangeGuard,
-        decoder: Option<Decoder>,
+        decoder: Option<Box<Decoder>>,
         deadline: Option<Instant>,
         limit: u64,
         method: http::Method,

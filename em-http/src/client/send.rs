@@ -92,7 +92,7 @@ async fn follow(mut request: Prepared, deadline: Option<Instant>) -> ClientResul
             .for_request(&request.method, request.url.as_str()));
         }
         hops += 1;
-        response.discard().await;
+        Box::pin(response.discard()).await;
         redirect::carry_headers(&mut request.headers, &hop, &request.url);
         request.body = if hop.keep_body {
             request.body.replay()
@@ -166,7 +166,10 @@ async fn attempt(
         let reused = pooled.is_some();
         let conn = match pooled {
             Some(c) => c,
-            None => connect::establish(inner, &key, &request.options).await?,
+            // Boxed: a new connection's setup (DNS, connect, tunnel, TLS)
+            // is a large future, and requests on pooled connections, the
+            // common case, should not carry its room.
+            None => Box::pin(connect::establish(inner, &key, &request.options)).await?,
         };
         let body = request.body.take_for_send();
         match exchange(request, &conn, &key, body, deadline).await {
@@ -182,6 +185,22 @@ async fn attempt(
         }
     }
     unreachable!("the loop returns")
+}
+
+/// A file body: its stream, read 64 KiB at a time, and its length.
+async fn open_file(path: std::path::PathBuf) -> ClientResult<(LocalStream, u64)> {
+    let failed = |e: &std::io::Error| {
+        ClientError::new(
+            ClientErrorKind::RequestBody,
+            format!("{}: {e}", path.display()),
+        )
+    };
+    let file = tokio::fs::File::open(&path)
+        .await
+        .map_err(|e| failed(&e).with_source(e))?;
+    let len = file.metadata().await.map_err(|e| failed(&e))?.len();
+    let stream = tokio_util::io::ReaderStream::with_capacity(file, 64 * 1024);
+    Ok((Box::pin(stream) as LocalStream, len))
 }
 
 /// Writes the request on `conn` and waits for its response's head.
@@ -208,31 +227,9 @@ async fn exchange(
             (b, None, Some(n))
         }
         BodyKind::File(path) => {
-            let file = tokio::fs::File::open(&path).await.map_err(|e| {
-                fail(
-                    ClientError::new(
-                        ClientErrorKind::RequestBody,
-                        format!("{}: {e}", path.display()),
-                    )
-                    .with_source(e),
-                )
-            })?;
-            let len = file
-                .metadata()
-                .await
-                .map_err(|e| {
-                    fail(ClientError::new(
-                        ClientErrorKind::RequestBody,
-                        format!("{}: {e}", path.display()),
-                    ))
-                })?
-                .len();
-            let stream = tokio_util::io::ReaderStream::with_capacity(file, 64 * 1024);
-            (
-                Bytes::new(),
-                Some(Box::pin(stream) as LocalStream),
-                Some(len),
-            )
+            // Boxed: the file's opening is a large future few requests need.
+            let (stream, len) = Box::pin(open_file(path)).await.map_err(fail)?;
+            (Bytes::new(), Some(stream), Some(len))
         }
         BodyKind::Stream(stream, length) => (Bytes::new(), stream, length),
     };

@@ -1,5 +1,6 @@
-//! A test CA and a certificate for `localhost` it signed, made at run time
-//! by rcgen and written as PEM files: for the TLS tests against em's own
+//! A test CA, a certificate for `localhost` it signed and a client
+//! certificate it signed, made at run time by rcgen and written as PEM
+//! files: for the TLS tests against em's own
 //! clients and servers and against outside programs (openssl, curl,
 //! Python).
 
@@ -18,6 +19,11 @@ pub struct Certs {
     pub cert: PathBuf,
     /// The server's private key.
     pub key: PathBuf,
+    /// A client certificate (common name `em test client`), signed by the
+    /// CA: for servers that ask for one.
+    pub client_cert: PathBuf,
+    /// The client certificate's private key.
+    pub client_key: PathBuf,
 }
 
 impl Certs {
@@ -35,17 +41,30 @@ impl Certs {
         let key = rcgen::KeyPair::generate().unwrap();
         let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
             .unwrap()
-            .signed_by(&key, &rcgen::Issuer::new(ca_params, &ca_key))
+            .signed_by(&key, &rcgen::Issuer::new(ca_params.clone(), &ca_key))
+            .unwrap();
+        let client_key = rcgen::KeyPair::generate().unwrap();
+        let mut client_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        client_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "em test client");
+        client_params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        let client = client_params
+            .signed_by(&client_key, &rcgen::Issuer::new(ca_params, &ca_key))
             .unwrap();
         let c = Certs {
             ca: dir.join("ca.pem"),
             cert: dir.join("cert.pem"),
             key: dir.join("key.pem"),
+            client_cert: dir.join("client-cert.pem"),
+            client_key: dir.join("client-key.pem"),
             dir,
         };
         std::fs::write(&c.ca, ca.pem()).unwrap();
         std::fs::write(&c.cert, cert.pem()).unwrap();
         std::fs::write(&c.key, key.serialize_pem()).unwrap();
+        std::fs::write(&c.client_cert, client.pem()).unwrap();
+        std::fs::write(&c.client_key, client_key.serialize_pem()).unwrap();
         c
     }
 

@@ -14,7 +14,9 @@
 //! - `/dav/`: WebDAV `PUT` and `DELETE`, so nginx stores a request body
 //!   that a `GET` then returns;
 //! - the same files over TLS on [`Nginx::tls_port`] when started with
-//!   [`Nginx::start_tls`].
+//!   [`Nginx::start_tls`], which also asks for (and checks against the
+//!   test CA) an optional client certificate: `/client-cert` answers its
+//!   subject, or 403 with why there is none.
 //!
 //! The access log has one line per request: `$connection
 //! $connection_requests $request_method $uri $status`, so a test counts the
@@ -165,10 +167,17 @@ impl Nginx {
                     server_name localhost;
                     ssl_certificate {};
                     ssl_certificate_key {};
+                    ssl_client_certificate {};
+                    ssl_verify_client optional;
                     root {d}/www;
+                    location = /client-cert {{
+                        if ($ssl_client_verify != SUCCESS) {{ return 403 \"$ssl_client_verify\n\"; }}
+                        return 200 \"$ssl_client_s_dn\n\";
+                    }}
                 }}",
                 c.cert.display(),
-                c.key.display()
+                c.key.display(),
+                c.ca.display()
             ),
             None => String::new(),
         };
