@@ -14,7 +14,7 @@ use crate::client::error::{ClientError, ClientErrorKind, ClientResult};
 use crate::client::exchange::{Exchange, ExchangeGuard};
 use crate::client::pool::PoolKey;
 use crate::client::{ClientInner, Options};
-use crate::codec::client::{Expect, RequestOut};
+use crate::codec::client::{Expect, HeadFields, RequestOut};
 
 /// Closes a connection still being set up when its setup is dropped (the
 /// connect timeout, a cancelled request).
@@ -178,7 +178,7 @@ async fn tunnel(shared: &Rc<ConnShared>, key: &PoolKey, options: &Options) -> Cl
         RequestOut::Head {
             method: &Method::CONNECT,
             target: &authority,
-            headers: &headers,
+            fields: HeadFields::only(&headers),
             body: b"",
             expect: Expect::Tunnel,
         },

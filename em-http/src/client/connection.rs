@@ -14,7 +14,7 @@ use em_core::{Conn, Connection, UnbindReason};
 
 use crate::client::error::{ClientError, ClientErrorKind, ClientResult};
 use crate::client::exchange::Exchange;
-use crate::client::pool::{Pool, PoolKey};
+use crate::client::pool::{Origin, Pool, PoolKey};
 use crate::codec::body::BodyLength;
 use crate::codec::client::{ClientCodec, ClientFrame, RequestOut};
 
@@ -46,6 +46,9 @@ pub(crate) struct ConnShared {
     reserved: Cell<usize>,
     /// On its pool's list of idle connections (the pool's to keep).
     pub(crate) listed_idle: Cell<bool>,
+    /// Its origin's lists in the pool, once it joins them (the pool's to
+    /// set): the pool finds them from here without hashing its key.
+    pub(crate) origin: RefCell<Weak<Origin>>,
 }
 
 struct State {
@@ -98,6 +101,7 @@ impl ConnShared {
             pooled: Cell::new(false),
             reserved: Cell::new(1),
             listed_idle: Cell::new(false),
+            origin: RefCell::new(Weak::new()),
         })
     }
 

@@ -4,7 +4,7 @@
 
 use std::cell::RefCell;
 
-use http::header::{COOKIE, SET_COOKIE};
+use http::header::SET_COOKIE;
 use http::{HeaderMap, HeaderValue};
 use url::Url;
 
@@ -13,23 +13,18 @@ use url::Url;
 pub(crate) struct Jar(RefCell<cookie_store::CookieStore>);
 
 impl Jar {
-    /// Adds the `Cookie` field for a request to `url` (unless the request
-    /// set one itself).
-    pub(crate) fn add_to(&self, url: &Url, headers: &mut HeaderMap) {
-        if headers.contains_key(COOKIE) {
-            return;
-        }
+    /// The `Cookie` field for a request to `url`, if the jar has cookies
+    /// for it.
+    pub(crate) fn header_for(&self, url: &Url) -> Option<HeaderValue> {
         let store = self.0.borrow();
         let pairs: Vec<String> = store
             .get_request_values(url)
             .map(|(name, value)| format!("{name}={value}"))
             .collect();
         if pairs.is_empty() {
-            return;
+            return None;
         }
-        if let Ok(value) = HeaderValue::from_str(&pairs.join("; ")) {
-            headers.insert(COOKIE, value);
-        }
+        HeaderValue::from_str(&pairs.join("; ")).ok()
     }
 
     /// Stores the cookies a response from `url` sets (those that do not

@@ -5,7 +5,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::time::Duration;
 
 use crate::client::connection::ConnShared;
@@ -39,20 +39,21 @@ impl PoolKey {
 }
 
 /// One origin's connections: all of them (open or being opened), and
-/// those idle, most recently used last.
+/// those idle, most recently used last. Each connection keeps a weak
+/// handle to its origin's, so that only a checkout looks its key up.
 #[derive(Debug, Default)]
-struct Origin {
-    all: Vec<Rc<ConnShared>>,
+pub(crate) struct Origin {
+    all: RefCell<Vec<Rc<ConnShared>>>,
     /// Idle connections, each once (`ConnShared::listed_idle`). An entry
     /// may have gone busy (taken by a pipelined request) or closed since:
     /// `checkout` skips such entries as it meets them.
-    idle: Vec<Rc<ConnShared>>,
+    idle: RefCell<Vec<Rc<ConnShared>>>,
 }
 
 /// One client's connections.
 #[derive(Debug)]
 pub(crate) struct Pool {
-    by_origin: RefCell<HashMap<PoolKey, Origin>>,
+    by_origin: RefCell<HashMap<PoolKey, Rc<Origin>>>,
     max_idle_per_host: usize,
     idle_timeout: Duration,
     /// Requests one connection may carry at once (1: no pipelining).
@@ -78,9 +79,9 @@ impl Pool {
     /// the request may be pipelined, the least busy one with room. Takes
     /// constant time in the common case (an idle connection at hand).
     pub(crate) fn checkout(&self, key: &PoolKey, pipelinable: bool) -> Option<Rc<ConnShared>> {
-        let mut map = self.by_origin.borrow_mut();
-        let origin = map.get_mut(key)?;
-        while let Some(conn) = origin.idle.pop() {
+        let origin = self.by_origin.borrow().get(key)?.clone();
+        let mut idle = origin.idle.borrow_mut();
+        while let Some(conn) = idle.pop() {
             conn.listed_idle.set(false);
             if conn.available(0) {
                 return Some(conn);
@@ -89,6 +90,7 @@ impl Pool {
         if pipelinable && self.pipeline_depth > 1 {
             return origin
                 .all
+                .borrow()
                 .iter()
                 .filter(|c| c.available(self.pipeline_depth - 1))
                 .min_by_key(|c| c.in_flight())
@@ -106,9 +108,8 @@ impl Pool {
             return None;
         }
         let map = self.by_origin.borrow();
-        map.get(key)?
-            .all
-            .iter()
+        let all = map.get(key)?.all.borrow();
+        all.iter()
             .find(|c| c.joinable(self.pipeline_depth - 1))
             .cloned()
     }
@@ -116,36 +117,38 @@ impl Pool {
     /// A new connection joins the pool (as soon as it is made, so that
     /// pipelinable requests can wait for it).
     pub(crate) fn insert(&self, conn: &Rc<ConnShared>) {
-        self.by_origin
+        let origin = self
+            .by_origin
             .borrow_mut()
             .entry(conn.key.clone())
             .or_default()
-            .all
-            .push(conn.clone());
+            .clone();
+        origin.all.borrow_mut().push(conn.clone());
+        *conn.origin.borrow_mut() = Rc::downgrade(&origin);
     }
 
     /// `conn` has nothing in flight: whether to keep it (its inactivity
     /// timeout becomes the idle timeout) or close it (as many as
-    /// `max_idle_per_host` are idle already).
+    /// `max_idle_per_host` are idle already, or it is not in the pool).
     pub(crate) fn idle(&self, conn: &Rc<ConnShared>) -> bool {
         if !conn.listed_idle.get() {
-            let mut map = self.by_origin.borrow_mut();
-            let Some(origin) = map.get_mut(&conn.key) else {
+            let Some(origin) = conn.origin.borrow().upgrade() else {
                 return false;
             };
+            let mut idle = origin.idle.borrow_mut();
             // Entries gone stale first, so that they do not count.
-            if origin.idle.len() >= self.max_idle_per_host {
-                origin.idle.retain(|c| {
+            if idle.len() >= self.max_idle_per_host {
+                idle.retain(|c| {
                     let keep = c.available(0);
                     c.listed_idle.set(keep);
                     keep
                 });
             }
-            if origin.idle.len() >= self.max_idle_per_host {
+            if idle.len() >= self.max_idle_per_host {
                 return false;
             }
             conn.listed_idle.set(true);
-            origin.idle.push(conn.clone());
+            idle.push(conn.clone());
         }
         conn.set_inactivity_timeout(self.idle_timeout);
         true
@@ -153,13 +156,23 @@ impl Pool {
 
     /// `conn` ended, or will carry no more requests.
     pub(crate) fn remove(&self, conn: &ConnShared) {
-        let mut map = self.by_origin.borrow_mut();
-        if let Some(origin) = map.get_mut(&conn.key) {
-            origin.all.retain(|c| !std::ptr::eq(&**c, conn));
-            if conn.listed_idle.replace(false) {
-                origin.idle.retain(|c| !std::ptr::eq(&**c, conn));
-            }
-            if origin.all.is_empty() {
+        let Some(origin) = conn.origin.replace(Weak::new()).upgrade() else {
+            return;
+        };
+        let empty = {
+            let mut all = origin.all.borrow_mut();
+            all.retain(|c| !std::ptr::eq(&**c, conn));
+            all.is_empty()
+        };
+        if conn.listed_idle.replace(false) {
+            origin
+                .idle
+                .borrow_mut()
+                .retain(|c| !std::ptr::eq(&**c, conn));
+        }
+        if empty {
+            let mut map = self.by_origin.borrow_mut();
+            if map.get(&conn.key).is_some_and(|o| Rc::ptr_eq(o, &origin)) {
                 map.remove(&conn.key);
             }
         }
@@ -168,12 +181,17 @@ impl Pool {
     /// Connections open or being opened, and how many of them are idle.
     pub(crate) fn counts(&self) -> (usize, usize) {
         let map = self.by_origin.borrow();
-        let open = map.values().map(|o| o.all.len()).sum();
+        let open = map.values().map(|o| o.all.borrow().len()).sum();
         let idle = map
             .values()
-            .flat_map(|o| &o.all)
-            .filter(|c| c.is_open() && c.in_flight() == 0)
-            .count();
+            .map(|o| {
+                o.all
+                    .borrow()
+                    .iter()
+                    .filter(|c| c.is_open() && c.in_flight() == 0)
+                    .count()
+            })
+            .sum();
         (open, idle)
     }
 }

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::Stream;
-use http::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use http::header::{
+    HeaderName, HeaderValue, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, TRANSFER_ENCODING,
+};
 use http::{HeaderMap, Method};
 use url::Url;
 
@@ -423,19 +425,19 @@ impl RequestBuilder {
     }
 
     pub(crate) fn prepare(self) -> ClientResult<Prepared> {
-        let error = |detail: String| {
-            ClientError::new(ClientErrorKind::InvalidRequest, detail)
-                .for_request(&self.method, self.url.as_ref().map_or("", |u| u.as_str()))
+        let named = |e: ClientError, url: &Result<Url, String>| {
+            e.for_request(&self.method, url.as_ref().map_or("", |u| u.as_str()))
         };
-        crate::client::check_client(&self.client.inner).map_err(|e| {
-            e.for_request(&self.method, self.url.as_ref().map_or("", |u| u.as_str()))
-        })?;
-        if let Some(e) = &self.error {
-            return Err(error(e.clone()));
+        let invalid = |detail: String| ClientError::new(ClientErrorKind::InvalidRequest, detail);
+        if let Err(e) = crate::client::check_client(&self.client.inner) {
+            return Err(named(e, &self.url));
         }
-        let mut url = match &self.url {
-            Ok(u) => u.clone(),
-            Err(e) => return Err(error(e.clone())),
+        if let Some(e) = &self.error {
+            return Err(named(invalid(e.clone()), &self.url));
+        }
+        let mut url = match self.url {
+            Ok(u) => u,
+            Err(e) => return Err(invalid(e).for_request(&self.method, "")),
         };
         let mut headers = self.headers;
         if !url.username().is_empty() {
@@ -447,7 +449,14 @@ impl RequestBuilder {
             let _ = url.set_username("");
             let _ = url.set_password(None);
         }
-        url.set_fragment(None);
+        if url.fragment().is_some() {
+            url.set_fragment(None);
+        }
+        // The body's framing is the client's to write.
+        if !headers.is_empty() {
+            headers.remove(CONTENT_LENGTH);
+            headers.remove(TRANSFER_ENCODING);
+        }
         Ok(Prepared {
             client: self.client,
             method: self.method,

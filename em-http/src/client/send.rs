@@ -8,6 +8,7 @@ use std::rc::Rc;
 
 use bytes::Bytes;
 use futures::StreamExt;
+use http::header::HeaderName;
 use http::header::{
     HeaderValue, ACCEPT_ENCODING, CONNECTION, CONTENT_LENGTH, HOST, PROXY_AUTHORIZATION,
     TRANSFER_ENCODING,
@@ -26,7 +27,7 @@ use crate::client::redirect;
 use crate::client::request::{BodyKind, LocalStream, RequestBody};
 use crate::client::response::{ClientResponse, ResponseStream};
 use crate::client::{Client, Options};
-use crate::codec::client::{Expect, RequestOut};
+use crate::codec::client::{Expect, HeadFields, RequestOut};
 use crate::codec::Outgoing;
 
 /// A request ready to send.
@@ -234,56 +235,55 @@ async fn exchange(
         BodyKind::Stream(stream, length) => (Bytes::new(), stream, length),
     };
 
-    let mut headers = request.headers.clone();
-    for name in inner.headers.keys() {
-        if !headers.contains_key(name) {
-            for value in inner.headers.get_all(name) {
-                headers.append(name.clone(), value.clone());
-            }
-        }
-    }
-    if !headers.contains_key(HOST) {
+    // The request's own fields, the client's defaults it does not
+    // override, then these (see `HeadFields`).
+    let fields = HeadFields {
+        own: &request.headers,
+        defaults: (!inner.headers.is_empty()).then_some(&inner.headers),
+        added: &[],
+    };
+    let mut added: Vec<(HeaderName, HeaderValue)> = Vec::with_capacity(4);
+    if !fields.has(&HOST) {
         // `host[:port]` as the URL has it (no port when it is the
         // scheme's default).
         let host = &request.url[url::Position::BeforeHost..url::Position::AfterPort];
         if let Ok(v) = HeaderValue::from_str(host) {
-            headers.insert(HOST, v);
+            added.push((HOST, v));
         }
     }
-    if options.decompress
-        && request.method != Method::HEAD
-        && !headers.contains_key(ACCEPT_ENCODING)
-    {
-        headers.insert(ACCEPT_ENCODING, HeaderValue::from_static("gzip, deflate"));
+    if options.decompress && request.method != Method::HEAD && !fields.has(&ACCEPT_ENCODING) {
+        added.push((ACCEPT_ENCODING, HeaderValue::from_static("gzip, deflate")));
     }
-    if !options.keep_alive && !headers.contains_key(CONNECTION) {
-        headers.insert(CONNECTION, HeaderValue::from_static("close"));
+    if !options.keep_alive && !fields.has(&CONNECTION) {
+        added.push((CONNECTION, HeaderValue::from_static("close")));
     }
-    headers.remove(CONTENT_LENGTH);
-    headers.remove(TRANSFER_ENCODING);
     match length {
         Some(0) if source.is_none() => {
             if matches!(request.method, Method::POST | Method::PUT | Method::PATCH) {
-                headers.insert(CONTENT_LENGTH, HeaderValue::from(0u64));
+                added.push((CONTENT_LENGTH, HeaderValue::from(0u64)));
             }
         }
-        Some(n) => {
-            headers.insert(CONTENT_LENGTH, HeaderValue::from(n));
-        }
-        None => {
-            headers.insert(TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
-        }
+        Some(n) => added.push((CONTENT_LENGTH, HeaderValue::from(n))),
+        None => added.push((TRANSFER_ENCODING, HeaderValue::from_static("chunked"))),
     }
     let through_proxy = key.http_proxy() && !key.https;
-    if through_proxy {
+    if through_proxy && !fields.has(&PROXY_AUTHORIZATION) {
         if let Some(auth) = options.proxy.as_ref().and_then(|p| p.authorization()) {
-            headers.insert(PROXY_AUTHORIZATION, auth.clone());
+            added.push((PROXY_AUTHORIZATION, auth.clone()));
         }
     }
     #[cfg(feature = "cookies")]
     if let Some(jar) = &inner.cookies {
-        jar.add_to(&request.url, &mut headers);
+        if !fields.has(&http::header::COOKIE) {
+            if let Some(cookies) = jar.header_for(&request.url) {
+                added.push((http::header::COOKIE, cookies));
+            }
+        }
     }
+    let fields = HeadFields {
+        added: &added,
+        ..fields
+    };
     let target: &str = if through_proxy {
         request.url.as_str()
     } else {
@@ -302,7 +302,7 @@ async fn exchange(
         RequestOut::Head {
             method: &request.method,
             target,
-            headers: &headers,
+            fields,
             body: &bytes,
             expect,
         },

@@ -8,6 +8,7 @@ use std::io;
 use std::mem::MaybeUninit;
 
 use bytes::{BufMut, Bytes, BytesMut};
+use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Method, Response, StatusCode, Version};
 use tokio_util::codec::{Decoder, Encoder};
 
@@ -82,12 +83,44 @@ pub(crate) enum RequestOut<'a> {
         /// The request target: origin form (`/path?q`), or absolute form
         /// through a proxy, or authority form for `CONNECT`.
         target: &'a str,
-        headers: &'a HeaderMap,
+        fields: HeadFields<'a>,
         body: &'a [u8],
         expect: Expect,
     },
     /// A piece of a body: raw bytes, a chunk of a chunked body, or its end.
     Body(Outgoing<'a>),
+}
+
+/// A request head's fields, written in this order without being merged
+/// into one map first (a request seldom has fields of its own, and the
+/// merge cost more than the rest of the head): the request's own, then
+/// each default whose name the request does not have, then those the
+/// client adds (`Host`, the body's framing…).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct HeadFields<'a> {
+    pub(crate) own: &'a HeaderMap,
+    pub(crate) defaults: Option<&'a HeaderMap>,
+    pub(crate) added: &'a [(HeaderName, HeaderValue)],
+}
+
+impl<'a> HeadFields<'a> {
+    /// Only `own`.
+    pub(crate) fn only(own: &'a HeaderMap) -> Self {
+        HeadFields {
+            own,
+            defaults: None,
+            added: &[],
+        }
+    }
+
+    /// Whether the request has a field `name` of its own or by default.
+    pub(crate) fn has(&self, name: &HeaderName) -> bool {
+        self.own.contains_key(name) || self.defaults.is_some_and(|d| d.contains_key(name))
+    }
+
+    fn len(&self) -> usize {
+        self.own.len() + self.defaults.map_or(0, HeaderMap::len) + self.added.len()
+    }
 }
 
 impl ClientCodec {
@@ -275,12 +308,12 @@ impl Encoder<RequestOut<'_>> for ClientCodec {
             RequestOut::Head {
                 method,
                 target,
-                headers,
+                fields,
                 body,
                 expect,
             } => {
                 self.expect.push_back(expect);
-                encode_head(method, target, headers, body, dst);
+                encode_head(method, target, fields, body, dst);
             }
             RequestOut::Body(out) => out.encode(dst),
         }
@@ -291,20 +324,33 @@ impl Encoder<RequestOut<'_>> for ClientCodec {
 fn encode_head(
     method: &Method,
     target: &str,
-    headers: &HeaderMap,
+    fields: HeadFields<'_>,
     body: &[u8],
     dst: &mut BytesMut,
 ) {
-    dst.reserve(64 + target.len() + 32 * headers.len() + body.len());
-    dst.put_slice(method.as_str().as_bytes());
-    dst.put_u8(b' ');
-    dst.put_slice(target.as_bytes());
-    dst.put_slice(b" HTTP/1.1\r\n");
-    for (name, value) in headers {
+    fn field(dst: &mut BytesMut, name: &HeaderName, value: &HeaderValue) {
         dst.put_slice(name.as_str().as_bytes());
         dst.put_slice(b": ");
         dst.put_slice(value.as_bytes());
         dst.put_slice(b"\r\n");
+    }
+    dst.reserve(64 + target.len() + 32 * fields.len() + body.len());
+    dst.put_slice(method.as_str().as_bytes());
+    dst.put_u8(b' ');
+    dst.put_slice(target.as_bytes());
+    dst.put_slice(b" HTTP/1.1\r\n");
+    for (name, value) in fields.own {
+        field(dst, name, value);
+    }
+    if let Some(defaults) = fields.defaults {
+        for (name, value) in defaults {
+            if !fields.own.contains_key(name) {
+                field(dst, name, value);
+            }
+        }
+    }
+    for (name, value) in fields.added {
+        field(dst, name, value);
     }
     dst.put_slice(b"\r\n");
     dst.put_slice(body);
@@ -492,7 +538,7 @@ HTTP/1.0 200 OK\r\nServer: old\r\n\r\nuntil the end";
                 RequestOut::Head {
                     method: &Method::POST,
                     target: "/a?b=c",
-                    headers: &headers,
+                    fields: HeadFields::only(&headers),
                     body: b"hi",
                     expect: Expect::Body,
                 },
@@ -507,6 +553,39 @@ HTTP/1.0 200 OK\r\nServer: old\r\n\r\nuntil the end";
             b"POST /a?b=c HTTP/1.1\r\nhost: example.com\r\ncontent-length: 2\r\n\r\nhi3\r\nxyz\r\n"
         );
         assert_eq!(codec.expect.len(), 1);
+    }
+
+    #[test]
+    fn defaults_the_request_does_not_override_and_added_fields_follow_its_own() {
+        let mut codec = ClientCodec::new(4096, 20);
+        let mut own = HeaderMap::new();
+        own.insert("user-agent", "mine".parse().unwrap());
+        let mut defaults = HeaderMap::new();
+        defaults.insert("user-agent", "em-http".parse().unwrap());
+        defaults.append("x-default", "1".parse().unwrap());
+        defaults.append("x-default", "2".parse().unwrap());
+        let added = [(http::header::HOST, HeaderValue::from_static("h:8080"))];
+        let mut dst = BytesMut::new();
+        codec
+            .encode(
+                RequestOut::Head {
+                    method: &Method::GET,
+                    target: "/",
+                    fields: HeadFields {
+                        own: &own,
+                        defaults: Some(&defaults),
+                        added: &added,
+                    },
+                    body: b"",
+                    expect: Expect::Body,
+                },
+                &mut dst,
+            )
+            .unwrap();
+        assert_eq!(
+            std::str::from_utf8(&dst).unwrap(),
+            "GET / HTTP/1.1\r\nuser-agent: mine\r\nx-default: 1\r\nx-default: 2\r\nhost: h:8080\r\n\r\n"
+        );
     }
 
     proptest! {
