@@ -292,15 +292,19 @@
 //! |---|---|
 //! | `EM::HttpRequest.new(url, connect_timeout: 5, inactivity_timeout: 10)` | [`Client::builder`]`.connect_timeout(..).inactivity_timeout(..)`, then `client.get(url)` (or per request: [`RequestBuilder::connect_timeout`]) |
 //! | `.get/.post/.put/.delete/.head/.patch/.options(head:, query:, body:)` | [`Client::get`] … [`Client::options`], [`RequestBuilder::header`], [`RequestBuilder::query`], [`RequestBuilder::body`] |
+//! | `.setup_request(:propfind, …)` (any method) | [`Client::method`]`(Method, url)`; a whole [`http::Request`] with [`Client::request`] |
+//! | a URL string each time | a `&str`/`String`, or a [`url::Url`] parsed once ([`IntoUrl`]) |
 //! | `file:` | [`RequestBody::file`] (streamed, never whole in memory) |
 //! | `redirects: 5` (default 0) | [`RequestBuilder::redirects`] (default 5); 301/302/303 → GET, 307/308 keep method and body |
-//! | `keepalive: true` | on by default, pooled per origin; [`RequestBuilder::keep_alive`]`(false)` for one-shot |
+//! | `keepalive: true` | on by default, pooled per origin (at most [`ClientBuilder::pool_max_idle_per_host`] idle, closed after [`ClientBuilder::pool_idle_timeout`]); [`RequestBuilder::keep_alive`]`(false)` for one-shot |
+//! | `keepalive: true` with requests queued on one connection (pipelining) | opt-in: [`ClientBuilder::pipelining`]`(depth)`, for `GET`/`HEAD`/`OPTIONS` |
 //! | `http.callback { }`, `http.errback { }` | [`HttpRequest::callback`], [`HttpRequest::errback`] (from [`RequestBuilder::start`]) |
 //! | `http.headers { \|h\| }`, `http.stream { \|chunk\| }` | [`HttpRequest::headers`], [`HttpRequest::stream`] |
 //! | `http.response_header.status`, `http.response` | [`ClientResponse::status`], [`ClientResponse::headers`], [`ClientResponse::body`] / `bytes().await` |
 //! | `EM::Synchrony.sync(http)` / `EM::HttpRequest.new(url).get` in a fiber | `client.get(url).send().await` |
 //! | `EM::MultiRequest` (`add`, `callback`, `responses`) | [`Multi`] (`add`, [`Multi::perform`] or [`Multi::start`]), with a concurrency bound |
 //! | `tls: {verify_peer: false}` by default (CVE-2020-13482) | verified by default; [`ClientBuilder::root_certs_file`], [`ClientBuilder::danger_accept_invalid_certs`] for tests |
+//! | `tls: {private_key_file:, cert_chain_file:}` | [`ClientBuilder::client_cert_pem`] (sent to servers that ask) |
 //! | `proxy: {host:, port:, authorization:}` | [`Proxy::http`]`("http://user:pw@host:port")` |
 //! | SOCKS5 proxy | `Proxy::socks5("socks5://user:pw@host:port")`, the `socks` feature (the proxy resolves the origin's name) |
 //! | `head: {authorization: [user, pw]}` | [`RequestBuilder::basic_auth`], or credentials in the URL |
