@@ -2,7 +2,9 @@
 //! `route_by_line --listen ADDR --a ADDR --b ADDR`. A client whose first
 //! line starts `GET /a` is joined to backend A, `GET /b` to backend B
 //! (its bytes replayed, then spliced both ways); any other first line is
-//! answered `no route` and closed. Up to the first newline the router
+//! answered `no route` and closed, or, with `--fallback ADDR`, joined to
+//! that backend (as soon as the first bytes cannot start `GET /`: the
+//! benchmarks route raw load this way). Up to the first newline the router
 //! waits (a line may arrive in pieces).
 //!
 //! Prints `listening on ADDR` once ready. SIGQUIT drains (no new clients,
@@ -27,16 +29,27 @@ struct Args {
     /// Backend for `GET /b`.
     #[arg(long)]
     b: String,
+    /// Backend for everything else (default: answer `no route` and close).
+    #[arg(long)]
+    fallback: Option<String>,
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     em_examples::log_to_stderr();
     let args = Args::parse();
     em::run(move || -> Result<(), em::BoxError> {
-        let (a, b) = (args.a, args.b);
+        let (a, b, fallback) = (args.a, args.b, args.fallback);
         let router = Router::new()
             .on_connect_error(|remote| tracing::warn!(%remote, "backend unreachable"))
             .start(args.listen.as_str(), move |data: &[u8]| {
+                let maybe_get = data.starts_with(b"GET /") || b"GET /".starts_with(data);
+                let other = || match &fallback {
+                    Some(to) => Route::remote(to.as_str()),
+                    None => Route::CloseWith(Bytes::from_static(b"no route\n")),
+                };
+                if !maybe_get {
+                    return other();
+                }
                 let Some(end) = data.iter().position(|&c| c == b'\n') else {
                     return Route::Noop;
                 };
@@ -46,7 +59,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 } else if line.starts_with(b"GET /b") {
                     Route::remote(b.as_str())
                 } else {
-                    Route::CloseWith(Bytes::from_static(b"no route\n"))
+                    other()
                 }
             })?;
         router.stop_on_signals(Duration::from_secs(10))?;
