@@ -146,7 +146,7 @@ fn socks4_proxy_connects_where_asked() {
     s.write_all(b"later").unwrap();
     assert_eq!(read_n(&mut s, 5), b"later");
     drop(s); // SIGTERM waits for open sessions (up to the grace period).
-    // SOCKS5 is refused.
+             // SOCKS5 is refused.
     let mut s = connect(&addr);
     s.write_all(&[5, 1, 0, 80, 127, 0, 0, 1, 0]).unwrap();
     let mut rest = Vec::new();

@@ -43,6 +43,9 @@
 //!   [`Reply`](Route::Reply), [`Close`](Route::Close) or
 //!   [`CloseWith`](Route::CloseWith) a message.
 //!
+//! [`Proxy::tls`] and [`Router::tls`] serve clients over TLS (em's
+//! `start_tls` on each accepted connection); backends stay plain.
+//!
 //! Each returns a [`ProxyServer`]: its address, [`Stats`], `stop`,
 //! [`drain`](ProxyServer::drain), and
 //! [`stop_on_signals`](ProxyServer::stop_on_signals).
@@ -86,6 +89,7 @@
 //! | `on_connect { \|name\| }` | [`Session::on_connect`] |
 //! | `on_finish { \|name\| :close / :keep }` | [`Session::on_finish`] → [`Finish::Close`] / [`Finish::Keep`] |
 //! | `relay_client`/`relay_server` (`proxy_incoming_to`) | automatic when no callback needs the bytes |
+//! | `tls_key:`, `tls_cert:` on the listener | [`Proxy::tls`]`(TlsOptions)` |
 //! | traps TERM/INT to stop | [`ProxyServer::stop_on_signals`] |
 //! | `em-proxy -l PORT -r HOST:PORT -d HOST:PORT` | `em-proxy --listen ADDR --relay ADDR --mirror ADDR` |
 //!

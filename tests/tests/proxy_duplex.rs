@@ -3,7 +3,8 @@
 //! answers; staging killed mid-run changes nothing for clients; a staging
 //! that never reads keeps the proxy's memory bounded (copies dropped and
 //! counted); the callbacks rewrite, route and drop, with a Unix-domain
-//! backend; a panicking callback ends its own session only.
+//! backend; a TLS listener; a panicking callback ends its own session
+//! only.
 
 mod support;
 
@@ -442,4 +443,73 @@ fn a_panicking_callback_ends_its_own_session_only() {
     })
     .unwrap();
     join_peer(&done_rx);
+}
+
+/// An em TLS client: once the handshake is done, sends `hello`, and
+/// reports what comes back.
+struct TlsHello {
+    options: em::TlsOptions,
+    got: Vec<u8>,
+    result: Rc<RefCell<Vec<u8>>>,
+}
+
+impl Connection for TlsHello {
+    type Codec = BytesCodec;
+    fn codec(&self) -> BytesCodec {
+        BytesCodec::new()
+    }
+    fn post_init(&mut self, conn: &Conn<BytesCodec>) {
+        conn.start_tls(&self.options).expect("start TLS");
+    }
+    fn ssl_handshake_completed(&mut self, conn: &Conn<BytesCodec>) {
+        conn.send_data(Bytes::from_static(b"hello over TLS"));
+    }
+    fn receive_data(&mut self, _: &Conn<BytesCodec>, data: BytesMut) {
+        self.got.extend_from_slice(&data);
+        if self.got.len() >= 14 {
+            *self.result.borrow_mut() = std::mem::take(&mut self.got);
+            em::stop();
+        }
+    }
+}
+
+#[test]
+fn a_tls_listener_serves_from_production_and_mirrors_to_staging() {
+    let certs = certs::Certs::new("em-proxy");
+    let server_tls = certs.server_options();
+    let client_tls = em::TlsOptions::new()
+        .root_certs_file(&certs.ca)
+        .server_name("localhost");
+    let result = Rc::new(RefCell::new(Vec::new()));
+    let r = result.clone();
+    let (staging_tx, staging_rx) = mpsc::channel();
+    run_with_watchdog(move || -> em::Result<()> {
+        let (prod, _prod_rx) = BackendServer::start(Answer::Echo)?;
+        let (staging, streams) = BackendServer::start(Answer::Esses)?;
+        staging_tx.send(streams).ok();
+        assert!(Duplex::new(prod.addr())
+            .options(Proxy::new().tls(em::TlsOptions::new()))
+            .start("127.0.0.1:0")
+            .unwrap_err()
+            .is_config());
+        let proxy = Duplex::new(prod.addr())
+            .mirror(staging.addr())
+            .options(Proxy::new().tls(server_tls))
+            .start("127.0.0.1:0")
+            .expect("start the TLS proxy");
+        em::connect(
+            proxy.local_addr(),
+            TlsHello {
+                options: client_tls,
+                got: Vec::new(),
+                result: r,
+            },
+        )?;
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(&result.borrow()[..], b"hello over TLS");
+    // The staging connection ended with the reactor: it had the bytes.
+    let staging = recv(&staging_rx);
+    assert_eq!(recv(&staging), b"hello over TLS");
 }

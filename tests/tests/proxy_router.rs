@@ -1,8 +1,9 @@
 //! ProxyMachine's content router, over real sockets: routing on the first
 //! line split at every point, each route kind, retries of a refused
 //! backend (given up, and a backend that comes up in time), connect and
-//! inactivity timeouts with their callbacks, and real signals: SIGQUIT
-//! drains with sessions open, SIGTERM stops after the grace period.
+//! inactivity timeouts with their callbacks, real signals (SIGQUIT
+//! drains with sessions open, SIGTERM stops after the grace period), and a
+//! TLS listener routing for Python's ssl client.
 
 mod support;
 
@@ -448,4 +449,62 @@ fn sigquit_drains_with_sessions_open_and_sigterm_stops_after_the_grace_period() 
     .unwrap();
     join_peer(&done_rx);
     assert!(started.elapsed() >= Duration::from_millis(300));
+}
+
+/// Python's ssl module as the client: connects over TLS trusting the CA,
+/// sends a first line, and prints what comes back before the close.
+const PYTHON_TLS_CLIENT: &str = r#"
+import socket, ssl, sys
+port, ca, line = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+ctx = ssl.create_default_context(cafile=ca)
+with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+    with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+        s.sendall(line.encode() + b"\n")
+        want = len(line) + 3
+        got = b""
+        while len(got) < want:
+            piece = s.recv(4096)
+            if not piece:
+                break
+            got += piece
+        sys.stdout.write(got.decode())
+"#;
+
+#[test]
+fn a_tls_listener_routes_on_the_decrypted_first_line() {
+    // Kept to the end: the files are removed when it drops.
+    let certs = certs::Certs::new("em-router");
+    let (ca, server_tls) = (certs.ca.clone(), certs.server_options());
+    let (done_tx, done_rx) = mpsc::channel();
+    run_with_watchdog(move || -> em::Result<()> {
+        let a = named("a")?;
+        let b = named("b")?;
+        let router = Router::new()
+            .tls(server_tls)
+            .start("127.0.0.1:0", by_line(a, b))
+            .expect("start the TLS router");
+        let port = router.local_addr().inet().unwrap().port();
+        spawn_peer(em::handle()?, done_tx, move || {
+            ["GET /a x", "GET /b y"].map(|line| {
+                let out = std::process::Command::new("python3")
+                    .arg("-c")
+                    .arg(PYTHON_TLS_CLIENT)
+                    .arg(port.to_string())
+                    .arg(&ca)
+                    .arg(line)
+                    .output()
+                    .expect("python3 runs");
+                assert!(
+                    out.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                String::from_utf8(out.stdout).unwrap()
+            })
+        });
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(join_peer(&done_rx), ["a:GET /a x\n", "b:GET /b y\n"]);
+    drop(certs);
 }

@@ -11,7 +11,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use em_core::{Addr, Conn, Endpoint};
+use em_core::{Addr, Conn, Endpoint, TlsOptions};
 use tokio_util::codec::BytesCodec;
 
 use crate::backend::{BackendSpec, MirrorHealth, Role};
@@ -174,6 +174,7 @@ pub(crate) struct Options {
     pub(crate) bufsize: usize,
     pub(crate) mirror_watermark: usize,
     pub(crate) backoff: (Duration, Duration),
+    pub(crate) tls: Option<TlsOptions>,
 }
 
 /// The proxy's setup, shared by its sessions.
@@ -225,6 +226,7 @@ impl Proxy {
                 bufsize: 1 << 20,
                 mirror_watermark: 1 << 20,
                 backoff: (Duration::from_millis(100), Duration::from_secs(30)),
+                tls: None,
             },
         }
     }
@@ -264,6 +266,16 @@ impl Proxy {
         self
     }
 
+    /// Serves clients over TLS (em-proxy's `tls_key`/`tls_cert`): each
+    /// accepted connection starts em's TLS with `options` (a certificate
+    /// chain and a key, at least) before any byte moves. Backends stay
+    /// plain. Bytes are then copied through the reactor (TLS cannot be
+    /// spliced). Errors (on start) if the options cannot make a server.
+    pub fn tls(mut self, options: TlsOptions) -> Proxy {
+        self.options.tls = Some(options);
+        self
+    }
+
     /// Starts the proxy on `listen` (any `ToSocketAddrs`, port 0 for a
     /// free port): `setup` runs for each client, on the reactor thread,
     /// right after it is accepted. Reactor thread.
@@ -271,7 +283,7 @@ impl Proxy {
     /// Errors: [`is_no_reactor`](Error::is_no_reactor) off the reactor
     /// thread, [`is_bind`](Error::is_bind) if `listen` cannot be bound,
     /// [`is_config`](Error::is_config) for a zero `bufsize` or
-    /// `mirror_watermark`.
+    /// `mirror_watermark`, or TLS options that cannot make a server.
     pub fn start_with<A, F>(self, listen: A, setup: F) -> Result<ProxyServer>
     where
         A: ToSocketAddrs + fmt::Debug,
@@ -283,6 +295,10 @@ impl Proxy {
         }
         if options.mirror_watermark == 0 {
             return Err(Error::config("mirror_watermark", "must be at least 1 byte"));
+        }
+        if let Some(tls) = &options.tls {
+            tls.check_server()
+                .map_err(|e| Error::config("tls", e.to_string()))?;
         }
         let shared = Shared::new();
         let setup = Rc::new(Setup {

@@ -76,6 +76,13 @@ impl Connection for Front {
     fn post_init(&mut self, conn: &Conn<BytesCodec>) {
         let setup = self.setup.clone();
         setup.shared.session_opened();
+        if let Some(tls) = &setup.options.tls {
+            if let Err(e) = conn.start_tls(tls) {
+                tracing::warn!(conn = %conn.id(), peer = ?conn.peer_addr(), error = %e, "cannot start TLS; closing the client");
+                conn.close_connection();
+                return;
+            }
+        }
         let mut session = Session {
             client: conn.clone(),
             backends: Vec::new(),

@@ -11,7 +11,7 @@ use std::net::ToSocketAddrs;
 use std::rc::Rc;
 use std::time::Duration;
 
-use em_core::Endpoint;
+use em_core::{Endpoint, TlsOptions};
 
 pub use route::{Remote, Route};
 
@@ -30,6 +30,7 @@ pub(crate) struct Setup {
     pub(crate) bufsize: usize,
     pub(crate) on_connect_error: Option<OnError>,
     pub(crate) on_inactivity_error: Option<OnError>,
+    pub(crate) tls: Option<TlsOptions>,
     pub(crate) shared: Rc<Shared>,
 }
 
@@ -69,6 +70,7 @@ pub struct Router {
     bufsize: usize,
     on_connect_error: Option<OnError>,
     on_inactivity_error: Option<OnError>,
+    tls: Option<TlsOptions>,
 }
 
 impl fmt::Debug for Router {
@@ -100,6 +102,7 @@ impl Router {
             bufsize: 1 << 20,
             on_connect_error: None,
             on_inactivity_error: None,
+            tls: None,
         }
     }
 
@@ -143,13 +146,23 @@ impl Router {
         self
     }
 
+    /// Serves clients over TLS: each accepted connection starts em's TLS
+    /// with `options` (a certificate chain and a key, at least) before the
+    /// routing function sees a byte; backends stay plain, and bytes are
+    /// copied through the reactor (TLS cannot be spliced). Errors (on
+    /// start) if the options cannot make a server.
+    pub fn tls(mut self, options: TlsOptions) -> Router {
+        self.tls = Some(options);
+        self
+    }
+
     /// Starts the router on `listen` (port 0 for a free port), with
     /// `route` deciding each client's fate. Reactor thread.
     ///
     /// Errors: [`is_no_reactor`](Error::is_no_reactor) off the reactor
     /// thread, [`is_bind`](Error::is_bind) if `listen` cannot be bound,
     /// [`is_config`](Error::is_config) for a zero `max_buffer` or
-    /// `bufsize`.
+    /// `bufsize`, or TLS options that cannot make a server.
     pub fn start<A, F>(self, listen: A, route: F) -> Result<ProxyServer>
     where
         A: ToSocketAddrs + fmt::Debug,
@@ -161,6 +174,10 @@ impl Router {
         if self.bufsize == 0 {
             return Err(Error::config("bufsize", "must be at least 1 byte"));
         }
+        if let Some(tls) = &self.tls {
+            tls.check_server()
+                .map_err(|e| Error::config("tls", e.to_string()))?;
+        }
         let shared = Shared::new();
         let setup = Rc::new(Setup {
             route: Box::new(route),
@@ -170,6 +187,7 @@ impl Router {
             bufsize: self.bufsize,
             on_connect_error: self.on_connect_error,
             on_inactivity_error: self.on_inactivity_error,
+            tls: self.tls,
             shared: shared.clone(),
         });
         let server = em_core::start_server(listen, move || session::Front::new(setup.clone()))

@@ -102,8 +102,14 @@ impl Connection for Front {
         BytesCodec::new()
     }
 
-    fn post_init(&mut self, _: &Conn<BytesCodec>) {
+    fn post_init(&mut self, conn: &Conn<BytesCodec>) {
         self.setup.shared.session_opened();
+        if let Some(tls) = &self.setup.tls {
+            if let Err(e) = conn.start_tls(tls) {
+                tracing::warn!(conn = %conn.id(), peer = ?conn.peer_addr(), error = %e, "cannot start TLS; closing the client");
+                conn.close_connection();
+            }
+        }
     }
 
     fn receive_data(&mut self, conn: &Conn<BytesCodec>, data: BytesMut) {
