@@ -219,36 +219,6 @@ fn a_zero_inactivity_timeout_turns_it_off() {
     );
 }
 
-/// A listener with a backlog of 1 whose accept queue is full: further SYNs
-/// are dropped by the kernel, so a connect there hangs without leaving the
-/// machine. Returns the listener, the connections that fill it, its address.
-fn full_backlog() -> (std::net::TcpListener, Vec<std::net::TcpStream>, SocketAddr) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let listener = {
-        let _guard = rt.enter();
-        let socket = tokio::net::TcpSocket::new_v4().unwrap();
-        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
-        socket.listen(1).unwrap().into_std().unwrap()
-    };
-    let addr = listener.local_addr().unwrap();
-    let mut fill = Vec::new();
-    // Linux queues backlog + 1 connections; connect until one hangs (the
-    // bounded wait of the probe is the proof that the queue is full).
-    for _ in 0..8 {
-        match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
-            Ok(s) => fill.push(s),
-            Err(e) => {
-                assert_eq!(e.kind(), std::io::ErrorKind::TimedOut, "{e}");
-                return (listener, fill, addr);
-            }
-        }
-    }
-    panic!("the accept queue never filled");
-}
-
 #[test]
 fn a_hanging_connect_ends_with_connect_timeout() {
     let (_listener, _fill, addr) = full_backlog();

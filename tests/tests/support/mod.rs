@@ -263,6 +263,36 @@ pub fn refusing_addr() -> (tokio::net::TcpSocket, SocketAddr) {
     (socket, addr)
 }
 
+/// A listener with a backlog of 1 whose accept queue is full: further SYNs
+/// are dropped by the kernel, so a connect there hangs without leaving the
+/// machine. Returns the listener, the connections that fill it, its address.
+pub fn full_backlog() -> (std::net::TcpListener, Vec<std::net::TcpStream>, SocketAddr) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = {
+        let _guard = rt.enter();
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        socket.listen(1).unwrap().into_std().unwrap()
+    };
+    let addr = listener.local_addr().unwrap();
+    let mut fill = Vec::new();
+    // Linux queues backlog + 1 connections; connect until one hangs (the
+    // bounded wait of the probe is the proof that the queue is full).
+    for _ in 0..8 {
+        match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+            Ok(s) => fill.push(s),
+            Err(e) => {
+                assert_eq!(e.kind(), std::io::ErrorKind::TimedOut, "{e}");
+                return (listener, fill, addr);
+            }
+        }
+    }
+    panic!("the accept queue never filled");
+}
+
 /// `len` bytes of a pattern that differs with `seed` and does not repeat for
 /// 251 bytes, so that a lost, duplicated or reordered chunk shows.
 pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
