@@ -330,9 +330,16 @@ impl fmt::Display for Error {
     }
 }
 
+/// `{:?}` prints what `Display` prints (so that `fn main() -> Result<…>`
+/// shows a readable message, as anyhow's and hyper's errors do); `{:#?}`
+/// the structure.
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("em::Error").field(&self.kind).finish()
+        if f.alternate() {
+            f.debug_tuple("em::Error").field(&self.kind).finish()
+        } else {
+            fmt::Display::fmt(self, f)
+        }
     }
 }
 

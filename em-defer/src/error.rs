@@ -100,9 +100,16 @@ impl fmt::Display for DeferError {
     }
 }
 
+/// `{:?}` prints what `Display` prints (so that `fn main() -> Result<…>`
+/// shows a readable message, as anyhow's and hyper's errors do); `{:#?}`
+/// the structure.
 impl fmt::Debug for DeferError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("DeferError").field(&self.kind).finish()
+        if f.alternate() {
+            f.debug_tuple("DeferError").field(&self.kind).finish()
+        } else {
+            fmt::Display::fmt(self, f)
+        }
     }
 }
 

@@ -6,7 +6,7 @@ use http::StatusCode;
 
 /// Why a request was refused, or why its body could not be read. Each kind
 /// names the status the server answered with (see [`status`](HttpError::status)).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct HttpError {
     kind: ErrorKind,
     detail: String,
@@ -67,6 +67,22 @@ impl HttpError {
             ErrorKind::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorKind::Timeout => StatusCode::REQUEST_TIMEOUT,
             ErrorKind::Unsupported => StatusCode::NOT_IMPLEMENTED,
+        }
+    }
+}
+
+/// `{:?}` prints what `Display` prints (so that `fn main() -> Result<…>`
+/// shows a readable message, as anyhow's and hyper's errors do); `{:#?}`
+/// the structure.
+impl fmt::Debug for HttpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if f.alternate() {
+            f.debug_struct("HttpError")
+                .field("kind", &self.kind)
+                .field("detail", &self.detail)
+                .finish()
+        } else {
+            fmt::Display::fmt(self, f)
         }
     }
 }

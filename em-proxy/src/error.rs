@@ -13,9 +13,22 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// later, on one session (a backend refused, a callback panicked), never
 /// surfaces here: it ends that session, is logged with the connection's
 /// id and peer, and counts in [`Stats`](crate::Stats).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Error {
     kind: Kind,
+}
+
+/// `{:?}` prints what `Display` prints (so that `fn main() -> Result<…>`
+/// shows a readable message, as anyhow's and hyper's errors do); `{:#?}`
+/// the structure.
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if f.alternate() {
+            f.debug_tuple("em_proxy::Error").field(&self.kind).finish()
+        } else {
+            fmt::Display::fmt(self, f)
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -1,5 +1,5 @@
 //! Servers beyond echoing: `Server::stop` (EventMachine S2), IPv6, bind
-//! errors, and `connection_count` (S3).
+//! errors (and how they print from `main`), and `connection_count` (S3).
 
 mod support;
 
@@ -224,4 +224,24 @@ fn connection_count_goes_up_and_back_down() {
         ]
     );
     assert_eq!(em::connection_count(), 0, "zero where no reactor runs");
+}
+
+/// `fn main() -> em::Result<()>` prints the error's `Debug`: it reads as
+/// its `Display` does, the message chain, not the structure (`{:#?}` keeps
+/// that).
+#[test]
+fn an_error_from_run_prints_its_message_in_debug_as_in_display() {
+    let err = em::run(|| -> em::Result<()> {
+        em::start_server("nonsense", || Echo)?;
+        Ok(())
+    })
+    .unwrap_err();
+    let debug = format!("{err:?}");
+    assert_eq!(debug, err.to_string());
+    assert!(debug.contains("\"nonsense\""), "{debug}");
+    assert!(
+        !debug.contains("Error {") && !debug.contains("kind:"),
+        "{debug}"
+    );
+    assert!(format!("{err:#?}").starts_with("em::Error("), "{err:#?}");
 }

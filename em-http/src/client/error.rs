@@ -177,8 +177,14 @@ impl fmt::Display for ClientError {
     }
 }
 
+/// `{:?}` prints what `Display` prints (so that `fn main() -> Result<…>`
+/// shows a readable message, as anyhow's and hyper's errors do); `{:#?}`
+/// the structure.
 impl fmt::Debug for ClientError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !f.alternate() {
+            return fmt::Display::fmt(self, f);
+        }
         let mut d = f.debug_struct("ClientError");
         d.field("kind", &self.kind);
         if let Some(m) = &self.method {
@@ -221,6 +227,9 @@ mod tests {
             e.to_string(),
             "GET http://h/a: too many redirects (more than 5)"
         );
+        // Debug reads the same (what `main` prints), `{:#?}` the fields.
+        assert_eq!(format!("{e:?}"), e.to_string());
+        assert!(format!("{e:#?}").starts_with("ClientError {"));
         assert!(!e.is_timeout());
         let t = ClientError::new(ClientErrorKind::InactivityTimeout, "");
         assert_eq!(t.to_string(), "inactivity timeout");

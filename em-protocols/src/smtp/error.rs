@@ -173,8 +173,14 @@ impl fmt::Display for SmtpError {
     }
 }
 
+/// `{:?}` prints what `Display` prints (so that `fn main() -> Result<…>`
+/// shows a readable message, as anyhow's and hyper's errors do); `{:#?}`
+/// the structure.
 impl fmt::Debug for SmtpError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !f.alternate() {
+            return fmt::Display::fmt(self, f);
+        }
         f.debug_struct("SmtpError")
             .field("kind", &self.inner.kind)
             .field("message", &self.inner.message)

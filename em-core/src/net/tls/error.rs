@@ -37,10 +37,25 @@ pub enum TlsErrorKind {
 /// A failed TLS handshake: its kind and the underlying error, in
 /// [`UnbindReason::Tls`](crate::UnbindReason::Tls). `Display` says why in
 /// words, `source()` is the rustls error where there is one.
-#[derive(Debug)]
 pub struct TlsError {
     kind: TlsErrorKind,
     source: io::Error,
+}
+
+/// `{:?}` prints what `Display` prints (so that `fn main() -> Result<…>`
+/// shows a readable message, as anyhow's and hyper's errors do); `{:#?}`
+/// the structure.
+impl fmt::Debug for TlsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if f.alternate() {
+            f.debug_struct("TlsError")
+                .field("kind", &self.kind)
+                .field("source", &self.source)
+                .finish()
+        } else {
+            fmt::Display::fmt(self, f)
+        }
+    }
 }
 
 impl TlsError {
