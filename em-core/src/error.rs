@@ -50,6 +50,9 @@ enum Kind {
     Unsupported(&'static str, String),
     Io(&'static str, Arc<io::Error>),
     StoppedEarly,
+    /// A `Send` sender's receiver (a channel, a queue) was dropped on its
+    /// reactor: the call, and what is gone.
+    ReceiverGone(&'static str, &'static str),
     /// A proxy's target already has a proxy from another connection: the
     /// call, the target and its current source.
     BusyTarget(&'static str, ConnectionId, ConnectionId),
@@ -145,6 +148,10 @@ impl Error {
 
     pub(crate) fn no_peer(call: &'static str) -> Self {
         Self::new(Kind::NoPeer(call))
+    }
+
+    pub(crate) fn receiver_gone(call: &'static str, what: &'static str) -> Self {
+        Self::new(Kind::ReceiverGone(call, what))
     }
 
     fn new(kind: Kind) -> Self {
@@ -275,6 +282,13 @@ impl Error {
     pub fn is_busy_target(&self) -> bool {
         matches!(self.kind, Kind::BusyTarget(..))
     }
+    /// A push through a [`ChannelSender`](crate::ChannelSender) or a
+    /// [`QueueSender`](crate::QueueSender) whose channel or queue was
+    /// dropped on its reactor: the item was not sent (it is dropped with
+    /// the error, on the calling thread).
+    pub fn is_receiver_gone(&self) -> bool {
+        matches!(self.kind, Kind::ReceiverGone(..))
+    }
 }
 
 impl fmt::Display for Error {
@@ -311,6 +325,10 @@ impl fmt::Display for Error {
                 "outbound overflow: {queued} bytes were queued and the frame would pass the connection's max_outbound of {max} bytes (or the reactor's max_total_outbound); the connection is closed"
             ),
             Kind::TlsConfig(what) => write!(f, "start_tls: {what}"),
+            Kind::ReceiverGone(call, what) => write!(
+                f,
+                "{call}: the {what} was dropped on its reactor, so nothing receives the item"
+            ),
             Kind::NoPeer(call) => write!(
                 f,
                 "{call}: no datagram has arrived yet, so there is no sender to reply to (send_datagram sends to an address)"

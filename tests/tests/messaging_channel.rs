@@ -233,6 +233,32 @@ fn sender_from_four_threads_delivers_every_item_once_in_per_thread_order() {
     }
 }
 
+/// A push after the channel was dropped fails at once (the item is not
+/// silently lost), from any thread, and says what is gone.
+#[test]
+fn a_push_after_the_channel_is_dropped_is_receiver_gone() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    run_with_watchdog(move || -> em::Result<()> {
+        let ch = em::Channel::<u32>::new();
+        let sender = ch.sender()?;
+        sender.push(1)?;
+        drop(ch);
+        let handle = em::handle()?;
+        thread::spawn(move || {
+            tx.send(sender.push(2)).unwrap();
+            handle.stop();
+        });
+        Ok(())
+    })
+    .unwrap();
+    let err = recv(&rx).unwrap_err();
+    assert!(err.is_receiver_gone(), "{err}");
+    assert_eq!(
+        err.to_string(),
+        "ChannelSender::push: the channel was dropped on its reactor, so nothing receives the item"
+    );
+}
+
 /// `sender` is reactor-only: a typed error elsewhere.
 #[test]
 fn sender_outside_a_reactor_is_a_typed_error() {

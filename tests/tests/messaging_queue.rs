@@ -259,3 +259,29 @@ fn a_pool_job_that_performs_the_next_one_chains_iteratively() {
     .unwrap();
     assert_eq!(done.get(), JOBS);
 }
+
+/// A push after the queue was dropped fails at once with
+/// `is_receiver_gone()`, instead of the item vanishing.
+#[test]
+fn a_push_after_the_queue_is_dropped_is_receiver_gone() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    run_with_watchdog(move || -> em::Result<()> {
+        let queue = em::Queue::<u32>::new();
+        let sender = queue.sender()?;
+        drop(queue);
+        let handle = em::handle()?;
+        thread::spawn(move || {
+            tx.send(sender.push(1)).unwrap();
+            handle.stop();
+        });
+        Ok(())
+    })
+    .unwrap();
+    let err = recv(&rx).unwrap_err();
+    assert!(err.is_receiver_gone(), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("QueueSender::push: the queue was dropped"),
+        "{err}"
+    );
+}

@@ -409,7 +409,12 @@ impl<T: Clone + 'static> Channel<T> {
     where
         T: Send,
     {
-        let remote = RemoteRef::new("Channel::sender", &self.inner, &self.inner.registration)?;
+        let remote = RemoteRef::new(
+            "Channel::sender",
+            "channel",
+            &self.inner,
+            &self.inner.registration,
+        )?;
         Ok(ChannelSender { remote })
     }
 }
@@ -450,12 +455,14 @@ impl<T: Clone + Send + 'static> ChannelSender<T> {
     /// Queues `item` for delivery to the channel's subscribers on the
     /// reactor thread, at a later tick, never before returning. Any thread.
     ///
-    /// Errors with `is_stopping()` once the reactor begins to stop and
-    /// `is_not_running()` once it has stopped. An item
-    /// that reaches a channel dropped meanwhile is dropped.
+    /// Errors with `is_receiver_gone()` once the channel has been dropped
+    /// (the item is not sent), `is_stopping()` once the reactor begins to
+    /// stop and `is_not_running()` once it has stopped. An item that
+    /// reaches a channel dropped after the push returned is dropped.
     pub fn push(&self, item: T) -> Result<()> {
-        self.remote
-            .send(move |inner| Channel { inner }.deliver(item))
+        self.remote.send("ChannelSender::push", move |inner| {
+            Channel { inner }.deliver(item)
+        })
     }
 }
 

@@ -255,7 +255,12 @@ impl<T: 'static> Queue<T> {
     where
         T: Send,
     {
-        let remote = RemoteRef::new("Queue::sender", &self.inner, &self.inner.registration)?;
+        let remote = RemoteRef::new(
+            "Queue::sender",
+            "queue",
+            &self.inner,
+            &self.inner.registration,
+        )?;
         Ok(QueueSender { remote })
     }
 }
@@ -357,11 +362,13 @@ impl<T: Send + 'static> QueueSender<T> {
     /// Queues `item` to be pushed on the reactor thread, at a later tick.
     /// Any thread.
     ///
-    /// Errors with `is_stopping()` once the reactor begins to stop and
-    /// `is_not_running()` once it has stopped. An item
-    /// that reaches a queue dropped meanwhile is dropped.
+    /// Errors with `is_receiver_gone()` once the queue has been dropped
+    /// (the item is not sent), `is_stopping()` once the reactor begins to
+    /// stop and `is_not_running()` once it has stopped. An item that
+    /// reaches a queue dropped after the push returned is dropped.
     pub fn push(&self, item: T) -> Result<()> {
-        self.remote.send(move |inner| Queue { inner }.push(item))
+        self.remote
+            .send("QueueSender::push", move |inner| Queue { inner }.push(item))
     }
 }
 
