@@ -1277,6 +1277,7 @@
 //! | EventMachine | em | Notable differences |
 //! |---|---|---|
 //! | `EM.run { … }` | [`run`]`(\|\| …)`, [`Reactor::builder()`](Reactor::builder)`…run(…)`, [`Reactor::run_local`] | Returns `Result`: an `Err` or a panic from the run block comes back from `run`. Inside a running reactor or a tokio runtime it is an error ([`is_already_running()`](Error::is_already_running)) instead of running the block at once. Can be called again after it returns. |
+//! | `EM.run` in several processes behind a balancer (EventMachine is single-threaded) | [`Reactor::builder()`](Reactor::builder)`.reactors(n)`[`.run_each(\|index\| …)`](Builder::run_each); [`reactor_index`], [`handles`], [`handle_for`]; [`GroupChannel`], [`GroupQueue`] | `n` reactors in one process, one per core, sharing a server's port (`SO_REUSEPORT`, or one acceptor handing sockets round robin); a connection stays on its reactor; one stop for all. See "Using every core". |
 //! | `EM.stop` / `EM.stop_event_loop` | [`stop`]`()`; [`Handle::stop`] from other threads | The current callback finishes; ticks still queued (the rest of the current pass too) are dropped. Servers stop, then every open connection gets `unbind(ReactorStopped)`. |
 //! | `EM.stopping?` | [`stopping`]`()` | |
 //! | `EM.reactor_running?` | [`reactor_running`]`()`; [`Handle::is_running`] | Process-wide: true while any reactor runs, on any thread. |

@@ -57,6 +57,16 @@
 //!
 //! Frames are tungstenite's (its frame header parser and writer); messages,
 //! limits, the handshake and the em integration are em-http's.
+//!
+//! # em-websocket → em_http::websocket
+//!
+//! | em-websocket | em_http::websocket | Notable differences |
+//! |---|---|---|
+//! | `EM::WebSocket.run(host:, port:) { \|ws\| … }` | [`accept`]`(&request, handler)` inside any em-http handler | shares the HTTP server's port and routes |
+//! | `ws.onopen`, `ws.onmessage`, `ws.onclose` | [`WebSocketHandler`]: `on_open`, `on_message`, `on_close` (and `on_ping`) | a trait per connection instead of blocks |
+//! | `ws.send(text)` | [`WebSocket::send`] | returns an error once closing instead of raising |
+//! | `ws.close(code, reason)` | [`WebSocket::close`] | |
+//! | protocol errors | fragmentation, masking, UTF-8 and size rules enforced with the right close codes (1002, 1007, 1009) | |
 
 mod accept;
 mod codec;
