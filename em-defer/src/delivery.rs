@@ -20,7 +20,7 @@ const SPARE_CAPACITY: usize = 4096;
 /// Defer's state in one reactor.
 #[derive(Default)]
 pub(crate) struct Defer {
-    /// Created by the first op (EventMachine D4).
+    /// Created by the first op.
     pool: OnceCell<Started>,
     replies: RefCell<Replies>,
     /// The spare allocation for a batch of results.

@@ -35,7 +35,7 @@
 //!
 //! Each reactor owns a pool of at most `threadpool_size` threads
 //! (`Reactor::builder().threadpool_size(n)`, default 20 as EventMachine's).
-//! It is created by the first `defer` of the run (EventMachine D4; changing
+//! It is created by the first `defer` of the run (changing
 //! the option needs a new reactor) and starts its threads on demand: a
 //! thread starts when ops are waiting and every thread is busy, and then
 //! lives until the reactor stops. At most `n` ops run at once; more wait in
@@ -99,7 +99,7 @@
 //! A batch of results is delivered like a closure from
 //! `Handle::schedule`: after the `next_tick`s already queued when it
 //! arrived. (EventMachine delivers defer results before the `next_tick`s of
-//! the same drain, N4; em promises no order between the two, as for timers.)
+//! the same drain; em promises no order between the two, as for timers.)
 //!
 //! # Panics
 //!
@@ -110,7 +110,7 @@
 //! message; without an errback, the panic is logged at error level and the
 //! reactor runs on. A panic in a callback or errback is contained as in
 //! every em callback: logged at error level, and the reactor runs on.
-//! Unlike EventMachine (D3), none of this breaks a later `run`.
+//! Unlike EventMachine, none of this breaks a later `run`.
 //!
 //! # Stopping
 //!
@@ -118,8 +118,7 @@
 //!
 //! - ops still queued never run, and their callbacks never run;
 //! - by default `run` does not wait for running ops: it returns at once,
-//!   their callbacks never run, and results not yet delivered are dropped
-//!   (EventMachine D7);
+//!   their callbacks never run, and results not yet delivered are dropped;
 //! - with `Reactor::builder().shutdown_timeout(d)`, `run` waits up to `d`
 //!   for the running ops; the callbacks (or errbacks) of ops that finished
 //!   by then run on the reactor thread during that teardown, after every

@@ -272,7 +272,7 @@
 //! | `set_delimiter(string)` | `set_delimiter(bytes)?`, `LineText2::new_with_delimiter` | no `Regexp`; an empty one is an error |
 //! | `LineText2::MaxLineLength` (not enforced) | `set_max_line_length(n)` (16 KiB) | enforced: [`LineError::LineTooLong`] |
 //! | `EM::Protocols::LineAndTextProtocol` | [`LineAndText`] | `String` lines; an overlong line ends the connection with `UnbindReason::Codec` naming the limit, a panic with `Panicked` (EventMachine calls either `receive_error("overlength line")`, LTP1) |
-//! | `EM::Protocols::LineProtocol` | [`LineProtocol`] | no repeated lines (LP1) |
+//! | `EM::Protocols::LineProtocol` | [`LineProtocol`] | no repeated lines |
 //! | `HeaderAndContentProtocol#receive_request(headers, content)` | `receive_data(conn, HeaderAndContentMessage { start_line, headers, body })` | headers parsed, in order, looked up by name ([`HeaderAndContentMessage::header`]); a message cut short is an error |
 //! | `receive_first_header_line`, `receive_headers`, `headers_2_hash` | `message.start_line`, `message.headers`, `message.header(name)` | |
 //! | `ObjectProtocol#receive_object(obj)` | `receive_data(conn, obj)` with `type Codec = ObjectCodec<T>` | typed: a payload that does not parse ends that connection (`UnbindReason::Codec`) |

@@ -200,7 +200,7 @@ impl Encoder<String> for LineAndText {
 /// Nothing else: [`LineAndText`] without its binary mode, so a thin type
 /// of its own rather than an alias (an alias would offer `set_binary_mode`).
 ///
-/// Without EventMachine's repeated-line bug (LP1): there, input that ends
+/// Without EventMachine's repeated-line bug: there, input that ends
 /// exactly on `"\n"` leaves the last line in the buffer, so
 /// `"a\n"` then `"b\n"` gives `a`, `a`, `b`. Here each line is delivered
 /// once, wherever the reads split the input.
@@ -312,7 +312,7 @@ mod tests {
         Ok(items)
     }
 
-    /// LP1: EventMachine gives ["a", "a", "b"].
+    /// EventMachine gives ["a", "a", "b"].
     #[test]
     fn lp1_each_line_once() {
         let got = decode_all(&mut LineProtocol::new(), &[b"a\n", b"b\n"]).unwrap();

@@ -34,27 +34,27 @@
 //!
 //! # Semantics
 //!
-//! These follow EventMachine (rules T1–T10 of em's EventMachine reference),
-//! except where em deliberately does better:
+//! These follow EventMachine's timers, except where em deliberately does
+//! better:
 //!
-//! * Delays and intervals are truncated to whole milliseconds (T1), and
+//! * Delays and intervals are truncated to whole milliseconds, and
 //!   timers fire at millisecond granularity, never early.
-//! * A zero delay never fires inside `add_timer`; it fires in a later pass
-//!   (T2). No order is promised between it and `next_tick`.
+//! * A zero delay never fires inside `add_timer`; it fires in a later pass.
+//!   No order is promised between it and `next_tick`.
 //! * Timers fire in deadline order; equal deadlines fire in the order they
-//!   were added (T3).
-//! * A timer callback that blocks delays every other timer and all I/O
-//!   (T4): keep callbacks short, or hand blocking work to `em::defer`.
+//!   were added.
+//! * A timer callback that blocks delays every other timer and all I/O:
+//!   keep callbacks short, or hand blocking work to `em::defer`.
 //! * A cancelled timer is gone at once (EventMachine keeps counting it
-//!   until its deadline, T5): its closure is dropped and it no longer
+//!   until its deadline): its closure is dropped and it no longer
 //!   counts toward `max_timers`.
 //! * A periodic timer does not drift when its callback is fast, and never
-//!   bursts when it is slow or late (T6); see [`add_periodic_timer`].
+//!   bursts when it is slow or late; see [`add_periodic_timer`].
 //! * A panicking callback is contained and logged, and a periodic timer
-//!   keeps its schedule (EventMachine silently stops it, T7).
+//!   keeps its schedule (EventMachine silently stops it).
 //! * `Reactor::builder().max_timers(n)` ([`TimerOptions`]) caps pending timers, one-shot and
 //!   periodic (default 100,000 as EventMachine; `None` lifts the cap). Past
-//!   the cap, adding a timer is an error that `is_too_many_timers()` (T8).
+//!   the cap, adding a timer is an error that `is_too_many_timers()`.
 //! * `em::stop()` cancels every pending timer: no timer fires once a stop
 //!   is requested, `run` returns at once however far away the next timer
 //!   is, and every pending closure is dropped by the time it returns.

@@ -385,7 +385,7 @@
 //! From another thread, use [`Handle::schedule`]: it always queues, even
 //! from the reactor thread, into the same FIFO as `next_tick`, so a closure
 //! scheduled before a tick was queued runs before it (EventMachine's one
-//! queue, N2).
+//! queue).
 //!
 //! [`spawn`] runs a `!Send` future on the reactor thread, for procedural code
 //! (what em-synchrony's fibers gave Ruby): it may await tokio's timers and
@@ -599,12 +599,12 @@
 //! [`open_datagram_socket`]`(addr, handler)` binds a UDP socket and makes
 //! it one connection for every peer, on the same engine as a stream's:
 //!
-//! * one `receive_data` per datagram, empty ones included (U1), each
+//! * one `receive_data` per datagram, empty ones included, each
 //!   decoded on its own into exactly one frame, so nothing carries over
 //!   from one datagram to the next; a datagram the codec rejects is
 //!   dropped (with a warning), not the socket;
-//! * [`Conn::peer_addr`] is the sender of the last datagram (U3), and
-//!   `send_data` replies to it (U2); [`Conn::send_datagram`]`(frame, addr)`
+//! * [`Conn::peer_addr`] is the sender of the last datagram, and
+//!   `send_data` replies to it; [`Conn::send_datagram`]`(frame, addr)`
 //!   sends to anyone, and an address that is invalid, of the wrong family,
 //!   or a frame too large for one datagram is an `Err` that
 //!   `is_invalid_argument()`, never the end of the socket;
@@ -869,12 +869,12 @@
 //! * **Backpressure**: reading from the source holds while the target has
 //!   more than `bufsize` bytes queued, so a target that does not read
 //!   costs at most about `bufsize` of memory, and the source's sender
-//!   blocks (P2).
+//!   blocks.
 //! * **The end**: `proxy_incoming_to_with_length` stops after exactly that
-//!   many bytes and calls [`Connection::proxy_completed`] (P3); the
+//!   many bytes and calls [`Connection::proxy_completed`]; the
 //!   target's end calls [`Connection::proxy_target_unbound`] on the source
-//!   once (P4); `stop_proxying` (or [`disable_proxy`]) hands the input back
-//!   to `receive_data`; `proxied_bytes` counts what went through (P5).
+//!   once; `stop_proxying` (or [`disable_proxy`]) hands the input back
+//!   to `receive_data`; `proxied_bytes` counts what went through.
 //! * **Zero copy**: between two plain sockets on Linux, the bytes move
 //!   kernel to kernel with `splice(2)` through a pipe, never entering the
 //!   reactor's buffers (`Builder::proxy_splice(false)` turns it off; TLS
@@ -1305,18 +1305,18 @@
 //! | `EM.watch_process(pid, Handler)` | [`watch_process`]`(pid, handler)` → [`ProcessWatch`] | Works on Linux, through a pidfd, where EM raises (kqueue only); [`is_unsupported()`](Error::is_unsupported) elsewhere. A closure is a handler. |
 //! | `ProcessWatch#process_exited`, `#pid`, `#stop_watching` | [`ProcessWatcher::process_exited`], [`ProcessWatch::pid`], [`ProcessWatch::stop_watching`] | No exit status (a non-child's cannot be read). No `process_forked`: a pidfd does not report forks. |
 //! | (Twisted's `StringTransport`) | [`connect_pair`]`(a, b)` | Two handlers joined in memory: no socket, no port, works under the paused clock. |
-//! | `EM.add_shutdown_hook { }` | [`add_shutdown_hook`]`(\|\| …)` | Last registered first, before the remaining connections' `unbind` (R5). |
+//! | `EM.add_shutdown_hook { }` | [`add_shutdown_hook`]`(\|\| …)` | Last registered first, before the remaining connections' `unbind`. |
 //! | `Signal.trap("TERM") { EM.stop }` (Ruby's, as EventMachine programs use it) | [`trap`]`(Signal::TERM, \|\| …)` → [`Trap`] | Runs on the reactor thread as a callback, never inside the signal handler; several handlers per signal, in order; nothing sent after `trap` returns is lost. |
 //! | `Signal.trap(sig, "DEFAULT")` | [`Trap::untrap`] | Dropping a `Trap` does not untrap. The signal is then ignored, not given its default action (tokio's handler stays). |
 //! | `EM.open_keyboard(Handler)` | [`open_keyboard`]`(handler)` → [`Conn`] | Frames through the handler's codec (a line at a time with `LinesCodec`) rather than one `receive_data` per byte (KB1); `BytesCodec` gives whatever each read returns. End of input is `unbind(PeerClosed)`; read-only; one keyboard at a time per process (a second is an `Err` that [`is_already_started()`](Error::is_already_started)). |
 //! | `EM.next_tick { … }` | [`next_tick`]`(\|\| …)` | Same FIFO and snapshot rule. From another thread, use [`Handle::schedule`]. |
-//! | `EM.schedule { … }` | [`schedule`]`(\|\| …)` on the reactor thread; [`Handle::schedule`] from others | `em::schedule` where no reactor runs is an `Err` ([`is_no_reactor()`](Error::is_no_reactor)), never a closure lost in a queue. `Handle::schedule` and `next_tick` share one FIFO (N2). |
+//! | `EM.schedule { … }` | [`schedule`]`(\|\| …)` on the reactor thread; [`Handle::schedule`] from others | `em::schedule` where no reactor runs is an `Err` ([`is_no_reactor()`](Error::is_no_reactor)), never a closure lost in a queue. `Handle::schedule` and `next_tick` share one FIFO. |
 //! | `EM.spawn`, em-synchrony fibers | [`spawn`]`(async { … })` | A future on the reactor thread, dropped when the reactor stops; a panic in it is contained and reported like a callback's. |
 //! | em-synchrony `EM.synchrony { }` | [`synchrony`]`(async { … })` → its output | Stops the reactor when the future returns; an early stop is an error ([`is_stopped_early()`](Error::is_stopped_early)). |
 //! | em-synchrony `EM::Synchrony::TCPSocket` | [`Socket`]`::connect(addr, codec).await`, [`SocketListener`] | A `Stream` of frames and a `Sink` of frames, with backpressure both ways; Unix-domain and in-memory too. |
 //! | `Connection#post_init` | [`Connection::post_init`] | |
 //! | `#connection_completed` | [`Connection::connection_completed`] | |
-//! | `#receive_data(data)` | [`Connection::receive_data`]`(conn, frame)` | One decoded frame per call (the codec frames the stream); with `BytesCodec`, raw chunks as in EM. Never after a close request (EM may still deliver, C18). |
+//! | `#receive_data(data)` | [`Connection::receive_data`]`(conn, frame)` | One decoded frame per call (the codec frames the stream); with `BytesCodec`, raw chunks as in EM. Never after a close request (EM may still deliver). |
 //! | `#unbind` / `#unbind(reason)` | [`Connection::unbind`]`(conn, reason)` | An [`UnbindReason`] enum instead of `nil` or an errno. A peer close still flushes queued output first. |
 //! | `#send_data(data)` | [`Conn::send_data`]`(frame)` | Returns the bytes queued, 0 when refused (EM: −1 after unbind); [`Conn::try_send_data`] gives the reason. |
 //! | `#close_connection` | [`Conn::close_connection`] | `unbind` follows after the current callback, never inside it. |
@@ -1328,13 +1328,13 @@
 //! | `#get_peername` / `#get_sockname` | [`Conn::peer_addr`] / [`Conn::local_addr`] | An [`Addr`] (IP, Unix path, pipe, in-memory) instead of a packed `sockaddr`; `None` until a client's connect completes. |
 //! | `#signature` | [`Conn::id`] | A [`ConnectionId`], shown as `#N`, unique within a reactor run. |
 //! | `EM.error_handler { \|e\| }` | `set_error_handler(\|report\| …)`, `clear_error_handler()`; `Reactor::builder().stop_on_panic(true)` | Every callback's panic is contained and reported as a `PanicReport`; that connection ends with `unbind(Panicked)`; `stop_on_panic` stops cleanly and `run` returns the panic. |
-//! | `#comm_inactivity_timeout=`, `#get_idle_time` | `Conn::set_comm_inactivity_timeout`, `Conn::idle_time` | Closes at exactly last activity + timeout with `unbind(InactivityTimeout)` (EM: up to 2× late, C23). |
+//! | `#comm_inactivity_timeout=`, `#get_idle_time` | `Conn::set_comm_inactivity_timeout`, `Conn::idle_time` | Closes at exactly last activity + timeout with `unbind(InactivityTimeout)` (EM: up to 2× late). |
 //! | `#pending_connect_timeout=` | `Conn::set_pending_connect_timeout` (default 20 s) | `unbind(ConnectTimeout)`. |
-//! | `#pause`, `#resume`, `#paused?` | `Conn::pause`, `Conn::resume`, `Conn::is_paused` | Holds reads only (EM holds writes too, C22); a pause inside `receive_data` holds the rest of the read's frames until `resume`, as in EM. |
+//! | `#pause`, `#resume`, `#paused?` | `Conn::pause`, `Conn::resume`, `Conn::is_paused` | Holds reads only (EM holds writes too); a pause inside `receive_data` holds the rest of the read's frames until `resume`, as in EM. |
 //! | `get_outbound_data_size` polling | `Conn::is_above_high_watermark`, `Connection::outbound_drained`; builder `outbound_watermarks`, `max_outbound` | Past `max_outbound` the connection ends with `unbind(OutboundOverflow)`. |
 //! | `#proxy_incoming_to(conn, bufsize)`, `EM.enable_proxy(from, to, bufsize, length)` | `Conn::proxy_incoming_to(&to, bufsize)`, `Conn::proxy_incoming_to_with_length`, [`enable_proxy`]`(&from, &to, bufsize, length)` | The target may use another codec; a busy target is an `Err` ([`is_busy_target()`](Error::is_busy_target)); the hold is not `pause` (a proxy never resumes a paused connection); input not yet decoded when it starts goes to the target first. Spliced in the kernel between plain sockets (`Builder::proxy_splice`). |
 //! | `#stop_proxying`, `EM.disable_proxy(from)`, `#get_proxied_bytes` | `Conn::stop_proxying`, [`disable_proxy`]`(&from)`, `Conn::proxied_bytes` | Decoding resumes with a fresh codec. |
-//! | `#proxy_target_unbound`, `#proxy_completed` | [`Connection::proxy_target_unbound`], [`Connection::proxy_completed`] | Once each (P3, P4); input the target refused reaches `receive_data` afterwards. |
+//! | `#proxy_target_unbound`, `#proxy_completed` | [`Connection::proxy_target_unbound`], [`Connection::proxy_completed`] | Once each; input the target refused reaches `receive_data` afterwards. |
 //! | `#start_tls(opts)` | [`Conn::start_tls`]`(&TlsOptions)`, [`Conn::start_tls_server`] | rustls; the side is the connection's (accepted: server); verification on by default (EM: off, TLS4); a second call is an `Err` ([`is_already_started()`](Error::is_already_started)), as EM raises. |
 //! | `#ssl_handshake_completed` | [`Connection::ssl_handshake_completed`] | A failed handshake ends in `unbind` with [`UnbindReason::Tls`] and its [`TlsErrorKind`] (EM: `EPROTO`). |
 //! | `#ssl_verify_peer(pem)` with `verify_peer: true` | [`Connection::ssl_verify_peer`]`(conn, der) -> bool` with `TlsOptions::verify_peer(true)` | Called per certificate after the handshake, before any data; refuses by default. Without `verify_peer`, em verifies against roots (EM verified nothing). |
@@ -1345,25 +1345,25 @@
 //! | `:verify_peer`, `:fail_if_no_peer_cert` | `TlsOptions::verify_peer`, `fail_if_no_peer_cert` | `fail_if_no_peer_cert` needs `verify_peer` or client roots (`root_certs_file`). |
 //! | `:sni_hostname` | `TlsOptions::server_name` | Also the name verified against the certificate. |
 //! | `:ssl_version`, `:cipher_list`, `:ecdh_curve`, `:dhparam` | `TlsOptions::min_version` / `max_version` (TLS 1.2, 1.3), `cipher_suites` (IANA names) | SSLv2/v3 and TLS 1.0/1.1 are not offered (rustls); curves and DH parameters are rustls's safe defaults. |
-//! | `#reconnect` | `Conn::reconnect`, `Conn::reconnect_after` from `unbind`; `Backoff` | Same handler; `post_init` not re-run (C25). |
+//! | `#reconnect` | `Conn::reconnect`, `Conn::reconnect_after` from `unbind`; `Backoff` | Same handler; `post_init` not re-run. |
 //! | (stop with queued output) | builder `shutdown_grace(d)` | Flushes up to `d` before `unbind(ReactorStopped)`; default 0 as EM. |
 //! | `EM.add_timer(s) { }`, `EM::Timer.new` | [`add_timer`]`(Duration, \|\| …)` → [`Timer`] | Delay truncated to whole ms; never runs inside the call; past `max_timers` an `Err` that `is_too_many_timers()`. |
-//! | `timer.cancel`, `EM.cancel_timer(t)` | [`Timer::cancel`], [`cancel_timer`]`(&timer)` | Gone at once: closure dropped, no longer counted (EM counts it until its deadline, T5). |
-//! | `EM.add_periodic_timer(s) { }` | [`add_periodic_timer`]`(Duration, \|timer\| …)` → [`PeriodicTimer`] | The callback gets its own timer. A fast callback does not drift, a slow one pushes the next fire one interval past its end, never a burst; a panic keeps the schedule (EM stops it, T7). |
+//! | `timer.cancel`, `EM.cancel_timer(t)` | [`Timer::cancel`], [`cancel_timer`]`(&timer)` | Gone at once: closure dropped, no longer counted (EM counts it until its deadline). |
+//! | `EM.add_periodic_timer(s) { }` | [`add_periodic_timer`]`(Duration, \|timer\| …)` → [`PeriodicTimer`] | The callback gets its own timer. A fast callback does not drift, a slow one pushes the next fire one interval past its end, never a burst; a panic keeps the schedule (EM stops it). |
 //! | `pt.cancel`, `pt.interval`, `pt.interval = s` | [`PeriodicTimer::cancel`], [`interval`](PeriodicTimer::interval), [`set_interval`](PeriodicTimer::set_interval) | `set_interval` applies from the next re-arm, as in EM. |
 //! | `EM.set_max_timers(n)` | [`Reactor::builder()`](Reactor::builder)`.max_timers(Some(n))` ([`TimerOptions`], in the prelude) | Default 100,000; `None` lifts it; periodic timers count too. |
 //! | em-synchrony `sleep` | [`sleep`]`(d).await`, [`timeout`]`(d, fut).await` under [`spawn`] | On the reactor's (pausable) clock. |
 //! | `EM.defer(op, callback)` | [`defer`]`(op, callback)` | `op: FnOnce() -> T + Send` on a pool thread, `callback(T)` on the reactor thread. |
-//! | `EM.defer(op, callback, errback)` | [`defer_with_errback`]`(op, callback, errback)` | The errback gets a [`DeferError`] with the panic message; without one the panic is logged, the reactor runs on, and a later `run` works (EM breaks, D3). |
+//! | `EM.defer(op, callback, errback)` | [`defer_with_errback`]`(op, callback, errback)` | The errback gets a [`DeferError`] with the panic message; without one the panic is logged, the reactor runs on, and a later `run` works (EM breaks). |
 //! | `EM.defer { }` | [`defer_op`]`(op)` | |
 //! | em-synchrony `EM::Synchrony.defer` | [`defer_async`]`(op).await` under [`spawn`] | `Result<T, DeferError>`. |
 //! | `EM.defers_finished?` | [`defers_finished`]`()` | |
-//! | `EM.threadpool_size = n` | [`Reactor::builder()`](Reactor::builder)`.threadpool_size(n)` ([`DeferOptions`], in the prelude) | Default 20; per reactor; threads start on demand, at most n ops at once, FIFO. A batch of results arrives after the `next_tick`s already queued (EM delivers them first, N4). `defer_backend(DeferBackend::TokioBlocking)` runs ops on tokio's blocking pool instead. |
-//! | pool killed at stop (D7) | the same by default; `shutdown_timeout(d)` on the builder | With `d`, `run` waits up to `d` for running ops and runs their callbacks during teardown. |
+//! | `EM.threadpool_size = n` | [`Reactor::builder()`](Reactor::builder)`.threadpool_size(n)` ([`DeferOptions`], in the prelude) | Default 20; per reactor; threads start on demand, at most n ops at once, FIFO. A batch of results arrives after the `next_tick`s already queued (EM delivers them first). `defer_backend(DeferBackend::TokioBlocking)` runs ops on tokio's blocking pool instead. |
+//! | pool killed at stop | the same by default; `shutdown_timeout(d)` on the builder | With `d`, `run` waits up to `d` for running ops and runs their callbacks during teardown. |
 //! | `EM::Channel`: `subscribe`, `unsubscribe`, `push`, `pop`, `num_subscribers` | [`Channel`]: same names; [`Channel::sender`] from other threads; [`Channel::subscribe_stream`]; [`Channel::subscribe_conn`] for connections | Ids are [`SubscriptionId`]s from 1. A push made inside a delivery is queued until the current item reached everyone (no nested delivery); subscribers are snapshotted per item. A connection subscriber behind its high watermark misses items (counted: `num_behind`, `dropped_count`) instead of growing until it is cut off. |
 //! | `EM::Queue`: `push`, `pop`, `size`, `empty?`, `num_waiting` | [`Queue`]: `push`, `pop`, `size`, `is_empty`, `num_waiting`; [`Queue::pop_async`]; [`Queue::sender`] | |
 //! | `EM::Iterator.new(list, n)`: `each`, `map`, `inject`, `concurrency=` | [`EmIterator::new`]`(items, n)?`: `each`, `map`, `inject` → [`Iteration`]`::set_concurrency` | Concurrency 0 is an `Err` ([`is_invalid_argument()`](Error::is_invalid_argument)); a second `next`/`each` does not compile ([`Done`] and the iterator are used by value). |
-//! | `EM::Deferrable`: `callback`, `errback`, `succeed`, `fail`, `timeout`, `cancel_timeout` | [`Deferred`]: same names; `.await` it | The first resolution wins (EM lets `fail` follow `succeed`, DF4, and a callback re-`succeed`, DF2). |
+//! | `EM::Deferrable`: `callback`, `errback`, `succeed`, `fail`, `timeout`, `cancel_timeout` | [`Deferred`]: same names; `.await` it | The first resolution wins (EM lets `fail` follow `succeed`, and a callback re-`succeed`). |
 //! | `EM.tick_loop { }`, `EM::TickLoop`: `start`, `stop`, `stopped?`, `on_stop` | [`tick_loop`]`(\|\| ControlFlow…)`, [`TickLoop`]: `start`, `stop`, `is_stopped`, `on_stop` | `ControlFlow::Break(())` instead of `:stop`; double start is an `Err` ([`is_already_started()`](Error::is_already_started)). |
 //! | `EM::Pool`: `add`, `perform`, `on_error`, `num_waiting` | [`Pool`]: same names; [`Pool::get`]`().await` → [`PoolGuard`] | A panicking job fails its resource (contained, not re-raised); no `remove`/`contents` yet ([`Pool::size`], [`Pool::num_idle`]). |
 //! | (none) | [`handle()`] → [`Handle`] | The cross-thread door: `schedule` and `stop`. |

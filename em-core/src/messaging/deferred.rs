@@ -45,13 +45,14 @@ struct Inner<T, E> {
 ///
 /// # Rules
 ///
-/// * **The first resolution wins** (em differs from EventMachine's DF2 and
-///   DF4 here, as a future must): once it succeeded or failed, later
-///   `succeed`/`fail` calls change nothing and return `false`.
+/// * **The first resolution wins** (em differs from EventMachine here, as a
+///   future must: EventMachine lets `fail` follow `succeed` and a callback
+///   `succeed` again): once it succeeded or failed, later `succeed`/`fail`
+///   calls change nothing and return `false`.
 /// * Callbacks run FIFO, synchronously inside `succeed` (errbacks inside
-///   `fail`), before it returns (DF1).
+///   `fail`), before it returns.
 /// * A callback added after success runs at once with the stored value; an
-///   errback added after success is dropped, never run, and vice versa (DF3).
+///   errback added after success is dropped, never run, and vice versa.
 ///   One added while callbacks of this deferred are running (from inside
 ///   one of them) runs right after them, so that chains of callbacks that
 ///   add callbacks run iteratively, at any length.
@@ -59,7 +60,7 @@ struct Inner<T, E> {
 ///   that side's callbacks (EventMachine's `Completion`, CP1; em has no
 ///   custom states).
 /// * [`timeout`](Deferred::timeout) fails it if nothing resolved it in
-///   time; resolving it first cancels the timeout (DF5).
+///   time; resolving it first cancels the timeout.
 /// * A callback that panics is contained and logged; the next ones still run.
 ///
 /// ```
@@ -243,7 +244,7 @@ impl<T: 'static, E: 'static> Deferred<T, E> {
     }
 
     /// Fails it with `error` after `after` (on the reactor's clock), unless
-    /// it was resolved by then (EventMachine DF5). A later `timeout`
+    /// it was resolved by then. A later `timeout`
     /// replaces an earlier one. A pending timeout keeps the deferred alive:
     /// its errbacks run at the timeout even if the program dropped every
     /// handle to it (as EventMachine's timer keeps the deferrable). Reactor thread only: errors with

@@ -21,7 +21,7 @@ struct Inner {
 
 /// A callback run once per reactor tick, through [`next_tick`](crate::next_tick),
 /// until it returns `ControlFlow::Break(())` or [`stop`](TickLoop::stop) is
-/// called (EventMachine's `EM.tick_loop` / `EM::TickLoop`, rule TL1).
+/// called (EventMachine's `EM.tick_loop` / `EM::TickLoop`).
 ///
 /// A `TickLoop` is a cheap `Clone` handle and is `!Send`: the body and the
 /// `on_stop` callbacks run on the reactor thread. It may be started before

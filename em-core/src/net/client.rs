@@ -255,7 +255,7 @@ impl From<&Addr> for Endpoint {
 /// queued and leaves once connected; `connection_completed` then runs,
 /// before any `receive_data`. A failed connect or resolution ends in
 /// `unbind(UnbindReason::ConnectFailed(..))` (EventMachine raises for a bad
-/// name instead, C8, because it resolves synchronously). TCP clients get
+/// name instead, because it resolves synchronously). TCP clients get
 /// `TCP_NODELAY`.
 ///
 /// Errors (nothing is created then): `is_no_reactor()` where no reactor

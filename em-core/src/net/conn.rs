@@ -560,7 +560,7 @@ impl<C> Conn<C> {
     ///
     /// On a datagram socket ([`open_datagram_socket`](crate::open_datagram_socket))
     /// each frame is one datagram, sent to the sender of the last datagram
-    /// received (EventMachine's U2); [`send_datagram`](Conn::send_datagram)
+    /// received; [`send_datagram`](Conn::send_datagram)
     /// sends to anyone.
     ///
     /// Returns the bytes queued: `0` when the frame was refused (connection
@@ -815,7 +815,7 @@ impl<C> Conn<C> {
     /// off. The idle clock starts when the timeout is first set, then
     /// restarts at every read or write that moves a byte; the close happens
     /// at last activity + `timeout`, within tokio's 1 ms timer granularity
-    /// (EventMachine may fire up to twice as late, C23). Queued output is
+    /// (EventMachine may fire up to twice as late). Queued output is
     /// discarded, as with `close_connection`. Callable from any callback on
     /// the reactor thread; a no-op on a closed connection.
     ///
@@ -963,7 +963,7 @@ impl<C> Conn<C> {
     }
 
     /// Connects this connection again, to `addr`, with the same handler
-    /// object (EventMachine's `reconnect`, C25): `post_init` does not run
+    /// object (EventMachine's `reconnect`): `post_init` does not run
     /// again; `connection_completed` runs when the new connect succeeds, and
     /// a failure ends in another `unbind(ConnectFailed(..))`, from which the
     /// handler may reconnect again. The handle, its id and its options

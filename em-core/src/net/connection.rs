@@ -28,7 +28,7 @@ use crate::reactor::stats::Ending;
 ///   It is never called re-entrantly: `close_connection` inside a callback
 ///   only requests the close, and `unbind` follows after that callback returns.
 /// * **After a close request** no further `receive_data` is delivered, even
-///   for frames already read (EventMachine may still deliver them, C18).
+///   for frames already read (EventMachine may still deliver them).
 /// * **Re-entrancy.** Any callback may call any [`Conn`] method on any
 ///   connection, start servers, connect, queue ticks or stop the reactor.
 /// * **Panics** in a callback are caught: the connection is closed with
@@ -145,7 +145,7 @@ pub trait Connection: 'static {
 
     /// The target of this connection's proxy
     /// ([`Conn::proxy_incoming_to`]) went away: proxying stopped, and
-    /// `receive_data` gets the input again (EventMachine P4). Once per
+    /// `receive_data` gets the input again. Once per
     /// proxy, after the target's `unbind`.
     fn proxy_target_unbound(&mut self, conn: &Conn<Self::Codec>) {
         let _ = conn;
@@ -154,7 +154,7 @@ pub trait Connection: 'static {
     /// The proxy's length was reached
     /// ([`Conn::proxy_incoming_to_with_length`]): exactly that many bytes
     /// went to the target, proxying stopped, and the input after them goes
-    /// to `receive_data` (EventMachine P3), after this callback. Once per
+    /// to `receive_data`, after this callback. Once per
     /// proxy; a proxy started from here takes that input instead.
     fn proxy_completed(&mut self, conn: &Conn<Self::Codec>) {
         let _ = conn;

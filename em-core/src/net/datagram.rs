@@ -39,8 +39,8 @@ const MAX_PAYLOAD_V6: usize = 65_527;
 /// inactivity timeout, close reasons, exactly one `unbind`), with these
 /// differences:
 ///
-/// * **One `receive_data` per datagram**, empty ones included
-///   (EventMachine's U1). Each datagram is decoded on its own, with the
+/// * **One `receive_data` per datagram**, empty ones included.
+///   Each datagram is decoded on its own, with the
 ///   codec's `decode_eof` (the datagram is all there is), into exactly one
 ///   frame: with `BytesCodec` the whole datagram; with `LinesCodec` one
 ///   line, its newline optional. An empty datagram the codec makes no frame
@@ -53,8 +53,8 @@ const MAX_PAYLOAD_V6: usize = 65_527;
 ///   must not end it for the others (a stream ends with
 ///   `UnbindReason::Codec` instead).
 /// * **Where frames go.** [`Conn::peer_addr`] is the sender of the last
-///   datagram delivered (U3), `None` before the first; [`Conn::send_data`]
-///   sends each frame as one datagram to it (U2), and
+///   datagram delivered, `None` before the first; [`Conn::send_data`]
+///   sends each frame as one datagram to it, and
 ///   [`Conn::send_datagram`] to any address. Queued datagrams keep their
 ///   boundaries and leave in order, one `sendto(2)` each, after the
 ///   callback that queued them; the watermarks and `max_outbound` count

@@ -233,11 +233,11 @@ impl<C: 'static> Conn<C> {
     /// Proxies this connection's input to `target` (EventMachine's
     /// `proxy_incoming_to`): from now on the bytes it reads are queued on
     /// `target` as they are, past both connections' codecs, and
-    /// `receive_data` is not called (EventMachine P1). `target` may have
+    /// `receive_data` is not called. `target` may have
     /// another codec type. Output still flows both ways as usual: a two-way
     /// proxy is two calls, one on each connection.
     ///
-    /// * **Backpressure** (P2). With `bufsize > 0`, reading holds while the
+    /// * **Backpressure**. With `bufsize > 0`, reading holds while the
     ///   target's backlog (its [`outbound_data_size`](Conn::outbound_data_size))
     ///   is above `bufsize`, and resumes once it drains to `bufsize`: a
     ///   slow target slows the source, through TCP, instead of growing
@@ -253,13 +253,13 @@ impl<C: 'static> Conn<C> {
     ///   first, in order. Once the proxy ends, decoding starts again from a
     ///   fresh codec ([`Connection::codec`](crate::Connection::codec)), as
     ///   the old one's state described bytes that went elsewhere.
-    /// * **The target goes away** (it ends; P4): the source's
+    /// * **The target goes away** (it ends): the source's
     ///   [`proxy_target_unbound`](crate::Connection::proxy_target_unbound)
     ///   runs once, after the target's `unbind`, and input goes to
     ///   `receive_data` again. While the target is closing
     ///   (`close_connection_after_writing`), the source's input waits
     ///   for that.
-    /// * **The count** ([`proxied_bytes`](Conn::proxied_bytes), P5) starts
+    /// * **The count** ([`proxied_bytes`](Conn::proxied_bytes)) starts
     ///   at zero with every proxy.
     /// * A proxy already running from this connection stops first (it
     ///   keeps at most one target).
@@ -338,7 +338,7 @@ impl<C: 'static> Conn<C> {
     }
 
     /// [`proxy_incoming_to`](Conn::proxy_incoming_to) for `length` bytes
-    /// only (EventMachine's `enable_proxy` with a length, P3): once exactly
+    /// only (EventMachine's `enable_proxy` with a length): once exactly
     /// `length` bytes have gone to `target`, the proxy stops,
     /// [`proxy_completed`](crate::Connection::proxy_completed) runs, and
     /// the bytes after them go to `receive_data` (through a fresh codec).
@@ -374,7 +374,7 @@ impl<C: 'static> Conn<C> {
 
     /// The bytes the current proxy from this connection moved to its
     /// target, or the last one once it ended (EventMachine's
-    /// `get_proxied_bytes`, P5): exact, whichever way they moved; back to
+    /// `get_proxied_bytes`): exact, whichever way they moved; back to
     /// zero when a proxy starts. Readable in `unbind`. 0 if it never
     /// proxied.
     pub fn proxied_bytes(&self) -> u64 {

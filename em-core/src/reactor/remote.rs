@@ -130,7 +130,7 @@ impl Handle {
 
     /// Queues `f` to run on the reactor thread, in one FIFO with
     /// [`next_tick`](crate::next_tick): after the ticks queued before this
-    /// call and before those queued after it returned (EventMachine N2).
+    /// call and before those queued after it returned.
     /// Wakes the reactor at once if it sleeps. Callable from any thread, the
     /// reactor's own included.
     ///

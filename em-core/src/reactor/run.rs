@@ -355,7 +355,7 @@ async fn main<R: RunResult>(core: Rc<Core>, init: impl FnOnce() -> R) -> Result<
     }
 }
 
-/// The teardown, in EventMachine's order (R5): the shutdown hooks, last
+/// The teardown, in EventMachine's order: the shutdown hooks, last
 /// registered first; every server stops; every open connection gets its
 /// `unbind(ReactorStopped)` (after the shutdown grace, if any); then the
 /// extensions' teardown and what is still queued is dropped.
@@ -480,7 +480,7 @@ async fn contained<F: Future>(future: F, slot: Rc<RefCell<Option<Result<F::Outpu
 /// once with `UnbindReason::ReactorStopped`, queued `next_tick`s are dropped
 /// and `run` returns. Nothing else of the user's runs after the current
 /// callback, not even the rest of the current `next_tick` pass (EventMachine
-/// finishes its iteration first, R4). A no-op where no reactor runs, or when already
+/// finishes its iteration first). A no-op where no reactor runs, or when already
 /// stopping. From another thread, use [`Handle::stop`].
 pub fn stop() {
     match Core::current("stop") {
@@ -551,7 +551,7 @@ where
 /// the connections still open get their `unbind`, so a hook may still send
 /// on them (the output leaves only with a
 /// [`shutdown_grace`](crate::Builder::shutdown_grace)). Hooks run last
-/// registered first (R5), each on the reactor thread with its panic
+/// registered first, each on the reactor thread with its panic
 /// contained; a hook may register another, which runs next.
 ///
 /// Errors with `is_no_reactor()` where no reactor runs.

@@ -4,11 +4,11 @@
 //! Closures from other threads ([`Handle::schedule`](crate::Handle::schedule))
 //! join the same FIFO: the reactor moves them in before it queues a
 //! `next_tick` of its own, and before each pass, so a closure scheduled
-//! before a `next_tick` was queued runs before it (EventMachine's one queue,
-//! N2).
+//! before a `next_tick` was queued runs before it (EventMachine's one
+//! queue).
 //!
 //! A pass runs the closures that were queued when it began (the snapshot
-//! rule, EventMachine N3); closures queued during a pass run in a later one.
+//! rule); closures queued during a pass run in a later one.
 //! Passes run back to back, up to [`PASSES_BEFORE_IO`] of them, and then the
 //! task yields to tokio, which polls I/O and runs every ready connection
 //! before the next batch of passes. So a tick that re-schedules itself
@@ -110,7 +110,7 @@ pub(crate) fn push(tick: Tick) {
 }
 
 /// Runs `f` at once, before returning, on a running reactor's thread
-/// (EventMachine's `EM.schedule` on the reactor thread, N7).
+/// (EventMachine's `EM.schedule` on the reactor thread).
 ///
 /// Errors with `is_no_reactor()` on a thread where no reactor runs, and
 /// drops `f` unrun: the closure is `!Send`, so it cannot reach a reactor on

@@ -5,14 +5,14 @@
 //! * **Receiving.** The datagrams waiting are received in batches, one
 //!   `recvmmsg(2)` per batch, into the reactor-wide read buffer; each is
 //!   decoded on its own and delivered as exactly one frame: one
-//!   `receive_data` per datagram, empty ones included (EventMachine's U1).
+//!   `receive_data` per datagram, empty ones included.
 //!   The codec's `decode_eof` makes the frame, which must use the whole
 //!   datagram: a datagram never leaves bytes behind for the next one. A
 //!   datagram the codec cannot make one frame of (an error, no frame, or
 //!   more than one) is dropped, the codec is rebuilt so that nothing
 //!   carries over, and the socket, which serves every peer, stays open. The
 //!   sender of each delivered datagram becomes the connection's peer, where
-//!   `send_data` replies go (U2, U3).
+//!   `send_data` replies go.
 //! * **Sending.** Queued datagrams (their bytes in the outbound queue, their
 //!   lengths and destinations beside the socket, see `transport/udp.rs`)
 //!   leave in order after each batch received, one `sendmmsg(2)` for many
@@ -457,7 +457,7 @@ where
     }
 }
 
-/// An empty frame of type `F`, for an empty datagram (U1: it arrives as one
+/// An empty frame of type `F`, for an empty datagram (it arrives as one
 /// `receive_data` of nothing), when `F` is one of the frame types of the
 /// byte codecs: `BytesMut` (`BytesCodec`, `LengthDelimitedCodec`), `Bytes`,
 /// `Vec<u8>`, `String` (`LinesCodec`). `None` for any other type.

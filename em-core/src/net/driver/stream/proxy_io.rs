@@ -374,7 +374,7 @@ impl StreamPump {
         }
     }
 
-    /// P3: the proxy's length is reached.
+    /// the proxy's length is reached.
     fn complete<H: Connection>(s: &mut Session<'_, H>, link: &Link) {
         proxy::unlink(s.conn.state(), link);
         tracing::debug!(proxied = link.proxied.get(), "proxy completed");
