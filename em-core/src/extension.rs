@@ -23,7 +23,8 @@
 //! thread, on a builder) and [`panic_message`] (any thread).
 //!
 //! ```
-//! use em_core::extension::{self, ReactorOption};
+//! # use em_core as em;
+//! use em::extension::{self, ReactorOption};
 //!
 //! /// A made-up extension option: how loud the extension is.
 //! #[derive(Debug, Clone, Default)]
@@ -35,13 +36,13 @@
 //!     }
 //! }
 //!
-//! let builder = extension::configure(em_core::Reactor::builder(), |v: &mut Volume| v.0 = 7);
-//! builder.run(|| -> em_core::Result<()> {
+//! let builder = extension::configure(em::Reactor::builder(), |v: &mut Volume| v.0 = 7);
+//! builder.run(|| -> em::Result<()> {
 //!     assert_eq!(extension::option::<Volume>("volume")?.0, 7);
-//!     em_core::stop();
+//!     em::stop();
 //!     Ok(())
 //! })?;
-//! let too_loud = extension::configure(em_core::Reactor::builder(), |v: &mut Volume| v.0 = 12);
+//! let too_loud = extension::configure(em::Reactor::builder(), |v: &mut Volume| v.0 = 12);
 //! assert!(too_loud.build().unwrap_err().is_config());
 //! # Ok::<(), em_core::Error>(())
 //! ```

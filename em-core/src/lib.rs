@@ -25,7 +25,8 @@
 //! file or a directory (on the notify crate).
 //!
 //! ```
-//! use em_core::{Conn, Connection};
+//! # use em_core as em;
+//! use em::{Conn, Connection};
 //! use bytes::BytesMut;
 //! use tokio_util::codec::BytesCodec;
 //!
@@ -41,10 +42,10 @@
 //!     }
 //! }
 //!
-//! em_core::run(|| -> em_core::Result<()> {
-//!     let server = em_core::start_server("127.0.0.1:0", || Echo)?;
-//!     tracing::info!(addr = %server.local_addr(), "echo server up");
-//!     em_core::stop(); // a real server would run until stopped
+//! em::run(|| -> em::Result<()> {
+//!     let server = em::start_server("127.0.0.1:0", || Echo)?;
+//!     eprintln!("echo server up on {}", server.local_addr());
+//!     em::stop(); // a real server would run until stopped
 //!     Ok(())
 //! })?;
 //! # Ok::<(), em_core::Error>(())

@@ -1,7 +1,7 @@
 //! The reactor side of defer: the replies (callbacks, errbacks, futures)
 //! waiting for their ops, the delivery of result batches, and what happens
 //! to both when the reactor stops. One [`Defer`] per reactor, kept with
-//! `em_core::extension::reactor_local`; everything here runs on the reactor thread.
+//! `em::extension::reactor_local`; everything here runs on the reactor thread.
 
 use std::any::Any;
 use std::cell::{Cell, OnceCell, RefCell};

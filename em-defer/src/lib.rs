@@ -2,14 +2,15 @@
 //! back to the reactor thread (EventMachine's `EM.defer`).
 //!
 //! ```
-//! em_core::run(|| -> em_core::Result<()> {
-//!     em_defer::defer(
+//! # mod em { pub use em_core::*; pub use em_defer::*; }
+//! em::run(|| -> em::Result<()> {
+//!     em::defer(
 //!         // On a pool thread: blocking or CPU-heavy work.
 //!         || (1..=20u64).product::<u64>(),
 //!         // Back on the reactor thread, with the op's value.
 //!         |factorial| {
 //!             assert_eq!(factorial, 2_432_902_008_176_640_000);
-//!             em_core::stop();
+//!             em::stop();
 //!         },
 //!     )
 //! })?;
@@ -28,7 +29,7 @@
 //! callback does. Every function here is called on the reactor thread;
 //! where no reactor runs, they return an error that `is_no_reactor()`
 //! instead of panicking. An op that wants to report progress while it runs
-//! sends closures to the reactor with [`em_core::Handle::schedule`]: take a
+//! sends closures to the reactor with [`em::Handle::schedule`](em_core::Handle::schedule): take a
 //! handle with `em::handle()` before deferring and move it into the op.
 //!
 //! # The pool
@@ -176,11 +177,12 @@ pub use options::{DeferBackend, DeferOptions};
 /// once it stops; `op` and `callback` are then dropped, unrun.
 ///
 /// ```
+/// # mod em { pub use em_core::*; pub use em_defer::*; }
 /// use std::time::Duration;
 ///
-/// em_core::run(|| -> em_core::Result<()> {
+/// em::run(|| -> em::Result<()> {
 ///     let reactor = std::thread::current().id();
-///     em_defer::defer(
+///     em::defer(
 ///         move || {
 ///             assert_ne!(std::thread::current().id(), reactor);
 ///             std::thread::sleep(Duration::from_millis(5)); // blocking is fine here
@@ -189,7 +191,7 @@ pub use options::{DeferBackend, DeferOptions};
 ///         move |value| {
 ///             assert_eq!(std::thread::current().id(), reactor);
 ///             assert_eq!(value, "done");
-///             em_core::stop();
+///             em::stop();
 ///         },
 ///     )
 /// })?;
@@ -212,13 +214,14 @@ where
 /// Errors with `is_no_reactor()` where no reactor runs.
 ///
 /// ```
-/// em_core::run(|| {
-///     em_defer::defer_with_errback(
+/// # mod em { pub use em_core::*; pub use em_defer::*; }
+/// em::run(|| {
+///     em::defer_with_errback(
 ///         || -> u32 { panic!("disk on fire") },
 ///         |_| unreachable!(),
 ///         |error| {
 ///             assert_eq!(error.panic_message(), Some("disk on fire"));
-///             em_core::stop();
+///             em::stop();
 ///         },
 ///     )
 /// })?;
@@ -258,11 +261,12 @@ where
 /// [`is_no_reactor()`](DeferError::is_no_reactor) where no reactor runs.
 ///
 /// ```
-/// em_core::run(|| -> em_core::Result<()> {
-///     em_core::spawn(async {
-///         let sum = em_defer::defer_async(|| (1..=100u32).sum::<u32>()).await;
+/// # mod em { pub use em_core::*; pub use em_defer::*; }
+/// em::run(|| -> em::Result<()> {
+///     em::spawn(async {
+///         let sum = em::defer_async(|| (1..=100u32).sum::<u32>()).await;
 ///         assert_eq!(sum.unwrap(), 5050);
-///         em_core::stop();
+///         em::stop();
 ///     })?;
 ///     Ok(())
 /// })?;
@@ -290,14 +294,15 @@ where
 /// until they have ended. Reactor thread; true where no reactor runs.
 ///
 /// ```
-/// em_core::run(|| -> em_core::Result<()> {
-///     assert!(em_defer::defers_finished());
-///     em_defer::defer(|| 1, |_| {
+/// # mod em { pub use em_core::*; pub use em_defer::*; }
+/// em::run(|| -> em::Result<()> {
+///     assert!(em::defers_finished());
+///     em::defer(|| 1, |_| {
 ///         // Delivered: nothing left.
-///         assert!(em_defer::defers_finished());
-///         em_core::stop();
+///         assert!(em::defers_finished());
+///         em::stop();
 ///     })?;
-///     assert!(!em_defer::defers_finished());
+///     assert!(!em::defers_finished());
 ///     Ok(())
 /// })?;
 /// # Ok::<(), em_core::Error>(())

@@ -1,4 +1,4 @@
-//! Defer's reactor options, as an extension trait on `em_core::Builder`:
+//! Defer's reactor options, as an extension trait on `em::Builder`:
 //! the pool size, the shutdown timeout, and which pool runs the ops.
 
 use std::time::Duration;
@@ -57,18 +57,19 @@ impl ReactorOption for DeferConfig {
     }
 }
 
-/// Defer's options on `em_core::Builder` (in the `em` facade's prelude).
+/// Defer's options on `em::Builder` (in the `em` facade's prelude).
 ///
 /// ```
+/// # mod em { pub use em_core::*; pub use em_defer::*; }
 /// use std::time::Duration;
-/// use em_defer::{DeferBackend, DeferOptions};
+/// use em::{DeferBackend, DeferOptions};
 ///
-/// let reactor = em_core::Reactor::builder()
+/// let reactor = em::Reactor::builder()
 ///     .threadpool_size(4)
 ///     .shutdown_timeout(Duration::from_secs(1))
 ///     .defer_backend(DeferBackend::Dedicated)
 ///     .build()?;
-/// assert!(em_core::Reactor::builder().threadpool_size(0).build().unwrap_err().is_config());
+/// assert!(em::Reactor::builder().threadpool_size(0).build().unwrap_err().is_config());
 /// # let _ = reactor;
 /// # Ok::<(), em_core::Error>(())
 /// ```

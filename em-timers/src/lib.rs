@@ -4,16 +4,17 @@
 //! (`em::add_timer`, ...).
 //!
 //! ```
+//! # mod em { pub use em_core::*; pub use em_timers::*; }
 //! use std::cell::Cell;
 //! use std::rc::Rc;
 //! use std::time::Duration;
 //!
 //! let fired = Rc::new(Cell::new(0));
 //! let f = fired.clone();
-//! em_core::run(move || -> em_core::Result<()> {
+//! em::run(move || -> em::Result<()> {
 //!     // A one-shot timer, and a periodic one that cancels itself.
-//!     em_timers::add_timer(Duration::from_millis(30), em_core::stop)?;
-//!     em_timers::add_periodic_timer(Duration::from_millis(5), move |timer| {
+//!     em::add_timer(Duration::from_millis(30), em::stop)?;
+//!     em::add_periodic_timer(Duration::from_millis(5), move |timer| {
 //!         f.set(f.get() + 1);
 //!         if f.get() == 3 {
 //!             timer.cancel();

@@ -1,5 +1,5 @@
 //! The timers' reactor option, `max_timers`, as an extension trait on
-//! `em_core::Builder`.
+//! `em::Builder`.
 
 use em_core::extension::{self, ReactorOption};
 use em_core::Builder;
@@ -23,7 +23,7 @@ impl Default for TimerConfig {
 
 impl ReactorOption for TimerConfig {}
 
-/// The timers' options on `em_core::Builder` (in the `em` facade's
+/// The timers' options on `em::Builder` (in the `em` facade's
 /// prelude): `Reactor::builder().max_timers(Some(n))`.
 pub trait TimerOptions {
     /// The most timers (one-shot and periodic) that may be pending at once
@@ -31,14 +31,15 @@ pub trait TimerOptions {
     /// cap). Adding one more is an error that `is_too_many_timers()`.
     ///
     /// ```
-    /// use em_timers::TimerOptions;
+    /// # mod em { pub use em_core::*; pub use em_timers::*; }
+    /// use em::TimerOptions;
     /// use std::time::Duration;
     ///
-    /// em_core::Reactor::builder().max_timers(Some(1)).run(|| -> em_core::Result<()> {
-    ///     em_timers::add_timer(Duration::from_secs(1), || {})?;
-    ///     let second = em_timers::add_timer(Duration::from_secs(1), || {});
+    /// em::Reactor::builder().max_timers(Some(1)).run(|| -> em::Result<()> {
+    ///     em::add_timer(Duration::from_secs(1), || {})?;
+    ///     let second = em::add_timer(Duration::from_secs(1), || {});
     ///     assert!(second.unwrap_err().is_too_many_timers());
-    ///     em_core::stop();
+    ///     em::stop();
     ///     Ok(())
     /// })?;
     /// # Ok::<(), em_core::Error>(())

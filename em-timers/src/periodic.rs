@@ -19,7 +19,8 @@ use crate::store::{self, TimerId};
 /// reactor harmlessly.
 ///
 /// ```compile_fail
-/// fn on_another_thread(timer: em_timers::PeriodicTimer) {
+/// # mod em { pub use em_core::*; pub use em_timers::*; }
+/// fn on_another_thread(timer: em::PeriodicTimer) {
 ///     std::thread::spawn(move || timer.cancel()); // error: `PeriodicTimer` is not `Send`
 /// }
 /// ```
@@ -101,15 +102,16 @@ impl fmt::Debug for PeriodicTimer {
 /// dropped.
 ///
 /// ```
+/// # mod em { pub use em_core::*; pub use em_timers::*; }
 /// use std::time::Duration;
 ///
-/// em_core::run(|| -> em_core::Result<()> {
+/// em::run(|| -> em::Result<()> {
 ///     let mut ticks = 0;
-///     em_timers::add_periodic_timer(Duration::from_millis(5), move |timer| {
+///     em::add_periodic_timer(Duration::from_millis(5), move |timer| {
 ///         ticks += 1;
 ///         if ticks == 3 {
 ///             timer.cancel(); // EM: `timer.cancel if done`
-///             em_core::stop();
+///             em::stop();
 ///         }
 ///     })?;
 ///     Ok(())

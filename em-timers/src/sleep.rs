@@ -14,12 +14,13 @@ use std::time::Duration;
 /// enabled, such as the reactor's; elsewhere it panics, as tokio's does.
 ///
 /// ```
+/// # mod em { pub use em_core::*; pub use em_timers::*; }
 /// use std::time::Duration;
 ///
-/// em_core::run(|| -> em_core::Result<()> {
-///     em_core::spawn(async {
-///         em_timers::sleep(Duration::from_millis(10)).await;
-///         em_core::stop();
+/// em::run(|| -> em::Result<()> {
+///     em::spawn(async {
+///         em::sleep(Duration::from_millis(10)).await;
+///         em::stop();
 ///     })?;
 ///     Ok(())
 /// })?;
@@ -36,14 +37,15 @@ pub fn sleep(duration: Duration) -> tokio::time::Sleep {
 /// [`sleep`].
 ///
 /// ```
+/// # mod em { pub use em_core::*; pub use em_timers::*; }
 /// use std::time::Duration;
 ///
-/// em_core::run(|| -> em_core::Result<()> {
-///     em_core::spawn(async {
-///         let slow = em_timers::sleep(Duration::from_secs(3600));
-///         let result = em_timers::timeout(Duration::from_millis(10), slow).await;
+/// em::run(|| -> em::Result<()> {
+///     em::spawn(async {
+///         let slow = em::sleep(Duration::from_secs(3600));
+///         let result = em::timeout(Duration::from_millis(10), slow).await;
 ///         assert!(result.is_err());
-///         em_core::stop();
+///         em::stop();
 ///     })?;
 ///     Ok(())
 /// })?;

@@ -18,7 +18,8 @@ use crate::store::{self, TimerId};
 /// no-op).
 ///
 /// ```compile_fail
-/// fn on_another_thread(timer: em_timers::Timer) {
+/// # mod em { pub use em_core::*; pub use em_timers::*; }
+/// fn on_another_thread(timer: em::Timer) {
 ///     std::thread::spawn(move || timer.cancel()); // error: `Timer` is not `Send`
 /// }
 /// ```
@@ -72,11 +73,12 @@ impl fmt::Debug for Timer {
 /// dropped and nothing is scheduled.
 ///
 /// ```
+/// # mod em { pub use em_core::*; pub use em_timers::*; }
 /// use std::time::Duration;
 ///
-/// em_core::run(|| -> em_core::Result<()> {
-///     em_timers::add_timer(Duration::from_millis(20), em_core::stop)?;
-///     let never = em_timers::add_timer(Duration::from_millis(10), || unreachable!())?;
+/// em::run(|| -> em::Result<()> {
+///     em::add_timer(Duration::from_millis(20), em::stop)?;
+///     let never = em::add_timer(Duration::from_millis(10), || unreachable!())?;
 ///     never.cancel();
 ///     Ok(())
 /// })?;
@@ -97,12 +99,13 @@ pub fn add_timer(delay: Duration, f: impl FnOnce() + 'static) -> Result<Timer> {
 /// A no-op for a timer that fired or was cancelled. Reactor thread only.
 ///
 /// ```
+/// # mod em { pub use em_core::*; pub use em_timers::*; }
 /// use std::time::Duration;
 ///
-/// em_core::run(|| -> em_core::Result<()> {
-///     let timer = em_timers::add_timer(Duration::from_secs(3600), || unreachable!())?;
-///     em_timers::cancel_timer(&timer);
-///     em_core::stop();
+/// em::run(|| -> em::Result<()> {
+///     let timer = em::add_timer(Duration::from_secs(3600), || unreachable!())?;
+///     em::cancel_timer(&timer);
+///     em::stop();
 ///     Ok(())
 /// })?;
 /// # Ok::<(), em_core::Error>(())

@@ -89,7 +89,8 @@ struct Inner<T> {
 /// [`subscribe_stream`](Channel::subscribe_stream).
 ///
 /// ```compile_fail,E0277
-/// let chat = em_core::Channel::<String>::new();
+/// # use em_core as em;
+/// let chat = em::Channel::<String>::new();
 /// std::thread::spawn(move || chat.push("hi".into())); // `Channel` is not `Send`
 /// ```
 ///
@@ -120,17 +121,18 @@ struct Inner<T> {
 /// policy: its output grows until the connection's `max_outbound` ends it.
 ///
 /// ```
+/// # use em_core as em;
 /// use std::{cell::RefCell, rc::Rc};
 /// let seen = Rc::new(RefCell::new(Vec::new()));
 /// let s = seen.clone();
-/// em_core::run(move || {
-///     let chat = em_core::Channel::new();
+/// em::run(move || {
+///     let chat = em::Channel::new();
 ///     let (a, b) = (s.clone(), s.clone());
 ///     chat.subscribe(move |m: String| a.borrow_mut().push(format!("a:{m}")));
 ///     chat.subscribe(move |m: String| b.borrow_mut().push(format!("b:{m}")));
 ///     chat.push("hi".to_string()); // delivered before push returns
 ///     s.borrow_mut().push("pushed".into());
-///     em_core::stop();
+///     em::stop();
 /// })?;
 /// assert_eq!(*seen.borrow(), ["a:hi", "b:hi", "pushed"]);
 /// # Ok::<(), em_core::Error>(())
@@ -498,14 +500,15 @@ impl<T> Drop for StreamFeed<T> {
 /// it unsubscribes.
 ///
 /// ```
+/// # use em_core as em;
 /// use futures::StreamExt;
-/// em_core::run(|| -> em_core::Result<()> {
-///     let news = em_core::Channel::new();
+/// em::run(|| -> em::Result<()> {
+///     let news = em::Channel::new();
 ///     let mut stream = news.subscribe_stream();
-///     em_core::spawn(async move {
+///     em::spawn(async move {
 ///         assert_eq!(stream.next().await, Some(1));
 ///         assert_eq!(stream.next().await, Some(2));
-///         em_core::stop();
+///         em::stop();
 ///     })?;
 ///     news.push(1);
 ///     news.push(2);

@@ -64,18 +64,19 @@ struct Inner<T, E> {
 /// * A callback that panics is contained and logged; the next ones still run.
 ///
 /// ```
+/// # use em_core as em;
 /// use std::{cell::RefCell, rc::Rc};
 /// let log = Rc::new(RefCell::new(Vec::new()));
 /// let l = log.clone();
-/// em_core::run(move || {
-///     let d = em_core::Deferred::<u32, String>::new();
+/// em::run(move || {
+///     let d = em::Deferred::<u32, String>::new();
 ///     let l1 = l.clone();
 ///     d.callback(move |v| l1.borrow_mut().push(format!("cb {v}")));
 ///     assert!(d.succeed(1));
 ///     assert!(!d.fail("too late".into())); // the first resolution wins
 ///     let l2 = l.clone();
 ///     d.callback(move |v| l2.borrow_mut().push(format!("late cb {v}")));
-///     em_core::stop();
+///     em::stop();
 /// })?;
 /// assert_eq!(*log.borrow(), ["cb 1", "late cb 1"]);
 /// # Ok::<(), em_core::Error>(())
@@ -310,14 +311,15 @@ impl<T, E> Drop for Inner<T, E> {
 /// clone of the deferred may be awaited. Poll it on the reactor thread.
 ///
 /// ```
-/// em_core::run(|| -> em_core::Result<()> {
-///     let d = em_core::Deferred::<&str, ()>::new();
+/// # use em_core as em;
+/// em::run(|| -> em::Result<()> {
+///     let d = em::Deferred::<&str, ()>::new();
 ///     let waiting = d.clone();
-///     em_core::spawn(async move {
+///     em::spawn(async move {
 ///         assert_eq!(waiting.await, Ok("done"));
-///         em_core::stop();
+///         em::stop();
 ///     })?;
-///     em_core::next_tick(move || {
+///     em::next_tick(move || {
 ///         d.succeed("done");
 ///     });
 ///     Ok(())

@@ -198,20 +198,21 @@ fn local<T: 'static>(id: u64) -> Option<Rc<Local<T>>> {
 ///   dropped and it leaves the channel; pushes go on to the others.
 ///
 /// ```
+/// # use em_core as em;
 /// use std::sync::atomic::{AtomicUsize, Ordering};
 /// use std::sync::Arc;
 ///
-/// let news = em_core::GroupChannel::<String>::new(); // any thread
+/// let news = em::GroupChannel::<String>::new(); // any thread
 /// let subscribed = Arc::new(AtomicUsize::new(0));
 /// let received = Arc::new(AtomicUsize::new(0));
-/// em_core::Reactor::builder().reactors(2).run_each(move |index| -> em_core::Result<()> {
+/// em::Reactor::builder().reactors(2).run_each(move |index| -> em::Result<()> {
 ///     let received = received.clone();
 ///     news.subscribe(move |headline: String| {
 ///         // On this reactor's thread.
-///         assert_eq!(em_core::reactor_index().unwrap(), index);
+///         assert_eq!(em::reactor_index().unwrap(), index);
 ///         assert_eq!(headline, "em: several reactors");
 ///         if received.fetch_add(1, Ordering::SeqCst) + 1 == 2 {
-///             em_core::stop(); // stops both
+///             em::stop(); // stops both
 ///         }
 ///     })?;
 ///     // The second reactor to subscribe publishes, to both.

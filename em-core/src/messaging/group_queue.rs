@@ -206,15 +206,16 @@ impl Drop for Running {
 /// on its way to one of them comes back to the front of the queue.
 ///
 /// ```
+/// # use em_core as em;
 /// use std::sync::atomic::{AtomicUsize, Ordering};
 /// use std::sync::Arc;
 ///
 /// /// Takes jobs, one at a time, until all 6 are done.
-/// fn work(jobs: em_core::GroupQueue<u32>, done: Arc<AtomicUsize>) {
+/// fn work(jobs: em::GroupQueue<u32>, done: Arc<AtomicUsize>) {
 ///     let next = jobs.clone();
 ///     jobs.pop(move |_job| {
 ///         if done.fetch_add(1, Ordering::SeqCst) + 1 == 6 {
-///             em_core::stop(); // stops both reactors
+///             em::stop(); // stops both reactors
 ///         } else {
 ///             work(next, done);
 ///         }
@@ -222,9 +223,9 @@ impl Drop for Running {
 ///     .unwrap();
 /// }
 ///
-/// let jobs = em_core::GroupQueue::new(); // any thread
+/// let jobs = em::GroupQueue::new(); // any thread
 /// let done = Arc::new(AtomicUsize::new(0));
-/// em_core::Reactor::builder().reactors(2).run_each(move |index| {
+/// em::Reactor::builder().reactors(2).run_each(move |index| {
 ///     work(jobs.clone(), done.clone());
 ///     if index == 0 {
 ///         for job in 0..6 {

@@ -34,15 +34,16 @@ use crate::reactor::panic;
 /// `for_each_concurrent(n, f)` an `each`.
 ///
 /// ```
+/// # use em_core as em;
 /// use std::{cell::RefCell, rc::Rc};
 /// let out = Rc::new(RefCell::new(Vec::new()));
 /// let o = out.clone();
-/// em_core::run(move || -> em_core::Result<()> {
-///     em_core::EmIterator::new(1..=6, 2)?.map(
+/// em::run(move || -> em::Result<()> {
+///     em::EmIterator::new(1..=6, 2)?.map(
 ///         |n: u32, done| done.done(n * n),
 ///         move |squares| {
 ///             *o.borrow_mut() = squares;
-///             em_core::stop();
+///             em::stop();
 ///         },
 ///     );
 ///     Ok(())

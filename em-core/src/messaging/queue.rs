@@ -62,11 +62,12 @@ struct Inner<T> {
 /// logged; its item is consumed.
 ///
 /// ```
+/// # use em_core as em;
 /// use std::{cell::RefCell, rc::Rc};
 /// let got = Rc::new(RefCell::new(Vec::new()));
 /// let g = got.clone();
-/// em_core::run(move || {
-///     let q = em_core::Queue::new();
+/// em::run(move || {
+///     let q = em::Queue::new();
 ///     q.push("a");
 ///     let g1 = g.clone();
 ///     q.pop(move |item| g1.borrow_mut().push(item)); // runs at once: "a" is there
@@ -74,7 +75,7 @@ struct Inner<T> {
 ///     q.pop(move |item| g2.borrow_mut().push(item)); // waits
 ///     assert_eq!(q.num_waiting(), 1);
 ///     q.push("b"); // goes to the waiting popper
-///     em_core::stop();
+///     em::stop();
 /// })?;
 /// assert_eq!(*got.borrow(), ["a", "b"]);
 /// # Ok::<(), em_core::Error>(())
@@ -200,13 +201,14 @@ impl<T: 'static> Queue<T> {
     /// nothing is lost. Poll it on the reactor thread.
     ///
     /// ```
-    /// em_core::run(|| -> em_core::Result<()> {
-    ///     let q = em_core::Queue::new();
+    /// # use em_core as em;
+    /// em::run(|| -> em::Result<()> {
+    ///     let q = em::Queue::new();
     ///     let q2 = q.clone();
-    ///     em_core::spawn(async move {
+    ///     em::spawn(async move {
     ///         assert_eq!(q2.pop_async().await, 1);
     ///         assert_eq!(q2.pop_async().await, 2);
-    ///         em_core::stop();
+    ///         em::stop();
     ///     })?;
     ///     q.push(1);
     ///     q.push(2);

@@ -40,24 +40,25 @@ struct Inner<R> {
 /// on the reactor thread.
 ///
 /// ```
+/// # use em_core as em;
 /// use std::{cell::RefCell, rc::Rc};
 /// let used = Rc::new(RefCell::new(Vec::new()));
 /// let u = used.clone();
-/// em_core::run(move || -> em_core::Result<()> {
-///     let pool = em_core::Pool::new();
+/// em::run(move || -> em::Result<()> {
+///     let pool = em::Pool::new();
 ///     pool.add("conn-1");
 ///     let u1 = u.clone();
 ///     pool.perform(move |conn: &&str| {
 ///         u1.borrow_mut().push(conn.to_string());
-///         let d = em_core::Deferred::<(), ()>::new();
+///         let d = em::Deferred::<(), ()>::new();
 ///         d.succeed(()); // the resource goes back to the pool
 ///         d
 ///     });
 ///     let pool2 = pool.clone();
-///     em_core::spawn(async move {
+///     em::spawn(async move {
 ///         let conn = pool2.get().await;
 ///         u.borrow_mut().push(format!("async {}", *conn));
-///         em_core::stop();
+///         em::stop();
 ///     })?;
 ///     Ok(())
 /// })?;

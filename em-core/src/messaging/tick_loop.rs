@@ -30,16 +30,17 @@ struct Inner {
 /// broken body does not spin); the `on_stop` callbacks then run.
 ///
 /// ```
+/// # use em_core as em;
 /// use std::ops::ControlFlow;
 /// use std::{cell::Cell, rc::Rc};
 /// let ticks = Rc::new(Cell::new(0));
 /// let t = ticks.clone();
-/// em_core::run(move || {
-///     let tl = em_core::tick_loop(move || {
+/// em::run(move || {
+///     let tl = em::tick_loop(move || {
 ///         t.set(t.get() + 1);
 ///         if t.get() == 3 { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
 ///     });
-///     tl.on_stop(em_core::stop);
+///     tl.on_stop(em::stop);
 /// })?;
 /// assert_eq!(ticks.get(), 3);
 /// # Ok::<(), em_core::Error>(())

@@ -23,7 +23,8 @@ use std::vec;
 /// `std::net::ToSocketAddrs` (a Unix one is an `InvalidInput` error there).
 ///
 /// ```
-/// use em_core::Addr;
+/// # use em_core as em;
+/// use em::Addr;
 /// let addr: Addr = "127.0.0.1:80".parse::<std::net::SocketAddr>().unwrap().into();
 /// assert_eq!(addr.to_string(), "127.0.0.1:80");
 /// assert_eq!(addr.inet().map(|a| a.port()), Some(80));

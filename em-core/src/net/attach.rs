@@ -191,8 +191,9 @@ fn stream_socket(fd: &OwnedFd) -> io::Result<(Family, bool)> {
 /// if the handler's `codec()` panicked.
 ///
 /// ```
+/// # use em_core as em;
 /// use std::io::Write;
-/// use em_core::{Conn, Connection};
+/// use em::{Conn, Connection};
 /// use tokio_util::codec::LinesCodec;
 ///
 /// struct Reader;
@@ -201,13 +202,13 @@ fn stream_socket(fd: &OwnedFd) -> io::Result<(Family, bool)> {
 ///     fn codec(&self) -> LinesCodec { LinesCodec::new() }
 ///     fn receive_data(&mut self, _: &Conn<LinesCodec>, line: String) {
 ///         assert_eq!(line, "via em");
-///         em_core::stop();
+///         em::stop();
 ///     }
 /// }
 ///
 /// let (reader, mut writer) = std::io::pipe()?;
-/// em_core::run(move || -> em_core::Result<()> {
-///     em_core::attach(reader, Reader)?;
+/// em::run(move || -> em::Result<()> {
+///     em::attach(reader, Reader)?;
 ///     writer.write_all(b"via em\n").expect("write");
 ///     Ok(())
 /// })?;

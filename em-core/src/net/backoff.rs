@@ -8,8 +8,9 @@ use std::time::Duration;
 /// [`reset`](Backoff::reset) once connected. A plain value, any thread.
 ///
 /// ```
+/// # use em_core as em;
 /// use std::time::Duration;
-/// use em_core::{Backoff, Conn, Connection, UnbindReason};
+/// use em::{Backoff, Conn, Connection, UnbindReason};
 /// use bytes::BytesMut;
 /// use tokio_util::codec::BytesCodec;
 ///

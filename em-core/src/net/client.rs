@@ -35,7 +35,8 @@ pub(crate) use crate::net::driver::Connecting;
 /// blocking pool, never on the reactor thread.
 ///
 /// ```
-/// use em_core::Endpoint;
+/// # use em_core as em;
+/// use em::Endpoint;
 /// let by_name: Endpoint = "localhost:80".into();
 /// let by_addr: Endpoint = ([127, 0, 0, 1], 80).into();
 /// let by_path = Endpoint::unix("/run/app.sock");
@@ -263,7 +264,8 @@ impl From<&Addr> for Endpoint {
 /// `codec()` panicked.
 ///
 /// ```
-/// use em_core::{Conn, Connection, UnbindReason};
+/// # use em_core as em;
+/// use em::{Conn, Connection, UnbindReason};
 /// use bytes::{Bytes, BytesMut};
 /// use tokio_util::codec::BytesCodec;
 ///
@@ -277,13 +279,13 @@ impl From<&Addr> for Endpoint {
 ///     fn receive_data(&mut self, _: &Conn<BytesCodec>, _: BytesMut) {}
 ///     fn unbind(&mut self, _: &Conn<BytesCodec>, reason: UnbindReason) {
 ///         assert!(matches!(reason, UnbindReason::ConnectFailed(_)));
-///         em_core::stop();
+///         em::stop();
 ///     }
 /// }
 ///
-/// em_core::run(|| -> em_core::Result<()> {
+/// em::run(|| -> em::Result<()> {
 ///     // Nothing listens on port 1 of localhost: the connect is refused.
-///     em_core::connect("127.0.0.1:1", Hello)?;
+///     em::connect("127.0.0.1:1", Hello)?;
 ///     Ok(())
 /// })?;
 /// # Ok::<(), em_core::Error>(())

@@ -16,10 +16,11 @@ use crate::net::connection::Connection;
 /// factory.
 ///
 /// ```
-/// em_core::run(|| -> em_core::Result<()> {
-///     let echo = em_core::start_server("127.0.0.1:0", em_core::handler(|conn, data| conn.send_data(data)))?;
+/// # use em_core as em;
+/// em::run(|| -> em::Result<()> {
+///     let echo = em::start_server("127.0.0.1:0", em::handler(|conn, data| conn.send_data(data)))?;
 ///     echo.stop();
-///     em_core::stop();
+///     em::stop();
 ///     Ok(())
 /// })?;
 /// # Ok::<(), em_core::Error>(())

@@ -452,7 +452,8 @@ impl<C> Member for ConnInner<C> {
 /// The compiler keeps it on the reactor thread:
 ///
 /// ```compile_fail
-/// fn on_another_thread(conn: em_core::Conn<tokio_util::codec::BytesCodec>) {
+/// # use em_core as em;
+/// fn on_another_thread(conn: em::Conn<tokio_util::codec::BytesCodec>) {
 ///     std::thread::spawn(move || conn.close_connection()); // error: `Conn` is not `Send`
 /// }
 /// ```
@@ -529,7 +530,8 @@ impl<C> Conn<C> {
     /// itself (its `decode` or `encode`), which holds it.
     ///
     /// ```
-    /// use em_core::{Conn, Connection};
+    /// # use em_core as em;
+    /// use em::{Conn, Connection};
     /// use tokio_util::codec::LinesCodec;
     ///
     /// struct Limits;
@@ -539,12 +541,12 @@ impl<C> Conn<C> {
     ///     fn post_init(&mut self, conn: &Conn<LinesCodec>) {
     ///         let max = conn.with_codec(|codec| codec.max_length()).unwrap();
     ///         assert_eq!(max, usize::MAX);
-    ///         em_core::stop();
+    ///         em::stop();
     ///     }
     ///     fn receive_data(&mut self, _: &Conn<LinesCodec>, _: String) {}
     /// }
     ///
-    /// em_core::run(|| em_core::connect_pair(Limits, Limits).map(drop))?;
+    /// em::run(|| em::connect_pair(Limits, Limits).map(drop))?;
     /// # Ok::<(), em_core::Error>(())
     /// ```
     pub fn with_codec<R>(&self, f: impl FnOnce(&mut C) -> R) -> Result<R> {

@@ -64,7 +64,8 @@ use crate::reactor::stats::Ending;
 /// [`Conn::send_data`], which takes anything the codec can encode.
 ///
 /// ```
-/// use em_core::{Conn, Connection, UnbindReason};
+/// # use em_core as em;
+/// use em::{Conn, Connection, UnbindReason};
 /// use tokio_util::codec::LinesCodec;
 ///
 /// /// Answers every line with its length.
@@ -79,15 +80,15 @@ use crate::reactor::stats::Ending;
 ///         conn.send_data(line.len().to_string());
 ///     }
 ///     fn unbind(&mut self, conn: &Conn<LinesCodec>, reason: UnbindReason) {
-///         tracing::info!(conn = %conn.id(), %reason, "gone");
+///         eprintln!("{} gone: {reason}", conn.id());
 ///     }
 /// }
 ///
-/// em_core::run(|| -> em_core::Result<()> {
-///     let server = em_core::start_server("[::1]:0", || Counter)
-///         .or_else(|_| em_core::start_server("127.0.0.1:0", || Counter))?;
+/// em::run(|| -> em::Result<()> {
+///     let server = em::start_server("[::1]:0", || Counter)
+///         .or_else(|_| em::start_server("127.0.0.1:0", || Counter))?;
 ///     server.stop();
-///     em_core::stop();
+///     em::stop();
 ///     Ok(())
 /// })?;
 /// # Ok::<(), em_core::Error>(())

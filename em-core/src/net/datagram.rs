@@ -75,7 +75,8 @@ const MAX_PAYLOAD_V6: usize = 65_527;
 /// handler's `codec()` panicked (nothing is opened then).
 ///
 /// ```
-/// use em_core::{Conn, Connection};
+/// # use em_core as em;
+/// use em::{Conn, Connection};
 /// use bytes::{Bytes, BytesMut};
 /// use tokio_util::codec::BytesCodec;
 ///
@@ -96,13 +97,13 @@ const MAX_PAYLOAD_V6: usize = 65_527;
 ///     fn codec(&self) -> BytesCodec { BytesCodec::new() }
 ///     fn receive_data(&mut self, _: &Conn<BytesCodec>, datagram: BytesMut) {
 ///         assert_eq!(&datagram[..], b"ping");
-///         em_core::stop();
+///         em::stop();
 ///     }
 /// }
 ///
-/// em_core::run(|| -> em_core::Result<()> {
-///     let echo = em_core::open_datagram_socket("127.0.0.1:0", Echo)?;
-///     let client = em_core::open_datagram_socket("127.0.0.1:0", Client)?;
+/// em::run(|| -> em::Result<()> {
+///     let echo = em::open_datagram_socket("127.0.0.1:0", Echo)?;
+///     let client = em::open_datagram_socket("127.0.0.1:0", Client)?;
 ///     let to = echo.local_addr().expect("bound");
 ///     client.send_datagram(Bytes::from_static(b"ping"), to)?;
 /// #   em_core::spawn(async {
@@ -172,8 +173,9 @@ impl<C> Conn<C> {
     /// (`is_closed()`, `is_encode()`, `is_outbound_overflow()`).
     ///
     /// ```
+    /// # use em_core as em;
     /// use std::net::SocketAddr;
-    /// use em_core::{Conn, Connection};
+    /// use em::{Conn, Connection};
     /// use tokio_util::codec::LinesCodec;
     ///
     /// struct Quiet;
@@ -183,13 +185,13 @@ impl<C> Conn<C> {
     ///     fn receive_data(&mut self, _: &Conn<LinesCodec>, _: String) {}
     /// }
     ///
-    /// em_core::run(|| -> em_core::Result<()> {
-    ///     let socket = em_core::open_datagram_socket("127.0.0.1:0", Quiet)?;
+    /// em::run(|| -> em::Result<()> {
+    ///     let socket = em::open_datagram_socket("127.0.0.1:0", Quiet)?;
     ///     let to: SocketAddr = "127.0.0.1:9".parse().unwrap(); // discard
     ///     assert_eq!(socket.send_datagram("hello", to)?, 6); // "hello\n"
     ///     let v6: SocketAddr = "[2001:db8::1]:9".parse().unwrap();
     ///     assert!(socket.send_datagram("hello", v6).unwrap_err().is_invalid_argument());
-    ///     em_core::stop();
+    ///     em::stop();
     ///     Ok(())
     /// })?;
     /// # Ok::<(), em_core::Error>(())

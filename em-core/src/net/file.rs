@@ -82,7 +82,8 @@ impl<C: 'static> Conn<C> {
     /// `is_no_reactor()` / `is_stopping()` off the reactor or once it stops.
     ///
     /// ```
-    /// use em_core::{Conn, Connection, UnbindReason};
+    /// # use em_core as em;
+    /// use em::{Conn, Connection, UnbindReason};
     /// use bytes::BytesMut;
     /// use tokio_util::codec::BytesCodec;
     ///
@@ -112,15 +113,15 @@ impl<C: 'static> Conn<C> {
     ///     }
     ///     fn unbind(&mut self, _: &Conn<BytesCodec>, _: UnbindReason) {
     ///         assert_eq!(&self.0[..], b"hello");
-    ///         em_core::stop();
+    ///         em::stop();
     ///     }
     /// }
     ///
     /// let path = std::env::temp_dir().join(format!("em-doc-send-file-{}", std::process::id()));
     /// std::fs::write(&path, b"hello").expect("write");
     /// let p = path.clone();
-    /// em_core::run(move || -> em_core::Result<()> {
-    ///     em_core::connect_pair(Sender(p), Receiver(BytesMut::new()))?;
+    /// em::run(move || -> em::Result<()> {
+    ///     em::connect_pair(Sender(p), Receiver(BytesMut::new()))?;
     ///     Ok(())
     /// })?;
     /// std::fs::remove_file(path).expect("remove");

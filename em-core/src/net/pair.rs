@@ -28,7 +28,8 @@ use crate::reactor::panic;
 /// `codec()` panicked (nothing is created then).
 ///
 /// ```
-/// use em_core::{Conn, Connection};
+/// # use em_core as em;
+/// use em::{Conn, Connection};
 /// use tokio_util::codec::LinesCodec;
 ///
 /// struct Greeter;
@@ -49,12 +50,12 @@ use crate::reactor::panic;
 ///     }
 ///     fn receive_data(&mut self, _: &Conn<LinesCodec>, line: String) {
 ///         assert_eq!(line, "hello, em");
-///         em_core::stop();
+///         em::stop();
 ///     }
 /// }
 ///
-/// em_core::run(|| -> em_core::Result<()> {
-///     em_core::connect_pair(Greeter, Visitor)?;
+/// em::run(|| -> em::Result<()> {
+///     em::connect_pair(Greeter, Visitor)?;
 ///     Ok(())
 /// })?;
 /// # Ok::<(), em_core::Error>(())

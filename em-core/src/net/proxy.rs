@@ -278,17 +278,18 @@ impl<C: 'static> Conn<C> {
     /// either is not a byte stream. Nothing changes on an error.
     ///
     /// ```
-    /// use em_core::{Conn, Connection, UnbindReason};
+    /// # use em_core as em;
+    /// use em::{Conn, Connection, UnbindReason};
     /// use bytes::BytesMut;
     /// use tokio_util::codec::BytesCodec;
     ///
     /// /// The proxy's client side: forwards to a backend it connects to.
-    /// struct Front { backend: em_core::Addr }
+    /// struct Front { backend: em::Addr }
     /// impl Connection for Front {
     ///     type Codec = BytesCodec;
     ///     fn codec(&self) -> BytesCodec { BytesCodec::new() }
     ///     fn post_init(&mut self, conn: &Conn<BytesCodec>) {
-    ///         let back = em_core::connect(&self.backend, Back(conn.clone())).expect("connect");
+    ///         let back = em::connect(&self.backend, Back(conn.clone())).expect("connect");
     ///         conn.proxy_incoming_to(&back, 1 << 20).expect("proxy to the backend");
     ///     }
     ///     fn receive_data(&mut self, _: &Conn<BytesCodec>, _: BytesMut) {}
@@ -318,17 +319,17 @@ impl<C: 'static> Conn<C> {
     ///     }
     ///     fn receive_data(&mut self, _: &Conn<BytesCodec>, data: BytesMut) {
     ///         assert_eq!(&data[..], b"hello");
-    ///         em_core::stop();
+    ///         em::stop();
     ///     }
     /// }
     ///
-    /// em_core::run(|| -> em_core::Result<()> {
-    ///     let echo = em_core::start_server("127.0.0.1:0", em_core::handler(|c, d| c.send_data(d)))?;
+    /// em::run(|| -> em::Result<()> {
+    ///     let echo = em::start_server("127.0.0.1:0", em::handler(|c, d| c.send_data(d)))?;
     ///     let backend = echo.local_addr();
-    ///     let proxy = em_core::start_server("127.0.0.1:0", move || Front {
+    ///     let proxy = em::start_server("127.0.0.1:0", move || Front {
     ///         backend: backend.clone(),
     ///     })?;
-    ///     em_core::connect(proxy.local_addr(), Hello)?;
+    ///     em::connect(proxy.local_addr(), Hello)?;
     ///     Ok(())
     /// })?;
     /// # Ok::<(), em_core::Error>(())

@@ -173,7 +173,8 @@ impl Member for ServerInner {
 /// and so does stopping the reactor.
 ///
 /// ```compile_fail
-/// fn on_another_thread(server: em_core::Server) {
+/// # use em_core as em;
+/// fn on_another_thread(server: em::Server) {
 ///     std::thread::spawn(move || server.stop()); // error: `Server` is not `Send`
 /// }
 /// ```
@@ -261,7 +262,8 @@ impl fmt::Debug for Server {
 /// names it).
 ///
 /// ```
-/// use em_core::{Conn, Connection};
+/// # use em_core as em;
+/// use em::{Conn, Connection};
 /// use bytes::BytesMut;
 /// use tokio_util::codec::BytesCodec;
 ///
@@ -274,10 +276,10 @@ impl fmt::Debug for Server {
 ///     }
 /// }
 ///
-/// em_core::run(|| -> em_core::Result<()> {
-///     let server = em_core::start_server("127.0.0.1:0", || Echo)?;
+/// em::run(|| -> em::Result<()> {
+///     let server = em::start_server("127.0.0.1:0", || Echo)?;
 ///     assert_ne!(server.local_addr().inet().unwrap().port(), 0);
-///     em_core::stop();
+///     em::stop();
 ///     Ok(())
 /// })?;
 /// # Ok::<(), em_core::Error>(())
@@ -347,6 +349,7 @@ pub(crate) fn bind_tcp(addr: SocketAddr, backlog: u32, reuseport: bool) -> io::R
 /// cannot be bound (the message names it).
 ///
 /// ```
+/// # use em_core as em;
 /// # use em_core::{Conn, Connection};
 /// # use bytes::BytesMut;
 /// # use tokio_util::codec::BytesCodec;
@@ -358,13 +361,13 @@ pub(crate) fn bind_tcp(addr: SocketAddr, backlog: u32, reuseport: bool) -> io::R
 /// # }
 /// let path = std::env::temp_dir().join(format!("em-doc-{}.sock", std::process::id()));
 /// let p = path.clone();
-/// em_core::run(move || -> em_core::Result<()> {
-///     let server = em_core::start_unix_domain_server(&p, || Echo)?;
+/// em::run(move || -> em::Result<()> {
+///     let server = em::start_unix_domain_server(&p, || Echo)?;
 ///     assert_eq!(server.local_addr().unix_path(), Some(p.as_path()));
 ///     assert!(p.exists());
 ///     server.stop();
 ///     assert!(!p.exists(), "the socket file goes with the server");
-///     em_core::stop();
+///     em::stop();
 ///     Ok(())
 /// })?;
 /// # Ok::<(), em_core::Error>(())

@@ -204,15 +204,16 @@ fn copy_reason(reason: &UnbindReason) -> UnbindReason {
 /// to send, over TCP, a Unix-domain socket or an in-memory pair.
 ///
 /// ```
-/// use em_core::Socket;
+/// # use em_core as em;
+/// use em::Socket;
 /// use futures::{SinkExt, StreamExt};
 /// use tokio_util::codec::LinesCodec;
 ///
-/// let reply = em_core::synchrony(async {
-///     let listener = em_core::SocketListener::bind("127.0.0.1:0", LinesCodec::new)?;
+/// let reply = em::synchrony(async {
+///     let listener = em::SocketListener::bind("127.0.0.1:0", LinesCodec::new)?;
 ///     let addr = listener.local_addr();
 ///     // The server: echoes each line, upper-cased, until the client closes.
-///     em_core::spawn(async move {
+///     em::spawn(async move {
 ///         let mut socket = listener.accept().await.expect("a client");
 ///         while let Some(Ok(line)) = socket.next().await {
 ///             if socket.send(line.to_uppercase()).await.is_err() {
@@ -294,7 +295,8 @@ fn copy_reason(reason: &UnbindReason) -> UnbindReason {
 /// [`synchrony`](crate::synchrony)), like every reactor-owned handle.
 ///
 /// ```compile_fail
-/// fn on_another_thread(socket: em_core::Socket<tokio_util::codec::BytesCodec>) {
+/// # use em_core as em;
+/// fn on_another_thread(socket: em::Socket<tokio_util::codec::BytesCodec>) {
 ///     std::thread::spawn(move || drop(socket)); // error: `Socket` is not `Send`
 /// }
 /// ```
@@ -346,11 +348,12 @@ where
     /// Errors: `is_no_reactor()` / `is_stopping()`.
     ///
     /// ```
+    /// # use em_core as em;
     /// use futures::{SinkExt, StreamExt};
     /// use tokio_util::codec::LinesCodec;
     ///
-    /// em_core::synchrony(async {
-    ///     let (mut a, mut b) = em_core::Socket::pair(LinesCodec::new(), LinesCodec::new()).await?;
+    /// em::synchrony(async {
+    ///     let (mut a, mut b) = em::Socket::pair(LinesCodec::new(), LinesCodec::new()).await?;
     ///     a.send("ping").await?;
     ///     assert_eq!(b.next().await.unwrap()?, "ping");
     ///     drop(a); // closes after writing: b's stream ends cleanly

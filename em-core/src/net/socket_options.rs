@@ -89,8 +89,9 @@ impl<C> Conn<C> {
     /// [`set_nodelay`](Conn::set_nodelay) (TCP only).
     ///
     /// ```
+    /// # use em_core as em;
     /// use std::time::Duration;
-    /// use em_core::{Conn, Connection};
+    /// use em::{Conn, Connection};
     /// use tokio_util::codec::BytesCodec;
     ///
     /// struct Client;
@@ -101,14 +102,14 @@ impl<C> Conn<C> {
     ///         conn.enable_keepalive(Duration::from_secs(60), Duration::from_secs(10), 5)
     ///             .expect("keep-alive");
     ///         assert!(conn.keepalive().expect("SO_KEEPALIVE"));
-    ///         em_core::stop();
+    ///         em::stop();
     ///     }
     ///     fn receive_data(&mut self, _: &Conn<BytesCodec>, _: bytes::BytesMut) {}
     /// }
     ///
-    /// em_core::run(|| -> em_core::Result<()> {
-    ///     let server = em_core::start_server("127.0.0.1:0", em_core::handler(|_, _| ()))?;
-    ///     em_core::connect(server.local_addr(), Client)?;
+    /// em::run(|| -> em::Result<()> {
+    ///     let server = em::start_server("127.0.0.1:0", em::handler(|_, _| ()))?;
+    ///     em::connect(server.local_addr(), Client)?;
     ///     Ok(())
     /// })?;
     /// # Ok::<(), em_core::Error>(())
@@ -177,7 +178,8 @@ impl<C> Conn<C> {
     /// `is_unsupported()` on a pipe or in-memory connection.
     ///
     /// ```
-    /// use em_core::{Conn, Connection};
+    /// # use em_core as em;
+    /// use em::{Conn, Connection};
     /// use tokio_util::codec::BytesCodec;
     ///
     /// struct Client;
@@ -189,14 +191,14 @@ impl<C> Conn<C> {
     ///             .expect("TCP_USER_TIMEOUT");
     ///         let sndbuf = conn.with_socket(|s| s.send_buffer_size()).expect("SO_SNDBUF");
     ///         assert!(sndbuf > 0);
-    ///         em_core::stop();
+    ///         em::stop();
     ///     }
     ///     fn receive_data(&mut self, _: &Conn<BytesCodec>, _: bytes::BytesMut) {}
     /// }
     ///
-    /// em_core::run(|| -> em_core::Result<()> {
-    ///     let server = em_core::start_server("127.0.0.1:0", em_core::handler(|_, _| ()))?;
-    ///     em_core::connect(server.local_addr(), Client)?;
+    /// em::run(|| -> em::Result<()> {
+    ///     let server = em::start_server("127.0.0.1:0", em::handler(|_, _| ()))?;
+    ///     em::connect(server.local_addr(), Client)?;
     ///     Ok(())
     /// })?;
     /// # Ok::<(), em_core::Error>(())
@@ -220,6 +222,7 @@ impl<C> Conn<C> {
     /// `is_unsupported()` on a pipe or in-memory connection.
     ///
     /// ```
+    /// # use em_core as em;
     /// # use em_core::{Conn, Connection};
     /// # use tokio_util::codec::BytesCodec;
     /// # struct Client;
@@ -232,7 +235,7 @@ impl<C> Conn<C> {
     ///         .expect("setsockopt");
     ///     let on = conn.get_sock_opt(libc::SOL_SOCKET, libc::SO_KEEPALIVE).expect("getsockopt");
     ///     assert_eq!(on, 1i32.to_ne_bytes());
-    ///     em_core::stop();
+    ///     em::stop();
     /// }
     /// # }
     /// # em_core::run(|| -> em_core::Result<()> {
@@ -273,7 +276,8 @@ impl<C> Conn<C> {
     /// if the system refuses.
     ///
     /// ```
-    /// use em_core::{Conn, Connection};
+    /// # use em_core as em;
+    /// use em::{Conn, Connection};
     /// use tokio_util::codec::BytesCodec;
     ///
     /// struct Quiet;
@@ -283,12 +287,12 @@ impl<C> Conn<C> {
     ///     fn receive_data(&mut self, _: &Conn<BytesCodec>, _: bytes::BytesMut) {}
     /// }
     ///
-    /// em_core::run(|| -> em_core::Result<()> {
-    ///     let socket = em_core::open_datagram_socket("127.0.0.1:0", Quiet)?;
+    /// em::run(|| -> em::Result<()> {
+    ///     let socket = em::open_datagram_socket("127.0.0.1:0", Quiet)?;
     ///     assert!(socket.broadcast()?, "on, as EventMachine");
     ///     socket.set_broadcast(false)?;
     ///     assert!(!socket.broadcast()?);
-    ///     em_core::stop();
+    ///     em::stop();
     ///     Ok(())
     /// })?;
     /// # Ok::<(), em_core::Error>(())

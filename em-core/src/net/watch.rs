@@ -83,10 +83,11 @@ use crate::reactor::panic;
 /// `is_panic()` if the handler's `codec()` panicked.
 ///
 /// ```
+/// # use em_core as em;
 /// use std::io::{Read, Write};
 /// use std::os::unix::net::UnixStream;
 /// use std::rc::Rc;
-/// use em_core::{Conn, Connection};
+/// use em::{Conn, Connection};
 /// use tokio_util::codec::BytesCodec;
 ///
 /// /// Reads the watched socket itself when em says it is readable.
@@ -107,7 +108,7 @@ use crate::reactor::panic;
 ///         let n = (&*self.socket).read(&mut buf).expect("readable");
 ///         assert_eq!(&buf[..n], b"ping");
 ///         conn.close_connection(); // ends the watch; the socket stays open
-///         em_core::stop();
+///         em::stop();
 ///     }
 /// }
 ///
@@ -115,8 +116,8 @@ use crate::reactor::panic;
 /// ours.set_nonblocking(true)?;
 /// let ours = Rc::new(ours);
 /// let socket = ours.clone();
-/// em_core::run(move || -> em_core::Result<()> {
-///     let conn = em_core::watch(&*socket, Reader { socket: socket.clone() })?;
+/// em::run(move || -> em::Result<()> {
+///     let conn = em::watch(&*socket, Reader { socket: socket.clone() })?;
 ///     assert!(conn.is_watch_only());
 ///     conn.set_notify_readable(true)?;
 ///     theirs.write_all(b"ping").expect("write");

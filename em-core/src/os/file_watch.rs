@@ -142,7 +142,8 @@ pub trait FileWatcher: 'static {
 /// belongs to the reactor thread, and outlives its reactor harmlessly.
 ///
 /// ```compile_fail
-/// fn on_another_thread(watch: em_core::FileWatch) {
+/// # use em_core as em;
+/// fn on_another_thread(watch: em::FileWatch) {
 ///     std::thread::spawn(move || watch.stop_watching()); // error: `FileWatch` is not `Send`
 /// }
 /// ```
@@ -244,24 +245,25 @@ impl fmt::Debug for FileWatch {
 /// (`NotFound` for a missing path). On error `handler` is dropped.
 ///
 /// ```
+/// # use em_core as em;
 /// use std::io::Write;
-/// use em_core::{FileWatch, FileWatcher};
+/// use em::{FileWatch, FileWatcher};
 ///
 /// /// Stops the reactor at the first change.
 /// struct StopOnChange;
 ///
 /// impl FileWatcher for StopOnChange {
 ///     fn file_modified(&mut self, watch: &FileWatch, _entry: Option<&std::path::Path>) {
-///         tracing::info!(path = %watch.path().display(), "changed");
-///         em_core::stop();
+///         eprintln!("{} changed", watch.path().display());
+///         em::stop();
 ///     }
 /// }
 ///
 /// let path = std::env::temp_dir().join(format!("em-doc-watch-{}", std::process::id()));
 /// std::fs::write(&path, "")?;
 /// let file = path.clone();
-/// em_core::run(move || -> Result<(), em_core::BoxError> {
-///     let watch = em_core::watch_file(&file, StopOnChange)?;
+/// em::run(move || -> Result<(), em::BoxError> {
+///     let watch = em::watch_file(&file, StopOnChange)?;
 ///     assert_eq!(watch.path(), file);
 ///     // Any change after watch_file returned is seen.
 ///     std::fs::OpenOptions::new().append(true).open(&file)?.write_all(b"hello\n")?;
@@ -273,11 +275,11 @@ impl fmt::Debug for FileWatch {
 /// })?;
 /// std::fs::remove_file(&path)?;
 ///
-/// let missing = em_core::run(|| {
-///     let err = em_core::watch_file("/no/such/file", StopOnChange).unwrap_err();
+/// let missing = em::run(|| {
+///     let err = em::watch_file("/no/such/file", StopOnChange).unwrap_err();
 ///     assert!(err.is_io());
 ///     assert!(err.to_string().contains("/no/such/file"));
-///     em_core::stop();
+///     em::stop();
 /// });
 /// missing?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())

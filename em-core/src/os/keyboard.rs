@@ -114,7 +114,8 @@ const RETRY_WOULD_BLOCK: Duration = Duration::from_millis(20);
 /// thread cannot be made.
 ///
 /// ```no_run
-/// use em_core::{Conn, Connection};
+/// # use em_core as em;
+/// use em::{Conn, Connection};
 /// use tokio_util::codec::LinesCodec;
 ///
 /// /// Echoes each line typed; `quit` stops.
@@ -127,17 +128,17 @@ const RETRY_WOULD_BLOCK: Duration = Duration::from_millis(20);
 ///     }
 ///     fn receive_data(&mut self, _: &Conn<LinesCodec>, line: String) {
 ///         if line == "quit" {
-///             em_core::stop();
+///             em::stop();
 ///         } else {
 ///             println!("you typed {line:?}");
 ///         }
 ///     }
-///     fn unbind(&mut self, _: &Conn<LinesCodec>, _: em_core::UnbindReason) {
-///         em_core::stop(); // end of input (Ctrl-D)
+///     fn unbind(&mut self, _: &Conn<LinesCodec>, _: em::UnbindReason) {
+///         em::stop(); // end of input (Ctrl-D)
 ///     }
 /// }
 ///
-/// em_core::run(|| em_core::open_keyboard(Echo).map(drop))?;
+/// em::run(|| em::open_keyboard(Echo).map(drop))?;
 /// # Ok::<(), em_core::Error>(())
 /// ```
 pub fn open_keyboard<H: Connection>(handler: H) -> Result<Conn<H::Codec>> {

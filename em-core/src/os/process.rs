@@ -63,7 +63,8 @@ type StderrStart = Box<dyn FnOnce(OwnedFd, u32, &std::rc::Rc<Core>) -> Result<()
 /// its own. See [`popen`] for the whole contract.
 ///
 /// ```
-/// use em_core::{Conn, Connection, Popen, UnbindReason};
+/// # use em_core as em;
+/// use em::{Conn, Connection, Popen, UnbindReason};
 /// use tokio_util::codec::LinesCodec;
 ///
 /// /// Feeds `sort` three lines and checks what comes back.
@@ -86,11 +87,11 @@ type StderrStart = Box<dyn FnOnce(OwnedFd, u32, &std::rc::Rc<Core>) -> Result<()
 ///     fn unbind(&mut self, _: &Conn<LinesCodec>, reason: UnbindReason) {
 ///         assert!(matches!(reason, UnbindReason::Exited(s) if s.success()));
 ///         assert_eq!(self.0, ["apple", "fig", "pear"]);
-///         em_core::stop();
+///         em::stop();
 ///     }
 /// }
 ///
-/// em_core::run(|| -> em_core::Result<()> {
+/// em::run(|| -> em::Result<()> {
 ///     let conn = Popen::new("sort").env("LC_ALL", "C").start(Sorted(Vec::new()))?;
 ///     assert!(conn.pid().is_some());
 ///     Ok(())
@@ -383,7 +384,8 @@ struct Spawned {
 /// the error is returned.
 ///
 /// ```
-/// use em_core::{Conn, Connection, UnbindReason};
+/// # use em_core as em;
+/// use em::{Conn, Connection, UnbindReason};
 /// use tokio_util::codec::LinesCodec;
 ///
 /// struct Exit;
@@ -396,11 +398,11 @@ struct Spawned {
 ///     fn unbind(&mut self, conn: &Conn<LinesCodec>, reason: UnbindReason) {
 ///         assert!(matches!(reason, UnbindReason::Exited(s) if s.code() == Some(3)));
 ///         assert_eq!(conn.exit_status().and_then(|s| s.code()), Some(3));
-///         em_core::stop();
+///         em::stop();
 ///     }
 /// }
 ///
-/// em_core::run(|| em_core::popen(["sh", "-c", "echo bye; exit 3"], Exit).map(drop))?;
+/// em::run(|| em::popen(["sh", "-c", "echo bye; exit 3"], Exit).map(drop))?;
 /// # Ok::<(), em_core::Error>(())
 /// ```
 pub fn popen<H, I, S>(argv: I, handler: H) -> Result<Conn<H::Codec>>
@@ -425,11 +427,12 @@ pub fn popen_shell<H: Connection>(command: &str, handler: H) -> Result<Conn<H::C
 /// Reactor thread only; `done` runs on it. See [`Popen::system`].
 ///
 /// ```
-/// em_core::run(|| -> em_core::Result<()> {
-///     em_core::system(["sh", "-c", "echo out; echo err >&2; exit 3"], |out, status| {
+/// # use em_core as em;
+/// em::run(|| -> em::Result<()> {
+///     em::system(["sh", "-c", "echo out; echo err >&2; exit 3"], |out, status| {
 ///         assert_eq!(&out[..], b"out\n");
 ///         assert_eq!(status.code(), Some(3));
-///         em_core::stop();
+///         em::stop();
 ///     })?;
 ///     Ok(())
 /// })?;
@@ -448,7 +451,8 @@ where
 /// [`Popen::output`].
 ///
 /// ```
-/// let (out, status) = em_core::synchrony(em_core::system_async(["echo", "hi"]))??;
+/// # use em_core as em;
+/// let (out, status) = em::synchrony(em::system_async(["echo", "hi"]))??;
 /// assert_eq!(&out[..], b"hi\n");
 /// assert!(status.success());
 /// # Ok::<(), em_core::Error>(())

@@ -64,7 +64,8 @@ impl<F: FnMut(&ProcessWatch) + 'static> ProcessWatcher for F {
 /// outlives its reactor harmlessly.
 ///
 /// ```compile_fail
-/// fn on_another_thread(watch: em_core::ProcessWatch) {
+/// # use em_core as em;
+/// fn on_another_thread(watch: em::ProcessWatch) {
 ///     std::thread::spawn(move || watch.stop_watching()); // error: `ProcessWatch` is not `Send`
 /// }
 /// ```
@@ -155,13 +156,14 @@ impl fmt::Debug for ProcessWatch {
 /// `pidfd_open(2)`. On error `handler` is dropped.
 ///
 /// ```
+/// # use em_core as em;
 /// # #[cfg(target_os = "linux")] {
 /// let mut child = std::process::Command::new("sleep").arg("30").spawn()?;
 /// let pid = child.id();
-/// em_core::run(move || -> Result<(), em_core::BoxError> {
-///     let watch = em_core::watch_process(pid, |watch: &em_core::ProcessWatch| {
-///         tracing::info!(pid = watch.pid(), "exited");
-///         em_core::stop();
+/// em::run(move || -> Result<(), em::BoxError> {
+///     let watch = em::watch_process(pid, |watch: &em::ProcessWatch| {
+///         eprintln!("{} exited", watch.pid());
+///         em::stop();
 ///     })?;
 ///     assert_eq!(watch.pid(), pid);
 ///     // The watch is in place: kill the child.
@@ -174,9 +176,9 @@ impl fmt::Debug for ProcessWatch {
 /// })?;
 /// child.wait()?; // a child of ours: we reap it
 ///
-/// em_core::run(|| {
-///     assert!(em_core::watch_process(0, |_: &em_core::ProcessWatch| {}).unwrap_err().is_invalid_argument());
-///     em_core::stop();
+/// em::run(|| {
+///     assert!(em::watch_process(0, |_: &em::ProcessWatch| {}).unwrap_err().is_invalid_argument());
+///     em::stop();
 /// })?;
 /// # }
 /// # Ok::<(), Box<dyn std::error::Error>>(())

@@ -26,7 +26,8 @@ use crate::reactor::panic;
 /// any thread.
 ///
 /// ```
-/// use em_core::Signal;
+/// # use em_core as em;
+/// use em::Signal;
 ///
 /// assert_eq!(Signal::TERM.to_string(), "SIGTERM");
 /// assert_eq!(Signal::from_raw(Signal::USR1.as_raw()), Signal::USR1);
@@ -165,12 +166,13 @@ const UNTRAPPABLE: [i32; 5] = [
 /// On error `f` is dropped.
 ///
 /// ```
-/// use em_core::Signal;
+/// # use em_core as em;
+/// use em::Signal;
 ///
-/// em_core::run(|| -> em_core::Result<()> {
-///     em_core::trap(Signal::USR1, || {
-///         assert!(em_core::reactor_thread()); // a callback like any other
-///         em_core::stop();
+/// em::run(|| -> em::Result<()> {
+///     em::trap(Signal::USR1, || {
+///         assert!(em::reactor_thread()); // a callback like any other
+///         em::stop();
 ///     })?;
 ///     // Sent after `trap` returned: it cannot be lost.
 ///     std::process::Command::new("kill")
@@ -184,10 +186,10 @@ const UNTRAPPABLE: [i32; 5] = [
 ///     Ok(())
 /// })?;
 ///
-/// em_core::run(|| {
-///     let kill = em_core::trap(Signal::KILL, || {});
+/// em::run(|| {
+///     let kill = em::trap(Signal::KILL, || {});
 ///     assert!(kill.unwrap_err().is_unsupported());
-///     em_core::stop();
+///     em::stop();
 /// })?;
 /// # Ok::<(), em_core::Error>(())
 /// ```
@@ -242,7 +244,8 @@ pub fn trap(signal: Signal, f: impl FnMut() + 'static) -> Result<Trap> {
 /// the reactor thread, and outlives its reactor harmlessly.
 ///
 /// ```compile_fail
-/// fn on_another_thread(trap: em_core::Trap) {
+/// # use em_core as em;
+/// fn on_another_thread(trap: em::Trap) {
 ///     std::thread::spawn(move || trap.untrap()); // error: `Trap` is not `Send`
 /// }
 /// ```

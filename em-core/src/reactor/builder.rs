@@ -137,8 +137,9 @@ impl Options {
 /// methods here too.
 ///
 /// ```
-/// let reactor = em_core::Reactor::builder().listen_backlog(4096).build()?;
-/// reactor.run(|| em_core::stop())?;
+/// # use em_core as em;
+/// let reactor = em::Reactor::builder().listen_backlog(4096).build()?;
+/// reactor.run(|| em::stop())?;
 /// # Ok::<(), em_core::Error>(())
 /// ```
 #[derive(Debug, Clone, Default)]
@@ -176,9 +177,10 @@ impl Builder {
     /// error handler, and what a test suite wants.
     ///
     /// ```
-    /// let result = em_core::Reactor::builder()
+    /// # use em_core as em;
+    /// let result = em::Reactor::builder()
     ///     .stop_on_panic(true)
-    ///     .run(|| em_core::next_tick(|| panic!("bug")));
+    ///     .run(|| em::next_tick(|| panic!("bug")));
     /// assert!(result.unwrap_err().is_panic());
     /// ```
     pub fn stop_on_panic(mut self, stop: bool) -> Self {
@@ -387,15 +389,16 @@ impl Builder {
     /// first, then the others' in index order.
     ///
     /// ```
+    /// # use em_core as em;
     /// use std::sync::atomic::{AtomicUsize, Ordering};
     /// use std::sync::Arc;
     ///
     /// let ran = Arc::new(AtomicUsize::new(0));
     /// let r = ran.clone();
-    /// em_core::Reactor::builder().reactors(2).run_each(move |_index| {
+    /// em::Reactor::builder().reactors(2).run_each(move |_index| {
     ///     r.fetch_add(1, Ordering::SeqCst);
-    ///     if em_core::reactor_index().unwrap() == 1 {
-    ///         em_core::stop(); // ends both reactors
+    ///     if em::reactor_index().unwrap() == 1 {
+    ///         em::stop(); // ends both reactors
     ///     }
     /// })?;
     /// assert_eq!(ran.load(Ordering::SeqCst), 2);

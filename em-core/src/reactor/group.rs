@@ -186,9 +186,10 @@ impl Group {
 /// Errors with `is_no_reactor()` where no reactor runs.
 ///
 /// ```
-/// em_core::Reactor::builder().reactors(2).run_each(|index| {
-///     assert_eq!(em_core::reactor_index().unwrap(), index);
-///     em_core::stop(); // stops both
+/// # use em_core as em;
+/// em::Reactor::builder().reactors(2).run_each(|index| {
+///     assert_eq!(em::reactor_index().unwrap(), index);
+///     em::stop(); // stops both
 /// })?;
 /// # Ok::<(), em_core::Error>(())
 /// ```

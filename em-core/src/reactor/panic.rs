@@ -67,7 +67,7 @@ thread_local! {
 /// Installs `handler` to receive every panic contained in a callback of a
 /// reactor on this thread (EventMachine's `EM.error_handler`), replacing the
 /// one set before. Without a handler, contained panics are logged at error
-/// level (target `em_core::panic`).
+/// level (target `em::panic`).
 ///
 /// The handler runs on the reactor thread, right after the panic was caught
 /// and before the connection concerned gets its `unbind(Panicked)`. It may
@@ -76,15 +76,16 @@ thread_local! {
 /// is caught and logged.
 ///
 /// ```
+/// # use em_core as em;
 /// use std::{cell::RefCell, rc::Rc};
 /// let seen = Rc::new(RefCell::new(Vec::new()));
 /// let s = seen.clone();
-/// em_core::set_error_handler(move |report| s.borrow_mut().push(report.to_string()));
-/// em_core::run(|| {
-///     em_core::next_tick(|| panic!("oops"));
-///     em_core::next_tick(em_core::stop);
+/// em::set_error_handler(move |report| s.borrow_mut().push(report.to_string()));
+/// em::run(|| {
+///     em::next_tick(|| panic!("oops"));
+///     em::next_tick(em::stop);
 /// })?;
-/// em_core::clear_error_handler();
+/// em::clear_error_handler();
 /// assert_eq!(*seen.borrow(), ["panic in next_tick: oops"]);
 /// # Ok::<(), em_core::Error>(())
 /// ```

@@ -103,17 +103,18 @@ impl Remote {
 
 /// A `Send + Sync + Clone` handle to one reactor, for other threads: run a
 /// closure on the reactor thread with [`schedule`](Handle::schedule), or
-/// [`stop`](Handle::stop) it. Get one with [`em_core::handle()`](crate::handle)
+/// [`stop`](Handle::stop) it. Get one with [`em::handle()`](crate::handle)
 /// on the reactor thread. Every cross-thread sender of em
 /// ([`ChannelSender`](crate::ChannelSender), [`QueueSender`](crate::QueueSender),
 /// em-defer's results) goes through it.
 ///
 /// ```
-/// em_core::run(|| {
-///     let handle = em_core::handle().unwrap();
+/// # use em_core as em;
+/// em::run(|| {
+///     let handle = em::handle().unwrap();
 ///     std::thread::spawn(move || {
 ///         // Runs on the reactor thread, which wakes at once.
-///         handle.schedule(|| em_core::stop()).unwrap();
+///         handle.schedule(|| em::stop()).unwrap();
 ///     });
 /// })?;
 /// # Ok::<(), em_core::Error>(())
@@ -157,7 +158,7 @@ impl Handle {
         Ok(())
     }
 
-    /// Asks the reactor to stop, as [`em_core::stop`](crate::stop) does on its
+    /// Asks the reactor to stop, as [`em::stop`](crate::stop) does on its
     /// thread; returns at once. A no-op if it has stopped already.
     pub fn stop(&self) {
         self.remote.stopping.store(true, Ordering::SeqCst);

@@ -195,7 +195,8 @@ impl Reactor {
     ///
     /// ```
     /// # #[cfg(feature = "test-util")] {
-    /// let elapsed = em_core::Reactor::builder()
+    /// # use em_core as em;
+    /// let elapsed = em::Reactor::builder()
     ///     .start_paused(true)
     ///     .build()?
     ///     .synchrony(async {
@@ -230,10 +231,11 @@ impl Reactor {
     /// connections, so your other local tasks keep running beside it.
     ///
     /// ```
+    /// # use em_core as em;
     /// let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     /// let local = tokio::task::LocalSet::new();
     /// local.block_on(&rt, async {
-    ///     em_core::Reactor::new().run_local(|| em_core::next_tick(em_core::stop)).await
+    ///     em::Reactor::new().run_local(|| em::next_tick(em::stop)).await
     /// })?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -408,8 +410,9 @@ async fn teardown(core: &Rc<Core>) {
 /// each call starts a fresh reactor.
 ///
 /// ```
-/// em_core::run(|| {
-///     em_core::next_tick(|| em_core::stop());
+/// # use em_core as em;
+/// em::run(|| {
+///     em::next_tick(|| em::stop());
 /// })?;
 /// # Ok::<(), em_core::Error>(())
 /// ```
@@ -437,15 +440,16 @@ pub fn run<R: RunResult>(init: impl FnOnce() -> R + 'static) -> Result<()> {
 /// elsewhere).
 ///
 /// ```
-/// let n = em_core::synchrony(async {
-///     let q = em_core::Queue::new();
+/// # use em_core as em;
+/// let n = em::synchrony(async {
+///     let q = em::Queue::new();
 ///     q.push(40);
 ///     q.pop_async().await + 2
 /// })?;
 /// assert_eq!(n, 42);
 ///
-/// let stopped = em_core::synchrony(async {
-///     em_core::stop();
+/// let stopped = em::synchrony(async {
+///     em::stop();
 ///     std::future::pending::<()>().await
 /// });
 /// assert!(stopped.unwrap_err().is_stopped_early());
@@ -557,14 +561,15 @@ where
 /// Errors with `is_no_reactor()` where no reactor runs.
 ///
 /// ```
+/// # use em_core as em;
 /// use std::{cell::RefCell, rc::Rc};
 /// let order = Rc::new(RefCell::new(Vec::new()));
 /// let o = order.clone();
-/// em_core::run(move || -> em_core::Result<()> {
+/// em::run(move || -> em::Result<()> {
 ///     let (o1, o2) = (o.clone(), o.clone());
-///     em_core::add_shutdown_hook(move || o1.borrow_mut().push(2))?;
-///     em_core::add_shutdown_hook(move || o2.borrow_mut().push(1))?;
-///     em_core::stop();
+///     em::add_shutdown_hook(move || o1.borrow_mut().push(2))?;
+///     em::add_shutdown_hook(move || o2.borrow_mut().push(1))?;
+///     em::stop();
 ///     Ok(())
 /// })?;
 /// assert_eq!(*order.borrow(), [1, 2]);

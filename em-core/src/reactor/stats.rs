@@ -218,15 +218,16 @@ impl fmt::Display for Stats {
 /// thread only; errors with `is_no_reactor()` elsewhere.
 ///
 /// ```
+/// # use em_core as em;
 /// use std::{cell::RefCell, rc::Rc};
 /// let seen = Rc::new(RefCell::new(None));
 /// let s = seen.clone();
-/// em_core::run(move || {
-///     em_core::next_tick(move || {
+/// em::run(move || {
+///     em::next_tick(move || {
 ///         // Ticks are counted when their pass ends: look on a later one.
-///         em_core::next_tick(move || {
-///             *s.borrow_mut() = Some(em_core::stats().unwrap());
-///             em_core::stop();
+///         em::next_tick(move || {
+///             *s.borrow_mut() = Some(em::stats().unwrap());
+///             em::stop();
 ///         });
 ///     });
 /// })?;

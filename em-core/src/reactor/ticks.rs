@@ -75,14 +75,15 @@ thread_local! {
 /// reactor from another thread use [`Handle::schedule`](crate::Handle::schedule).
 ///
 /// ```
+/// # use em_core as em;
 /// use std::{cell::RefCell, rc::Rc};
 /// let order = Rc::new(RefCell::new(Vec::new()));
 /// let o = order.clone();
-/// em_core::run(move || {
+/// em::run(move || {
 ///     let o2 = o.clone();
-///     em_core::next_tick(move || {
+///     em::next_tick(move || {
 ///         o2.borrow_mut().push("tick");
-///         em_core::stop();
+///         em::stop();
 ///     });
 ///     o.borrow_mut().push("run block");
 /// })?;

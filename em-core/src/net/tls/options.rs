@@ -117,7 +117,8 @@ struct Built {
 /// reactor thread.
 ///
 /// ```
-/// use em_core::{TlsOptions, TlsVersion};
+/// # use em_core as em;
+/// use em::{TlsOptions, TlsVersion};
 ///
 /// // A server, from PEM files (a chain and a PKCS#8, RSA or EC key).
 /// let server = TlsOptions::new()
