@@ -1,4 +1,5 @@
-//! What the long-running example programs share: logging to stderr,
+//! What the example programs share: logging to stderr, printing to a
+//! stdout that may be closed ([`out!`]),
 //! stopping gracefully on SIGINT or SIGTERM, printing the reactor's stats
 //! on SIGUSR1 or every few seconds, in [`tls`], the TLS set-up
 //! (certificates, keys, server configuration), and in [`summary`], the
@@ -9,6 +10,7 @@
 pub mod summary;
 pub mod tls;
 
+use std::io::{self, Write};
 use std::time::Duration;
 
 use em::Signal;
@@ -19,8 +21,49 @@ use em::Signal;
 pub fn log_to_stderr() {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_writer(std::io::stderr)
+        .with_writer(io::stderr)
         .init();
+}
+
+/// Prints a line to stdout, as `println!` does, through [`write_stdout`]:
+/// when stdout is closed (`demo | head -3`) the program exits quietly with
+/// status 0 instead of panicking. Every example prints through it.
+#[macro_export]
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::write_stdout(::std::format_args!($($arg)*))
+    };
+}
+
+/// Writes `args` and a newline to stdout and flushes. When stdout is
+/// closed (a broken pipe, such as `| head`) the process exits with
+/// status 0, as `head`'s writer does in a shell; on any other write error
+/// it says so on stderr and exits with status 1. Never panics, so that no
+/// print can leave a reactor waiting on a callback that panicked. Any
+/// thread; use it through [`out!`].
+pub fn write_stdout(args: std::fmt::Arguments<'_>) {
+    let mut stdout = io::stdout().lock();
+    let written = stdout
+        .write_fmt(args)
+        .and_then(|()| stdout.write_all(b"\n"))
+        .and_then(|()| stdout.flush());
+    exit_unless_written(written);
+}
+
+/// Exits the process if `written` (a write to stdout) failed: with status
+/// 0 when stdout was closed by its reader, with status 1 (after a message
+/// on stderr) on any other error. For programs that write to stdout
+/// themselves (bytes, or a buffered block) rather than through [`out!`].
+#[allow(clippy::print_stderr)] // The example's own message, on stderr.
+pub fn exit_unless_written(written: io::Result<()>) {
+    match written {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(e) => {
+            eprintln!("cannot write to stdout: {e}");
+            std::process::exit(1);
+        }
+    }
 }
 
 /// Stops the reactor on this thread on SIGINT or SIGTERM, with

@@ -121,7 +121,7 @@ async fn crawl(client: Client, args: Args) -> usize {
                 } else {
                     String::new()
                 };
-                println!(
+                em_examples::out!(
                     "{} depth={} {}{moved}",
                     status.as_u16(),
                     page.depth,
@@ -138,11 +138,11 @@ async fn crawl(client: Client, args: Args) -> usize {
             }
             Err(e) => {
                 failures += 1;
-                println!("ERROR depth={} {}: {e}", page.depth, page.url);
+                em_examples::out!("ERROR depth={} {}: {e}", page.depth, page.url);
             }
         }
     }
-    println!(
+    em_examples::out!(
         "crawled {pages} pages ({failures} failed) to depth {deepest} in {:.3} s",
         started.elapsed().as_secs_f64()
     );

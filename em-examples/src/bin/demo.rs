@@ -57,10 +57,11 @@ fn hash_8_mib() -> u64 {
     h.finish()
 }
 
-/// Prints one event with the milliseconds since start.
+/// Prints one event with the milliseconds since start (exits quietly if
+/// stdout is closed, as in `demo | head -3`).
 fn event(what: impl std::fmt::Display) {
     let ms = START.with(|s| s.elapsed().as_secs_f64() * 1000.0);
-    println!("{ms:8.3} ms  {what}");
+    em_examples::out!("{ms:8.3} ms  {what}");
 }
 
 /// The server side: echoes every line back, upper-cased.
@@ -124,7 +125,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     em_examples::log_to_stderr();
     let args = Args::parse();
     START.with(|_| ());
-    em::run(move || -> em::Result<()> {
+    // A panic in a callback stops the reactor (and `run` returns it)
+    // instead of leaving the demo waiting for an activity that never ends.
+    em::Reactor::builder().stop_on_panic(true).run(move || -> em::Result<()> {
         event("reactor: run block");
         em::next_tick(|| event("reactor: next_tick queued in the run block"));
         // Blocking work goes to the defer pool; the echo traffic flows meanwhile.

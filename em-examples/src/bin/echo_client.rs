@@ -89,7 +89,7 @@ impl Connection for Client {
         }
     }
     fn receive_data(&mut self, conn: &Conn<LinesCodec>, line: String) {
-        println!("{line}");
+        em_examples::out!("{line}");
         self.replies += 1;
         if self.replies == self.messages.len() {
             conn.close_connection();

@@ -78,7 +78,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 eprintln!("em-proxy: {}", p.stats());
             })?;
         }
-        println!("listening on {}", proxy.local_addr());
+        em_examples::out!("listening on {}", proxy.local_addr());
         *keep.borrow_mut() = Some(proxy);
         Ok(())
     })?;

@@ -97,7 +97,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // the line below.
         em_examples::stop_on_signal()?;
         em_examples::report_stats(args.stats_every.map(Duration::from_secs))?;
-        println!("listening on {}", server.local_addr());
+        em_examples::out!("listening on {}", server.local_addr());
         Ok(())
     })?;
     Ok(())

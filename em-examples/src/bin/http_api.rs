@@ -283,7 +283,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             api.with(Gzip::default()).with(Logging),
         )?;
         em_examples::stop_on_signal()?;
-        println!("listening on {}", server.local_addr());
+        em_examples::out!("listening on {}", server.local_addr());
         Ok(())
     })?;
     Ok(())

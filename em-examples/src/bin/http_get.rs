@@ -256,5 +256,10 @@ fn print_response(response: &ClientResponse, hasher: Option<Sha256>, length: u64
         }
     }
     out.push('\n');
-    let _ = io::stdout().lock().write_all(out.as_bytes());
+    let mut stdout = io::stdout().lock();
+    em_examples::exit_unless_written(
+        stdout
+            .write_all(out.as_bytes())
+            .and_then(|()| stdout.flush()),
+    );
 }

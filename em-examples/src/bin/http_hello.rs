@@ -44,7 +44,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     em::run(move || -> Result<(), em::BoxError> {
         let server = em_http::serve(args.listen.as_str(), hello)?;
         em_examples::stop_on_signal()?;
-        println!("listening on {}", server.local_addr());
+        em_examples::out!("listening on {}", server.local_addr());
         Ok(())
     })?;
     Ok(())

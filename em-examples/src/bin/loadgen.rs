@@ -258,7 +258,7 @@ fn main() -> ExitCode {
         .and_then(|rt| LocalSet::new().block_on(&rt, run(cli.mode)));
     match result {
         Ok(line) => {
-            println!("{line}");
+            em_examples::out!("{line}");
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -211,8 +211,8 @@ impl<F: ObjectFormat + 'static> Connection for Client<F> {
         let numbers: Vec<String> = ask.numbers.iter().map(f64::to_string).collect();
         let asked = format!("#{} {}({})", response.id, ask.op, numbers.join(", "));
         match (response.value, response.error) {
-            (Some(value), _) => println!("{asked} = {value}"),
-            (None, error) => println!("{asked} error: {}", error.unwrap_or_default()),
+            (Some(value), _) => em_examples::out!("{asked} = {value}"),
+            (None, error) => em_examples::out!("{asked} error: {}", error.unwrap_or_default()),
         }
         if self.waiting.is_empty() {
             conn.close_connection();
@@ -240,7 +240,7 @@ fn run<F: ObjectFormat + 'static>(args: Args) -> Result<bool, em::BoxError> {
                 // Handlers first: a supervisor may send SIGTERM the moment
                 // it reads the line below.
                 em_examples::stop_on_signal()?;
-                println!("listening on {}", server.local_addr());
+                em_examples::out!("listening on {}", server.local_addr());
                 return Ok(());
             }
             (None, Some(connect)) => em::Endpoint::from(connect.as_str()),

@@ -63,7 +63,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 }
             })?;
         router.stop_on_signals(Duration::from_secs(10))?;
-        println!("listening on {}", router.local_addr());
+        em_examples::out!("listening on {}", router.local_addr());
         Ok(())
     })?;
     Ok(())

@@ -40,7 +40,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     em::run(move || -> Result<(), em::BoxError> {
         let router = Router::new().start(args.listen.as_str(), socks4)?;
         router.stop_on_signals(Duration::from_secs(10))?;
-        println!("listening on {}", router.local_addr());
+        em_examples::out!("listening on {}", router.local_addr());
         Ok(())
     })?;
     Ok(())

@@ -100,7 +100,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     em::run(move || -> Result<(), em::BoxError> {
         let server = em::start_server(args.listen.as_str(), move || Session { tls: tls.clone() })?;
         em_examples::stop_on_signal()?;
-        println!("listening on {}", server.local_addr());
+        em_examples::out!("listening on {}", server.local_addr());
         Ok(())
     })?;
     Ok(())

@@ -10,7 +10,7 @@
 //! `tokio_echo`. Prints `listening on ADDR` (the real bound address, so
 //! port 0 works) once ready and stops gracefully on SIGINT or SIGTERM.
 
-use std::io::{self, Write};
+use std::io;
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::time::Duration;
@@ -49,8 +49,7 @@ async fn serve(listen: SocketAddr) -> io::Result<()> {
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
     let listener = TcpListener::bind(listen).await?;
-    println!("listening on {}", listener.local_addr()?);
-    io::stdout().flush()?;
+    em_examples::out!("listening on {}", listener.local_addr()?);
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {

@@ -15,7 +15,7 @@
 //! stops every thread's accept loop, and the process exits once all have
 //! returned.
 
-use std::io::{self, Write};
+use std::io;
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::thread;
@@ -82,8 +82,7 @@ fn main() -> io::Result<()> {
                 .spawn(move || serve(rt, listener, stop))?,
         );
     }
-    println!("listening on {addr}");
-    io::stdout().flush()?;
+    em_examples::out!("listening on {addr}");
     signals.block_on(async {
         tokio::select! {
             _ = sigint.recv() => {}

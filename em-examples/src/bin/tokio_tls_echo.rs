@@ -17,7 +17,7 @@
 //! ready, after the certificate file is written, and stops gracefully on
 //! SIGINT or SIGTERM.
 
-use std::io::{self, Write};
+use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -89,8 +89,7 @@ fn server_config(args: &Args) -> io::Result<std::sync::Arc<rustls::ServerConfig>
 async fn serve(listener: TcpListener, acceptor: TlsAcceptor) -> io::Result<()> {
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
-    println!("listening on {}", listener.local_addr()?);
-    io::stdout().flush()?;
+    em_examples::out!("listening on {}", listener.local_addr()?);
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {

@@ -50,7 +50,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let local = socket
             .local_addr()
             .ok_or("the socket has no local address")?;
-        println!("listening on {local}");
+        em_examples::out!("listening on {local}");
         Ok(())
     })?;
     Ok(())

@@ -114,7 +114,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             async move { response }
         })?;
         em_examples::stop_on_signal()?;
-        println!("listening on {}", server.local_addr());
+        em_examples::out!("listening on {}", server.local_addr());
         Ok(())
     })?;
     Ok(())

@@ -65,7 +65,7 @@ impl Count {
 }
 
 fn print(system: &str, bench: &str, n: u64, elapsed: Duration, extra: &str) {
-    println!(
+    em_examples::out!(
         "MICRO system={system} bench={bench} n={n} elapsed_ms={:.1} ns_per_op={:.1}{extra}",
         elapsed.as_secs_f64() * 1e3,
         elapsed.as_nanos() as f64 / n as f64

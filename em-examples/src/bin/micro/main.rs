@@ -197,7 +197,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     } else {
         "em"
     };
-    println!(
+    em_examples::out!(
         "MICRO system={system} bench={name} n={n} elapsed_ms={:.1} ns_per_op={:.1}",
         elapsed.as_secs_f64() * 1e3,
         elapsed.as_nanos() as f64 / n as f64

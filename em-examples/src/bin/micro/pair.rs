@@ -40,7 +40,7 @@ const MESSAGE: usize = 64;
 const DUPLEX_BUFFER: usize = 256 * 1024;
 
 fn print(system: &str, bench: &str, n: u64, elapsed: Duration) {
-    println!(
+    em_examples::out!(
         "MICRO system={system} bench={bench} n={n} elapsed_ms={:.1} ns_per_op={:.1} msgs_per_sec={:.0}",
         elapsed.as_secs_f64() * 1e3,
         elapsed.as_nanos() as f64 / n as f64,

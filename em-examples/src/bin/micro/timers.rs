@@ -135,7 +135,7 @@ fn ms(d: Duration) -> f64 {
 }
 
 fn print(system: &str, bench: &str, n: u64, elapsed: Duration, extra: &str) {
-    println!(
+    em_examples::out!(
         "MICRO system={system} bench={bench} n={n} elapsed_ms={:.1} ns_per_op={:.1} cpu_ms={:.0}{extra} peak_rss_kb={}",
         ms(elapsed),
         elapsed.as_nanos() as f64 / n as f64,
