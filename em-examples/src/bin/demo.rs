@@ -15,7 +15,7 @@ use tokio_util::codec::LinesCodec;
 
 /// Runs an echo server and a client in one em reactor and prints what happens.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
     /// Lines the client sends.
     #[arg(default_values_t = ["hello".to_string(), "from".to_string(), "em".to_string()])]

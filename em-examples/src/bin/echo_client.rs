@@ -11,7 +11,7 @@ use tokio_util::codec::LinesCodec;
 
 /// Sends lines to an echo server and prints the replies.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
     /// The server's address (host:port).
     #[arg(long, default_value = "127.0.0.1:8081")]

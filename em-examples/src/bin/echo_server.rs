@@ -16,7 +16,7 @@ use tokio_util::codec::BytesCodec;
 
 /// Echoes every byte back to its sender.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
     /// Address to listen on (IPv4 or IPv6; port 0 picks one).
     #[arg(long, default_value = "127.0.0.1:8081")]

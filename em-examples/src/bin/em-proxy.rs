@@ -19,7 +19,7 @@ use em_proxy::{Duplex, Proxy};
 
 /// A duplex TCP proxy: serve from production, mirror to staging.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
     /// Address to listen on (port 0 picks one).
     #[arg(long, short = 'l', default_value = "127.0.0.1:8080")]

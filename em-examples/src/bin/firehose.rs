@@ -16,9 +16,9 @@ use std::time::Duration;
 use clap::Parser;
 use em::prelude::*;
 
-/// The firehose server's options.
+/// Streams events from a timer to every connected client.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
     /// Address to listen on (IPv4 or IPv6; port 0 picks one).
     #[arg(long, default_value = "127.0.0.1:8083")]

@@ -40,7 +40,7 @@ use serde_json::{json, Value};
 
 /// Serves a small JSON API with timers, deferred work, streams and events.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
     /// Address to listen on (port 0 picks one).
     #[arg(long, default_value = "127.0.0.1:8093")]

@@ -11,7 +11,7 @@ use em_http::{Body, ResponseBody};
 
 /// Serves the TechEmpower plaintext and JSON tests' responses.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
     /// Address to listen on (port 0 picks one).
     #[arg(long, default_value = "127.0.0.1:8080")]

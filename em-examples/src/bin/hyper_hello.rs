@@ -37,7 +37,7 @@ use tokio::task::LocalSet;
 
 /// hyper "Hello, World!" HTTP/1.1 server (benchmark baseline).
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:8092")]

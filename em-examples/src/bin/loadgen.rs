@@ -72,7 +72,7 @@ use em_examples::tls;
 
 /// Load generator for TCP, Unix-domain, TLS and UDP echo servers.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version)]
 struct Cli {
     #[command(subcommand)]
     mode: Mode,

@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 
 /// A request/response service over the object codec.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
     /// Run the server on this address (IPv4 or IPv6; port 0 picks one).
     #[arg(long, value_name = "ADDR", conflicts_with = "connect")]

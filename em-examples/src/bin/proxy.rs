@@ -18,7 +18,7 @@ use em::prelude::*;
 
 /// Forwards every connection to another address.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
     /// Address to listen on (port 0 picks one).
     #[arg(long, default_value = "127.0.0.1:8085")]

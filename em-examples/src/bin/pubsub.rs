@@ -26,9 +26,9 @@ use std::time::Duration;
 use clap::Parser;
 use em::prelude::*;
 
-/// The pub/sub server's options.
+/// A line-protocol publish/subscribe server: SUB, UNSUB, PUB and STATS.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
     /// Address to listen on (IPv4 or IPv6; port 0 picks one).
     #[arg(long, default_value = "127.0.0.1:8084")]

@@ -34,7 +34,7 @@ use em_protocols::{
 
 /// Accepts mail and prints it.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
     /// Address to listen on (port 0 picks one).
     #[arg(long, default_value = "127.0.0.1:2525")]

@@ -17,7 +17,7 @@ use em_proxy::{Remote, Route, Router};
 
 /// A SOCKS4 proxy in a few lines (ProxyMachine's README example).
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
     /// Address to listen on (port 0 picks one).
     #[arg(long, default_value = "127.0.0.1:1080")]

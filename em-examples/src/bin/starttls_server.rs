@@ -14,7 +14,7 @@ use em::prelude::*;
 
 /// A line server that upgrades to TLS on STARTTLS.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
     /// Address to listen on (port 0 picks one).
     #[arg(long, default_value = "127.0.0.1:8089")]

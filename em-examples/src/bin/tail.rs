@@ -38,7 +38,7 @@ use em::{FileWatch, FileWatcher};
 
 /// Prints what is appended to FILE, as it is written.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
     /// The file to follow.
     file: PathBuf,

@@ -22,7 +22,7 @@ use tokio::task::LocalSet;
 
 /// Raw-tokio echo server (benchmark baseline).
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:8082")]

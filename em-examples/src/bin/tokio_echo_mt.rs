@@ -22,7 +22,7 @@ use tokio::signal::unix::{signal, SignalKind};
 
 /// Raw-tokio multi-thread echo server (benchmark baseline).
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:8094")]

@@ -32,7 +32,7 @@ use em_examples::tls;
 
 /// Raw tokio-rustls TLS echo server (benchmark baseline).
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version)]
 #[command(group(clap::ArgGroup::new("certificate")
     .required(true)
     .args(["tls_cert", "tls_self_signed"])))]

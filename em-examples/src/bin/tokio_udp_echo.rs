@@ -16,7 +16,7 @@ use tokio::task::LocalSet;
 
 /// Raw-tokio UDP echo server (benchmark baseline).
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
     /// Address to bind (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:8088")]

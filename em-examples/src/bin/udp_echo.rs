@@ -13,7 +13,7 @@ use tokio_util::codec::BytesCodec;
 
 /// Echoes every datagram back to its sender.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
     /// Address to bind (IPv4 or IPv6; port 0 picks one).
     #[arg(long, default_value = "127.0.0.1:8087")]

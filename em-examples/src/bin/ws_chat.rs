@@ -13,7 +13,7 @@ use em_http::{Body, ResponseBody};
 
 /// Serves a chat page and a broadcasting WebSocket.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
     /// Address to listen on (port 0 picks one).
     #[arg(long, default_value = "127.0.0.1:8091")]

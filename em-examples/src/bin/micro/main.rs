@@ -39,7 +39,7 @@ use clap::{Parser, ValueEnum};
 
 /// Times one of em's primitives.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
     /// Which benchmark.
     bench: Bench,
