@@ -10,18 +10,20 @@
 pub mod summary;
 pub mod tls;
 
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use std::time::Duration;
 
 use em::Signal;
 
 /// Sends `tracing` output to stderr (stdout is the program's own output,
 /// such as its `listening on ADDR` line), filtered by `RUST_LOG`. Call it
-/// first in `main`.
+/// first in `main`. Colours only when stderr is a terminal, so that a
+/// log captured to a file or a pipe holds no escape sequences.
 pub fn log_to_stderr() {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_writer(io::stderr)
+        .with_ansi(io::stderr().is_terminal())
         .init();
 }
 
