@@ -64,6 +64,12 @@ fn event(what: impl std::fmt::Display) {
     em_examples::out!("{ms:8.3} ms  {what}");
 }
 
+/// The peer's address as text, `unknown` where there is none.
+fn peer(conn: &Conn<LinesCodec>) -> String {
+    conn.peer_addr()
+        .map_or_else(|| "unknown".to_owned(), |addr| addr.to_string())
+}
+
 /// The server side: echoes every line back, upper-cased.
 struct Shout;
 
@@ -74,9 +80,9 @@ impl Connection for Shout {
     }
     fn post_init(&mut self, conn: &Conn<LinesCodec>) {
         event(format_args!(
-            "server: accepted {} from {:?}",
+            "server: accepted {} from {}",
             conn.id(),
-            conn.peer_addr()
+            peer(conn)
         ));
     }
     fn receive_data(&mut self, conn: &Conn<LinesCodec>, line: String) {
@@ -107,7 +113,7 @@ impl Connection for Client {
         }
     }
     fn connection_completed(&mut self, conn: &Conn<LinesCodec>) {
-        event(format_args!("client: connected to {:?}", conn.peer_addr()));
+        event(format_args!("client: connected to {}", peer(conn)));
     }
     fn receive_data(&mut self, conn: &Conn<LinesCodec>, line: String) {
         event(format_args!("client: reply {line:?}"));
@@ -129,7 +135,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // instead of leaving the demo waiting for an activity that never ends.
     em::Reactor::builder().stop_on_panic(true).run(move || -> em::Result<()> {
         event("reactor: run block");
-        em::next_tick(|| event("reactor: next_tick queued in the run block"));
+        em::next_tick(|| event("reactor: next_tick runs (queued in the run block)"));
+        event("reactor: next_tick queued; it runs after the run block");
         // Blocking work goes to the defer pool; the echo traffic flows meanwhile.
         em::defer(
             || {
