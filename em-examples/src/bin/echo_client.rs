@@ -19,9 +19,10 @@ struct Args {
     /// Messages to send, one line each.
     #[arg(default_values_t = ["hello".to_string()])]
     messages: Vec<String>,
-    /// Give up after this many seconds.
-    #[arg(long, default_value_t = 10)]
-    timeout: u64,
+    /// Give up after this many seconds (fractions allowed, such as 0.5;
+    /// more than 0).
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_seconds)]
+    timeout: Duration,
     /// Talk TLS, verifying the server's certificate and name.
     #[arg(long)]
     tls: bool,
@@ -37,6 +38,17 @@ struct Args {
     /// certificates only).
     #[arg(long, requires = "tls", conflicts_with = "ca")]
     insecure: bool,
+}
+
+/// A positive number of seconds, such as `10` or `0.5`, as a duration.
+fn parse_seconds(text: &str) -> Result<Duration, String> {
+    let secs: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    if secs.is_nan() || secs <= 0.0 {
+        return Err(format!("{text} is not more than 0 seconds"));
+    }
+    Duration::try_from_secs_f64(secs).map_err(|e| format!("{text} seconds: {e}"))
 }
 
 impl Args {
@@ -96,7 +108,9 @@ impl Connection for Client {
         }
     }
     fn unbind(&mut self, _conn: &Conn<LinesCodec>, reason: UnbindReason) {
-        if self.replies < self.messages.len() {
+        // After a timeout (already reported) the stop ends the connection
+        // too: one message is enough.
+        if self.replies < self.messages.len() && !self.failed.get() {
             eprintln!("connection ended early: {reason}");
             self.failed.set(true);
         }
@@ -120,7 +134,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 failed: f.clone(),
             },
         )?;
-        let timeout = Duration::from_secs(args.timeout);
+        let timeout = args.timeout;
         em::spawn(async move {
             tokio::time::sleep(timeout).await;
             eprintln!("timed out after {timeout:?}");
