@@ -23,8 +23,10 @@ use std::rc::Rc;
 
 use std::time::Duration;
 
+use bytes::BytesMut;
 use clap::Parser;
 use em::prelude::*;
+use tokio_util::codec::{Decoder, Encoder, LinesCodecError};
 
 /// A line-protocol publish/subscribe server: SUB, UNSUB, PUB and STATS.
 #[derive(Parser, Debug)]
@@ -40,6 +42,47 @@ struct Args {
     /// also printed on SIGUSR1).
     #[arg(long, value_name = "SECS")]
     stats_every: Option<u64>,
+}
+
+/// What a client sent: a line, or one longer than `--max-line` (which is
+/// answered with an `ERR` before the connection is closed).
+enum Input {
+    Line(String),
+    TooLong,
+}
+
+/// `LinesCodec`, with a line that is too long handed to the handler as
+/// [`Input::TooLong`] rather than failing the connection at once, so that
+/// the client is told why it is closed.
+struct Lines(LinesCodec);
+
+impl Decoder for Lines {
+    type Item = Input;
+    type Error = LinesCodecError;
+
+    fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Input>, LinesCodecError> {
+        match self.0.decode(buf) {
+            Ok(line) => Ok(line.map(Input::Line)),
+            Err(LinesCodecError::MaxLineLengthExceeded) => Ok(Some(Input::TooLong)),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn decode_eof(&mut self, buf: &mut BytesMut) -> Result<Option<Input>, LinesCodecError> {
+        match self.0.decode_eof(buf) {
+            Ok(line) => Ok(line.map(Input::Line)),
+            Err(LinesCodecError::MaxLineLengthExceeded) => Ok(Some(Input::TooLong)),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl<T: AsRef<str>> Encoder<T> for Lines {
+    type Error = LinesCodecError;
+
+    fn encode(&mut self, line: T, buf: &mut BytesMut) -> Result<(), LinesCodecError> {
+        self.0.encode(line, buf)
+    }
 }
 
 /// The topics, shared by every connection (reactor thread only).
@@ -77,13 +120,21 @@ impl Client {
 }
 
 impl Connection for Client {
-    type Codec = LinesCodec;
+    type Codec = Lines;
 
-    fn codec(&self) -> LinesCodec {
-        LinesCodec::new_with_max_length(self.max_line)
+    fn codec(&self) -> Lines {
+        Lines(LinesCodec::new_with_max_length(self.max_line))
     }
 
-    fn receive_data(&mut self, conn: &Conn<LinesCodec>, line: String) {
+    fn receive_data(&mut self, conn: &Conn<Lines>, input: Input) {
+        let line = match input {
+            Input::Line(line) => line,
+            Input::TooLong => {
+                conn.send_data(format!("ERR line too long (over {} bytes)", self.max_line));
+                conn.close_connection_after_writing();
+                return;
+            }
+        };
         let line = line.trim_end_matches('\r');
         let (verb, rest) = line.split_once(' ').unwrap_or((line, ""));
         match verb {
@@ -133,7 +184,7 @@ impl Connection for Client {
         }
     }
 
-    fn unbind(&mut self, _conn: &Conn<LinesCodec>, _reason: UnbindReason) {
+    fn unbind(&mut self, _conn: &Conn<Lines>, _reason: UnbindReason) {
         let topics: Vec<String> = self.subscriptions.keys().cloned().collect();
         for topic in topics {
             self.unsubscribe(&topic);
