@@ -27,6 +27,19 @@ pub fn log_to_stderr() {
         .init();
 }
 
+/// Parses a command line's number of seconds, such as `10` or `0.5`, more
+/// than 0 (a timeout of 0 is refused, not taken to mean none). For clap's
+/// `value_parser`; the error is clap's message.
+pub fn parse_seconds(text: &str) -> Result<Duration, String> {
+    let secs: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    if secs.is_nan() || secs <= 0.0 {
+        return Err(format!("{text} is not more than 0 seconds"));
+    }
+    Duration::try_from_secs_f64(secs).map_err(|e| format!("{text} seconds: {e}"))
+}
+
 /// Prints a line to stdout, as `println!` does, through [`write_stdout`]:
 /// when stdout is closed (`demo | head -3`) the program exits quietly with
 /// status 0 instead of panicking. Every example prints through it.

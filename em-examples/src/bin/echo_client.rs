@@ -21,7 +21,7 @@ struct Args {
     messages: Vec<String>,
     /// Give up after this many seconds (fractions allowed, such as 0.5;
     /// more than 0).
-    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_seconds)]
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = em_examples::parse_seconds)]
     timeout: Duration,
     /// Talk TLS, verifying the server's certificate and name.
     #[arg(long)]
@@ -38,17 +38,6 @@ struct Args {
     /// certificates only).
     #[arg(long, requires = "tls", conflicts_with = "ca")]
     insecure: bool,
-}
-
-/// A positive number of seconds, such as `10` or `0.5`, as a duration.
-fn parse_seconds(text: &str) -> Result<Duration, String> {
-    let secs: f64 = text
-        .parse()
-        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
-    if secs.is_nan() || secs <= 0.0 {
-        return Err(format!("{text} is not more than 0 seconds"));
-    }
-    Duration::try_from_secs_f64(secs).map_err(|e| format!("{text} seconds: {e}"))
 }
 
 impl Args {

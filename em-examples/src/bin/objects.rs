@@ -42,9 +42,10 @@ struct Args {
     /// The payload format, the same on both sides.
     #[arg(long, value_enum, default_value_t = Format::Json)]
     format: Format,
-    /// The client gives up after this many seconds.
-    #[arg(long, value_name = "SECS", default_value_t = 10)]
-    timeout: u64,
+    /// The client gives up after this many seconds (fractions allowed,
+    /// such as 0.5; more than 0).
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = em_examples::parse_seconds)]
+    timeout: Duration,
     /// Requests, `OP:N,N,…` (OP: sum, mean, min, max).
     #[arg(value_parser = parse_request, default_values = ["sum:1,2,3", "mean:2,4,9", "max:"])]
     requests: Vec<Ask>,
@@ -220,7 +221,9 @@ impl<F: ObjectFormat + 'static> Connection for Client<F> {
     }
 
     fn unbind(&mut self, _: &Conn<Self::Codec>, reason: UnbindReason) {
-        if !self.waiting.is_empty() {
+        // After a timeout (already reported) the stop ends the connection
+        // too: one message is enough.
+        if !self.waiting.is_empty() && !self.failed.get() {
             eprintln!("objects: connection ended early: {reason}");
             self.failed.set(true);
         }
@@ -258,7 +261,7 @@ fn run<F: ObjectFormat + 'static>(args: Args) -> Result<bool, em::BoxError> {
                 _format: PhantomData,
             },
         )?;
-        let timeout = Duration::from_secs(args.timeout);
+        let timeout = args.timeout;
         em::spawn(async move {
             tokio::time::sleep(timeout).await;
             eprintln!("objects: timed out after {timeout:?}");
