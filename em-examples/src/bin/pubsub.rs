@@ -93,6 +93,8 @@ struct Client {
     topics: Topics,
     subscriptions: HashMap<String, em::SubscriptionId>,
     max_line: usize,
+    /// Told its line was too long; closing.
+    closing: bool,
 }
 
 impl Client {
@@ -127,11 +129,16 @@ impl Connection for Client {
     }
 
     fn receive_data(&mut self, conn: &Conn<Lines>, input: Input) {
+        if self.closing {
+            // Lines that came after the one too long: not answered.
+            return;
+        }
         let line = match input {
             Input::Line(line) => line,
             Input::TooLong => {
                 conn.send_data(format!("ERR line too long (over {} bytes)", self.max_line));
                 conn.close_connection_after_writing();
+                self.closing = true;
                 return;
             }
         };
@@ -202,6 +209,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             topics: topics.clone(),
             subscriptions: HashMap::new(),
             max_line,
+            closing: false,
         })?;
         // Handlers first: a supervisor may send SIGTERM the moment it reads
         // the line below.
