@@ -72,13 +72,15 @@ fn main() -> ExitCode {
     }
     let failed = Rc::new(Cell::new(false));
     let failed_in = failed.clone();
-    let ran = em::run(move || -> em::Result<()> {
-        em::spawn(async move {
-            failed_in.set(crawl(builder.build(), args).await > 0);
-            em::stop();
-        })?;
-        Ok(())
-    });
+    let ran = em::Reactor::builder()
+        .stop_on_panic(true)
+        .run(move || -> em::Result<()> {
+            em::spawn(async move {
+                failed_in.set(crawl(builder.build(), args).await > 0);
+                em::stop();
+            })?;
+            Ok(())
+        });
     if let Err(e) = ran {
         eprintln!("crawl: {e}");
         return ExitCode::FAILURE;

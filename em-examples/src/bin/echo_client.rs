@@ -113,25 +113,27 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let tls = args.tls_options();
     let failed = std::rc::Rc::new(std::cell::Cell::new(false));
     let f = failed.clone();
-    em::run(move || -> em::Result<()> {
-        em::connect(
-            args.connect,
-            Client {
-                tls,
-                messages: args.messages,
-                replies: 0,
-                failed: f.clone(),
-            },
-        )?;
-        let timeout = args.timeout;
-        em::spawn(async move {
-            tokio::time::sleep(timeout).await;
-            eprintln!("timed out after {timeout:?}");
-            f.set(true);
-            em::stop();
+    em::Reactor::builder()
+        .stop_on_panic(true)
+        .run(move || -> em::Result<()> {
+            em::connect(
+                args.connect,
+                Client {
+                    tls,
+                    messages: args.messages,
+                    replies: 0,
+                    failed: f.clone(),
+                },
+            )?;
+            let timeout = args.timeout;
+            em::spawn(async move {
+                tokio::time::sleep(timeout).await;
+                eprintln!("timed out after {timeout:?}");
+                f.set(true);
+                em::stop();
+            })?;
+            Ok(())
         })?;
-        Ok(())
-    })?;
     if failed.get() {
         std::process::exit(1);
     }

@@ -102,11 +102,13 @@ fn chain(left: Rc<Cell<u64>>) {
 }
 
 fn tick_chain(n: u64) -> em::Result<()> {
-    em::run(move || chain(Rc::new(Cell::new(n))))
+    em::Reactor::builder()
+        .stop_on_panic(true)
+        .run(move || chain(Rc::new(Cell::new(n))))
 }
 
 fn tick_fan(n: u64) -> em::Result<()> {
-    em::run(move || {
+    em::Reactor::builder().stop_on_panic(true).run(move || {
         let ran = Rc::new(Cell::new(0u64));
         for _ in 0..n {
             let ran = ran.clone();

@@ -94,7 +94,7 @@ pub(crate) fn em_popen(mib: u64) -> Result<(), Box<dyn Error>> {
     let got = Rc::new(Cell::new(0));
     let g = got.clone();
     let start = Instant::now();
-    em::run(move || {
+    em::Reactor::builder().stop_on_panic(true).run(move || {
         let feeder = Feeder {
             chunk: Bytes::from(vec![b'x'; CHUNK]),
             left: total,
