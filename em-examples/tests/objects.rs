@@ -1,7 +1,8 @@
 //! `objects`: alone it answers its default requests and exits 0; as a
 //! server (JSON or MessagePack) it answers clients, cuts off a client
 //! whose frame does not parse without touching the others, and exits 0
-//! on SIGTERM; a client that gets no answer exits 1.
+//! on SIGTERM; a client that gets no answer exits 1, saying why once
+//! (also on a fractional `--timeout`; `--timeout 0` is refused).
 
 mod support;
 
@@ -89,4 +90,23 @@ fn a_client_without_answers_exits_1() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("connection ended early"), "{stderr}");
     server.terminate();
+}
+
+#[test]
+fn a_client_that_times_out_says_so_once() {
+    // A server that accepts (in the backlog) and never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap().to_string();
+    let output = support::output_within(
+        OBJECTS,
+        &["--connect", &addr, "--timeout", "0.3", "sum:1"],
+        &[],
+        Duration::from_secs(5),
+    );
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let said: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(said, ["objects: timed out after 300ms"], "{stderr}");
+    let zero = objects(&["--connect", &addr, "--timeout", "0"]);
+    assert_eq!(zero.status.code(), Some(2), "{zero:?}");
 }

@@ -1,7 +1,7 @@
 //! `tail FILE` prints each line appended to FILE (and nothing that was
 //! there before it started) within a bounded time, starts over after a
 //! truncation, keeps following the file after a rename, and exits 0 on
-//! SIGTERM.
+//! SIGTERM, or once its stdout is closed.
 
 use std::fs::{self, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -151,4 +151,44 @@ fn tail_of_a_missing_file_fails_with_a_message() {
         stderr.contains(&*missing.to_string_lossy()),
         "names the file: {stderr}"
     );
+}
+
+#[test]
+fn tail_exits_0_once_its_reader_goes_away() {
+    let scratch = Scratch::new("reader-gone");
+    let file = scratch.0.join("app.log");
+    fs::write(&file, "").expect("write the file");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tail"))
+        .arg(&file)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn tail");
+    let out = lines(child.stdout.take().unwrap());
+    let err = lines(child.stderr.take().unwrap());
+    let mut tail = Tail(Some(child));
+    next(&err, "readiness line");
+    append(&file, "read");
+    assert_eq!(next(&out, "appended line"), "read");
+    drop(out); // The reader thread ends with the next line, closing the pipe.
+    append(&file, "not read");
+    let mut child = tail.0.take().unwrap();
+    let pid = child.id().to_string();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || tx.send(child.wait().expect("wait")).ok());
+    let deadline = std::time::Instant::now() + WITHIN;
+    let status = loop {
+        match rx.recv_timeout(Duration::from_millis(50)) {
+            Ok(status) => break status,
+            // More to write, until tail finds the pipe closed.
+            Err(_) if std::time::Instant::now() < deadline => append(&file, "more"),
+            Err(e) => {
+                let _ = Command::new("kill").args(["-KILL", &pid]).status();
+                panic!("tail did not exit: {e}");
+            }
+        }
+    };
+    assert!(status.success(), "{status}");
+    let said: Vec<String> = err.try_iter().collect();
+    assert!(said.is_empty(), "{said:?}");
 }

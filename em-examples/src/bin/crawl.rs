@@ -72,13 +72,15 @@ fn main() -> ExitCode {
     }
     let failed = Rc::new(Cell::new(false));
     let failed_in = failed.clone();
-    let ran = em::run(move || -> em::Result<()> {
-        em::spawn(async move {
-            failed_in.set(crawl(builder.build(), args).await > 0);
-            em::stop();
-        })?;
-        Ok(())
-    });
+    let ran = em::Reactor::builder()
+        .stop_on_panic(true)
+        .run(move || -> em::Result<()> {
+            em::spawn(async move {
+                failed_in.set(crawl(builder.build(), args).await > 0);
+                em::stop();
+            })?;
+            Ok(())
+        });
     if let Err(e) = ran {
         eprintln!("crawl: {e}");
         return ExitCode::FAILURE;
@@ -121,7 +123,7 @@ async fn crawl(client: Client, args: Args) -> usize {
                 } else {
                     String::new()
                 };
-                println!(
+                em_examples::out!(
                     "{} depth={} {}{moved}",
                     status.as_u16(),
                     page.depth,
@@ -138,11 +140,11 @@ async fn crawl(client: Client, args: Args) -> usize {
             }
             Err(e) => {
                 failures += 1;
-                println!("ERROR depth={} {}: {e}", page.depth, page.url);
+                em_examples::out!("ERROR depth={} {}: {e}", page.depth, page.url);
             }
         }
     }
-    println!(
+    em_examples::out!(
         "crawled {pages} pages ({failures} failed) to depth {deepest} in {:.3} s",
         started.elapsed().as_secs_f64()
     );

@@ -15,7 +15,7 @@ use tokio_util::codec::LinesCodec;
 
 /// Runs an echo server and a client in one em reactor and prints what happens.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
     /// Lines the client sends.
     #[arg(default_values_t = ["hello".to_string(), "from".to_string(), "em".to_string()])]
@@ -57,10 +57,17 @@ fn hash_8_mib() -> u64 {
     h.finish()
 }
 
-/// Prints one event with the milliseconds since start.
+/// Prints one event with the milliseconds since start (exits quietly if
+/// stdout is closed, as in `demo | head -3`).
 fn event(what: impl std::fmt::Display) {
     let ms = START.with(|s| s.elapsed().as_secs_f64() * 1000.0);
-    println!("{ms:8.3} ms  {what}");
+    em_examples::out!("{ms:8.3} ms  {what}");
+}
+
+/// The peer's address as text, `unknown` where there is none.
+fn peer(conn: &Conn<LinesCodec>) -> String {
+    conn.peer_addr()
+        .map_or_else(|| "unknown".to_owned(), |addr| addr.to_string())
 }
 
 /// The server side: echoes every line back, upper-cased.
@@ -73,9 +80,9 @@ impl Connection for Shout {
     }
     fn post_init(&mut self, conn: &Conn<LinesCodec>) {
         event(format_args!(
-            "server: accepted {} from {:?}",
+            "server: accepted {} from {}",
             conn.id(),
-            conn.peer_addr()
+            peer(conn)
         ));
     }
     fn receive_data(&mut self, conn: &Conn<LinesCodec>, line: String) {
@@ -106,7 +113,7 @@ impl Connection for Client {
         }
     }
     fn connection_completed(&mut self, conn: &Conn<LinesCodec>) {
-        event(format_args!("client: connected to {:?}", conn.peer_addr()));
+        event(format_args!("client: connected to {}", peer(conn)));
     }
     fn receive_data(&mut self, conn: &Conn<LinesCodec>, line: String) {
         event(format_args!("client: reply {line:?}"));
@@ -124,9 +131,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     em_examples::log_to_stderr();
     let args = Args::parse();
     START.with(|_| ());
-    em::run(move || -> em::Result<()> {
+    // A panic in a callback stops the reactor (and `run` returns it)
+    // instead of leaving the demo waiting for an activity that never ends.
+    em::Reactor::builder().stop_on_panic(true).run(move || -> em::Result<()> {
         event("reactor: run block");
-        em::next_tick(|| event("reactor: next_tick queued in the run block"));
+        em::next_tick(|| event("reactor: next_tick runs (queued in the run block)"));
+        event("reactor: next_tick queued; it runs after the run block");
         // Blocking work goes to the defer pool; the echo traffic flows meanwhile.
         em::defer(
             || {

@@ -11,7 +11,7 @@ use tokio_util::codec::LinesCodec;
 
 /// Sends lines to an echo server and prints the replies.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
     /// The server's address (host:port).
     #[arg(long, default_value = "127.0.0.1:8081")]
@@ -19,9 +19,10 @@ struct Args {
     /// Messages to send, one line each.
     #[arg(default_values_t = ["hello".to_string()])]
     messages: Vec<String>,
-    /// Give up after this many seconds.
-    #[arg(long, default_value_t = 10)]
-    timeout: u64,
+    /// Give up after this many seconds (fractions allowed, such as 0.5;
+    /// more than 0).
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = em_examples::parse_seconds)]
+    timeout: Duration,
     /// Talk TLS, verifying the server's certificate and name.
     #[arg(long)]
     tls: bool,
@@ -89,14 +90,16 @@ impl Connection for Client {
         }
     }
     fn receive_data(&mut self, conn: &Conn<LinesCodec>, line: String) {
-        println!("{line}");
+        em_examples::out!("{line}");
         self.replies += 1;
         if self.replies == self.messages.len() {
             conn.close_connection();
         }
     }
     fn unbind(&mut self, _conn: &Conn<LinesCodec>, reason: UnbindReason) {
-        if self.replies < self.messages.len() {
+        // After a timeout (already reported) the stop ends the connection
+        // too: one message is enough.
+        if self.replies < self.messages.len() && !self.failed.get() {
             eprintln!("connection ended early: {reason}");
             self.failed.set(true);
         }
@@ -110,25 +113,27 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let tls = args.tls_options();
     let failed = std::rc::Rc::new(std::cell::Cell::new(false));
     let f = failed.clone();
-    em::run(move || -> em::Result<()> {
-        em::connect(
-            args.connect,
-            Client {
-                tls,
-                messages: args.messages,
-                replies: 0,
-                failed: f.clone(),
-            },
-        )?;
-        let timeout = Duration::from_secs(args.timeout);
-        em::spawn(async move {
-            tokio::time::sleep(timeout).await;
-            eprintln!("timed out after {timeout:?}");
-            f.set(true);
-            em::stop();
+    em::Reactor::builder()
+        .stop_on_panic(true)
+        .run(move || -> em::Result<()> {
+            em::connect(
+                args.connect,
+                Client {
+                    tls,
+                    messages: args.messages,
+                    replies: 0,
+                    failed: f.clone(),
+                },
+            )?;
+            let timeout = args.timeout;
+            em::spawn(async move {
+                tokio::time::sleep(timeout).await;
+                eprintln!("timed out after {timeout:?}");
+                f.set(true);
+                em::stop();
+            })?;
+            Ok(())
         })?;
-        Ok(())
-    })?;
     if failed.get() {
         std::process::exit(1);
     }

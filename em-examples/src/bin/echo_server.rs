@@ -16,7 +16,7 @@ use tokio_util::codec::BytesCodec;
 
 /// Echoes every byte back to its sender.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
     /// Address to listen on (IPv4 or IPv6; port 0 picks one).
     #[arg(long, default_value = "127.0.0.1:8081")]
@@ -89,7 +89,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let reactors = em::handles()?.len();
                 if bound.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 == reactors {
                     tracing::info!(reactors, "every reactor listens");
-                    println!("listening on {}", server.local_addr());
+                    em_examples::out!("listening on {}", server.local_addr());
                 }
                 Ok(())
             })?;
@@ -105,7 +105,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // the line below.
         em_examples::stop_on_signal()?;
         em_examples::report_stats(args.stats_every.map(Duration::from_secs))?;
-        println!("listening on {}", server.local_addr());
+        em_examples::out!("listening on {}", server.local_addr());
         Ok(())
     })?;
     Ok(())

@@ -19,7 +19,7 @@ use em_proxy::{Duplex, Proxy};
 
 /// A duplex TCP proxy: serve from production, mirror to staging.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
     /// Address to listen on (port 0 picks one).
     #[arg(long, short = 'l', default_value = "127.0.0.1:8080")]
@@ -78,7 +78,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 eprintln!("em-proxy: {}", p.stats());
             })?;
         }
-        println!("listening on {}", proxy.local_addr());
+        em_examples::out!("listening on {}", proxy.local_addr());
         *keep.borrow_mut() = Some(proxy);
         Ok(())
     })?;

@@ -16,18 +16,18 @@ use std::time::Duration;
 use clap::Parser;
 use em::prelude::*;
 
-/// The firehose server's options.
+/// Streams events from a timer to every connected client.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
     /// Address to listen on (IPv4 or IPv6; port 0 picks one).
     #[arg(long, default_value = "127.0.0.1:8083")]
     listen: String,
-    /// Milliseconds between events.
-    #[arg(long, default_value_t = 100)]
+    /// Milliseconds between timer ticks (1 or more).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
     interval_ms: u64,
-    /// Events per timer tick.
-    #[arg(long, default_value_t = 1)]
+    /// Events per timer tick (1 or more).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
     batch: u64,
     /// Print the reactor's stats to stderr every SECS seconds (they are
     /// also printed on SIGUSR1).
@@ -76,7 +76,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut seq = 0u64;
         let mut reported = 0u64;
         let mut last_warning: Option<std::time::Instant> = None;
-        em::add_periodic_timer(Duration::from_millis(args.interval_ms.max(1)), move |_| {
+        em::add_periodic_timer(Duration::from_millis(args.interval_ms), move |_| {
             for _ in 0..args.batch {
                 seq += 1;
                 events.push(Rc::from(format!("event {seq}")));
@@ -97,7 +97,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // the line below.
         em_examples::stop_on_signal()?;
         em_examples::report_stats(args.stats_every.map(Duration::from_secs))?;
-        println!("listening on {}", server.local_addr());
+        em_examples::out!("listening on {}", server.local_addr());
         Ok(())
     })?;
     Ok(())

@@ -109,33 +109,35 @@ fn main() -> ExitCode {
     let finished = Rc::new(Cell::new(started));
     let shared_out: Rc<RefCell<Option<Rc<Shared>>>> = Rc::default();
     let (finished_in, shared_in) = (finished.clone(), shared_out.clone());
-    let ran = em::run(move || -> em::Result<()> {
-        // The client lives on the reactor thread: made here, inside run.
-        let shared = Rc::new(Shared {
-            client: builder.build(),
-            args,
-            next: Cell::new(0),
-            printed: RefCell::default(),
-            summary: RefCell::new(Summary::with_capacity(total.min(10_000_000) as usize)),
-            first_error: RefCell::default(),
-            progress,
+    let ran = em::Reactor::builder()
+        .stop_on_panic(true)
+        .run(move || -> em::Result<()> {
+            // The client lives on the reactor thread: made here, inside run.
+            let shared = Rc::new(Shared {
+                client: builder.build(),
+                args,
+                next: Cell::new(0),
+                printed: RefCell::default(),
+                summary: RefCell::new(Summary::with_capacity(total.min(10_000_000) as usize)),
+                first_error: RefCell::default(),
+                progress,
+            });
+            *shared_in.borrow_mut() = Some(shared.clone());
+            let running = Rc::new(Cell::new(workers));
+            for _ in 0..workers {
+                let (shared, running, finished) =
+                    (shared.clone(), running.clone(), finished_in.clone());
+                em::spawn(async move {
+                    worker(&shared).await;
+                    running.set(running.get() - 1);
+                    if running.get() == 0 {
+                        finished.set(Instant::now());
+                        em::stop();
+                    }
+                })?;
+            }
+            Ok(())
         });
-        *shared_in.borrow_mut() = Some(shared.clone());
-        let running = Rc::new(Cell::new(workers));
-        for _ in 0..workers {
-            let (shared, running, finished) =
-                (shared.clone(), running.clone(), finished_in.clone());
-            em::spawn(async move {
-                worker(&shared).await;
-                running.set(running.get() - 1);
-                if running.get() == 0 {
-                    finished.set(Instant::now());
-                    em::stop();
-                }
-            })?;
-        }
-        Ok(())
-    });
     if let Err(e) = ran {
         eprintln!("http_get: {e}");
         return ExitCode::FAILURE;
@@ -256,5 +258,10 @@ fn print_response(response: &ClientResponse, hasher: Option<Sha256>, length: u64
         }
     }
     out.push('\n');
-    let _ = io::stdout().lock().write_all(out.as_bytes());
+    let mut stdout = io::stdout().lock();
+    em_examples::exit_unless_written(
+        stdout
+            .write_all(out.as_bytes())
+            .and_then(|()| stdout.flush()),
+    );
 }

@@ -11,7 +11,7 @@ use em_http::{Body, ResponseBody};
 
 /// Serves the TechEmpower plaintext and JSON tests' responses.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
     /// Address to listen on (port 0 picks one).
     #[arg(long, default_value = "127.0.0.1:8080")]
@@ -44,7 +44,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     em::run(move || -> Result<(), em::BoxError> {
         let server = em_http::serve(args.listen.as_str(), hello)?;
         em_examples::stop_on_signal()?;
-        println!("listening on {}", server.local_addr());
+        em_examples::out!("listening on {}", server.local_addr());
         Ok(())
     })?;
     Ok(())

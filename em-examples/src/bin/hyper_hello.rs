@@ -19,7 +19,7 @@
 //! works) once ready and stops on SIGINT or SIGTERM.
 
 use std::convert::Infallible;
-use std::io::{self, Write};
+use std::io;
 use std::net::SocketAddr;
 
 use bytes::Bytes;
@@ -37,7 +37,7 @@ use tokio::task::LocalSet;
 
 /// hyper "Hello, World!" HTTP/1.1 server (benchmark baseline).
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:8092")]
@@ -61,8 +61,7 @@ fn main() -> io::Result<()> {
 async fn serve(listener: TcpListener) -> io::Result<()> {
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
-    println!("listening on {}", listener.local_addr()?);
-    io::stdout().flush()?;
+    em_examples::out!("listening on {}", listener.local_addr()?);
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {

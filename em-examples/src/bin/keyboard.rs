@@ -15,7 +15,7 @@ use em::prelude::*;
 
 /// Echoes each line typed on standard input; `quit` stops.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
     /// The longest line accepted, in bytes; a longer one ends the program
     /// with an error.

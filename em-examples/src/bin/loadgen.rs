@@ -72,7 +72,7 @@ use em_examples::tls;
 
 /// Load generator for TCP, Unix-domain, TLS and UDP echo servers.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version)]
 struct Cli {
     #[command(subcommand)]
     mode: Mode,
@@ -258,7 +258,7 @@ fn main() -> ExitCode {
         .and_then(|rt| LocalSet::new().block_on(&rt, run(cli.mode)));
     match result {
         Ok(line) => {
-            println!("{line}");
+            em_examples::out!("{line}");
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 
 /// A request/response service over the object codec.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
     /// Run the server on this address (IPv4 or IPv6; port 0 picks one).
     #[arg(long, value_name = "ADDR", conflicts_with = "connect")]
@@ -42,9 +42,10 @@ struct Args {
     /// The payload format, the same on both sides.
     #[arg(long, value_enum, default_value_t = Format::Json)]
     format: Format,
-    /// The client gives up after this many seconds.
-    #[arg(long, value_name = "SECS", default_value_t = 10)]
-    timeout: u64,
+    /// The client gives up after this many seconds (fractions allowed,
+    /// such as 0.5; more than 0).
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = em_examples::parse_seconds)]
+    timeout: Duration,
     /// Requests, `OP:N,N,…` (OP: sum, mean, min, max).
     #[arg(value_parser = parse_request, default_values = ["sum:1,2,3", "mean:2,4,9", "max:"])]
     requests: Vec<Ask>,
@@ -211,8 +212,8 @@ impl<F: ObjectFormat + 'static> Connection for Client<F> {
         let numbers: Vec<String> = ask.numbers.iter().map(f64::to_string).collect();
         let asked = format!("#{} {}({})", response.id, ask.op, numbers.join(", "));
         match (response.value, response.error) {
-            (Some(value), _) => println!("{asked} = {value}"),
-            (None, error) => println!("{asked} error: {}", error.unwrap_or_default()),
+            (Some(value), _) => em_examples::out!("{asked} = {value}"),
+            (None, error) => em_examples::out!("{asked} error: {}", error.unwrap_or_default()),
         }
         if self.waiting.is_empty() {
             conn.close_connection();
@@ -220,7 +221,9 @@ impl<F: ObjectFormat + 'static> Connection for Client<F> {
     }
 
     fn unbind(&mut self, _: &Conn<Self::Codec>, reason: UnbindReason) {
-        if !self.waiting.is_empty() {
+        // After a timeout (already reported) the stop ends the connection
+        // too: one message is enough.
+        if !self.waiting.is_empty() && !self.failed.get() {
             eprintln!("objects: connection ended early: {reason}");
             self.failed.set(true);
         }
@@ -233,40 +236,45 @@ impl<F: ObjectFormat + 'static> Connection for Client<F> {
 fn run<F: ObjectFormat + 'static>(args: Args) -> Result<bool, em::BoxError> {
     let failed = Rc::new(Cell::new(false));
     let f = failed.clone();
-    em::run(move || -> Result<(), em::BoxError> {
-        let target = match (&args.listen, &args.connect) {
-            (Some(listen), _) => {
-                let server = em::start_server(listen.as_str(), || Service::<F>(PhantomData))?;
-                // Handlers first: a supervisor may send SIGTERM the moment
-                // it reads the line below.
-                em_examples::stop_on_signal()?;
-                println!("listening on {}", server.local_addr());
-                return Ok(());
-            }
-            (None, Some(connect)) => em::Endpoint::from(connect.as_str()),
-            (None, None) => {
-                let server = em::start_server("127.0.0.1:0", || Service::<F>(PhantomData))?;
-                em::Endpoint::from(server.local_addr())
-            }
-        };
-        em::connect(
-            target,
-            Client::<F> {
-                asks: args.requests,
-                waiting: VecDeque::new(),
-                failed: f.clone(),
-                _format: PhantomData,
-            },
-        )?;
-        let timeout = Duration::from_secs(args.timeout);
-        em::spawn(async move {
-            tokio::time::sleep(timeout).await;
-            eprintln!("objects: timed out after {timeout:?}");
-            f.set(true);
-            em::stop();
+    // A client (alone, or with its server) stops on a panic in a callback
+    // rather than wait for answers that will not come; a server serves on.
+    let client = args.listen.is_none();
+    em::Reactor::builder()
+        .stop_on_panic(client)
+        .run(move || -> Result<(), em::BoxError> {
+            let target = match (&args.listen, &args.connect) {
+                (Some(listen), _) => {
+                    let server = em::start_server(listen.as_str(), || Service::<F>(PhantomData))?;
+                    // Handlers first: a supervisor may send SIGTERM the moment
+                    // it reads the line below.
+                    em_examples::stop_on_signal()?;
+                    em_examples::out!("listening on {}", server.local_addr());
+                    return Ok(());
+                }
+                (None, Some(connect)) => em::Endpoint::from(connect.as_str()),
+                (None, None) => {
+                    let server = em::start_server("127.0.0.1:0", || Service::<F>(PhantomData))?;
+                    em::Endpoint::from(server.local_addr())
+                }
+            };
+            em::connect(
+                target,
+                Client::<F> {
+                    asks: args.requests,
+                    waiting: VecDeque::new(),
+                    failed: f.clone(),
+                    _format: PhantomData,
+                },
+            )?;
+            let timeout = args.timeout;
+            em::spawn(async move {
+                tokio::time::sleep(timeout).await;
+                eprintln!("objects: timed out after {timeout:?}");
+                f.set(true);
+                em::stop();
+            })?;
+            Ok(())
         })?;
-        Ok(())
-    })?;
     Ok(!failed.get())
 }
 

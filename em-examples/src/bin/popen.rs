@@ -59,7 +59,7 @@ use em::{Popen, Signal, Stderr};
 /// Runs a command, feeding it what is typed and printing its output with
 /// timestamps, then how it ended.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
     /// Also capture the command's stderr, timed with its stdout (`2>&1`);
     /// by default it goes straight to this program's stderr.

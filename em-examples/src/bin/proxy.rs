@@ -18,7 +18,7 @@ use em::prelude::*;
 
 /// Forwards every connection to another address.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
     /// Address to listen on (port 0 picks one).
     #[arg(long, default_value = "127.0.0.1:8085")]
@@ -129,7 +129,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             // reads the line below.
             em_examples::stop_on_signal()?;
             em_examples::report_stats(args.stats_every.map(Duration::from_secs))?;
-            println!("listening on {}", server.local_addr());
+            em_examples::out!("listening on {}", server.local_addr());
             Ok(())
         })?;
     Ok(())

@@ -23,12 +23,14 @@ use std::rc::Rc;
 
 use std::time::Duration;
 
+use bytes::BytesMut;
 use clap::Parser;
 use em::prelude::*;
+use tokio_util::codec::{Decoder, Encoder, LinesCodecError};
 
-/// The pub/sub server's options.
+/// A line-protocol publish/subscribe server: SUB, UNSUB, PUB and STATS.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
     /// Address to listen on (IPv4 or IPv6; port 0 picks one).
     #[arg(long, default_value = "127.0.0.1:8084")]
@@ -42,6 +44,47 @@ struct Args {
     stats_every: Option<u64>,
 }
 
+/// What a client sent: a line, or one longer than `--max-line` (which is
+/// answered with an `ERR` before the connection is closed).
+enum Input {
+    Line(String),
+    TooLong,
+}
+
+/// `LinesCodec`, with a line that is too long handed to the handler as
+/// [`Input::TooLong`] rather than failing the connection at once, so that
+/// the client is told why it is closed.
+struct Lines(LinesCodec);
+
+impl Decoder for Lines {
+    type Item = Input;
+    type Error = LinesCodecError;
+
+    fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Input>, LinesCodecError> {
+        match self.0.decode(buf) {
+            Ok(line) => Ok(line.map(Input::Line)),
+            Err(LinesCodecError::MaxLineLengthExceeded) => Ok(Some(Input::TooLong)),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn decode_eof(&mut self, buf: &mut BytesMut) -> Result<Option<Input>, LinesCodecError> {
+        match self.0.decode_eof(buf) {
+            Ok(line) => Ok(line.map(Input::Line)),
+            Err(LinesCodecError::MaxLineLengthExceeded) => Ok(Some(Input::TooLong)),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl<T: AsRef<str>> Encoder<T> for Lines {
+    type Error = LinesCodecError;
+
+    fn encode(&mut self, line: T, buf: &mut BytesMut) -> Result<(), LinesCodecError> {
+        self.0.encode(line, buf)
+    }
+}
+
 /// The topics, shared by every connection (reactor thread only).
 type Topics = Rc<RefCell<HashMap<String, em::Channel<Rc<str>>>>>;
 
@@ -50,6 +93,8 @@ struct Client {
     topics: Topics,
     subscriptions: HashMap<String, em::SubscriptionId>,
     max_line: usize,
+    /// Told its line was too long; closing.
+    closing: bool,
 }
 
 impl Client {
@@ -77,13 +122,26 @@ impl Client {
 }
 
 impl Connection for Client {
-    type Codec = LinesCodec;
+    type Codec = Lines;
 
-    fn codec(&self) -> LinesCodec {
-        LinesCodec::new_with_max_length(self.max_line)
+    fn codec(&self) -> Lines {
+        Lines(LinesCodec::new_with_max_length(self.max_line))
     }
 
-    fn receive_data(&mut self, conn: &Conn<LinesCodec>, line: String) {
+    fn receive_data(&mut self, conn: &Conn<Lines>, input: Input) {
+        if self.closing {
+            // Lines that came after the one too long: not answered.
+            return;
+        }
+        let line = match input {
+            Input::Line(line) => line,
+            Input::TooLong => {
+                conn.send_data(format!("ERR line too long (over {} bytes)", self.max_line));
+                conn.close_connection_after_writing();
+                self.closing = true;
+                return;
+            }
+        };
         let line = line.trim_end_matches('\r');
         let (verb, rest) = line.split_once(' ').unwrap_or((line, ""));
         match verb {
@@ -133,7 +191,7 @@ impl Connection for Client {
         }
     }
 
-    fn unbind(&mut self, _conn: &Conn<LinesCodec>, _reason: UnbindReason) {
+    fn unbind(&mut self, _conn: &Conn<Lines>, _reason: UnbindReason) {
         let topics: Vec<String> = self.subscriptions.keys().cloned().collect();
         for topic in topics {
             self.unsubscribe(&topic);
@@ -151,12 +209,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             topics: topics.clone(),
             subscriptions: HashMap::new(),
             max_line,
+            closing: false,
         })?;
         // Handlers first: a supervisor may send SIGTERM the moment it reads
         // the line below.
         em_examples::stop_on_signal()?;
         em_examples::report_stats(args.stats_every.map(Duration::from_secs))?;
-        println!("listening on {}", server.local_addr());
+        em_examples::out!("listening on {}", server.local_addr());
         Ok(())
     })?;
     Ok(())

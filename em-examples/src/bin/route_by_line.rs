@@ -18,7 +18,7 @@ use em_proxy::{Route, Router};
 
 /// Routes each client by its first line: GET /a to A, GET /b to B.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
     /// Address to listen on (port 0 picks one).
     #[arg(long, default_value = "127.0.0.1:8086")]
@@ -63,7 +63,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 }
             })?;
         router.stop_on_signals(Duration::from_secs(10))?;
-        println!("listening on {}", router.local_addr());
+        em_examples::out!("listening on {}", router.local_addr());
         Ok(())
     })?;
     Ok(())

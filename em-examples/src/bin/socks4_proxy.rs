@@ -17,7 +17,7 @@ use em_proxy::{Remote, Route, Router};
 
 /// A SOCKS4 proxy in a few lines (ProxyMachine's README example).
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
     /// Address to listen on (port 0 picks one).
     #[arg(long, default_value = "127.0.0.1:1080")]
@@ -40,7 +40,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     em::run(move || -> Result<(), em::BoxError> {
         let router = Router::new().start(args.listen.as_str(), socks4)?;
         router.stop_on_signals(Duration::from_secs(10))?;
-        println!("listening on {}", router.local_addr());
+        em_examples::out!("listening on {}", router.local_addr());
         Ok(())
     })?;
     Ok(())

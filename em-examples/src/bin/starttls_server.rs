@@ -14,7 +14,7 @@ use em::prelude::*;
 
 /// A line server that upgrades to TLS on STARTTLS.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
     /// Address to listen on (port 0 picks one).
     #[arg(long, default_value = "127.0.0.1:8089")]
@@ -100,7 +100,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     em::run(move || -> Result<(), em::BoxError> {
         let server = em::start_server(args.listen.as_str(), move || Session { tls: tls.clone() })?;
         em_examples::stop_on_signal()?;
-        println!("listening on {}", server.local_addr());
+        em_examples::out!("listening on {}", server.local_addr());
         Ok(())
     })?;
     Ok(())

@@ -38,7 +38,7 @@ use em::{FileWatch, FileWatcher};
 
 /// Prints what is appended to FILE, as it is written.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
     /// The file to follow.
     file: PathBuf,
@@ -85,7 +85,8 @@ impl Follower {
 }
 
 /// Prints what is new, on this tick and, for a large append, the next
-/// ones; a failed read or write (stdout closed) stops the program.
+/// ones; a failed read or write stops the program (with status 0 when
+/// stdout was closed by its reader, 1 otherwise).
 fn catch_up(follower: &Rc<RefCell<Follower>>, failed: &Rc<RefCell<Option<String>>>) {
     let mut state = follower.borrow_mut();
     match state.print_new() {
@@ -98,6 +99,9 @@ fn catch_up(follower: &Rc<RefCell<Follower>>, failed: &Rc<RefCell<Option<String>
                 catch_up(&follower, &failed);
             });
         }
+        // Nobody reads the output any more (`tail FILE | head`): stop,
+        // quietly, with status 0.
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => em::stop(),
         Err(e) => {
             *failed.borrow_mut() = Some(format!("cannot follow: {e}"));
             em::stop();

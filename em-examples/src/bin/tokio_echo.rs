@@ -10,7 +10,7 @@
 //! and stops gracefully on SIGINT or SIGTERM.
 
 use std::fmt::Display;
-use std::io::{self, Write};
+use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -22,7 +22,7 @@ use tokio::task::LocalSet;
 
 /// Raw-tokio echo server (benchmark baseline).
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:8082")]
@@ -99,8 +99,7 @@ impl Stream for UnixStream {}
 async fn serve<L: Listener>(listener: L, shown: impl Display) -> io::Result<()> {
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
-    println!("listening on {shown}");
-    io::stdout().flush()?;
+    em_examples::out!("listening on {shown}");
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {

@@ -10,7 +10,7 @@
 //! `tokio_echo`. Prints `listening on ADDR` (the real bound address, so
 //! port 0 works) once ready and stops gracefully on SIGINT or SIGTERM.
 
-use std::io::{self, Write};
+use std::io;
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::time::Duration;
@@ -22,7 +22,7 @@ use tokio::signal::unix::{signal, SignalKind};
 
 /// Raw-tokio multi-thread echo server (benchmark baseline).
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:8094")]
@@ -49,8 +49,7 @@ async fn serve(listen: SocketAddr) -> io::Result<()> {
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
     let listener = TcpListener::bind(listen).await?;
-    println!("listening on {}", listener.local_addr()?);
-    io::stdout().flush()?;
+    em_examples::out!("listening on {}", listener.local_addr()?);
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {

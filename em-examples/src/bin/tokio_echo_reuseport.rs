@@ -15,7 +15,7 @@
 //! stops every thread's accept loop, and the process exits once all have
 //! returned.
 
-use std::io::{self, Write};
+use std::io;
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::thread;
@@ -32,7 +32,7 @@ use tokio::task::LocalSet;
 /// Raw-tokio echo server, one SO_REUSEPORT listener per thread (benchmark
 /// baseline).
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:8095")]
@@ -82,8 +82,7 @@ fn main() -> io::Result<()> {
                 .spawn(move || serve(rt, listener, stop))?,
         );
     }
-    println!("listening on {addr}");
-    io::stdout().flush()?;
+    em_examples::out!("listening on {addr}");
     signals.block_on(async {
         tokio::select! {
             _ = sigint.recv() => {}

@@ -6,7 +6,7 @@
 //! between the two sockets. Prints `listening on ADDR` (the real bound
 //! address, so port 0 works) once ready and stops on SIGINT or SIGTERM.
 
-use std::io::{self, Write};
+use std::io;
 use std::net::SocketAddr;
 
 use clap::Parser;
@@ -16,7 +16,7 @@ use tokio::task::LocalSet;
 
 /// Raw-tokio forwarding proxy (benchmark baseline).
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:8086")]
@@ -38,8 +38,7 @@ async fn serve(args: Args) -> io::Result<()> {
     let listener = TcpListener::bind(args.listen).await?;
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
-    println!("listening on {}", listener.local_addr()?);
-    io::stdout().flush()?;
+    em_examples::out!("listening on {}", listener.local_addr()?);
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {

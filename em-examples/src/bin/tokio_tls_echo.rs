@@ -17,7 +17,7 @@
 //! ready, after the certificate file is written, and stops gracefully on
 //! SIGINT or SIGTERM.
 
-use std::io::{self, Write};
+use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -32,7 +32,7 @@ use em_examples::tls;
 
 /// Raw tokio-rustls TLS echo server (benchmark baseline).
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version)]
 #[command(group(clap::ArgGroup::new("certificate")
     .required(true)
     .args(["tls_cert", "tls_self_signed"])))]
@@ -89,8 +89,7 @@ fn server_config(args: &Args) -> io::Result<std::sync::Arc<rustls::ServerConfig>
 async fn serve(listener: TcpListener, acceptor: TlsAcceptor) -> io::Result<()> {
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
-    println!("listening on {}", listener.local_addr()?);
-    io::stdout().flush()?;
+    em_examples::out!("listening on {}", listener.local_addr()?);
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {

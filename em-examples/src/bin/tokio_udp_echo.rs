@@ -6,7 +6,7 @@
 //! Prints `listening on ADDR` (the real bound address, so port 0 works) once
 //! ready and stops on SIGINT or SIGTERM.
 
-use std::io::{self, Write};
+use std::io;
 use std::net::SocketAddr;
 
 use clap::Parser;
@@ -16,7 +16,7 @@ use tokio::task::LocalSet;
 
 /// Raw-tokio UDP echo server (benchmark baseline).
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
     /// Address to bind (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:8088")]
@@ -32,8 +32,7 @@ fn main() -> io::Result<()> {
         let socket = UdpSocket::bind(args.listen).await?;
         let mut sigint = signal(SignalKind::interrupt())?;
         let mut sigterm = signal(SignalKind::terminate())?;
-        println!("listening on {}", socket.local_addr()?);
-        io::stdout().flush()?;
+        em_examples::out!("listening on {}", socket.local_addr()?);
         let echo = tokio::task::spawn_local(echo(socket));
         tokio::select! {
             _ = sigint.recv() => {}

@@ -13,7 +13,7 @@ use tokio_util::codec::BytesCodec;
 
 /// Echoes every datagram back to its sender.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
     /// Address to bind (IPv4 or IPv6; port 0 picks one).
     #[arg(long, default_value = "127.0.0.1:8087")]
@@ -50,7 +50,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let local = socket
             .local_addr()
             .ok_or("the socket has no local address")?;
-        println!("listening on {local}");
+        em_examples::out!("listening on {local}");
         Ok(())
     })?;
     Ok(())

@@ -65,7 +65,7 @@ impl Count {
 }
 
 fn print(system: &str, bench: &str, n: u64, elapsed: Duration, extra: &str) {
-    println!(
+    em_examples::out!(
         "MICRO system={system} bench={bench} n={n} elapsed_ms={:.1} ns_per_op={:.1}{extra}",
         elapsed.as_secs_f64() * 1e3,
         elapsed.as_nanos() as f64 / n as f64
@@ -96,6 +96,7 @@ pub(crate) fn em_throughput(n: u64) -> Result<(), Box<dyn Error>> {
     let c = count.clone();
     let start = Instant::now();
     em::Reactor::builder()
+        .stop_on_panic(true)
         .threadpool_size(POOL)
         .run(move || defer_all(n, &c, true))?;
     let elapsed = start.elapsed();
@@ -118,6 +119,7 @@ pub(crate) fn em_throughput_tokio_backend(n: u64) -> Result<(), Box<dyn Error>> 
     let rt = tokio_runtime()?;
     let local = tokio::task::LocalSet::new();
     let reactor = em::Reactor::builder()
+        .stop_on_panic(true)
         .defer_backend(DeferBackend::TokioBlocking)
         .build()?;
     local.block_on(&rt, reactor.run_local(move || defer_all(n, &c, false)))?;
@@ -212,6 +214,7 @@ pub(crate) fn em_latency(n: u64) -> Result<(), Box<dyn Error>> {
     let l = lat.clone();
     let start = Instant::now();
     em::Reactor::builder()
+        .stop_on_panic(true)
         .threadpool_size(POOL)
         .run(move || em_round_trip(n, l))?;
     let elapsed = start.elapsed();

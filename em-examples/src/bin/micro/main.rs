@@ -39,7 +39,7 @@ use clap::{Parser, ValueEnum};
 
 /// Times one of em's primitives.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
     /// Which benchmark.
     bench: Bench,
@@ -102,11 +102,13 @@ fn chain(left: Rc<Cell<u64>>) {
 }
 
 fn tick_chain(n: u64) -> em::Result<()> {
-    em::run(move || chain(Rc::new(Cell::new(n))))
+    em::Reactor::builder()
+        .stop_on_panic(true)
+        .run(move || chain(Rc::new(Cell::new(n))))
 }
 
 fn tick_fan(n: u64) -> em::Result<()> {
-    em::run(move || {
+    em::Reactor::builder().stop_on_panic(true).run(move || {
         let ran = Rc::new(Cell::new(0u64));
         for _ in 0..n {
             let ran = ran.clone();
@@ -197,7 +199,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     } else {
         "em"
     };
-    println!(
+    em_examples::out!(
         "MICRO system={system} bench={name} n={n} elapsed_ms={:.1} ns_per_op={:.1}",
         elapsed.as_secs_f64() * 1e3,
         elapsed.as_nanos() as f64 / n as f64

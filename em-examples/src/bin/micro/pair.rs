@@ -40,7 +40,7 @@ const MESSAGE: usize = 64;
 const DUPLEX_BUFFER: usize = 256 * 1024;
 
 fn print(system: &str, bench: &str, n: u64, elapsed: Duration) {
-    println!(
+    em_examples::out!(
         "MICRO system={system} bench={bench} n={n} elapsed_ms={:.1} ns_per_op={:.1} msgs_per_sec={:.0}",
         elapsed.as_secs_f64() * 1e3,
         elapsed.as_nanos() as f64 / n as f64,
@@ -102,19 +102,21 @@ pub(crate) fn em_pair(n: u64) -> Result<(), Box<dyn Error>> {
     let started_at = Rc::new(Cell::new(None));
     let done_at = Rc::new(Cell::new(None));
     let (s, d) = (started_at.clone(), done_at.clone());
-    em::run(move || -> em::Result<()> {
-        s.set(Some(Instant::now()));
-        em::connect_pair(
-            Echo,
-            Pinger {
-                message: Bytes::from(vec![0x5a; MESSAGE]),
-                left: n,
-                got: 0,
-                done_at: d,
-            },
-        )?;
-        Ok(())
-    })?;
+    em::Reactor::builder()
+        .stop_on_panic(true)
+        .run(move || -> em::Result<()> {
+            s.set(Some(Instant::now()));
+            em::connect_pair(
+                Echo,
+                Pinger {
+                    message: Bytes::from(vec![0x5a; MESSAGE]),
+                    left: n,
+                    got: 0,
+                    done_at: d,
+                },
+            )?;
+            Ok(())
+        })?;
     let (start, end) = (started_at.get(), done_at.get());
     let elapsed = end.ok_or("the pinger did not finish")? - start.ok_or("no start")?;
     print("em", "pair", n, elapsed);

@@ -38,7 +38,7 @@ pub(crate) const MIB: u64 = 1024;
 const CHUNK: usize = 64 * 1024;
 
 fn print(system: &str, bench: &str, mib: u64, elapsed: Duration) {
-    println!(
+    em_examples::out!(
         "MICRO system={system} bench={bench} n={mib} elapsed_ms={:.1} ns_per_op={:.1} mb_per_sec={:.0} cpu_ms={:.0}",
         elapsed.as_secs_f64() * 1e3,
         elapsed.as_nanos() as f64 / mib as f64,
@@ -94,7 +94,7 @@ pub(crate) fn em_popen(mib: u64) -> Result<(), Box<dyn Error>> {
     let got = Rc::new(Cell::new(0));
     let g = got.clone();
     let start = Instant::now();
-    em::run(move || {
+    em::Reactor::builder().stop_on_panic(true).run(move || {
         let feeder = Feeder {
             chunk: Bytes::from(vec![b'x'; CHUNK]),
             left: total,

@@ -135,7 +135,7 @@ fn ms(d: Duration) -> f64 {
 }
 
 fn print(system: &str, bench: &str, n: u64, elapsed: Duration, extra: &str) {
-    println!(
+    em_examples::out!(
         "MICRO system={system} bench={bench} n={n} elapsed_ms={:.1} ns_per_op={:.1} cpu_ms={:.0}{extra} peak_rss_kb={}",
         ms(elapsed),
         elapsed.as_nanos() as f64 / n as f64,
@@ -166,6 +166,7 @@ pub(crate) fn em_timers(n: u64) -> Result<(), Box<dyn Error>> {
     let fired = Fired::new(n, start);
     let f = fired.clone();
     em::Reactor::builder()
+        .stop_on_panic(true)
         .max_timers(None)
         .run(move || -> em::Result<()> {
             let mut result = Ok(());
@@ -228,6 +229,7 @@ pub(crate) fn tokio_timers(n: u64) -> Result<(), Box<dyn Error>> {
 pub(crate) fn em_timers_cancel(n: u64) -> Result<(), Box<dyn Error>> {
     let start = Instant::now();
     em::Reactor::builder()
+        .stop_on_panic(true)
         .max_timers(None)
         .run(move || -> em::Result<()> {
             let mut timers = Vec::with_capacity(n as usize);
@@ -311,12 +313,14 @@ pub(crate) fn em_periodic() -> Result<(), Box<dyn Error>> {
     let drift = Rc::new(Drift::default());
     let d = drift.clone();
     let start = Instant::now();
-    em::run(move || -> em::Result<()> {
-        let start = Instant::now();
-        em::add_timer(PERIOD_RUN, em::stop)?;
-        em::add_periodic_timer(PERIOD, move |_| d.fire(start))?;
-        Ok(())
-    })?;
+    em::Reactor::builder()
+        .stop_on_panic(true)
+        .run(move || -> em::Result<()> {
+            let start = Instant::now();
+            em::add_timer(PERIOD_RUN, em::stop)?;
+            em::add_periodic_timer(PERIOD, move |_| d.fire(start))?;
+            Ok(())
+        })?;
     let n = drift.fires.get();
     print("em", "periodic", n, start.elapsed(), &drift.fields());
     Ok(())
