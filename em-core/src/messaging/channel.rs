@@ -8,7 +8,7 @@ use std::pin::Pin;
 use std::rc::{Rc, Weak};
 use std::task::{Context, Poll, Waker};
 
-use futures::Stream;
+use futures_core::Stream;
 
 use crate::error::Result;
 use crate::messaging::cross_thread::{Registration, RemoteRef};

@@ -21,8 +21,9 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 
-use futures::stream::FusedStream;
-use futures::{Sink, Stream};
+use futures_core::stream::FusedStream;
+use futures_core::Stream;
+use futures_sink::Sink;
 use tokio_util::codec::{Decoder, Encoder};
 
 use crate::error::{BoxError, Error, Result};
@@ -283,7 +284,7 @@ fn copy_reason(reason: &UnbindReason) -> UnbindReason {
 /// stays open), `is_outbound_overflow()` past `max_outbound`.
 ///
 /// `Stream` and `Sink` work from different tasks after
-/// [`StreamExt::split`](futures::StreamExt::split).
+/// [`StreamExt::split`](https://docs.rs/futures/0.3/futures/stream/trait.StreamExt.html#method.split).
 ///
 /// # Ownership and threads
 ///

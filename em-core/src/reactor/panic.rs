@@ -8,7 +8,7 @@ use std::fmt;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use futures::FutureExt;
+use futures_util::FutureExt;
 use std::rc::Rc;
 
 use crate::error::Error;

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::Waker;
 use std::thread::ThreadId;
 
-use futures::task::AtomicWaker;
+use futures_util::task::AtomicWaker;
 
 use std::collections::VecDeque;
 

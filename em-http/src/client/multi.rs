@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use futures::StreamExt;
+use futures_util::StreamExt;
 
 use crate::client::error::ClientResult;
 use crate::client::request::RequestBuilder;
@@ -94,7 +94,7 @@ impl Multi {
     pub async fn perform(self) -> Vec<ClientResult<ClientResponse>> {
         let n = self.concurrency.unwrap_or(self.requests.len()).max(1);
         let mut results: Vec<(usize, ClientResult<ClientResponse>)> =
-            futures::stream::iter(self.requests.into_iter().enumerate().map(
+            futures_util::stream::iter(self.requests.into_iter().enumerate().map(
                 |(i, request)| async move {
                     let result = match request.send().await {
                         Ok(mut response) => response.buffer().await.map(|_| ()).map(|()| response),

@@ -7,7 +7,7 @@ use std::future::poll_fn;
 use std::rc::Rc;
 
 use bytes::Bytes;
-use futures::StreamExt;
+use futures_util::StreamExt;
 use http::header::HeaderName;
 use http::header::{
     HeaderValue, ACCEPT_ENCODING, CONNECTION, CONTENT_LENGTH, HOST, PROXY_AUTHORIZATION,

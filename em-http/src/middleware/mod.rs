@@ -81,7 +81,7 @@ use crate::body::response::ResponseBody;
 use crate::server::handler::Handler;
 
 /// The future of a wrapped handler's response: boxed, `!Send`, `'static`.
-pub type ResponseFuture = futures::future::LocalBoxFuture<'static, Response<ResponseBody>>;
+pub type ResponseFuture = futures_util::future::LocalBoxFuture<'static, Response<ResponseBody>>;
 
 /// A layer around a handler: [`wrap`](Middleware::wrap) takes the inner
 /// [`Handler`] and returns one that runs code before and after it (or
