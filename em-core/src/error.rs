@@ -60,6 +60,9 @@ enum Kind {
     NoPeer(&'static str),
     /// TLS options that cannot work: what is wrong.
     TlsConfig(String),
+    /// An error of the program's, made an em error by `?` or
+    /// [`Error::other`].
+    Other(Arc<dyn std::error::Error + Send + Sync>),
 }
 
 impl Error {
@@ -158,6 +161,23 @@ impl Error {
         Error { kind }
     }
 
+    /// Wraps an error of the program's (or of another library) as an em
+    /// error, so that a run block returning `em::Result` can `?` it: its
+    /// `Display` is the wrapped error's, `source()` is the wrapped error,
+    /// and [`is_other`](Self::is_other) is true. `?` does this by itself
+    /// for `io::Error`, `BoxError`, `String` and `&str`, and em's other
+    /// crates' errors convert too.
+    ///
+    /// ```
+    /// # use em_core as em;
+    /// let e = em::Error::other("the config file has no [server] section");
+    /// assert!(e.is_other());
+    /// assert_eq!(e.to_string(), "the config file has no [server] section");
+    /// ```
+    pub fn other(error: impl Into<BoxError>) -> Self {
+        Self::new(Kind::Other(Arc::from(error.into())))
+    }
+
     /// A reactor-only call was made on a thread where no reactor runs.
     pub fn is_no_reactor(&self) -> bool {
         matches!(self.kind, Kind::NoReactor(_))
@@ -247,11 +267,19 @@ impl Error {
     pub fn is_stopped_early(&self) -> bool {
         matches!(self.kind, Kind::StoppedEarly)
     }
+    /// An error of the program's, wrapped by [`Error::other`] or by `?`
+    /// (from an `io::Error`, a `BoxError`, a message, another em crate's
+    /// error); `source()` is it.
+    pub fn is_other(&self) -> bool {
+        matches!(self.kind, Kind::Other(_))
+    }
     /// The `io::Error` behind an [`is_io`](Self::is_io),
-    /// [`is_bind`](Self::is_bind) or [`is_connect`](Self::is_connect) error.
+    /// [`is_bind`](Self::is_bind) or [`is_connect`](Self::is_connect)
+    /// error, or an `io::Error` made an em error by `?`.
     pub fn io_error(&self) -> Option<&io::Error> {
         match &self.kind {
             Kind::Io(_, e) | Kind::Bind(_, e) | Kind::Connect(_, e) | Kind::Runtime(e) => Some(e),
+            Kind::Other(e) => e.downcast_ref::<io::Error>(),
             _ => None,
         }
     }
@@ -325,6 +353,7 @@ impl fmt::Display for Error {
                 "outbound overflow: {queued} bytes were queued and the frame would pass the connection's max_outbound of {max} bytes (or the reactor's max_total_outbound); the connection is closed"
             ),
             Kind::TlsConfig(what) => write!(f, "start_tls: {what}"),
+            Kind::Other(e) => fmt::Display::fmt(e, f),
             Kind::ReceiverGone(call, what) => write!(
                 f,
                 "{call}: the {what} was dropped on its reactor, so nothing receives the item"
@@ -367,8 +396,36 @@ impl std::error::Error for Error {
             Kind::Runtime(e) | Kind::Bind(_, e) | Kind::Connect(_, e) | Kind::Io(_, e) => {
                 Some(&**e)
             }
-            Kind::Encode(e) | Kind::Init(e) => Some(&**e),
+            Kind::Encode(e) | Kind::Init(e) | Kind::Other(e) => Some(&**e),
             _ => None,
         }
+    }
+}
+
+/// `?` on an `io::Error` in code returning `em::Result`: [`Error::other`].
+impl From<io::Error> for Error {
+    fn from(e: io::Error) -> Self {
+        Error::other(e)
+    }
+}
+
+/// `?` on a `BoxError` in code returning `em::Result`: [`Error::other`].
+impl From<BoxError> for Error {
+    fn from(e: BoxError) -> Self {
+        Error::other(e)
+    }
+}
+
+/// `Err("message".into())` or `?` on a message: [`Error::other`].
+impl From<String> for Error {
+    fn from(message: String) -> Self {
+        Error::other(message)
+    }
+}
+
+/// `Err("message".into())`: [`Error::other`].
+impl From<&str> for Error {
+    fn from(message: &str) -> Self {
+        Error::other(message)
     }
 }

@@ -122,3 +122,11 @@ impl std::error::Error for DeferError {
         }
     }
 }
+
+/// `?` on a deferred operation's error in code returning `em::Result` (a run block):
+/// `em::Error::other`, with this error as its `source()`.
+impl From<DeferError> for em_core::Error {
+    fn from(e: DeferError) -> Self {
+        em_core::Error::other(e)
+    }
+}

@@ -90,7 +90,7 @@ pub fn exit_unless_written(written: io::Result<()>) {
 ///
 /// Errors (an `em::Error`) where no reactor runs, or if a handler cannot
 /// be installed.
-pub fn stop_on_signal() -> Result<(), em::BoxError> {
+pub fn stop_on_signal() -> em::Result<()> {
     for signal in [Signal::INT, Signal::TERM] {
         em::trap(signal, move || {
             tracing::info!(%signal, "signal received; stopping");
@@ -107,7 +107,7 @@ pub fn stop_on_signal() -> Result<(), em::BoxError> {
 /// thread.
 ///
 /// Errors where no reactor runs, or if the handler cannot be installed.
-pub fn report_stats(every: Option<Duration>) -> Result<(), em::BoxError> {
+pub fn report_stats(every: Option<Duration>) -> em::Result<()> {
     em::trap(Signal::USR1, print_stats)?;
     if let Some(every) = every.filter(|d| !d.is_zero()) {
         em::add_periodic_timer(every, |_| print_stats())?;

@@ -107,3 +107,11 @@ impl fmt::Display for HttpError {
 }
 
 impl std::error::Error for HttpError {}
+
+/// `?` on an HTTP error in code returning `em::Result` (a run block):
+/// `em::Error::other`, with this error as its `source()`.
+impl From<HttpError> for em_core::Error {
+    fn from(e: HttpError) -> Self {
+        em_core::Error::other(e)
+    }
+}

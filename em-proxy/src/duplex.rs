@@ -34,7 +34,7 @@ pub const RELAY: &str = "relay";
 /// ```no_run
 /// use em_proxy::Duplex;
 ///
-/// em_core::run(|| -> Result<(), em_proxy::Error> {
+/// em_core::run(|| {
 ///     let proxy = Duplex::new("127.0.0.1:8081")
 ///         .mirror("127.0.0.1:8082")
 ///         .start("127.0.0.1:8080")?;

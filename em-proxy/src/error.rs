@@ -89,6 +89,14 @@ impl std::error::Error for Error {
     }
 }
 
+/// `?` on a proxy error in code returning `em::Result` (a run block):
+/// `em::Error::other`, with this error as its `source()`.
+impl From<Error> for em_core::Error {
+    fn from(e: Error) -> Self {
+        em_core::Error::other(e)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

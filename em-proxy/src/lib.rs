@@ -10,7 +10,7 @@
 //! ```
 //! use em_proxy::Duplex;
 //!
-//! em_core::run(|| -> Result<(), em_proxy::Error> {
+//! em_core::run(|| {
 //!     let proxy = Duplex::new("127.0.0.1:8081")
 //!         .mirror("127.0.0.1:8082")
 //!         .start("127.0.0.1:0")?;

@@ -7,9 +7,11 @@
 //!
 //! # A first example: an echo server and its client
 //!
-//! A handler implements [`Connection`]: a codec that frames the byte stream,
-//! and callbacks. The server below echoes raw bytes; the client sends one
-//! line, keeps the reply and stops the reactor, so [`run`] returns.
+//! A handler implements [`Handler`], the callbacks of EventMachine's
+//! `EM::Connection` on raw bytes, or [`Connection`], the same callbacks on
+//! the frames of a codec (lines, length-prefixed messages, a protocol). The
+//! server below echoes raw bytes; the client sends one line, keeps the
+//! reply and stops the reactor, so [`run`] returns.
 //!
 //! ```
 //! use std::cell::RefCell;
@@ -20,12 +22,8 @@
 //! /// The server side: every byte received goes straight back.
 //! struct Echo;
 //!
-//! impl Connection for Echo {
-//!     type Codec = BytesCodec;
-//!     fn codec(&self) -> BytesCodec {
-//!         BytesCodec::new()
-//!     }
-//!     fn receive_data(&mut self, conn: &Conn<BytesCodec>, data: BytesMut) {
+//! impl Handler for Echo {
+//!     fn receive_data(&mut self, conn: &Conn, data: BytesMut) {
 //!         conn.send_data(data);
 //!     }
 //! }
@@ -52,7 +50,7 @@
 //!
 //! let reply = Rc::new(RefCell::new(None));
 //! let r = reply.clone();
-//! em::run(move || -> em::Result<()> {
+//! em::run(move || {
 //!     let server = em::start_server("127.0.0.1:0", || Echo)?;
 //!     em::connect(server.local_addr(), Hello { reply: r })?;
 //! #   em::spawn(async {
@@ -71,6 +69,16 @@
 //! client's handler. For one-off servers, [`handler`] turns a closure on raw
 //! bytes into such a factory:
 //! `em::start_server(addr, em::handler(|conn, data| conn.send_data(data)))`.
+//! The run block returns `()` or any [`Result`] of em's (a server, a
+//! connection, a timer…, whose value is dropped), and `?` turns an
+//! `io::Error`, a message or another em crate's error into one, so it
+//! needs no type annotation.
+//!
+//! The first programs an EventMachine user writes are runnable examples
+//! of this crate, each beside its EventMachine twin in the repository's
+//! `bench/baselines/first_programs`: `cargo run --example echo_server`
+//! (then `--example echo_client` or `--example procedural_client` in
+//! another terminal), `chat`, `timers`, `defer`.
 //!
 //! # The threading model
 //!
@@ -808,7 +816,7 @@
 //! std::fs::write(&path, "")?;
 //! let events = Rc::new(RefCell::new(Vec::new()));
 //! let (e, p) = (events.clone(), path.clone());
-//! em::run(move || -> Result<(), em::BoxError> {
+//! em::run(move || {
 //!     em::watch_file(&p, Watcher(e))?;
 //!     std::fs::OpenOptions::new().append(true).open(&p)?.write_all(b"a line\n")?;
 //! #   em::spawn(async {
@@ -841,7 +849,7 @@
 //! let pid = child.id();
 //! let exited = std::rc::Rc::new(std::cell::Cell::new(None));
 //! let seen = exited.clone();
-//! em::run(move || -> Result<(), em::BoxError> {
+//! em::run(move || {
 //!     em::watch_process(pid, move |watch: &em::ProcessWatch| {
 //!         seen.set(Some(watch.pid()));
 //!         em::stop();
@@ -1313,7 +1321,8 @@
 //! | `EM.schedule { … }` | [`schedule`]`(\|\| …)` on the reactor thread; [`Handle::schedule`] from others | `em::schedule` where no reactor runs is an `Err` ([`is_no_reactor()`](Error::is_no_reactor)), never a closure lost in a queue. `Handle::schedule` and `next_tick` share one FIFO. |
 //! | `EM.spawn`, em-synchrony fibers | [`spawn`]`(async { … })` | A future on the reactor thread, dropped when the reactor stops; a panic in it is contained and reported like a callback's. |
 //! | em-synchrony `EM.synchrony { }` | [`synchrony`]`(async { … })` → its output | Stops the reactor when the future returns; an early stop is an error ([`is_stopped_early()`](Error::is_stopped_early)). |
-//! | em-synchrony `EM::Synchrony::TCPSocket` | [`Socket`]`::connect(addr, codec).await`, [`SocketListener`] | A `Stream` of frames and a `Sink` of frames, with backpressure both ways; Unix-domain and in-memory too. |
+//! | em-synchrony `EM::Synchrony::TCPSocket` (`write`, `read`/`recv`) | [`Socket`]`::connect(addr, codec).await`, [`Socket::write`], [`Socket::read`], [`SocketListener`] | A `Stream` of frames and a `Sink` of frames, with backpressure both ways; `read` gives the next frame, `None` at a clean end, `Err(reason)` after a failure. Unix-domain and in-memory too. |
+//! | `EM::Connection` (a module or subclass) | [`Handler`] (raw bytes), or [`Connection`] (a codec's frames) | A trait implemented by a type of yours; `Handler` is `Connection` with [`RawCodec`], whose `send_data` takes `&str`, `String`, `&[u8]`, `Vec<u8>`, `Bytes`. |
 //! | `Connection#post_init` | [`Connection::post_init`] | |
 //! | `#connection_completed` | [`Connection::connection_completed`] | |
 //! | `#receive_data(data)` | [`Connection::receive_data`]`(conn, frame)` | One decoded frame per call (the codec frames the stream); with `BytesCodec`, raw chunks as in EM. Never after a close request (EM may still deliver). |
@@ -1399,8 +1408,8 @@ pub use em_core::{clear_error_handler, set_error_handler, BoxError, Error, Panic
 pub use em_core::{
     attach, attach_server, bind_connect, connect, connect_pair, connect_unix_domain, handler,
     start_server, start_unix_domain_server, Addr, Attachable, AttachableListener, Backoff, Conn,
-    Connection, ConnectionId, Endpoint, FnHandler, Frame, Server, Socket, SocketListener,
-    UnbindReason, UnixAddr,
+    Connection, ConnectionId, Endpoint, FnHandler, Frame, Handler, RawCodec, Server, Socket,
+    SocketListener, UnbindReason, UnixAddr,
 };
 // Watched descriptors.
 pub use em_core::watch;
@@ -1438,6 +1447,11 @@ pub use em_defer::{
     DeferFuture, DeferOptions,
 };
 
+/// The time span timers, timeouts and options take: std's `Duration`,
+/// re-exported (as `tokio::time` does), so that `em::Duration::from_millis(100)`
+/// needs no import.
+pub use std::time::Duration;
+
 /// The byte buffers frames are made of, re-exported from the `bytes` crate.
 pub use bytes;
 
@@ -1453,15 +1467,19 @@ pub use tokio_util::codec;
 
 /// Everything a handler module usually needs: `use em::prelude::*;`.
 ///
-/// The handler types ([`Connection`], [`Conn`], [`Frame`], [`UnbindReason`],
-/// [`Addr`]), the reactor handles ([`Handle`], [`Server`], [`Timer`],
-/// [`PeriodicTimer`]), [`DeferError`], the builder options of the timers and
-/// defer ([`TimerOptions`], [`DeferOptions`]), the common codecs and the
-/// byte buffers they produce.
+/// The handler traits and types ([`Handler`] for raw bytes, [`Connection`]
+/// with a codec, [`Conn`], [`Frame`], [`UnbindReason`], [`Addr`]), the
+/// reactor handles ([`Handle`], [`Server`], [`Timer`], [`PeriodicTimer`]),
+/// [`DeferError`], the builder options of the timers and defer
+/// ([`TimerOptions`], [`DeferOptions`]), [`Duration`], the common codecs
+/// ([`RawCodec`] and tokio-util's) and the byte buffers they produce.
 pub mod prelude {
     pub use bytes::{Bytes, BytesMut};
-    pub use em_core::{Addr, Conn, Connection, Frame, Handle, Server, UnbindReason};
+    pub use em_core::{
+        Addr, Conn, Connection, Frame, Handle, Handler, RawCodec, Server, UnbindReason,
+    };
     pub use em_defer::{DeferError, DeferOptions};
     pub use em_timers::{PeriodicTimer, Timer, TimerOptions};
+    pub use std::time::Duration;
     pub use tokio_util::codec::{BytesCodec, Decoder, Encoder, LengthDelimitedCodec, LinesCodec};
 }

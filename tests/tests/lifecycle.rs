@@ -223,8 +223,9 @@ fn calls_while_stopping_are_stopping_errors() {
 /// thread can run a reactor again afterwards.
 #[test]
 fn run_block_error_and_panic_come_back_from_run() {
-    let err = run_with_watchdog(|| -> Result<(), std::io::Error> {
-        Err(std::io::Error::other("run block failed on purpose"))
+    let err = run_with_watchdog(|| {
+        Err(std::io::Error::other("run block failed on purpose"))?;
+        Ok(())
     })
     .expect_err("the run block failed");
     assert!(err.is_init(), "{err:?}");

@@ -317,7 +317,7 @@ fn a_staging_that_never_reads_keeps_the_proxys_memory_bounded() {
 
 /// A line backend for the callback test: echoes, and closes after
 /// writing when a chunk holds `QUIT`.
-fn quitting_echo(conn: &Conn<BytesCodec>, data: BytesMut) {
+fn quitting_echo(conn: &Conn, data: BytesMut) {
     let quit = data.windows(4).any(|w| w == b"QUIT");
     conn.send_data(data);
     if quit {

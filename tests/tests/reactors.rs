@@ -401,20 +401,16 @@ fn handle_stop_from_a_plain_thread_stops_the_whole_group() {
 fn run_block_error_on_reactor_1_stops_the_group_and_is_returned() {
     let hooks = Arc::new(AtomicUsize::new(0));
     let h = hooks.clone();
-    let err = run_each_with_watchdog(
-        em::Reactor::builder().reactors(2),
-        move |index| -> Result<(), String> {
-            let h = h.clone();
-            em::add_shutdown_hook(move || {
-                h.fetch_add(1, Ordering::SeqCst);
-            })
-            .map_err(|e| e.to_string())?;
-            if index == 1 {
-                return Err("no luck on reactor 1".into());
-            }
-            Ok(())
-        },
-    )
+    let err = run_each_with_watchdog(em::Reactor::builder().reactors(2), move |index| {
+        let h = h.clone();
+        em::add_shutdown_hook(move || {
+            h.fetch_add(1, Ordering::SeqCst);
+        })?;
+        if index == 1 {
+            return Err("no luck on reactor 1".into());
+        }
+        Ok(())
+    })
     .expect_err("reactor 1's run block failed");
     assert!(err.is_init(), "{err}");
     assert!(err.to_string().contains("no luck on reactor 1"), "{err}");
@@ -424,7 +420,7 @@ fn run_block_error_on_reactor_1_stops_the_group_and_is_returned() {
 #[test]
 fn when_every_run_block_fails_the_first_reactors_error_is_returned() {
     let err = run_each_with_watchdog(em::Reactor::builder().reactors(2), |index| {
-        Err::<(), String>(format!("run block {index} failed"))
+        Err::<(), em::Error>(format!("run block {index} failed").into())
     })
     .expect_err("both run blocks failed");
     assert!(err.is_init(), "{err}");

@@ -843,7 +843,7 @@ fn the_suite_reported_is_the_one_configured() {
         let s = em::start_server("127.0.0.1:0", move || TlsEcho {
             options: server.clone(),
         })?;
-        let mut on_reply = em::handler(move |conn: &Conn<BytesCodec>, _data| {
+        let mut on_reply = em::handler(move |conn: &Conn, _data| {
             *g.borrow_mut() = conn.tls_cipher_suite();
             em::stop();
         });
@@ -866,8 +866,8 @@ fn tls_runs_on_an_in_memory_pair_and_twice_is_an_error() {
     let got = Rc::new(RefCell::new(Vec::new()));
     let g = got.clone();
     run_with_watchdog(move || -> em::Result<()> {
-        let echo = em::handler(|conn: &Conn<BytesCodec>, data| conn.send_data(data))();
-        let mut on_reply = em::handler(move |conn: &Conn<BytesCodec>, data| {
+        let echo = em::handler(|conn: &Conn, data| conn.send_data(data))();
+        let mut on_reply = em::handler(move |conn: &Conn, data| {
             g.borrow_mut()
                 .push((data.to_vec(), conn.tls_protocol_version()));
             em::stop();
@@ -937,9 +937,9 @@ fn a_panic_in_ssl_handshake_completed_ends_only_that_connection() {
         let fine = em::start_server("127.0.0.1:0", move || TlsEcho {
             options: good.clone(),
         })?;
-        let quiet = em::handler(|_conn: &Conn<BytesCodec>, _data| {})();
+        let quiet = em::handler(|_conn: &Conn, _data| {})();
         em::connect(panicking.local_addr(), quiet)?.start_tls(&client)?;
-        let on_echo = em::handler(move |_conn: &Conn<BytesCodec>, data| {
+        let on_echo = em::handler(move |_conn: &Conn, data| {
             cs.borrow_mut()
                 .push(format!("echo {}", String::from_utf8_lossy(&data)));
             if cs.borrow().len() == 2 {

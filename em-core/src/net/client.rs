@@ -146,6 +146,12 @@ impl From<SocketAddr> for Endpoint {
     }
 }
 
+impl From<&SocketAddr> for Endpoint {
+    fn from(addr: &SocketAddr) -> Self {
+        Endpoint::from(*addr)
+    }
+}
+
 impl From<SocketAddrV4> for Endpoint {
     fn from(addr: SocketAddrV4) -> Self {
         SocketAddr::V4(addr).into()

@@ -3,59 +3,54 @@
 
 use std::fmt;
 use std::marker::PhantomData;
-use std::rc::Rc;
 
 use bytes::BytesMut;
-use tokio_util::codec::BytesCodec;
 
 use crate::net::conn::Conn;
-use crate::net::connection::Connection;
+use crate::net::handler::Handler;
 
 /// Builds handler factories from one closure, called with every chunk of raw
 /// bytes received: for [`start_server`](crate::start_server), which wants a
-/// factory.
+/// factory. Each connection gets its own copy of the closure (so state it
+/// owns, such as a counter, is per connection, as an EventMachine handler's
+/// instance variables are; share state between connections through an
+/// `Rc`). Whatever the closure returns is ignored, so
+/// `|conn, data| conn.send_data(data)` is a whole echo handler.
 ///
 /// ```
 /// # use em_core as em;
-/// em::run(|| -> em::Result<()> {
+/// em::run(|| {
 ///     let echo = em::start_server("127.0.0.1:0", em::handler(|conn, data| conn.send_data(data)))?;
 ///     echo.stop();
 ///     em::stop();
 ///     Ok(())
 /// })?;
-/// # Ok::<(), em_core::Error>(())
+/// # Ok::<(), em::Error>(())
 /// ```
 pub fn handler<F, R>(on_data: F) -> impl FnMut() -> FnHandler<F, R> + 'static
 where
-    F: Fn(&Conn<BytesCodec>, BytesMut) -> R + 'static,
+    F: FnMut(&Conn, BytesMut) -> R + Clone + 'static,
     R: 'static,
 {
-    let on_data = Rc::new(on_data);
     move || FnHandler {
         on_data: on_data.clone(),
         _result: PhantomData,
     }
 }
 
-/// A handler whose only callback is a closure on raw bytes; built by
-/// [`handler`]. Whatever the closure returns is ignored.
+/// A [`Handler`] whose only callback is a closure on raw bytes; built by
+/// [`handler`]. Runs on the reactor thread.
 pub struct FnHandler<F, R> {
-    on_data: Rc<F>,
+    on_data: F,
     _result: PhantomData<fn() -> R>,
 }
 
-impl<F, R> Connection for FnHandler<F, R>
+impl<F, R> Handler for FnHandler<F, R>
 where
-    F: Fn(&Conn<BytesCodec>, BytesMut) -> R + 'static,
+    F: FnMut(&Conn, BytesMut) -> R + 'static,
     R: 'static,
 {
-    type Codec = BytesCodec;
-
-    fn codec(&self) -> BytesCodec {
-        BytesCodec::new()
-    }
-
-    fn receive_data(&mut self, conn: &Conn<BytesCodec>, data: BytesMut) {
+    fn receive_data(&mut self, conn: &Conn, data: BytesMut) {
         (self.on_data)(conn, data);
     }
 }

@@ -449,6 +449,9 @@ impl<C> Member for ConnInner<C> {
 /// closed connection are harmless no-ops that say so (a `0` or an error, and
 /// a debug event).
 ///
+/// `C` defaults to [`RawCodec`](crate::RawCodec): `&Conn` is the handle of
+/// a raw-bytes connection, the one a [`Handler`](crate::Handler) gets.
+///
 /// The compiler keeps it on the reactor thread:
 ///
 /// ```compile_fail
@@ -457,7 +460,7 @@ impl<C> Member for ConnInner<C> {
 ///     std::thread::spawn(move || conn.close_connection()); // error: `Conn` is not `Send`
 /// }
 /// ```
-pub struct Conn<C> {
+pub struct Conn<C = crate::net::raw_codec::RawCodec> {
     inner: Rc<ConnInner<C>>,
 }
 

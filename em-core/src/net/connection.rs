@@ -308,3 +308,11 @@ impl std::error::Error for UnbindReason {
         }
     }
 }
+
+/// `?` on a [`Socket::read`](crate::Socket::read) in code returning
+/// `em::Result`: [`Error::other`](crate::Error::other) with the reason.
+impl From<UnbindReason> for crate::Error {
+    fn from(reason: UnbindReason) -> Self {
+        crate::Error::other(reason)
+    }
+}

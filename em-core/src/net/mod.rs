@@ -1,7 +1,9 @@
 //! The network engine: connections on any transport, servers and clients.
 //!
 //! * [`connection`]: the `Connection` trait handlers implement, and
-//!   `UnbindReason`; [`conn`]: the `Conn` handle callbacks get.
+//!   `UnbindReason`; [`handler`]: `Handler`, a `Connection` on raw bytes
+//!   with no codec to name, over [`raw_codec`]; [`conn`]: the `Conn`
+//!   handle callbacks get.
 //! * [`driver`]: the engine, one future per connection: the lifecycle
 //!   (exactly one `unbind`, timeouts, panics, stop, reconnect) over a pump
 //!   that moves the bytes.
@@ -39,8 +41,10 @@ pub(crate) mod connection;
 pub(crate) mod datagram;
 pub(crate) mod driver;
 pub(crate) mod file;
+pub(crate) mod handler;
 pub(crate) mod pair;
 pub(crate) mod proxy;
+pub(crate) mod raw_codec;
 pub(crate) mod server;
 pub(crate) mod shared_server;
 pub(crate) mod socket;

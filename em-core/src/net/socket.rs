@@ -558,6 +558,39 @@ impl<C: Decoder> Socket<C> {
     }
 }
 
+/// Procedural reads and writes, as methods.
+impl<C> Socket<C>
+where
+    C: Decoder<Error: Into<BoxError>> + 'static,
+{
+    /// The next frame, waiting for it (em-synchrony's `socket.read`):
+    /// `Ok(Some(frame))`, `Ok(None)` once the connection has ended cleanly
+    /// and every frame received was read, or `Err(reason)` once after an
+    /// end with an error (a reset, a codec error…; `?` makes it an
+    /// [`Error`]). The Stream's `next`, as a method, so that procedural
+    /// code needs no futures import. Reactor thread only.
+    pub async fn read(&mut self) -> std::result::Result<Option<C::Item>, UnbindReason> {
+        poll_fn(|cx| Pin::new(&mut *self).poll_next(cx))
+            .await
+            .transpose()
+    }
+
+    /// Writes `frame` and waits until it has been handed to the transport
+    /// (em-synchrony's `socket.write`): waits first while the output is
+    /// above its high watermark, then queues the frame as
+    /// [`send_data`](Conn::send_data) does, then flushes. The Sink's
+    /// `send`, as a method. Errors as the Sink's. Reactor thread only.
+    pub async fn write<T>(&mut self, frame: T) -> Result<()>
+    where
+        C: Encoder<T>,
+        <C as Encoder<T>>::Error: Into<BoxError>,
+    {
+        poll_fn(|cx| Sink::<T>::poll_ready(Pin::new(&mut *self), cx)).await?;
+        self.conn.try_send_data(frame)?;
+        self.flush().await
+    }
+}
+
 impl<C> Stream for Socket<C>
 where
     C: Decoder<Error: Into<BoxError>> + 'static,

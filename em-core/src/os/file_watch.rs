@@ -262,7 +262,7 @@ impl fmt::Debug for FileWatch {
 /// let path = std::env::temp_dir().join(format!("em-doc-watch-{}", std::process::id()));
 /// std::fs::write(&path, "")?;
 /// let file = path.clone();
-/// em::run(move || -> Result<(), em::BoxError> {
+/// em::run(move || {
 ///     let watch = em::watch_file(&file, StopOnChange)?;
 ///     assert_eq!(watch.path(), file);
 ///     // Any change after watch_file returned is seen.

@@ -160,7 +160,7 @@ impl fmt::Debug for ProcessWatch {
 /// # #[cfg(target_os = "linux")] {
 /// let mut child = std::process::Command::new("sleep").arg("30").spawn()?;
 /// let pid = child.id();
-/// em::run(move || -> Result<(), em::BoxError> {
+/// em::run(move || {
 ///     let watch = em::watch_process(pid, |watch: &em::ProcessWatch| {
 ///         eprintln!("{} exited", watch.pid());
 ///         em::stop();

@@ -300,8 +300,12 @@ impl Drop for Installed {
     }
 }
 
-/// What a run block may return: `()`, or a `Result` whose error stops the
-/// reactor and comes back from `run`.
+/// What a run block may return: `()`, or an [`em::Result`](crate::Result)
+/// of any value (the value is dropped; an error stops the reactor and comes
+/// back from `run`, as an [`is_init`](Error::is_init) error whose source
+/// is it). Only em's `Result`, so that a block ending in `Ok(())` after a
+/// `?` needs no annotation; `?` converts `io::Error`, `BoxError`, messages
+/// and em's crates' errors into it ([`Error::other`] for the rest).
 pub trait RunResult {
     /// Converts the run block's value.
     fn into_result(self) -> Result<(), BoxError>;
@@ -313,9 +317,9 @@ impl RunResult for () {
     }
 }
 
-impl<E: Into<BoxError>> RunResult for Result<(), E> {
+impl<T> RunResult for Result<T> {
     fn into_result(self) -> Result<(), BoxError> {
-        self.map_err(Into::into)
+        self.map(drop).map_err(Into::into)
     }
 }
 

@@ -81,7 +81,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         builder
             .reactors(args.reactors)
             .pin_to_cores(args.pin)
-            .run_each(move |_index| -> Result<(), em::BoxError> {
+            .run_each(move |_index| {
                 let tls = tls.clone();
                 let server = em::start_server(listen.as_str(), move || Echo(tls.clone()))?;
                 em_examples::stop_on_signal()?;
@@ -95,7 +95,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             })?;
         return Ok(());
     }
-    builder.run(move || -> Result<(), em::BoxError> {
+    builder.run(move || {
         let echo = move || Echo(tls.clone());
         let server = match &args.unix {
             Some(path) => em::start_unix_domain_server(path, echo)?,

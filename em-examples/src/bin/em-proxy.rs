@@ -59,7 +59,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     let last = std::rc::Rc::new(std::cell::RefCell::new(None));
     let keep = last.clone();
-    em::run(move || -> Result<(), em::BoxError> {
+    em::run(move || {
         let duplex = args.mirror.iter().fold(
             Duplex::new(endpoint(&args.relay)).options(
                 Proxy::new()

@@ -66,7 +66,7 @@ impl Connection for Client {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     em_examples::log_to_stderr();
     let args = Args::parse();
-    em::run(move || -> Result<(), em::BoxError> {
+    em::run(move || {
         let events = em::Channel::<Rc<str>>::new();
         let e = events.clone();
         let server = em::start_server(args.listen.as_str(), move || Client {

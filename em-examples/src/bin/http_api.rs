@@ -275,7 +275,7 @@ fn events() -> Response<ResponseBody> {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     em_examples::log_to_stderr();
     let args = Args::parse();
-    em::run(move || -> Result<(), em::BoxError> {
+    em::run(move || {
         let store = Shared::default();
         let api = move |request: Request<Body>| route(store.clone(), request);
         let server = em_http::serve(

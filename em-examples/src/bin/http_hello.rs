@@ -41,7 +41,7 @@ async fn hello(request: Request<Body>) -> Response<ResponseBody> {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     em_examples::log_to_stderr();
     let args = Args::parse();
-    em::run(move || -> Result<(), em::BoxError> {
+    em::run(move || {
         let server = em_http::serve(args.listen.as_str(), hello)?;
         em_examples::stop_on_signal()?;
         em_examples::out!("listening on {}", server.local_addr());

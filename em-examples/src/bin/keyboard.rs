@@ -92,7 +92,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         max_line: args.max_line,
         failure: failure.clone(),
     };
-    em::run(move || -> Result<(), em::BoxError> {
+    em::run(move || {
         em_examples::stop_on_signal()?;
         em::open_keyboard(echo)?;
         Ok(())

@@ -239,42 +239,40 @@ fn run<F: ObjectFormat + 'static>(args: Args) -> Result<bool, em::BoxError> {
     // A client (alone, or with its server) stops on a panic in a callback
     // rather than wait for answers that will not come; a server serves on.
     let client = args.listen.is_none();
-    em::Reactor::builder()
-        .stop_on_panic(client)
-        .run(move || -> Result<(), em::BoxError> {
-            let target = match (&args.listen, &args.connect) {
-                (Some(listen), _) => {
-                    let server = em::start_server(listen.as_str(), || Service::<F>(PhantomData))?;
-                    // Handlers first: a supervisor may send SIGTERM the moment
-                    // it reads the line below.
-                    em_examples::stop_on_signal()?;
-                    em_examples::out!("listening on {}", server.local_addr());
-                    return Ok(());
-                }
-                (None, Some(connect)) => em::Endpoint::from(connect.as_str()),
-                (None, None) => {
-                    let server = em::start_server("127.0.0.1:0", || Service::<F>(PhantomData))?;
-                    em::Endpoint::from(server.local_addr())
-                }
-            };
-            em::connect(
-                target,
-                Client::<F> {
-                    asks: args.requests,
-                    waiting: VecDeque::new(),
-                    failed: f.clone(),
-                    _format: PhantomData,
-                },
-            )?;
-            let timeout = args.timeout;
-            em::spawn(async move {
-                tokio::time::sleep(timeout).await;
-                eprintln!("objects: timed out after {timeout:?}");
-                f.set(true);
-                em::stop();
-            })?;
-            Ok(())
+    em::Reactor::builder().stop_on_panic(client).run(move || {
+        let target = match (&args.listen, &args.connect) {
+            (Some(listen), _) => {
+                let server = em::start_server(listen.as_str(), || Service::<F>(PhantomData))?;
+                // Handlers first: a supervisor may send SIGTERM the moment
+                // it reads the line below.
+                em_examples::stop_on_signal()?;
+                em_examples::out!("listening on {}", server.local_addr());
+                return Ok(());
+            }
+            (None, Some(connect)) => em::Endpoint::from(connect.as_str()),
+            (None, None) => {
+                let server = em::start_server("127.0.0.1:0", || Service::<F>(PhantomData))?;
+                em::Endpoint::from(server.local_addr())
+            }
+        };
+        em::connect(
+            target,
+            Client::<F> {
+                asks: args.requests,
+                waiting: VecDeque::new(),
+                failed: f.clone(),
+                _format: PhantomData,
+            },
+        )?;
+        let timeout = args.timeout;
+        em::spawn(async move {
+            tokio::time::sleep(timeout).await;
+            eprintln!("objects: timed out after {timeout:?}");
+            f.set(true);
+            em::stop();
         })?;
+        Ok(())
+    })?;
     Ok(!failed.get())
 }
 

@@ -269,7 +269,7 @@ impl Connection for Keyboard {
 
 /// On SIGINT or SIGTERM, sends SIGTERM to the command in `slot`, and
 /// SIGKILL on the next one; stops the reactor if there is no command yet.
-fn end_command_on_signal(slot: &Rc<RefCell<Option<Conn<ByteLines>>>>) -> Result<(), em::BoxError> {
+fn end_command_on_signal(slot: &Rc<RefCell<Option<Conn<ByteLines>>>>) -> em::Result<()> {
     let received = Rc::new(Cell::new(0_u32));
     for signal in [Signal::INT, Signal::TERM] {
         let (slot, received) = (slot.clone(), received.clone());
@@ -313,7 +313,7 @@ fn main() -> ExitCode {
         .join(" ");
     let failed: Rc<RefCell<Option<String>>> = Rc::default();
     let why = failed.clone();
-    let result = em::run(move || -> Result<(), em::BoxError> {
+    let result = em::run(move || {
         // Handlers first: a signal must never end this program by its
         // default action while the command runs (it would be left behind).
         let slot = Rc::default();

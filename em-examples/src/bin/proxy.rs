@@ -118,7 +118,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     em::Reactor::builder()
         .proxy_splice(!args.copy)
-        .run(move || -> Result<(), em::BoxError> {
+        .run(move || {
             let (to, bufsize) = (args.to, args.bufsize);
             let server = em::start_server(args.listen.as_str(), move || Client {
                 to: to.clone(),

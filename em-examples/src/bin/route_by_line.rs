@@ -37,7 +37,7 @@ struct Args {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     em_examples::log_to_stderr();
     let args = Args::parse();
-    em::run(move || -> Result<(), em::BoxError> {
+    em::run(move || {
         let (a, b, fallback) = (args.a, args.b, args.fallback);
         let router = Router::new()
             .on_connect_error(|remote| tracing::warn!(%remote, "backend unreachable"))

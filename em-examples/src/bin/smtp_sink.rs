@@ -131,7 +131,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         tls.check_server()?;
         options = options.tls(tls);
     }
-    em::run(move || -> Result<(), em::BoxError> {
+    em::run(move || {
         let count = Rc::new(Cell::new(0));
         let server = em::start_server(args.listen.as_str(), move || {
             SmtpServer::new_with_options(

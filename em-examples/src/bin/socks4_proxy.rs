@@ -37,7 +37,7 @@ fn socks4(data: &[u8]) -> Route {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     em_examples::log_to_stderr();
     let args = Args::parse();
-    em::run(move || -> Result<(), em::BoxError> {
+    em::run(move || {
         let router = Router::new().start(args.listen.as_str(), socks4)?;
         router.stop_on_signals(Duration::from_secs(10))?;
         em_examples::out!("listening on {}", router.local_addr());

@@ -97,7 +97,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .em_options()?
         .ok_or("a certificate is needed: --tls-cert FILE --tls-key FILE, or --tls-self-signed")?;
     tls.check_server()?;
-    em::run(move || -> Result<(), em::BoxError> {
+    em::run(move || {
         let server = em::start_server(args.listen.as_str(), move || Session { tls: tls.clone() })?;
         em_examples::stop_on_signal()?;
         em_examples::out!("listening on {}", server.local_addr());

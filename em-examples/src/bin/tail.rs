@@ -152,7 +152,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     let failed: Rc<RefCell<Option<String>>> = Rc::default();
     let why = failed.clone();
-    em::run(move || -> Result<(), em::BoxError> {
+    em::run(move || {
         // Handlers first: a supervisor may send SIGTERM the moment it reads
         // the readiness line.
         em_examples::stop_on_signal()?;

@@ -41,7 +41,7 @@ impl Connection for Echo {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     em_examples::log_to_stderr();
     let args = Args::parse();
-    em::run(move || -> Result<(), em::BoxError> {
+    em::run(move || {
         let socket = em::open_datagram_socket(args.listen.as_str(), Echo)?;
         // Handlers first: a supervisor may send SIGTERM the moment it reads
         // the line below.

@@ -107,7 +107,7 @@ fn route(request: &Request<Body>, room: &em::Channel<String>) -> Response<Respon
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     em_examples::log_to_stderr();
     let args = Args::parse();
-    em::run(move || -> Result<(), em::BoxError> {
+    em::run(move || {
         let room = em::Channel::<String>::new();
         let server = em_http::serve(args.listen.as_str(), move |request: Request<Body>| {
             let response = route(&request, &room);

@@ -214,6 +214,14 @@ impl StdError for ClientError {
 /// The result of a client operation.
 pub type ClientResult<T> = std::result::Result<T, ClientError>;
 
+/// `?` on an HTTP client error in code returning `em::Result` (a run block):
+/// `em::Error::other`, with this error as its `source()`.
+impl From<ClientError> for em_core::Error {
+    fn from(e: ClientError) -> Self {
+        em_core::Error::other(e)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -198,3 +198,11 @@ impl StdError for SmtpError {
             .map(|e| e as &(dyn StdError + 'static))
     }
 }
+
+/// `?` on an SMTP error in code returning `em::Result` (a run block):
+/// `em::Error::other`, with this error as its `source()`.
+impl From<SmtpError> for em_core::Error {
+    fn from(e: SmtpError) -> Self {
+        em_core::Error::other(e)
+    }
+}

@@ -195,7 +195,7 @@ pub(crate) struct Setup {
 /// ```no_run
 /// use em_proxy::{Data, Proxy};
 ///
-/// em_core::run(|| -> Result<(), em_proxy::Error> {
+/// em_core::run(|| {
 ///     // Production answers; staging gets a copy of every byte.
 ///     let proxy = Proxy::start("127.0.0.1:8080", |session| {
 ///         session.server("production", "127.0.0.1:8081");

@@ -48,7 +48,7 @@ pub(crate) struct Setup {
 /// ```no_run
 /// use em_proxy::{Route, Router};
 ///
-/// em_core::run(|| -> Result<(), em_proxy::Error> {
+/// em_core::run(|| {
 ///     let router = Router::new().start("127.0.0.1:8080", |first: &[u8]| {
 ///         match first.iter().position(|&b| b == b'\n') {
 ///             None => Route::Noop,

@@ -167,3 +167,11 @@ impl std::error::Error for TlsError {
         Some(&self.source)
     }
 }
+
+/// `?` on a TLS error in code returning `em::Result` (a run block):
+/// `em::Error::other`, with this error as its `source()`.
+impl From<TlsError> for crate::Error {
+    fn from(e: TlsError) -> Self {
+        crate::Error::other(e)
+    }
+}
