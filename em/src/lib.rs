@@ -1452,6 +1452,9 @@ pub use em_defer::{
 /// needs no import.
 pub use std::time::Duration;
 
+#[cfg(feature = "testing")]
+pub mod testing;
+
 /// The byte buffers frames are made of, re-exported from the `bytes` crate.
 pub use bytes;
 
