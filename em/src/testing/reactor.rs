@@ -138,21 +138,32 @@ impl TestReactor {
         self.answer(rx, "block_on")
     }
 
-    /// Runs `future` on the reactor thread (as [`em::spawn`](em_core::spawn)
-    /// does) and returns its output to the calling thread. A panic in it is
-    /// raised again here. Panics if the reactor has stopped, or the future
-    /// has not finished within [`ANSWER_LIMIT`]; on the paused clock, a
-    /// future that waits for a timer finishes only once the test
-    /// [`advance`](Self::advance)s past it, so advance from another thread
-    /// or use `block_on` and poll.
-    pub fn run<F>(&self, future: F) -> F::Output
+    /// Calls `make` on the reactor thread and runs the future it returns
+    /// there (as [`em::spawn`](em_core::spawn) does), then returns the
+    /// future's output to the calling thread: `reactor.run(|| async { … })`.
+    /// The future may hold em's handles (sockets, connections, timers),
+    /// which never leave the reactor thread: only `make` and the output
+    /// cross threads, so they are `Send`, and the future need not be. A
+    /// panic in either is raised again here. Panics if the reactor has
+    /// stopped, or the future has not finished within [`ANSWER_LIMIT`]; on
+    /// the paused clock, a future that waits for a timer finishes only once
+    /// something [`advance`](Self::advance)s past it.
+    pub fn run<M, F>(&self, make: M) -> F::Output
     where
-        F: Future + Send + 'static,
+        M: FnOnce() -> F + Send + 'static,
+        F: Future + 'static,
         F::Output: Send + 'static,
     {
         let (tx, rx) = mpsc::channel();
         self.handle
             .schedule(move || {
+                let future = match panic::catch_unwind(AssertUnwindSafe(make)) {
+                    Ok(future) => future,
+                    Err(payload) => {
+                        let _ = tx.send(Err(payload));
+                        return;
+                    }
+                };
                 let spawned = em_core::spawn(async move {
                     let _ = tx.send(AssertUnwindSafe(future).catch_unwind().await);
                 });
@@ -173,7 +184,7 @@ impl TestReactor {
             self.paused,
             "TestReactor::advance needs a paused reactor (TestReactor::paused())"
         );
-        self.run(async move {
+        self.run(move || async move {
             tokio::time::advance(by).await;
             // Let the timers that fell due run before answering.
             tokio::task::yield_now().await;
