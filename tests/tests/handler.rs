@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 
 use em::prelude::*;
+use em::testing::TestReactor;
 
 use support::*;
 
@@ -88,7 +89,7 @@ fn connect_to(addr: &SocketAddr, handler: Logged) -> em::Result<Conn> {
 
 #[test]
 fn em_handler_gives_each_connection_its_own_copy_of_the_closure() {
-    let server = run_in_thread(|| {
+    let (reactor, addr) = serve(|| {
         let mut count = 0;
         em::start_server(
             "127.0.0.1:0",
@@ -98,37 +99,20 @@ fn em_handler_gives_each_connection_its_own_copy_of_the_closure() {
             }),
         )
     });
-    let mut a = client(server.addr);
-    let mut b = client(server.addr);
+    let mut a = client(addr);
+    let mut b = client(addr);
     assert_eq!(echo_round(&mut a, b"x"), b"1");
     assert_eq!(echo_round(&mut a, b"x"), b"2");
     assert_eq!(echo_round(&mut b, b"x"), b"1", "b counts on its own");
     assert_eq!(echo_round(&mut a, b"x"), b"3");
+    reactor.stop().unwrap();
 }
 
-/// A server started by `start` on a reactor thread of its own, stopped on
-/// drop.
-struct Running {
-    addr: SocketAddr,
-    _stop: StopOnDrop,
-}
-
-fn run_in_thread(start: impl FnOnce() -> em::Result<Server> + Send + 'static) -> Running {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        run_with_watchdog(move || {
-            let server = start()?;
-            tx.send((server.local_addr().inet().unwrap(), em::handle()?))
-                .unwrap();
-            Ok(())
-        })
-        .unwrap();
-    });
-    let (addr, handle) = recv(&rx);
-    Running {
-        addr,
-        _stop: StopOnDrop(handle),
-    }
+/// An em server on a `TestReactor`, for clients on the test's thread.
+fn serve(start: impl FnOnce() -> em::Result<Server> + Send + 'static) -> (TestReactor, SocketAddr) {
+    let reactor = TestReactor::start();
+    let addr = reactor.block_on(|| start().unwrap().local_addr().inet().unwrap());
+    (reactor, addr)
 }
 
 #[test]
@@ -173,7 +157,7 @@ fn a_run_block_returns_any_em_result_and_question_marks_other_errors_into_it() {
 
 #[test]
 fn socket_write_and_read_talk_procedurally_and_read_says_when_it_ended() {
-    let server = run_in_thread(|| {
+    let (reactor, addr) = serve(|| {
         em::start_server(
             "127.0.0.1:0",
             em::handler(|conn, data| {
@@ -182,7 +166,6 @@ fn socket_write_and_read_talk_procedurally_and_read_says_when_it_ended() {
             }),
         )
     });
-    let addr = server.addr;
     let replies = em::synchrony(async move {
         let mut socket = em::Socket::connect(&addr, RawCodec).await?;
         socket.write("hello").await?;
@@ -195,4 +178,5 @@ fn socket_write_and_read_talk_procedurally_and_read_says_when_it_ended() {
     .unwrap()
     .unwrap();
     assert_eq!(replies.concat(), b"hello");
+    reactor.stop().unwrap();
 }

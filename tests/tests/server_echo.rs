@@ -1,87 +1,66 @@
-//! Echo servers over real sockets.
+//! Echo servers over real sockets: each on a `TestReactor`, its clients
+//! (std, or tokio tasks) on the test's thread.
 
 mod support;
 
-use std::cell::Cell;
 use std::io::{Read, Write};
 use std::net::SocketAddr;
-use std::rc::Rc;
-use std::sync::mpsc;
-use std::thread;
-use std::time::Duration;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
-use em::{Conn, Connection};
+use em::prelude::*;
+use em::testing::TestReactor;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio_util::codec::BytesCodec;
 
 use support::*;
 
 #[test]
 fn closure_echo_server_echoes_bytes() {
-    let (tx, rx) = mpsc::channel();
-    run_with_watchdog(move || -> em::Result<()> {
+    let reactor = TestReactor::start();
+    let addr = reactor.block_on(|| {
         let server = em::start_server(
             "127.0.0.1:0",
             em::handler(|conn, data| conn.send_data(data)),
-        )?;
-        let addr = server.local_addr().inet().expect("a TCP server");
-        let handle = em::handle()?;
-        thread::spawn(move || {
-            let mut s = client(addr);
-            let reply = echo_round(&mut s, b"hello em");
-            tx.send(reply).unwrap();
-            handle.stop();
-        });
-        Ok(())
-    })
-    .unwrap();
-    assert_eq!(
-        rx.recv_timeout(Duration::from_secs(1)).unwrap(),
-        b"hello em"
-    );
+        );
+        server.unwrap().local_addr().inet().expect("a TCP server")
+    });
+    assert_eq!(echo_round(&mut client(addr), b"hello em"), b"hello em");
+    reactor.stop().unwrap();
 }
 
 /// 1,000 clients at once, each echoing 100 messages of its own pattern
 /// through one reactor; every byte is checked. The clients are tasks of a
-/// current-thread tokio runtime on a thread of their own.
-#[test]
-fn thousand_concurrent_clients_each_echo_100_messages() {
+/// tokio runtime on the test's thread.
+#[tokio::test(flavor = "current_thread")]
+async fn thousand_concurrent_clients_each_echo_100_messages() {
     const CLIENTS: usize = 1000;
     const MESSAGES: usize = 100;
     const LEN: usize = 64;
 
-    let (done_tx, done_rx) = mpsc::channel();
-    let accepted = Rc::new(Cell::new(0));
+    let reactor = TestReactor::start();
+    let accepted = Arc::new(AtomicUsize::new(0));
     let acc = accepted.clone();
-    run_with_watchdog(move || -> em::Result<()> {
+    let addr = reactor.block_on(move || {
         let server = em::start_server("127.0.0.1:0", move || {
-            acc.set(acc.get() + 1);
-            Echo
-        })?;
-        let addr = server.local_addr().inet().expect("a TCP server");
-        spawn_peer(em::handle()?, done_tx, move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let mut clients = tokio::task::JoinSet::new();
-                for i in 0..CLIENTS {
-                    clients.spawn(echo_client(addr, i as u64, MESSAGES, LEN));
-                }
-                let mut checked = 0;
-                while let Some(result) = clients.join_next().await {
-                    checked += result.expect("client task");
-                }
-                checked
-            })
+            acc.fetch_add(1, Ordering::SeqCst);
+            em::handler(|conn, data| conn.send_data(data))()
         });
-        Ok(())
-    })
-    .unwrap();
-    assert_eq!(join_peer(&done_rx), CLIENTS * MESSAGES * LEN);
-    assert_eq!(accepted.get(), CLIENTS);
+        server.unwrap().local_addr().inet().expect("a TCP server")
+    });
+    let mut clients = tokio::task::JoinSet::new();
+    for i in 0..CLIENTS {
+        clients.spawn(echo_client(addr, i as u64, MESSAGES, LEN));
+    }
+    let mut checked = 0;
+    while let Some(result) = tokio::time::timeout(WATCHDOG, clients.join_next())
+        .await
+        .unwrap()
+    {
+        checked += result.expect("client task");
+    }
+    assert_eq!(checked, CLIENTS * MESSAGES * LEN);
+    assert_eq!(accepted.load(Ordering::SeqCst), CLIENTS);
+    reactor.stop().unwrap();
 }
 
 /// One client: `messages` rounds of `len` bytes; returns the bytes checked.
@@ -106,36 +85,28 @@ fn input_arriving_while_output_is_backed_up_is_still_served() {
     const BULK: usize = 8 << 20;
     /// Sends `BULK` bytes from `post_init`, then echoes.
     struct Bulk;
-    impl Connection for Bulk {
-        type Codec = BytesCodec;
-        fn codec(&self) -> BytesCodec {
-            BytesCodec::new()
+    impl Handler for Bulk {
+        fn post_init(&mut self, conn: &Conn) {
+            conn.send_data(pattern(BULK, 5));
         }
-        fn post_init(&mut self, conn: &Conn<BytesCodec>) {
-            conn.send_data(Bytes::from(pattern(BULK, 5)));
-        }
-        fn receive_data(&mut self, conn: &Conn<BytesCodec>, data: BytesMut) {
+        fn receive_data(&mut self, conn: &Conn, data: BytesMut) {
             conn.send_data(data);
         }
     }
 
-    let (done_tx, done_rx) = mpsc::channel();
-    run_with_watchdog(move || -> em::Result<()> {
-        let server = em::start_server("127.0.0.1:0", || Bulk)?;
-        let addr = server.local_addr().inet().expect("a TCP server");
-        spawn_peer(em::handle()?, done_tx, move || {
-            let mut s = client(addr);
-            let mut got = vec![0; BULK + 4];
-            // The first byte: the server's output is flowing (and, as this
-            // side has not read, backed up in its buffer).
-            s.read_exact(&mut got[..1]).unwrap();
-            s.write_all(b"ping").unwrap();
-            s.read_exact(&mut got[1..]).map(|()| got)
-        });
-        Ok(())
-    })
-    .unwrap();
-    let got = join_peer(&done_rx).expect("the bulk data and then the echo of ping");
+    let reactor = TestReactor::start();
+    let addr = reactor.block_on(|| {
+        let server = em::start_server("127.0.0.1:0", || Bulk).unwrap();
+        server.local_addr().inet().expect("a TCP server")
+    });
+    let mut s = client(addr);
+    let mut got = vec![0; BULK + 4];
+    // The first byte: the server's output is flowing (and, as this side has
+    // not read, backed up in its buffer).
+    s.read_exact(&mut got[..1]).unwrap();
+    s.write_all(b"ping").unwrap();
+    s.read_exact(&mut got[1..]).unwrap();
     assert!(got[..BULK] == pattern(BULK, 5), "the bulk data is intact");
     assert_eq!(&got[BULK..], b"ping");
+    reactor.stop().unwrap();
 }
