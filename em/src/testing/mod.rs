@@ -3,6 +3,99 @@
 //! recorder of callbacks, the paused clock and in-memory pairs, for
 //! testing network code written with em or anything else.
 //!
+//! ```toml
+//! [dev-dependencies]
+//! em = { package = "em-toolkit", version = "0.1", features = ["testing"] }
+//! ```
+//!
+//! # An em server, tested with plain std clients
+//!
+//! A [`TestReactor`] runs a reactor on a thread of its own; the test's
+//! thread starts the server on it with [`block_on`](TestReactor::block_on)
+//! and talks to it with whatever client it likes: here `std::net`, blocking,
+//! with read timeouts so that a silent server fails the test instead of
+//! hanging it. [`stop`](TestReactor::stop) reports any panic contained on
+//! the reactor meanwhile (a handler's bug that em kept from taking the
+//! server down still fails the test).
+//!
+//! ```
+//! use std::io::{BufRead, BufReader, Write};
+//! use std::net::TcpStream;
+//! use std::time::Duration;
+//!
+//! use em::prelude::*;
+//! use em::testing::TestReactor;
+//!
+//! /// The server under test: answers each line with its length.
+//! struct Lengths;
+//!
+//! impl Connection for Lengths {
+//!     type Codec = LinesCodec;
+//!     fn codec(&self) -> LinesCodec {
+//!         LinesCodec::new_with_max_length(1024)
+//!     }
+//!     fn receive_data(&mut self, conn: &Conn<LinesCodec>, line: String) {
+//!         conn.send_data(line.len().to_string());
+//!     }
+//! }
+//!
+//! let reactor = TestReactor::start();
+//! let addr = reactor.block_on(|| {
+//!     let server = em::start_server("127.0.0.1:0", || Lengths).unwrap();
+//!     server.local_addr().inet().unwrap()
+//! });
+//!
+//! let mut clients: Vec<_> = (0..3).map(|_| TcpStream::connect(addr).unwrap()).collect();
+//! for (i, client) in clients.iter_mut().enumerate() {
+//!     client.set_read_timeout(Some(Duration::from_secs(10)))?;
+//!     client.write_all(format!("{}\n", "x".repeat(i)).as_bytes())?;
+//! }
+//! for (i, client) in clients.iter_mut().enumerate() {
+//!     let mut answer = String::new();
+//!     BufReader::new(client).read_line(&mut answer)?;
+//!     assert_eq!(answer, format!("{i}\n"));
+//! }
+//! reactor.stop()?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # The clock
+//!
+//! Tests of timeouts and timers want time they control. em runs on
+//! tokio's clock, which a reactor built with
+//! [`start_paused(true)`](crate::Builder::start_paused) (or
+//! [`TestReactor::paused`]) freezes: it moves only when something moves it.
+//! Two things do:
+//!
+//! * **[`TestReactor::advance`]**, from the test's thread: the clock jumps
+//!   forward and every timer that falls due on the way fires, in order,
+//!   before `advance` returns. On a [`TestReactor::paused`] reactor this is
+//!   the only way time moves, so a test can check that nothing happens at
+//!   999 ms and something at 1 s.
+//! * **tokio's auto-advance**, on a paused reactor run any other way
+//!   (`Reactor::builder().start_paused(true).run(..)`): whenever the
+//!   reactor has nothing ready to run, the clock jumps to the next timer at
+//!   once. [`TestReactor::paused`] turns it off (it keeps a task on tokio's
+//!   blocking pool for as long as the reactor runs, which is what holds
+//!   it).
+//!
+//! What holds the clock (auto-advance waits while any of these is in
+//! flight, so the time they take in the real world is zero on the paused
+//! clock, and no timer overtakes them): work on tokio's blocking pool,
+//! which in em means [`defer`](crate::defer) and [`defer_async`](crate::defer_async)
+//! ops (their pool tells tokio), name resolution in
+//! [`connect`](crate::connect) to a host name, and reading a file for
+//! `stream_file_data`. What does **not** hold it: real sockets. A paused
+//! reactor waiting for a peer on a real socket is idle, so with
+//! auto-advance its timers (an inactivity timeout, a reconnect back-off)
+//! fire at once, however fast the peer; keep every peer on the same
+//! reactor ([`pair`], or client and server both on the `TestReactor`), or
+//! use [`TestReactor::paused`] and `advance` only once the peer has done
+//! what the test waits for. A future given to [`TestReactor::run`] that
+//! sleeps on a paused `TestReactor` finishes only when another thread
+//! advances the clock; use [`block_on`](TestReactor::block_on) to start
+//! the timers, then `advance`.
+//!
 //! * [`TestReactor`]: a reactor on a background thread; `block_on` and
 //!   `run` run code on it and bring the result back; `stop` reports any
 //!   panic contained on it during the test.
