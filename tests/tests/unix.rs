@@ -18,6 +18,7 @@ use std::time::Duration;
 use em::{Addr, Conn, Connection, UnbindReason};
 use tokio_util::codec::LinesCodec;
 
+use em::testing::TestReactor;
 use support::*;
 
 /// Answers every line with the line reversed (EventMachine's S4 test:
@@ -187,18 +188,14 @@ fn stale_socket_file_is_replaced() {
         Some(io::ErrorKind::ConnectionRefused),
         "nothing listens on the stale file"
     );
-    let (done_tx, done_rx) = mpsc::channel();
+    let reactor = TestReactor::start();
     let p = path.clone();
-    run_with_watchdog(move || -> em::Result<()> {
-        em::start_unix_domain_server(&p, Reverse::default)?;
-        let fresh = socket_inode(&p);
-        spawn_peer(em::handle()?, done_tx, move || {
-            (fresh, line_round(&unix_client(&p), "stale"))
-        });
-        Ok(())
-    })
-    .unwrap();
-    let (fresh, answer) = join_peer(&done_rx);
+    let fresh = reactor.block_on(move || {
+        em::start_unix_domain_server(&p, Reverse::default).unwrap();
+        socket_inode(&p)
+    });
+    let answer = line_round(&unix_client(&path), "stale");
+    reactor.stop().unwrap();
     assert!(
         fresh.is_some_and(|ino| ino != stale),
         "a new socket file replaced the stale one ({stale} -> {fresh:?})"
@@ -240,25 +237,20 @@ impl Connection for StopsServer {
 fn server_stop_removes_the_socket_file() {
     let dir = TempDir::new("unix-stop");
     let path = dir.join("s.sock");
-    let (done_tx, done_rx) = mpsc::channel();
+    let reactor = TestReactor::start();
     let p = path.clone();
-    run_with_watchdog(move || -> em::Result<()> {
+    reactor.block_on(move || {
         let slot = Rc::new(RefCell::new(None));
         let s = slot.clone();
-        let server = em::start_unix_domain_server(&p, move || StopsServer { server: s.clone() })?;
-        *slot.borrow_mut() = Some(server);
-        spawn_peer(em::handle()?, done_tx, move || {
-            let accepted = unix_client(&p);
-            let before = line_round(&accepted, "before");
-            let stopped = line_round(&accepted, "stop-server");
-            let refused = UnixStream::connect(&p).map(drop).map_err(|e| e.kind());
-            let after = line_round(&accepted, "after");
-            (before, stopped, refused, after)
-        });
-        Ok(())
-    })
-    .unwrap();
-    let (before, stopped, refused, after) = join_peer(&done_rx);
+        let server = em::start_unix_domain_server(&p, move || StopsServer { server: s.clone() });
+        *slot.borrow_mut() = Some(server.unwrap());
+    });
+    let accepted = unix_client(&path);
+    let before = line_round(&accepted, "before");
+    let stopped = line_round(&accepted, "stop-server");
+    let refused = UnixStream::connect(&path).map(drop).map_err(|e| e.kind());
+    let after = line_round(&accepted, "after");
+    reactor.stop().unwrap();
     assert_eq!(before, "erofeb");
     assert_eq!(stopped, "file exists: false");
     assert_eq!(refused, Err(io::ErrorKind::NotFound));
