@@ -300,6 +300,8 @@ fn a_script_on_the_tests_reactor_serves_an_em_client() {
     assert_eq!(reply, b"\x00\x02pong");
     server.finish().unwrap();
     drop(server);
+    let refused = TcpStream::connect(addr).expect_err("the fake still listens");
+    assert_eq!(refused.kind(), io::ErrorKind::ConnectionRefused);
     // The reactor outlives the fake, and saw no panic.
     assert!(reactor.handle().is_running());
     reactor.stop().unwrap();
@@ -419,12 +421,13 @@ fn dropping_a_fake_on_the_tests_reactor_closes_its_connections() {
     assert_eq!(&reply, b"ping");
     let addr = server.local_addr();
     drop(server);
+    // Once the drop returns, the listener is gone…
+    let refused = TcpStream::connect(addr).expect_err("the fake still listens");
+    assert_eq!(refused.kind(), io::ErrorKind::ConnectionRefused);
+    // …and its connection ends, while the reactor runs on.
     let mut rest = Vec::new();
     c.read_to_end(&mut rest).unwrap();
     assert!(rest.is_empty());
-    // The listener is gone too, while the reactor runs on.
-    let refused = TcpStream::connect(addr).expect_err("the fake still listens");
-    assert_eq!(refused.kind(), io::ErrorKind::ConnectionRefused);
     assert_eq!(reactor.block_on(|| 6 * 7), 42);
     reactor.stop().unwrap();
 }

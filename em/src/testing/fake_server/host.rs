@@ -4,25 +4,40 @@
 use std::cell::RefCell;
 use std::fmt;
 use std::rc::Rc;
+use std::sync::mpsc;
 
 use bytes::BytesMut;
 use em_core::{Conn, Handler, Server, UnbindReason};
 use tokio::sync::oneshot;
 
-use crate::testing::TestReactor;
+use crate::testing::{TestReactor, ANSWER_LIMIT};
 
 /// The test-thread side of a running fake: dropping it stops the fake
-/// (the reactor side hears the stop signal), then the reactor if the fake
+/// (the reactor side hears the stop signal, stops, and drops its
+/// [`StopSignal`], which the drop waits for), then the reactor if the fake
 /// owns one.
 pub(super) struct Host {
-    // Dropped first: the signal is on its way before the reactor stops.
     stop: Option<oneshot::Sender<()>>,
+    stopped: mpsc::Receiver<()>,
     own: Option<TestReactor>,
 }
 
-/// The reactor side's end of the stop signal: resolves when the fake's
-/// [`Host`] is dropped.
-pub(super) type StopSignal = oneshot::Receiver<()>;
+/// The reactor side of the stop: [`wait`](StopSignal::wait) resolves when
+/// the fake's [`Host`] is dropped; dropping the signal, once the fake has
+/// stopped, tells the host so.
+pub(super) struct StopSignal {
+    signal: oneshot::Receiver<()>,
+    // Never sent on: its drop is the message.
+    _stopped: mpsc::Sender<()>,
+}
+
+impl StopSignal {
+    /// Resolves when the host is dropped.
+    pub(super) async fn wait(&mut self) {
+        // A dropped sender is the signal.
+        let _ = (&mut self.signal).await;
+    }
+}
 
 impl Host {
     /// Runs `setup` on `reactor` (or on a new [`TestReactor`] the host then
@@ -35,6 +50,11 @@ impl Host {
         T: Send + 'static,
     {
         let (stop, signal) = oneshot::channel();
+        let (stopped_tx, stopped) = mpsc::channel();
+        let signal = StopSignal {
+            signal,
+            _stopped: stopped_tx,
+        };
         let own = match reactor {
             Some(_) => None,
             None => Some(TestReactor::start()),
@@ -45,6 +65,7 @@ impl Host {
             .unwrap_or_else(|e| panic!("{what}: cannot start: {e}"));
         let host = Host {
             stop: Some(stop),
+            stopped,
             own,
         };
         (host, value)
@@ -52,8 +73,14 @@ impl Host {
 }
 
 impl Drop for Host {
+    /// Stops the fake and waits (up to [`ANSWER_LIMIT`]) until it has: its
+    /// listener is closed and its connections asked to close when this
+    /// returns. A reactor that stopped first stopped the fake with it.
     fn drop(&mut self) {
         drop(self.stop.take());
+        if let Err(mpsc::RecvTimeoutError::Timeout) = self.stopped.recv_timeout(ANSWER_LIMIT) {
+            tracing::warn!("fake server: no answer from its reactor to the stop");
+        }
         // `own`, if any, drops next: TestReactor's Drop stops the reactor
         // and fails the test on a panic it contained.
     }
@@ -73,18 +100,18 @@ pub(super) type Conns = Rc<RefCell<Vec<Conn>>>;
 /// Spawns, on the reactor thread, the task that holds `server` until the
 /// stop signal, then stops it and closes every connection in `conns`.
 pub(super) fn hold_until_stopped(
-    signal: StopSignal,
+    mut signal: StopSignal,
     server: Server,
     conns: Conns,
 ) -> em_core::Result<()> {
     em_core::spawn(async move {
-        // A dropped sender is the signal too.
-        let _ = signal.await;
+        signal.wait().await;
         server.stop();
         let open: Vec<Conn> = conns.borrow_mut().drain(..).collect();
         for conn in open {
             conn.close_connection();
         }
+        drop(signal);
     })?;
     Ok(())
 }

@@ -37,8 +37,9 @@ use crate::testing::TestReactor;
 ///   API, as [`em::handler`](crate::handler), when a canned behaviour is
 ///   not enough. This type is that server.
 ///
-/// Dropping any of them stops it: the listener closes and so do its
-/// connections. A fake on a reactor of its own stops that reactor too, and
+/// Dropping any of them (on the test's thread) stops it, and returns once
+/// it has: the listener is closed (new connects are refused) and its
+/// connections are closing. A fake on a reactor of its own stops that reactor too, and
 /// fails the test (panics) if a callback panicked on it during the test,
 /// as dropping a [`TestReactor`] does.
 ///

@@ -323,7 +323,7 @@ async fn serve(
     listener: SocketListener<RawCodec>,
     script: Script,
     progress: Arc<Progress>,
-    signal: StopSignal,
+    mut signal: StopSignal,
 ) {
     let listener = Rc::new(listener);
     let work = async {
@@ -342,9 +342,12 @@ async fn serve(
         };
         future::join(play(socket, &script, &progress), later).await;
     };
-    // A dropped sender is the signal too: either way the work stops, and
-    // dropping the listener and the socket stops the server.
-    let _ = future::select(signal, Box::pin(work)).await;
+    // The work stops at the signal; dropping the socket and the listener
+    // stops the server, and dropping the signal then tells the host.
+    let _ = future::select(Box::pin(signal.wait()), Box::pin(work)).await;
+    listener.stop();
+    drop(listener);
+    drop(signal);
 }
 
 /// Plays the steps on `socket`, reporting each to `progress`.
