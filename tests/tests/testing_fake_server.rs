@@ -431,3 +431,69 @@ fn dropping_a_fake_on_the_tests_reactor_closes_its_connections() {
     assert_eq!(reactor.block_on(|| 6 * 7), 42);
     reactor.stop().unwrap();
 }
+
+#[test]
+fn finish_within_reports_a_script_still_running_with_what_it_got() {
+    let server = FakeServer::script()
+        .expect_line("HELO client")
+        .send_line("250 hello")
+        .expect_line("QUIT")
+        .start();
+    let mut c = Lines::connect(server.local_addr());
+    c.send("HELO client\r\nQU");
+    assert_eq!(c.recv(), "250 hello\r\n");
+    // The client is silent now, within the step's 5 s: `finish` gives up
+    // first, saying where the script stands.
+    let error = server
+        .finish_within(Duration::from_millis(200))
+        .unwrap_err();
+    assert!(error.is_timeout(), "{error}");
+    assert_eq!(error.step(), Some(3));
+    assert_eq!(error.received(), b"QU");
+    let report = error.to_string();
+    assert!(
+        report.contains(r#"step 3 of 3, expect_line("QUIT"): still running after 200ms"#),
+        "{report}"
+    );
+    // The script goes on: once the client finishes, so does it.
+    c.send("IT\n");
+    server.finish().unwrap();
+}
+
+#[test]
+fn a_bytes_mismatch_is_shown_escaped() {
+    let server = FakeServer::script().expect_bytes(b"\x16\x03\x01").start();
+    let mut c = client(server.local_addr());
+    c.write_all(b"\x16\x03\x03\x00").unwrap();
+    let error = server.finish().unwrap_err();
+    assert!(error.is_mismatch(), "{error}");
+    assert_eq!(error.received(), b"\x16\x03\x03");
+    let report = error.to_string();
+    assert!(
+        report.contains(r#"expect_bytes(b"\x16\x03\x01")"#),
+        "{report}"
+    );
+    assert!(report.contains(r#"received: "\x16\x03\x03""#), "{report}");
+    assert!(report.contains("first difference, at byte 2"), "{report}");
+}
+
+#[test]
+fn a_panic_in_the_closure_fails_the_test_when_the_server_is_dropped() {
+    let server = FakeServer::handler(|_conn, _data| -> () { panic!("boom in the fake") });
+    let mut c = client(server.local_addr());
+    c.write_all(b"x").unwrap();
+    // The panicking connection is closed; the server carries on…
+    support::read_until_closed(&mut c);
+    let mut other = client(server.local_addr());
+    other.write_all(b"y").unwrap();
+    support::read_until_closed(&mut other);
+    // …and reports the panics when dropped.
+    let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(server)));
+    let payload = dropped.expect_err("the drop did not fail the test");
+    let message = payload
+        .downcast_ref::<String>()
+        .cloned()
+        .unwrap_or_default();
+    assert!(message.contains("contained 2 panic(s)"), "{message}");
+    assert!(message.contains("boom in the fake"), "{message}");
+}

@@ -9,7 +9,7 @@
 //!
 //! It runs on em's [`TestReactor`](em::testing::TestReactor); the
 //! byte-level fakes (scripted, recording) are in
-//! [`em::testing`](em::testing).
+//! [`em::testing`].
 
 mod canned;
 mod fake_http_server;
