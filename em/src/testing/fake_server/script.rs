@@ -179,7 +179,9 @@ impl Script {
 
     /// [`start`](Script::start) on `reactor`, the test's own; dropping the
     /// server stops its listener and its connection, and leaves the
-    /// reactor running.
+    /// reactor running. On a [`paused`](TestReactor::paused) reactor,
+    /// `wait` and the step timeout follow its clock: they pass only as the
+    /// test [`advance`](TestReactor::advance)s it.
     pub fn start_on(self, reactor: &TestReactor) -> ScriptedServer {
         self.start_with(Some(reactor))
     }
