@@ -286,6 +286,13 @@
 //! the socket over). The `cookies` feature adds a cookie jar
 //! ([`ClientBuilder`]'s `cookie_store`, the `cookie_store` crate).
 //!
+//! # Testing
+//!
+//! The `testing` feature (for dev-dependencies) adds `em_http::testing`: a fake
+//! HTTP server with canned responses per route, delays and a request log,
+//! on em's `TestReactor`, for testing HTTP clients, em-http's or any
+//! other.
+//!
 //! # em-http-request → em_http
 //!
 //! | em-http-request | em_http |
@@ -344,6 +351,8 @@ mod limits;
 pub mod middleware;
 mod server;
 pub mod sse;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod upgrade;
 pub mod websocket;
 
