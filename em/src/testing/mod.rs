@@ -8,6 +8,55 @@
 //! em = { package = "em-toolkit", version = "0.1", features = ["testing"] }
 //! ```
 //!
+//! # A client library against a scripted server
+//!
+//! The code under test is a client (here a small one written with
+//! `std::net`; it could use em, tokio or any library). A
+//! [`FakeServer::script`] plays the server's side of the dialogue, and
+//! [`finish`](ScriptedServer::finish) says whether the client kept to it:
+//! on a mismatch the error names the step and shows the expected and the
+//! received text, with a caret where they part.
+//!
+//! ```
+//! use std::io::{self, BufRead, BufReader, Write};
+//! use std::net::{SocketAddr, TcpStream};
+//! use std::time::Duration;
+//!
+//! use em::testing::FakeServer;
+//!
+//! /// The client under test: greets, leaves a note, says goodbye; returns
+//! /// the server's answer to the note.
+//! fn leave_note(server: SocketAddr, note: &str) -> io::Result<String> {
+//!     let stream = TcpStream::connect(server)?;
+//!     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+//!     let mut lines = BufReader::new(stream.try_clone()?);
+//!     let mut stream = stream;
+//!     let mut line = String::new();
+//!     let mut answer = |stream: &mut TcpStream, say: &str| -> io::Result<String> {
+//!         stream.write_all(format!("{say}\r\n").as_bytes())?;
+//!         line.clear();
+//!         lines.read_line(&mut line)?;
+//!         Ok(line.trim_end().to_owned())
+//!     };
+//!     answer(&mut stream, "HELO notes.test")?;
+//!     let noted = answer(&mut stream, &format!("NOTE {note}"))?;
+//!     stream.write_all(b"QUIT\r\n")?;
+//!     Ok(noted)
+//! }
+//!
+//! let server = FakeServer::script()
+//!     .expect_line("HELO notes.test")
+//!     .send_line("250 hello")
+//!     .expect_line("NOTE buy milk")
+//!     .send_line("250 noted")
+//!     .expect_line("QUIT")
+//!     .close()
+//!     .start();
+//! assert_eq!(leave_note(server.local_addr(), "buy milk")?, "250 noted");
+//! server.finish()?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! # An em server, tested with plain std clients
 //!
 //! A [`TestReactor`] runs a reactor on a thread of its own; the test's
