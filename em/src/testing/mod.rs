@@ -9,12 +9,17 @@
 //! * [`Recording`] and [`Recorder`]: the callbacks a handler got, in
 //!   order, with their times; [`assert_sequence!`] checks them.
 //! * [`pair`]: two connections joined in memory.
+//! * [`FaultProxy`] and [`Toxic`]: a TCP proxy between the code under
+//!   test and its server that injects faults (latency, bandwidth, black
+//!   holes, resets, …), added and removed while connections are open.
 
+mod fault_proxy;
 mod pair;
 mod reactor;
 mod recorder;
 
 pub use crate::assert_sequence;
+pub use fault_proxy::{Direction, FaultProxy, Toxic, ToxicId};
 pub use pair::pair;
 pub use reactor::{TestReactor, TestReactorError, ANSWER_LIMIT};
 pub use recorder::{Event, Recorded, Recorder, Recording};
