@@ -638,6 +638,27 @@ fn toxics_added_and_removed_under_load_lose_and_reorder_nothing() {
 }
 
 #[test]
+fn an_upstream_that_refuses_ends_the_client_and_stop_stops_listening() {
+    // A port nothing listens on.
+    let dead = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let proxy = FaultProxy::start(dead);
+    let addr = proxy.local_addr();
+    let mut c = client(addr);
+    let mut buf = [0; 4];
+    match c.read(&mut buf) {
+        Ok(0) => {}
+        Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {}
+        other => panic!("expected the end, got {other:?}"),
+    }
+    proxy.stop();
+    let refused = TcpStream::connect(addr).expect_err("stopped: refused");
+    assert_eq!(refused.kind(), io::ErrorKind::ConnectionRefused);
+}
+
+#[test]
 fn fault_proxy_is_send() {
     fn is_send<T: Send>() {}
     is_send::<FaultProxy>();

@@ -225,8 +225,9 @@ impl FaultProxy {
     }
 
     /// Stops the proxy: it stops listening and closes the connections it
-    /// proxies; a reactor it started for itself stops too. Dropping it
-    /// does the same.
+    /// proxies, on the reactor, and returns once that is done; a reactor
+    /// it started for itself stops too. Dropping it does the same. If the
+    /// reactor has stopped already, there is nothing left to do.
     pub fn stop(mut self) {
         self.finish();
     }
@@ -236,12 +237,19 @@ impl FaultProxy {
             return;
         }
         let id = self.id;
+        let (done, stopped) = mpsc::channel();
         // The reactor may have stopped first: then there is nothing to do.
-        let _ = self.handle.schedule(move || {
+        let scheduled = self.handle.schedule(move || {
             if let Some(proxy) = PROXIES.with(|p| p.borrow_mut().remove(&id)) {
                 proxy.down();
             }
+            let _ = done.send(());
         });
+        if scheduled.is_ok() {
+            // Not listening any more once this returns (or the reactor
+            // stopped meanwhile).
+            let _ = stopped.recv_timeout(ANSWER_LIMIT);
+        }
         if let Some(reactor) = self.own.take() {
             drop(reactor);
         }
