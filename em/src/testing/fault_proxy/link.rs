@@ -137,11 +137,11 @@ impl Link {
     /// The connection on side `from` ended: its lane out ends after what
     /// it holds, and its lane in is dropped.
     fn ended(self: &Rc<Self>, from: Direction, reason: &UnbindReason) {
-        let conn = match from {
-            Direction::Upstream => &self.client,
-            Direction::Downstream => self.upstream.get().unwrap_or(&self.client),
+        let side = match from {
+            Direction::Upstream => "client",
+            Direction::Downstream => "upstream",
         };
-        tracing::debug!(conn = %conn.id(), %reason, side = ?from, "fault proxy: side closed");
+        tracing::debug!(conn = %self.client.id(), side, %reason, "fault proxy: side closed");
         let back = match from {
             Direction::Upstream => &self.down,
             Direction::Downstream => &self.up,
