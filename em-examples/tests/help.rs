@@ -12,6 +12,7 @@ fn each_program_says_what_it_does() {
         env!("CARGO_BIN_EXE_echo_client"),
         env!("CARGO_BIN_EXE_echo_server"),
         env!("CARGO_BIN_EXE_em-proxy"),
+        env!("CARGO_BIN_EXE_fault_proxy"),
         env!("CARGO_BIN_EXE_firehose"),
         env!("CARGO_BIN_EXE_http_api"),
         env!("CARGO_BIN_EXE_http_get"),

@@ -156,8 +156,12 @@
 //!   resets), checked by [`ScriptedServer::finish`]; a
 //!   [`RecordingServer`] that keeps every byte and close; a closure on
 //!   raw bytes ([`FakeServer::handler`]).
+//! * [`FaultProxy`] and [`Toxic`]: a TCP proxy between the code under
+//!   test and its server that injects faults (latency, bandwidth, black
+//!   holes, resets, …), added and removed while connections are open.
 
 mod fake_server;
+mod fault_proxy;
 mod pair;
 mod reactor;
 mod recorder;
@@ -167,6 +171,7 @@ pub use fake_server::{
     FakeServer, RecordingBuilder, RecordingServer, Script, ScriptError, ScriptedServer, WireEvent,
     WireRecord, DEFAULT_FINISH_LIMIT, DEFAULT_STEP_TIMEOUT,
 };
+pub use fault_proxy::{Direction, FaultProxy, Toxic, ToxicId};
 pub use pair::pair;
 pub use reactor::{TestReactor, TestReactorError, ANSWER_LIMIT};
 pub use recorder::{Event, Recorded, Recorder, Recording};
