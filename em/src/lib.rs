@@ -1387,6 +1387,10 @@
 //! * `test-util` (off by default): lets
 //!   [`Builder::start_paused`] run the reactor on tokio's paused clock, for
 //!   test suites.
+//! * `testing` (off by default; implies `test-util`): the module
+//!   `em::testing`, the kit for network tests ("Testing with em", its
+//!   tour): `TestReactor`, fake servers, the fault-injecting `FaultProxy`,
+//!   the callback recorder and in-memory pairs. For dev-dependencies.
 
 #![deny(missing_docs)]
 #![doc(test(attr(deny(warnings))))]

@@ -57,6 +57,102 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! # The same client on a flaky network
+//!
+//! A [`FaultProxy`] sits between the client and its server and injects
+//! what networks do ([`Toxic`]s: latency, a bandwidth limit, a black hole,
+//! resets…), switched on and off while connections are open. Here the
+//! client gives up on a silent server after a read timeout and tries
+//! again with a back-off; the test puts a black hole in the way, sees the
+//! first attempt fail, heals the network, and checks that the client got
+//! through.
+//!
+//! ```
+//! use std::io::{self, BufRead, BufReader, Write};
+//! use std::net::{SocketAddr, TcpStream};
+//! use std::sync::mpsc;
+//! use std::time::Duration;
+//!
+//! use em::prelude::*;
+//! use em::testing::{FaultProxy, TestReactor, Toxic};
+//!
+//! /// The client under test: one attempt, with a read timeout.
+//! fn leave_note(server: SocketAddr, note: &str, timeout: Duration) -> io::Result<String> {
+//!     let mut stream = TcpStream::connect(server)?;
+//!     stream.set_read_timeout(Some(timeout))?;
+//!     let mut lines = BufReader::new(stream.try_clone()?);
+//!     let mut line = String::new();
+//!     for say in ["HELO notes.test".to_owned(), format!("NOTE {note}")] {
+//!         stream.write_all(format!("{say}\r\n").as_bytes())?;
+//!         line.clear();
+//!         lines.read_line(&mut line)?;
+//!     }
+//!     stream.write_all(b"QUIT\r\n")?;
+//!     Ok(line.trim_end().to_owned())
+//! }
+//!
+//! /// …and its retry policy: five attempts, the delay doubling from 20 ms;
+//! /// each failure is reported on `failures`.
+//! fn leave_note_retrying(
+//!     server: SocketAddr,
+//!     note: &str,
+//!     failures: mpsc::Sender<io::ErrorKind>,
+//! ) -> io::Result<String> {
+//!     let mut delay = Duration::from_millis(20);
+//!     let mut last = None;
+//!     for _ in 0..5 {
+//!         match leave_note(server, note, Duration::from_millis(200)) {
+//!             Ok(answer) => return Ok(answer),
+//!             Err(e) => {
+//!                 let _ = failures.send(e.kind());
+//!                 last = Some(e);
+//!                 std::thread::sleep(delay); // the client's back-off
+//!                 delay *= 2;
+//!             }
+//!         }
+//!     }
+//!     Err(last.unwrap())
+//! }
+//!
+//! /// The real server, an em one: answers HELO and NOTE, closes on QUIT.
+//! struct Notes;
+//!
+//! impl Connection for Notes {
+//!     type Codec = LinesCodec;
+//!     fn codec(&self) -> LinesCodec {
+//!         LinesCodec::new_with_max_length(1024)
+//!     }
+//!     fn receive_data(&mut self, conn: &Conn<LinesCodec>, line: String) {
+//!         let answer = match line.split(' ').next() {
+//!             Some("HELO") => "250 hello",
+//!             Some("NOTE") => "250 noted",
+//!             _ => return conn.close_connection_after_writing(),
+//!         };
+//!         conn.send_data(answer);
+//!     }
+//! }
+//!
+//! let reactor = TestReactor::start();
+//! let server = reactor.block_on(|| {
+//!     em::start_server("127.0.0.1:0", || Notes).unwrap().local_addr().inet().unwrap()
+//! });
+//! let proxy = FaultProxy::start(server);
+//! // A black hole: the connection opens, and nothing comes back.
+//! let black_hole = proxy.add_toxic(Toxic::timeout(Duration::ZERO));
+//!
+//! let (failures_tx, failures) = mpsc::channel();
+//! let through = proxy.local_addr();
+//! let client = std::thread::spawn(move || leave_note_retrying(through, "buy milk", failures_tx));
+//!
+//! // The first attempt times out (a read timeout is WouldBlock on Unix).
+//! let first = failures.recv_timeout(Duration::from_secs(10))?;
+//! assert!(matches!(first, io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut), "{first:?}");
+//! proxy.remove_toxic(black_hole);
+//! assert_eq!(client.join().unwrap()?, "250 noted");
+//! reactor.stop()?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! # An em server, tested with plain std clients
 //!
 //! A [`TestReactor`] runs a reactor on a thread of its own; the test's
