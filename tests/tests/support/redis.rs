@@ -1,0 +1,93 @@
+//! Debian's redis-server for em-redis's tests: started on a Unix-domain
+//! socket in a scratch directory (no TCP port, so nothing to race for),
+//! with no persistence, killed on drop; [`RedisServer::kill`] and
+//! [`RedisServer::restart`] for the tests of a broker going away.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+use super::{TempDir, EVENT_TIMEOUT};
+
+/// A running redis-server, killed on drop.
+pub struct RedisServer {
+    child: Option<Child>,
+    dir: TempDir,
+}
+
+impl RedisServer {
+    /// Starts redis-server and waits (bounded) until it answers.
+    pub fn start(label: &str) -> RedisServer {
+        let mut server = RedisServer {
+            child: None,
+            dir: TempDir::new(&format!("redis-{label}")),
+        };
+        server.launch();
+        server
+    }
+
+    /// The socket's path.
+    pub fn socket(&self) -> PathBuf {
+        self.dir.join("redis.sock")
+    }
+
+    /// The address for em: the Unix-domain socket.
+    pub fn endpoint(&self) -> em::Endpoint {
+        em::Endpoint::unix(self.socket())
+    }
+
+    fn launch(&mut self) {
+        let _ = std::fs::remove_file(self.socket());
+        let mut child = Command::new("redis-server")
+            .args(["--port", "0", "--unixsocket"])
+            .arg(self.socket())
+            .args(["--save", "", "--appendonly", "no", "--dir"])
+            .arg(self.dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("redis-server (Debian: apt-get install redis-server; .ci/run installs it)");
+        // redis-server logs "… ready to accept connections …" on stdout once it
+        // listens: wait for that line, then keep draining its log.
+        let stdout = child.stdout.take().unwrap();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if line
+                    .to_ascii_lowercase()
+                    .contains("ready to accept connections")
+                {
+                    let _ = ready_tx.send(());
+                }
+            }
+        });
+        self.child = Some(child);
+        ready_rx
+            .recv_timeout(EVENT_TIMEOUT)
+            .unwrap_or_else(|_| panic!("redis-server did not start within {EVENT_TIMEOUT:?}"));
+    }
+
+    /// Kills the server (SIGKILL: no goodbye to its clients) and waits for
+    /// it to be gone.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same socket (empty: no persistence).
+    pub fn restart(&mut self) {
+        self.kill();
+        self.launch();
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
