@@ -2,11 +2,44 @@
 //! socket in a scratch directory (no TCP port, so nothing to race for),
 //! with no persistence, killed on drop; [`RedisServer::kill`] and
 //! [`RedisServer::restart`] for the tests of a broker going away.
+//!
+//! Self-contained, so that the examples' tests include the same file
+//! (`#[path]`) to run `pubsub --redis` against it.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
-use super::{TempDir, EVENT_TIMEOUT};
+/// The longest redis-server may take to start.
+const EVENT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// A scratch directory, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(label: &str) -> TempDir {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("em-{label}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir(&path).expect("create a scratch directory");
+        TempDir(path)
+    }
+
+    fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+
+    fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
 
 /// A running redis-server, killed on drop.
 pub struct RedisServer {
