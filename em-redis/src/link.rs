@@ -56,6 +56,8 @@ pub(crate) struct Link<S> {
     on_down: RefCell<Vec<OnDown>>,
     /// The program dropped its last handle: close once idle.
     released: Cell<bool>,
+    /// Connected now (a close for good keeps it until the unbind).
+    up: Cell<bool>,
     pub(crate) session: S,
 }
 
@@ -96,6 +98,7 @@ impl<S: Session> Link<S> {
             on_up: RefCell::new(Vec::new()),
             on_down: RefCell::new(Vec::new()),
             released: Cell::new(false),
+            up: Cell::new(false),
             session,
         });
         let conn = em_core::connect(endpoint, LinkConn { link: link.clone() })?;
@@ -185,6 +188,7 @@ impl<S: Session> Connection for LinkConn<S> {
         }
         tracing::debug!(conn = %conn.id(), peer = ?conn.peer_addr(), "redis: connected");
         link.phase.set(Phase::Up);
+        link.up.set(true);
         link.backoff.borrow_mut().reset();
         link.session.up(conn);
         link.notify_up();
@@ -198,7 +202,7 @@ impl<S: Session> Connection for LinkConn<S> {
     fn unbind(&mut self, conn: &Conn<RespCodec>, reason: UnbindReason) {
         let link = &self.link;
         let why = reason.to_string();
-        let was_up = link.phase.get() == Phase::Up;
+        let was_up = link.up.replace(false);
         link.session.down(&why);
         if was_up {
             link.notify_down(&why);

@@ -312,3 +312,36 @@ fn a_peer_that_does_not_speak_resp_fails_the_command_not_the_reactor() {
     assert_eq!(reactor.block_on(|| 1 + 1), 2);
     reactor.stop().unwrap();
 }
+
+/// Dropping the last handle of a client closes its connection once the
+/// replies due have come: their callbacks still run, then the connection
+/// ends, and it does not reconnect.
+#[test]
+fn dropping_the_last_client_closes_after_the_replies_due_against_redis_server() {
+    let redis = RedisServer::start("drop");
+    let endpoint = redis.endpoint();
+    let reactor = TestReactor::start();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    reactor.block_on(move || {
+        let c = Client::connect(endpoint).unwrap();
+        let down = tx.clone();
+        c.on_disconnected(move |why| down.send(format!("down: {why}")).unwrap());
+        for i in 0..3 {
+            let tx = tx.clone();
+            c.cmd_as::<i64>(Cmd::new("INCRBY").arg("k").arg(i))
+                .callback(move |r| tx.send(format!("reply {}", r.unwrap())).unwrap());
+        }
+        drop(c);
+    });
+    let events: Vec<String> = (0..4).map(|_| recv(&rx)).collect();
+    assert_eq!(
+        events,
+        ["reply 0", "reply 1", "reply 3", "down: closed locally"]
+    );
+    assert!(
+        rx.recv_timeout(Duration::from_millis(300)).is_err(),
+        "no reconnect, nothing more"
+    );
+    assert_eq!(reactor.block_on(em::connection_count), 0);
+    reactor.stop().unwrap();
+}
