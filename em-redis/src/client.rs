@@ -129,42 +129,42 @@ impl Client {
 
     /// `GET key`: the value, or `None` for a missing key.
     pub fn get<T: FromValue + 'static>(&self, key: impl ToArg) -> Reply<Option<T>> {
-        self.cmd_as(Cmd::new("GET").arg(key))
+        self.cmd_as(Cmd::named("GET").arg(key))
     }
 
     /// `SET key value`.
     pub fn set(&self, key: impl ToArg, value: impl ToArg) -> Reply<()> {
-        self.cmd_as(Cmd::new("SET").arg(key).arg(value))
+        self.cmd_as(Cmd::named("SET").arg(key).arg(value))
     }
 
     /// `INCR key`: the new value.
     pub fn incr(&self, key: impl ToArg) -> Reply<i64> {
-        self.cmd_as(Cmd::new("INCR").arg(key))
+        self.cmd_as(Cmd::named("INCR").arg(key))
     }
 
     /// `DEL key`: how many keys were removed (0 or 1).
     pub fn del(&self, key: impl ToArg) -> Reply<i64> {
-        self.cmd_as(Cmd::new("DEL").arg(key))
+        self.cmd_as(Cmd::named("DEL").arg(key))
     }
 
     /// `EXISTS key`.
     pub fn exists(&self, key: impl ToArg) -> Reply<bool> {
-        self.cmd_as(Cmd::new("EXISTS").arg(key))
+        self.cmd_as(Cmd::named("EXISTS").arg(key))
     }
 
     /// `EXPIRE key seconds`: whether the key exists (and now expires).
     pub fn expire(&self, key: impl ToArg, seconds: u64) -> Reply<bool> {
-        self.cmd_as(Cmd::new("EXPIRE").arg(key).arg(seconds))
+        self.cmd_as(Cmd::named("EXPIRE").arg(key).arg(seconds))
     }
 
     /// `PUBLISH channel message`: how many subscribers got it.
     pub fn publish(&self, channel: impl ToArg, message: impl ToArg) -> Reply<i64> {
-        self.cmd_as(Cmd::new("PUBLISH").arg(channel).arg(message))
+        self.cmd_as(Cmd::named("PUBLISH").arg(channel).arg(message))
     }
 
     /// `PING`: `"PONG"`.
     pub fn ping(&self) -> Reply<String> {
-        self.cmd_as(Cmd::new("PING"))
+        self.cmd_as(Cmd::named("PING"))
     }
 
     /// Whether the connection is up now.

@@ -3,7 +3,7 @@
 
 use bytes::{Bytes, BytesMut};
 use redis_protocol::codec::Resp2;
-use redis_protocol::resp2::types::BytesFrame;
+use redis_protocol::resp2::types::{BorrowedFrame, BytesFrame};
 use tokio_util::codec::{Decoder, Encoder};
 
 use crate::error::RedisError;
@@ -49,8 +49,14 @@ impl Encoder<Cmd> for RespCodec {
     type Error = RedisError;
 
     fn encode(&mut self, cmd: Cmd, dst: &mut BytesMut) -> Result<(), RedisError> {
-        let frame = BytesFrame::Array(cmd.args.into_iter().map(BytesFrame::BulkString).collect());
-        self.inner.encode(frame, dst).map_err(RedisError::protocol)
+        let words: Vec<BorrowedFrame<'_>> = cmd
+            .args
+            .iter()
+            .map(|a| BorrowedFrame::BulkString(a))
+            .collect();
+        self.inner
+            .encode(BorrowedFrame::Array(&words), dst)
+            .map_err(RedisError::protocol)
     }
 }
 
@@ -69,9 +75,14 @@ pub struct Cmd {
 impl Cmd {
     /// A command with no argument yet.
     pub fn new(name: impl ToArg) -> Cmd {
-        Cmd {
-            args: vec![name.to_arg()],
-        }
+        let mut args = Vec::with_capacity(4);
+        args.push(name.to_arg());
+        Cmd { args }
+    }
+
+    /// A command whose name is known at compile time: no copy of it.
+    pub(crate) fn named(name: &'static str) -> Cmd {
+        Cmd::new(Bytes::from_static(name.as_bytes()))
     }
 
     /// Adds an argument.

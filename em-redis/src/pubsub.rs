@@ -138,7 +138,7 @@ impl Session for Subscriptions {
         self.unconfirmed.set(Some(total));
         let channels: Vec<Bytes> = self.channels.borrow().keys().cloned().collect();
         if !channels.is_empty() {
-            let mut cmd = Cmd::new("SUBSCRIBE");
+            let mut cmd = Cmd::named("SUBSCRIBE");
             for c in channels {
                 cmd = cmd.arg(c);
             }
@@ -146,7 +146,7 @@ impl Session for Subscriptions {
         }
         let patterns: Vec<Bytes> = self.patterns.borrow().keys().cloned().collect();
         if !patterns.is_empty() {
-            let mut cmd = Cmd::new("PSUBSCRIBE");
+            let mut cmd = Cmd::named("PSUBSCRIBE");
             for p in patterns {
                 cmd = cmd.arg(p);
             }
@@ -221,7 +221,7 @@ impl Subscriber {
             .insert(channel.clone(), Box::new(on_message));
         self.confirm(
             "subscribe",
-            Cmd::new("SUBSCRIBE").arg(channel.clone()),
+            Cmd::named("SUBSCRIBE").arg(channel.clone()),
             channel,
         )
     }
@@ -240,7 +240,7 @@ impl Subscriber {
             .insert(pattern.clone(), Box::new(on_message));
         self.confirm(
             "psubscribe",
-            Cmd::new("PSUBSCRIBE").arg(pattern.clone()),
+            Cmd::named("PSUBSCRIBE").arg(pattern.clone()),
             pattern,
         )
     }
@@ -250,7 +250,7 @@ impl Subscriber {
         let channel = channel.to_arg();
         self.link.session.channels.borrow_mut().remove(&channel);
         if let Some(conn) = self.link.writable() {
-            conn.send_data(Cmd::new("UNSUBSCRIBE").arg(channel));
+            conn.send_data(Cmd::named("UNSUBSCRIBE").arg(channel));
         }
     }
 
