@@ -46,3 +46,74 @@ fn firehose_refuses_an_interval_or_a_batch_of_0() {
         assert!(stderr.contains(flag), "{flag} 0: {stderr}");
     }
 }
+
+#[path = "../../tests/tests/support/redis.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod redis;
+
+/// Two pubsub servers sharing their topics through Debian's redis-server:
+/// a message published on either reaches the subscribers of both, once.
+#[test]
+fn pubsub_servers_share_topics_through_redis_server() {
+    let redis = redis::RedisServer::start("pubsub-example");
+    let flag = format!("unix:{}", redis.socket().display());
+    let servers: Vec<_> = (0..2)
+        .map(|_| {
+            Running::start(
+                env!("CARGO_BIN_EXE_pubsub"),
+                &["--listen", "127.0.0.1:0", "--redis", &flag],
+            )
+        })
+        .collect();
+    let connect = |addr: &str| {
+        let s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        (BufReader::new(s.try_clone().unwrap()), s)
+    };
+    let (mut sub_a, mut a) = connect(&servers[0].1);
+    let (mut sub_b, mut b) = connect(&servers[1].1);
+    let (mut replies, mut publisher) = connect(&servers[1].1);
+    for (r, s) in [(&mut sub_a, &mut a), (&mut sub_b, &mut b)] {
+        s.write_all(b"SUB news\n").unwrap();
+        let mut line = String::new();
+        r.read_line(&mut line).unwrap();
+        assert_eq!(line, "SUBSCRIBED news\n");
+    }
+    // The servers subscribe to Redis as they start: publish until a
+    // message gets through to both (bounded), then one more.
+    let mut line = String::new();
+    let mut n = 0;
+    loop {
+        publisher
+            .write_all(format!("PUB news warmup {n}\n").as_bytes())
+            .unwrap();
+        line.clear();
+        replies.read_line(&mut line).unwrap();
+        if line == "PUBLISHED news 2\n" {
+            break;
+        }
+        n += 1;
+        assert!(
+            n < 500,
+            "the servers never both subscribed to Redis: {line:?}"
+        );
+    }
+    publisher.write_all(b"PUB news hello from b\n").unwrap();
+    line.clear();
+    replies.read_line(&mut line).unwrap();
+    assert_eq!(line, "PUBLISHED news 2\n", "both servers got it from Redis");
+    for r in [&mut sub_a, &mut sub_b] {
+        let mut got = String::new();
+        loop {
+            got.clear();
+            r.read_line(&mut got).unwrap();
+            if !got.contains("warmup") {
+                break;
+            }
+        }
+        assert_eq!(got, "MSG news hello from b\n");
+    }
+    for (server, _) in servers {
+        server.terminate();
+    }
+}

@@ -16,6 +16,14 @@
 //! watermark, messages are dropped for it and counted (`STATS` shows how
 //! many subscribers are behind and how many messages were dropped), and it
 //! gets messages again once it has caught up.
+//!
+//! With `--redis ADDR` (`host:port`, or `unix:PATH`), servers on several
+//! machines share their topics through Redis: a `PUB` goes to the Redis
+//! channel `pubsub:TOPIC` (answered `PUBLISHED topic N` with the number of
+//! servers that got it, or `ERR` while Redis is down: the message is lost),
+//! and each server pattern-subscribes to `pubsub:*` and hands what comes to
+//! its local subscribers, so each subscriber sees each message once,
+//! whichever server it was published on. Reconnects to Redis by itself.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -42,6 +50,18 @@ struct Args {
     /// also printed on SIGUSR1).
     #[arg(long, value_name = "SECS")]
     stats_every: Option<u64>,
+    /// Share the topics with other servers through the Redis at ADDR
+    /// (`host:port`, or `unix:PATH` for a Unix-domain socket).
+    #[arg(long, value_name = "ADDR")]
+    redis: Option<String>,
+}
+
+/// Where Redis is: `host:port`, `redis://host:port`, or `unix:PATH`.
+fn redis_endpoint(addr: &str) -> em::Endpoint {
+    match addr.strip_prefix("unix:") {
+        Some(path) => em::Endpoint::unix(path),
+        None => em::Endpoint::from(addr.trim_start_matches("redis://").trim_end_matches('/')),
+    }
 }
 
 /// What a client sent: a line, or one longer than `--max-line` (which is
@@ -91,6 +111,8 @@ type Topics = Rc<RefCell<HashMap<String, em::Channel<Rc<str>>>>>;
 /// One client: its subscriptions by topic.
 struct Client {
     topics: Topics,
+    /// With `--redis`: where a `PUB` goes.
+    redis: Option<em_redis::Client>,
     subscriptions: HashMap<String, em::SubscriptionId>,
     max_line: usize,
     /// Told its line was too long; closing.
@@ -162,6 +184,21 @@ impl Connection for Client {
                 }
             }
             "PUB" => match rest.split_once(' ') {
+                Some((topic, message)) if !topic.is_empty() && self.redis.is_some() => {
+                    let redis = self.redis.as_ref().expect("checked");
+                    let (conn, topic) = (conn.clone(), topic.to_owned());
+                    redis
+                        .publish(format!("pubsub:{topic}"), message)
+                        .callback(move |servers| match servers {
+                            Ok(n) => {
+                                conn.send_data(format!("PUBLISHED {topic} {n}"));
+                            }
+                            Err(e) => {
+                                tracing::warn!(conn = %conn.id(), error = %e, "PUB lost");
+                                conn.send_data(format!("ERR {topic}: not published ({e})"));
+                            }
+                        });
+                }
                 Some((topic, message)) if !topic.is_empty() => {
                     let ch = self.topics.borrow().get(topic).cloned();
                     let n = ch.as_ref().map_or(0, |ch| ch.num_subscribers());
@@ -205,11 +242,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     em::run(move || {
         let topics = Topics::default();
         let max_line = args.max_line;
-        let server = em::start_server(args.listen.as_str(), move || Client {
-            topics: topics.clone(),
-            subscriptions: HashMap::new(),
-            max_line,
-            closing: false,
+        let (redis, subscriber) = match &args.redis {
+            Some(addr) => {
+                let (client, subscriber) = share_through_redis(redis_endpoint(addr), &topics)?;
+                (Some(client), Some(subscriber))
+            }
+            None => (None, None),
+        };
+        let server = em::start_server(args.listen.as_str(), move || {
+            // The subscriber lives as long as the server.
+            let _ = &subscriber;
+            Client {
+                topics: topics.clone(),
+                redis: redis.clone(),
+                subscriptions: HashMap::new(),
+                max_line,
+                closing: false,
+            }
         })?;
         // Handlers first: a supervisor may send SIGTERM the moment it reads
         // the line below.
@@ -219,4 +268,31 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Ok(())
     })?;
     Ok(())
+}
+
+/// `--redis`: every message published on `pubsub:*`, by any server, goes
+/// to the local subscribers of its topic; returns the client `PUB` sends
+/// with, and the subscriber (which unsubscribes when dropped).
+fn share_through_redis(
+    addr: em::Endpoint,
+    topics: &Topics,
+) -> em::Result<(em_redis::Client, em_redis::Subscriber)> {
+    let client = em_redis::Client::connect(addr.clone())?;
+    let subscriber = em_redis::Subscriber::connect(addr)?;
+    let topics = topics.clone();
+    let messages = subscriber.psubscribe("pubsub:*", move |channel, message| {
+        let channel = String::from_utf8_lossy(&channel);
+        let topic = channel.trim_start_matches("pubsub:");
+        let ch = topics.borrow().get(topic).cloned();
+        if let Some(ch) = ch {
+            let message = String::from_utf8_lossy(&message);
+            ch.push(Rc::from(format!("MSG {topic} {message}")));
+        }
+    });
+    messages.callback(|subscribed| match subscribed {
+        Ok(()) => tracing::info!("sharing topics through Redis"),
+        Err(e) => tracing::warn!(error = %e, "Redis: not subscribed yet; retrying"),
+    });
+    subscriber.on_disconnected(|why| tracing::warn!(reason = why, "Redis went away; reconnecting"));
+    Ok((client, subscriber))
 }

@@ -20,6 +20,7 @@ pub mod forward_proxy;
 pub mod http;
 pub mod nginx;
 pub mod python;
+pub mod redis;
 pub mod transports;
 
 /// The longest any test's reactor may run before the watchdog fails it.

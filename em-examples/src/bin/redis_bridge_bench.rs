@@ -1,0 +1,114 @@
+//! `redis_bridge_bench`: publishes numbered messages through an
+//! `em_redis::Bridge` and counts them back from the local `em::Channel`,
+//! the figure `bench/redis.sh` compares with `redis-benchmark`'s PUBLISH.
+//!
+//! `--messages N` messages of `--size B` bytes are published on the Redis
+//! channel `--channel`, `--window W` in flight at a time (pipelined on the
+//! bridge's connection); the run ends when the last one has come back
+//! through the bridge's subscription. Prints one line:
+//! `BRIDGE messages=N secs=S msgs_per_s=R cpu_us_per_msg=C lost=L`.
+//! Exits 1 if a message did not come back, or came back out of order.
+
+use std::cell::Cell;
+use std::process::ExitCode;
+use std::rc::Rc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use clap::Parser;
+use em_examples::summary::process_cpu_seconds;
+
+/// Publishes through an em_redis::Bridge and counts the messages back.
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Args {
+    /// Redis: `host:port`, or `unix:PATH`.
+    #[arg(long, default_value = "127.0.0.1:6379")]
+    redis: String,
+    /// Redis channel to publish on.
+    #[arg(long, default_value = "em-bench")]
+    channel: String,
+    /// Messages to publish.
+    #[arg(long, default_value_t = 200_000)]
+    messages: u64,
+    /// Publishes in flight at a time.
+    #[arg(long, default_value_t = 64)]
+    window: u64,
+    /// Bytes per message (at least 8: the sequence number).
+    #[arg(long, default_value_t = 16)]
+    size: usize,
+}
+
+fn main() -> ExitCode {
+    em_examples::log_to_stderr();
+    let args = Args::parse();
+    let endpoint = match args.redis.strip_prefix("unix:") {
+        Some(path) => em::Endpoint::unix(path),
+        None => em::Endpoint::from(args.redis.as_str()),
+    };
+    let result = em::synchrony(async move {
+        let topic = em::Channel::new();
+        let bridge = em_redis::Bridge::start(endpoint, args.channel.as_str(), &topic)?;
+        bridge.ready().await?;
+        let received = Rc::new(Cell::new(0u64));
+        let in_order = Rc::new(Cell::new(true));
+        let done: em::Deferred<(), ()> = em::Deferred::new();
+        let (r, o, d, total) = (
+            received.clone(),
+            in_order.clone(),
+            done.clone(),
+            args.messages,
+        );
+        topic.subscribe(move |m: Bytes| {
+            let n = u64::from_le_bytes(m[..8].try_into().unwrap_or_default());
+            if n != r.get() {
+                o.set(false);
+            }
+            r.set(r.get() + 1);
+            if r.get() == total {
+                d.succeed(());
+            }
+        });
+        let padding = vec![b'x'; args.size.saturating_sub(8)];
+        let message = |n: u64| {
+            let mut m = n.to_le_bytes().to_vec();
+            m.extend_from_slice(&padding);
+            Bytes::from(m)
+        };
+        let cpu_before = process_cpu_seconds().unwrap_or(0.0);
+        let start = Instant::now();
+        let mut in_flight = std::collections::VecDeque::new();
+        for n in 0..args.messages {
+            if in_flight.len() as u64 >= args.window {
+                let reply: em_redis::Reply<i64> = in_flight.pop_front().expect("non-empty");
+                reply.await?;
+            }
+            in_flight.push_back(bridge.publish(message(n)));
+        }
+        for reply in in_flight {
+            reply.await?;
+        }
+        let _ = done.await;
+        let secs = start.elapsed().as_secs_f64();
+        let cpu = process_cpu_seconds().unwrap_or(0.0) - cpu_before;
+        println!(
+            "BRIDGE messages={} secs={secs:.3} msgs_per_s={:.0} cpu_us_per_msg={:.2} lost={}",
+            args.messages,
+            args.messages as f64 / secs,
+            cpu * 1e6 / args.messages as f64,
+            bridge.lost()
+        );
+        Ok::<bool, em::Error>(in_order.get() && received.get() == args.messages)
+    });
+    match result {
+        Ok(Ok(true)) => ExitCode::SUCCESS,
+        Ok(Ok(false)) => {
+            eprintln!("redis_bridge_bench: messages came back out of order");
+            ExitCode::FAILURE
+        }
+        Ok(Err(e)) | Err(e) => {
+            eprintln!("redis_bridge_bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,234 @@
+//! The wire: RESP2 frames through redis-protocol's codec, with a size
+//! limit, and commands as arrays of bulk strings.
+
+use bytes::{Bytes, BytesMut};
+use redis_protocol::codec::Resp2;
+use redis_protocol::resp2::types::{BorrowedFrame, BytesFrame};
+use tokio_util::codec::{Decoder, Encoder};
+
+use crate::error::RedisError;
+
+/// The largest reply accepted unless set: Redis's own limit for a bulk
+/// string is 512 MiB; a client rarely wants that much in memory.
+pub const DEFAULT_MAX_REPLY: usize = 64 * 1024 * 1024;
+
+/// RESP2 with a bound on a reply's size: past it the connection ends with a
+/// protocol error instead of buffering without end.
+#[derive(Debug, Clone)]
+pub(crate) struct RespCodec {
+    inner: Resp2,
+    max_reply: usize,
+}
+
+impl RespCodec {
+    pub(crate) fn new(max_reply: usize) -> Self {
+        RespCodec {
+            inner: Resp2::default(),
+            max_reply,
+        }
+    }
+}
+
+impl Decoder for RespCodec {
+    type Item = BytesFrame;
+    type Error = RedisError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<BytesFrame>, RedisError> {
+        match self.inner.decode(src).map_err(RedisError::protocol)? {
+            Some(frame) => Ok(Some(frame)),
+            None if src.len() > self.max_reply => Err(RedisError::protocol(format!(
+                "a reply passed the {} byte limit",
+                self.max_reply
+            ))),
+            None => Ok(None),
+        }
+    }
+}
+
+impl Encoder<Cmd> for RespCodec {
+    type Error = RedisError;
+
+    fn encode(&mut self, cmd: Cmd, dst: &mut BytesMut) -> Result<(), RedisError> {
+        let words: Vec<BorrowedFrame<'_>> = cmd
+            .args
+            .iter()
+            .map(|a| BorrowedFrame::BulkString(a))
+            .collect();
+        self.inner
+            .encode(BorrowedFrame::Array(&words), dst)
+            .map_err(RedisError::protocol)
+    }
+}
+
+/// One command: its name and arguments, each sent as a bulk string.
+///
+/// ```
+/// use em_redis::Cmd;
+/// let cmd = Cmd::new("SET").arg("counter").arg(41).arg("EX").arg(60);
+/// assert_eq!(cmd.to_string(), "SET counter 41 EX 60");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cmd {
+    args: Vec<Bytes>,
+}
+
+impl Cmd {
+    /// A command with no argument yet.
+    pub fn new(name: impl ToArg) -> Cmd {
+        let mut args = Vec::with_capacity(4);
+        args.push(name.to_arg());
+        Cmd { args }
+    }
+
+    /// A command whose name is known at compile time: no copy of it.
+    pub(crate) fn named(name: &'static str) -> Cmd {
+        Cmd::new(Bytes::from_static(name.as_bytes()))
+    }
+
+    /// Adds an argument.
+    pub fn arg(mut self, arg: impl ToArg) -> Cmd {
+        self.args.push(arg.to_arg());
+        self
+    }
+
+    /// The command's name (its first word).
+    pub fn name(&self) -> &[u8] {
+        &self.args[0]
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.args.is_empty() || self.args[0].is_empty()
+    }
+}
+
+impl std::fmt::Display for Cmd {
+    /// The words separated by spaces (bytes that are not UTF-8 escaped):
+    /// for logs and error messages.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, a) in self.args.iter().enumerate() {
+            if i > 0 {
+                f.write_str(" ")?;
+            }
+            write!(f, "{}", a.escape_ascii())?;
+        }
+        Ok(())
+    }
+}
+
+/// Commands from a list of words of one type: `["GET", "key"]`.
+impl<A: ToArg, const N: usize> From<[A; N]> for Cmd {
+    fn from(words: [A; N]) -> Cmd {
+        Cmd {
+            args: words.into_iter().map(ToArg::to_arg).collect(),
+        }
+    }
+}
+
+impl<A: ToArg> From<Vec<A>> for Cmd {
+    fn from(words: Vec<A>) -> Cmd {
+        Cmd {
+            args: words.into_iter().map(ToArg::to_arg).collect(),
+        }
+    }
+}
+
+/// What a command's argument can be: text, bytes, or a number (sent as
+/// its decimal text).
+pub trait ToArg {
+    /// The argument's bytes.
+    fn to_arg(self) -> Bytes;
+}
+
+impl ToArg for &str {
+    fn to_arg(self) -> Bytes {
+        Bytes::copy_from_slice(self.as_bytes())
+    }
+}
+impl ToArg for String {
+    fn to_arg(self) -> Bytes {
+        Bytes::from(self)
+    }
+}
+impl ToArg for &String {
+    fn to_arg(self) -> Bytes {
+        Bytes::copy_from_slice(self.as_bytes())
+    }
+}
+impl ToArg for &[u8] {
+    fn to_arg(self) -> Bytes {
+        Bytes::copy_from_slice(self)
+    }
+}
+impl<const N: usize> ToArg for &[u8; N] {
+    fn to_arg(self) -> Bytes {
+        Bytes::copy_from_slice(self)
+    }
+}
+impl ToArg for Vec<u8> {
+    fn to_arg(self) -> Bytes {
+        Bytes::from(self)
+    }
+}
+impl ToArg for Bytes {
+    fn to_arg(self) -> Bytes {
+        self
+    }
+}
+impl ToArg for &Bytes {
+    fn to_arg(self) -> Bytes {
+        self.clone()
+    }
+}
+macro_rules! number_args {
+    ($($t:ty),*) => {$(
+        impl ToArg for $t {
+            fn to_arg(self) -> Bytes {
+                Bytes::from(self.to_string())
+            }
+        }
+    )*};
+}
+number_args!(i32, i64, u32, u64, usize, f64);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_command_is_an_array_of_bulk_strings() {
+        let mut out = BytesMut::new();
+        RespCodec::new(1024)
+            .encode(Cmd::new("SET").arg("k").arg(7), &mut out)
+            .unwrap();
+        assert_eq!(&out[..], b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\n7\r\n");
+    }
+
+    #[test]
+    fn replies_decode_at_every_split_point_and_a_huge_one_is_refused() {
+        let wire = b"+OK\r\n:42\r\n$5\r\nhello\r\n*2\r\n$1\r\na\r\n$-1\r\n-ERR no\r\n";
+        for split in 0..wire.len() {
+            let mut codec = RespCodec::new(1024);
+            let mut buf = BytesMut::from(&wire[..split]);
+            let mut frames = Vec::new();
+            while let Some(f) = codec.decode(&mut buf).unwrap() {
+                frames.push(f);
+            }
+            buf.extend_from_slice(&wire[split..]);
+            while let Some(f) = codec.decode(&mut buf).unwrap() {
+                frames.push(f);
+            }
+            assert_eq!(frames.len(), 5, "split at {split}");
+        }
+        let mut codec = RespCodec::new(16);
+        let mut buf = BytesMut::from(&b"$100\r\n0123456789abcdef0123"[..]);
+        let err = codec.decode(&mut buf).unwrap_err();
+        assert!(err.is_protocol(), "{err}");
+    }
+
+    #[test]
+    fn garbage_is_a_protocol_error() {
+        let mut codec = RespCodec::new(1024);
+        let mut buf = BytesMut::from(&b"HTTP/1.1 200 OK\r\n"[..]);
+        assert!(codec.decode(&mut buf).unwrap_err().is_protocol());
+    }
+}
