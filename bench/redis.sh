@@ -20,7 +20,7 @@ cd "$(dirname "$0")/.."
 rounds=${1:-5}
 messages=${2:-200000}
 cargo build --release -q -p em-examples --bin redis_bridge_bench
-bin=target/release
+bin=${CARGO_TARGET_DIR:-target}/release
 dir=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 taskset -c 0 redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --dir "$dir" >"$dir/log" 2>&1 &

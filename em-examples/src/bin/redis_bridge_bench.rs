@@ -3,8 +3,9 @@
 //! the figure `bench/redis.sh` compares with `redis-benchmark`'s PUBLISH.
 //!
 //! `--messages N` messages of `--size B` bytes are published on the Redis
-//! channel `--channel`, `--window W` in flight at a time (pipelined on the
-//! bridge's connection); the run ends when the last one has come back
+//! channel `--channel` in batches of `--window W` (W pipelined on the
+//! bridge's connection, then their replies awaited, as `redis-benchmark
+//! -P W` does); the run ends when the last one has come back
 //! through the bridge's subscription. Prints one line:
 //! `BRIDGE messages=N secs=S msgs_per_s=R cpu_us_per_msg=C lost=L`.
 //! Exits 1 if a message did not come back, or came back out of order.
@@ -31,7 +32,7 @@ struct Args {
     /// Messages to publish.
     #[arg(long, default_value_t = 200_000)]
     messages: u64,
-    /// Publishes in flight at a time.
+    /// Publishes per pipelined batch.
     #[arg(long, default_value_t = 64)]
     window: u64,
     /// Bytes per message (at least 8: the sequence number).
@@ -77,16 +78,17 @@ fn main() -> ExitCode {
         };
         let cpu_before = process_cpu_seconds().unwrap_or(0.0);
         let start = Instant::now();
-        let mut in_flight = std::collections::VecDeque::new();
-        for n in 0..args.messages {
-            if in_flight.len() as u64 >= args.window {
-                let reply: em_redis::Reply<i64> = in_flight.pop_front().expect("non-empty");
+        // Batches of `window`, as `redis-benchmark -P window` pipelines:
+        // publish a batch, wait for its replies, publish the next.
+        let mut n = 0;
+        while n < args.messages {
+            let batch: Vec<em_redis::Reply<i64>> = (n..args.messages.min(n + args.window))
+                .map(|m| bridge.publish(message(m)))
+                .collect();
+            n += batch.len() as u64;
+            for reply in batch {
                 reply.await?;
             }
-            in_flight.push_back(bridge.publish(message(n)));
-        }
-        for reply in in_flight {
-            reply.await?;
         }
         let _ = done.await;
         let secs = start.elapsed().as_secs_f64();
