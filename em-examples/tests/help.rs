@@ -26,6 +26,7 @@ fn each_program_says_what_it_does() {
         env!("CARGO_BIN_EXE_popen"),
         env!("CARGO_BIN_EXE_proxy"),
         env!("CARGO_BIN_EXE_pubsub"),
+        env!("CARGO_BIN_EXE_redis_bridge_bench"),
         env!("CARGO_BIN_EXE_route_by_line"),
         env!("CARGO_BIN_EXE_smtp_sink"),
         env!("CARGO_BIN_EXE_socks4_proxy"),
