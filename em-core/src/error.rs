@@ -409,10 +409,15 @@ impl From<io::Error> for Error {
     }
 }
 
-/// `?` on a `BoxError` in code returning `em::Result`: [`Error::other`].
+/// `?` on a `BoxError` in code returning `em::Result`: the em error inside
+/// if it is one (so that its `is_*` predicates still answer), otherwise
+/// [`Error::other`].
 impl From<BoxError> for Error {
     fn from(e: BoxError) -> Self {
-        Error::other(e)
+        match e.downcast::<Error>() {
+            Ok(em) => *em,
+            Err(other) => Error::other(other),
+        }
     }
 }
 

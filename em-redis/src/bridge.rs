@@ -89,8 +89,11 @@ impl Bridge {
     }
 
     /// Resolves once Redis has confirmed the bridge's subscription: from
-    /// then on, what anyone publishes reaches the local channel. Once
-    /// only; later calls resolve at once.
+    /// then on, what anyone publishes reaches the local channel. Fails if
+    /// Redis refuses it, or if the connection drops first (the bridge
+    /// subscribes again when it is back: see [`on_connected`](Self::on_connected)).
+    /// Once only; later calls resolve at once (follow
+    /// [`is_connected`](Self::is_connected) for the state).
     pub fn ready(&self) -> Reply<()> {
         self.ready
             .borrow_mut()
@@ -130,15 +133,17 @@ impl Bridge {
     /// Redis (from then on, messages flow both ways).
     pub fn on_connected(&self, f: impl FnMut() + 'static) {
         let f = Rc::new(std::cell::RefCell::new(f));
-        let (client, subscriber) = (self.client.clone(), self.subscriber.clone());
+        // Weak handles: the two connections' callbacks must not keep each
+        // other alive once the bridge is dropped.
+        let (client, subscriber) = (self.client.downgrade(), self.subscriber.downgrade());
         let g = f.clone();
         self.client.on_connected(move || {
-            if subscriber.is_subscribed() {
+            if subscriber.upgrade().is_some_and(|s| Subscriber::whole(&s)) {
                 (g.borrow_mut())();
             }
         });
         self.subscriber.on_subscribed(move || {
-            if client.is_connected() {
+            if Client::upgrade(&client).is_some_and(|c| c.is_connected()) {
                 (f.borrow_mut())();
             }
         });

@@ -26,7 +26,10 @@ use crate::value::{FromValue, Value};
 /// Cheap to clone (the clones share the connection), `!Send`: it lives on
 /// the reactor thread where it was made, like every reactor-owned handle.
 /// When the last clone is dropped, the connection closes once the replies
-/// due have come (their callbacks still run).
+/// due have come (their callbacks still run). A callback given to
+/// [`on_connected`](Client::on_connected) or [`on_disconnected`](Client::on_disconnected)
+/// that holds a clone of its own client keeps it alive (and connected)
+/// until [`close`](Client::close).
 ///
 /// ```no_run
 /// em::synchrony(async {
@@ -110,6 +113,12 @@ impl Client {
         if cmd.is_empty() {
             return Reply::ready(Err(RedisError::invalid_command("a command needs a name")));
         }
+        if cmd.starts_a_push_mode() {
+            // Its pushed messages would be taken for the next commands' replies.
+            return Reply::ready(Err(RedisError::invalid_command(
+                "SUBSCRIBE, PSUBSCRIBE, SSUBSCRIBE and MONITOR need a connection of their own: use Subscriber",
+            )));
+        }
         let Some(conn) = self.link.writable() else {
             let why = match self.link.phase() {
                 Phase::Closed => "the client is closed",
@@ -123,6 +132,7 @@ impl Client {
                 self.link.session.due.borrow_mut().push_back(answer);
                 reply
             }
+            Err(e) if e.is_closed() => Reply::ready(Err(RedisError::disconnected(e.to_string()))),
             Err(e) => Reply::ready(Err(RedisError::from(e))),
         }
     }
@@ -170,6 +180,18 @@ impl Client {
     /// Whether the connection is up now.
     pub fn is_connected(&self) -> bool {
         self.link.phase() == Phase::Up
+    }
+
+    /// A handle that does not keep the connection alive (for callbacks
+    /// that need their own client).
+    pub(crate) fn downgrade(&self) -> std::rc::Weak<Owner<Commands>> {
+        Rc::downgrade(&self.link)
+    }
+
+    /// The client behind a handle from [`downgrade`](Self::downgrade), if
+    /// a clone still lives.
+    pub(crate) fn upgrade(weak: &std::rc::Weak<Owner<Commands>>) -> Option<Client> {
+        weak.upgrade().map(|link| Client { link })
     }
 
     /// Down and reconnecting, or closed: a command given now fails at once.

@@ -96,6 +96,14 @@ impl Cmd {
         &self.args[0]
     }
 
+    /// SUBSCRIBE and the like: the server then pushes messages that are
+    /// no command's reply.
+    pub(crate) fn starts_a_push_mode(&self) -> bool {
+        ["SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE", "MONITOR"]
+            .iter()
+            .any(|c| self.args[0].eq_ignore_ascii_case(c.as_bytes()))
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.args.is_empty() || self.args[0].is_empty()
     }

@@ -143,10 +143,14 @@ impl std::error::Error for RedisError {
     }
 }
 
-/// `?` on a Redis error in code returning `em::Result` (a run block).
+/// `?` on a Redis error in code returning `em::Result` (a run block): em's
+/// own error when em refused the call, otherwise `em::Error::other`.
 impl From<RedisError> for em_core::Error {
     fn from(e: RedisError) -> Self {
-        em_core::Error::other(e)
+        match e.kind {
+            Kind::Em(em) => em,
+            _ => em_core::Error::other(e),
+        }
     }
 }
 

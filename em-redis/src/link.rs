@@ -183,7 +183,8 @@ impl<S: Session> Connection for LinkConn<S> {
     fn connection_completed(&mut self, conn: &Conn<RespCodec>) {
         let link = &self.link;
         if link.phase.get() == Phase::Closed {
-            conn.close_connection();
+            // Closed while connecting: `close` armed a close after writing,
+            // so what was queued goes out first.
             return;
         }
         tracing::debug!(conn = %conn.id(), peer = ?conn.peer_addr(), "redis: connected");
@@ -203,16 +204,23 @@ impl<S: Session> Connection for LinkConn<S> {
         let link = &self.link;
         let why = reason.to_string();
         let was_up = link.up.replace(false);
+        let stopping = matches!(reason, UnbindReason::ReactorStopped);
+        let for_good = link.phase.get() == Phase::Closed || link.released.get() || stopping;
+        // The phase first: the callbacks below see the link down.
+        link.phase.set(if for_good {
+            Phase::Closed
+        } else {
+            Phase::Reconnecting
+        });
         link.session.down(&why);
         if was_up {
             link.notify_down(&why);
         }
-        let stopping = matches!(reason, UnbindReason::ReactorStopped);
-        if link.phase.get() == Phase::Closed || link.released.get() || stopping {
+        // A callback above may have closed it, or dropped the last handle.
+        if for_good || link.phase.get() == Phase::Closed || link.released.get() {
             link.phase.set(Phase::Closed);
             return;
         }
-        link.phase.set(Phase::Reconnecting);
         let delay: Duration = link.backoff.borrow_mut().next_delay();
         tracing::warn!(conn = %conn.id(), peer = ?conn.peer_addr(), reason = %why, retry_in = ?delay,
             "redis: connection lost; reconnecting");

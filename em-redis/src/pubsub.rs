@@ -15,8 +15,11 @@ use crate::link::{Link, Owner, Session};
 use crate::options::Options;
 use crate::reply::{Answer, Reply};
 
-type OnMessage = Box<dyn FnMut(Bytes)>;
-type OnPatternMessage = Box<dyn FnMut(Bytes, Bytes)>;
+/// A channel's callback; shared so that it is called with no borrow of the
+/// map held (it may subscribe or unsubscribe).
+type OnMessage = Rc<RefCell<dyn FnMut(Bytes)>>;
+/// A pattern's callback, likewise.
+type OnPatternMessage = Rc<RefCell<dyn FnMut(Bytes, Bytes)>>;
 
 /// Redis pub/sub (`SUBSCRIBE`, `PSUBSCRIBE`) on a connection of its own, as
 /// Redis wants (a subscribed connection takes no other command); publish
@@ -26,7 +29,16 @@ type OnPatternMessage = Box<dyn FnMut(Bytes, Bytes)>;
 /// back-off and subscribes to everything again; messages published while
 /// it was down are not delivered (Redis pub/sub keeps nothing), and none
 /// is delivered twice. `!Send`, cheap to clone; when the last clone is
-/// dropped, the connection closes (and every subscription with it).
+/// dropped, the connection closes (and every subscription with it); a
+/// callback that holds a clone of its own subscriber keeps it alive until
+/// [`close`](Subscriber::close).
+///
+/// A subscription's [`Reply`] fails if Redis refuses it (an ACL, a missing
+/// AUTH) or if the connection drops before Redis confirms it; in the
+/// second case the subscription is still made once the connection is back
+/// (it stays until [`unsubscribe`](Subscriber::unsubscribe)): follow
+/// [`is_subscribed`](Subscriber::is_subscribed) and
+/// [`on_subscribed`](Subscriber::on_subscribed) for the state.
 ///
 /// ```no_run
 /// em::synchrony(async {
@@ -66,16 +78,18 @@ impl Subscriptions {
             b"message" => {
                 if let (Some(channel), Some(payload)) = (next(), next()) {
                     self.messages.set(self.messages.get() + 1);
-                    if let Some(f) = self.channels.borrow_mut().get_mut(&channel) {
-                        f(payload);
+                    let f = self.channels.borrow().get(&channel).cloned();
+                    if let Some(f) = f {
+                        (f.borrow_mut())(payload);
                     }
                 }
             }
             b"pmessage" => {
                 if let (Some(pattern), Some(channel), Some(payload)) = (next(), next(), next()) {
                     self.messages.set(self.messages.get() + 1);
-                    if let Some(f) = self.patterns.borrow_mut().get_mut(&pattern) {
-                        f(channel, payload);
+                    let f = self.patterns.borrow().get(&pattern).cloned();
+                    if let Some(f) = f {
+                        (f.borrow_mut())(channel, payload);
                     }
                 }
             }
@@ -136,6 +150,9 @@ impl Session for Subscriptions {
     fn up(&self, conn: &Conn<RespCodec>) {
         let total = self.channels.borrow().len() + self.patterns.borrow().len();
         self.unconfirmed.set(Some(total));
+        if total == 0 {
+            self.notify_subscribed();
+        }
         let channels: Vec<Bytes> = self.channels.borrow().keys().cloned().collect();
         if !channels.is_empty() {
             let mut cmd = Cmd::named("SUBSCRIBE");
@@ -168,8 +185,14 @@ impl Session for Subscriptions {
                 }
             }
             BytesFrame::Error(e) => {
+                // A refusal (NOAUTH, NOPERM…): the subscriptions waiting for
+                // their confirmation fail with it.
                 tracing::warn!(conn = %conn.id(), peer = ?conn.peer_addr(), error = %&*e,
-                    "redis: the server refused a subscription")
+                    "redis: the server refused a subscription");
+                let confirming: Vec<_> = self.confirming.borrow_mut().drain(..).collect();
+                for (_, _, answer) in confirming {
+                    answer.send(Err(RedisError::server(&*e)));
+                }
             }
             other => tracing::debug!(conn = %conn.id(), ?other, "redis: pub/sub frame ignored"),
         }
@@ -218,7 +241,7 @@ impl Subscriber {
         let s = &self.link.session;
         s.channels
             .borrow_mut()
-            .insert(channel.clone(), Box::new(on_message));
+            .insert(channel.clone(), Rc::new(RefCell::new(on_message)));
         self.confirm(
             "subscribe",
             Cmd::named("SUBSCRIBE").arg(channel.clone()),
@@ -237,7 +260,7 @@ impl Subscriber {
         let s = &self.link.session;
         s.patterns
             .borrow_mut()
-            .insert(pattern.clone(), Box::new(on_message));
+            .insert(pattern.clone(), Rc::new(RefCell::new(on_message)));
         self.confirm(
             "psubscribe",
             Cmd::named("PSUBSCRIBE").arg(pattern.clone()),
@@ -248,7 +271,22 @@ impl Subscriber {
     /// Stops the subscription to `channel`.
     pub fn unsubscribe(&self, channel: impl ToArg) {
         let channel = channel.to_arg();
-        self.link.session.channels.borrow_mut().remove(&channel);
+        let s = &self.link.session;
+        s.channels.borrow_mut().remove(&channel);
+        // A subscription still waiting for its confirmation is answered now.
+        let waiting: Vec<Answer> = {
+            let mut confirming = s.confirming.borrow_mut();
+            let (gone, kept): (Vec<_>, Vec<_>) = confirming
+                .drain(..)
+                .partition(|(kind, name, _)| *kind == "subscribe" && *name == channel);
+            *confirming = kept;
+            gone.into_iter().map(|(_, _, answer)| answer).collect()
+        };
+        for answer in waiting {
+            answer.send(Err(RedisError::disconnected(
+                "unsubscribed before Redis confirmed the subscription",
+            )));
+        }
         if let Some(conn) = self.link.writable() {
             conn.send_data(Cmd::named("UNSUBSCRIBE").arg(channel));
         }
@@ -284,8 +322,12 @@ impl Subscriber {
     /// subscription made so far (on this connection: after a reconnect,
     /// once it has confirmed them again).
     pub fn is_subscribed(&self) -> bool {
-        self.link.phase() == crate::link::Phase::Up
-            && self.link.session.unconfirmed.get() == Some(0)
+        Self::whole(&self.link)
+    }
+
+    /// Up, and every subscription confirmed.
+    pub(crate) fn whole(link: &Owner<Subscriptions>) -> bool {
+        link.phase() == crate::link::Phase::Up && link.session.unconfirmed.get() == Some(0)
     }
 
     /// Calls `f` on the reactor thread each time the subscriber becomes
@@ -297,6 +339,11 @@ impl Subscriber {
             .on_subscribed
             .borrow_mut()
             .push(Box::new(f));
+    }
+
+    /// A handle that does not keep the connection alive.
+    pub(crate) fn downgrade(&self) -> std::rc::Weak<Owner<Subscriptions>> {
+        Rc::downgrade(&self.link)
     }
 
     /// Messages received so far, on every channel and pattern.

@@ -180,3 +180,14 @@ fn socket_write_and_read_talk_procedurally_and_read_says_when_it_ended() {
     assert_eq!(replies.concat(), b"hello");
     reactor.stop().unwrap();
 }
+
+#[test]
+fn an_em_error_boxed_and_brought_back_keeps_its_kind() {
+    let e = em::connect("127.0.0.1:1", em::handler(|_, _| ())()).unwrap_err();
+    assert!(e.is_no_reactor(), "{e}");
+    let boxed: em::BoxError = Box::new(e);
+    let back = em::Error::from(boxed);
+    assert!(back.is_no_reactor(), "{back:#?}");
+    let other = em::Error::from(em::BoxError::from("not em's"));
+    assert!(other.is_other() && !other.is_no_reactor(), "{other:#?}");
+}

@@ -345,3 +345,90 @@ fn dropping_the_last_client_closes_after_the_replies_due_against_redis_server() 
     assert_eq!(reactor.block_on(em::connection_count), 0);
     reactor.stop().unwrap();
 }
+
+/// A message callback may unsubscribe (or subscribe) on its own
+/// subscriber: no borrow is held while it runs.
+#[test]
+fn a_message_callback_can_unsubscribe_its_own_subscriber_against_redis_server() {
+    let redis = RedisServer::start("unsubscribe");
+    let endpoint = redis.endpoint();
+    let reactor = TestReactor::start();
+    let (tx, rx) = std::sync::mpsc::channel::<Bytes>();
+    reactor.run(move || async move {
+        let sub = Subscriber::connect(endpoint.clone()).unwrap();
+        let me = sub.clone();
+        sub.subscribe("once", move |m| {
+            me.unsubscribe("once");
+            tx.send(m).unwrap();
+        })
+        .await
+        .unwrap();
+        let c = Client::connect(endpoint).unwrap();
+        assert_eq!(c.publish("once", "first").await.unwrap(), 1);
+        // The UNSUBSCRIBE goes out on the subscriber's connection: publish
+        // until Redis has taken it (bounded by the TestReactor's limit).
+        while c.publish("once", "probe").await.unwrap() == 1 {}
+        assert_eq!(
+            c.publish("once", "second").await.unwrap(),
+            0,
+            "unsubscribed"
+        );
+        sub.close();
+    });
+    assert_eq!(recv(&rx), Bytes::from("first"));
+    assert!(
+        rx.recv_timeout(Duration::from_millis(100)).is_err(),
+        "nothing after the unsubscribe"
+    );
+    reactor.stop().unwrap();
+}
+
+/// Commands that put a connection in push mode are refused on a Client
+/// (their messages would be taken for replies), and a subscription Redis
+/// refuses fails its reply instead of waiting forever.
+#[test]
+fn push_mode_commands_are_refused_and_a_refused_subscription_fails_against_redis_server() {
+    let redis = RedisServer::start("refused");
+    let endpoint = redis.endpoint();
+    let reactor = TestReactor::start();
+    reactor.run(move || async move {
+        let c = Client::connect(endpoint.clone()).unwrap();
+        let err = c.cmd(["subscribe", "x"]).await.unwrap_err();
+        assert!(err.is_invalid_command(), "{err}");
+        assert!(err.to_string().contains("Subscriber"), "{err}");
+        // No channel is allowed for the default user any more.
+        c.cmd(["ACL", "SETUSER", "default", "resetchannels"])
+            .await
+            .unwrap();
+        let sub = Subscriber::connect(endpoint).unwrap();
+        let err = sub.subscribe("news", |_| {}).await.unwrap_err();
+        assert!(err.is_server(), "{err}");
+        assert!(err.server_message().unwrap().contains("NOPERM"), "{err}");
+        assert_eq!(c.ping().await.unwrap(), "PONG");
+        sub.close();
+    });
+    reactor.stop().unwrap();
+}
+
+/// A bridge with an on_connected callback, once dropped, closes both its
+/// connections (its callbacks hold no strong handle to each other).
+#[test]
+fn a_dropped_bridge_closes_its_connections_against_redis_server() {
+    let redis = RedisServer::start("drop-bridge");
+    let endpoint = redis.endpoint();
+    let reactor = TestReactor::start();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    reactor.run(move || async move {
+        let topic = em::Channel::new();
+        let bridge = Bridge::start(endpoint, "t", &topic).unwrap();
+        bridge.ready().await.unwrap();
+        bridge.on_connected(|| {});
+        bridge.on_disconnected(move |why| tx.send(why.to_owned()).unwrap());
+        assert_eq!(em::connection_count(), 2);
+        drop(bridge);
+    });
+    assert_eq!(recv(&rx), "closed locally");
+    assert_eq!(recv(&rx), "closed locally");
+    assert_eq!(reactor.block_on(em::connection_count), 0);
+    reactor.stop().unwrap();
+}

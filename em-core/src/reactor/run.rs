@@ -301,9 +301,11 @@ impl Drop for Installed {
 }
 
 /// What a run block may return: `()`, or an [`em::Result`](crate::Result)
-/// of any value (the value is dropped; an error stops the reactor and comes
-/// back from `run`, as an [`is_init`](Error::is_init) error whose source
-/// is it). Only em's `Result`, so that a block ending in `Ok(())` after a
+/// of any value (the value is dropped: handles such as a `Server`, a
+/// `Conn` or a `Timer` live on without their handle, while a `Socket` or a
+/// `SocketListener`, which close when dropped, close; an error stops the
+/// reactor and comes back from `run`, as an [`is_init`](Error::is_init)
+/// error whose source is it). Only em's `Result`, so that a block ending in `Ok(())` after a
 /// `?` needs no annotation; `?` converts `io::Error`, `BoxError`, messages
 /// and em's crates' errors into it ([`Error::other`] for the rest).
 pub trait RunResult {

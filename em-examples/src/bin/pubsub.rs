@@ -282,17 +282,21 @@ fn share_through_redis(
     let topics = topics.clone();
     let messages = subscriber.psubscribe("pubsub:*", move |channel, message| {
         let channel = String::from_utf8_lossy(&channel);
-        let topic = channel.trim_start_matches("pubsub:");
+        let Some(topic) = channel.strip_prefix("pubsub:") else {
+            return;
+        };
         let ch = topics.borrow().get(topic).cloned();
         if let Some(ch) = ch {
             let message = String::from_utf8_lossy(&message);
             ch.push(Rc::from(format!("MSG {topic} {message}")));
         }
     });
-    messages.callback(|subscribed| match subscribed {
-        Ok(()) => tracing::info!("sharing topics through Redis"),
-        Err(e) => tracing::warn!(error = %e, "Redis: not subscribed yet; retrying"),
+    messages.callback(|subscribed| {
+        if let Err(e) = subscribed {
+            tracing::warn!(error = %e, "Redis: not subscribed yet (subscribing again once connected)");
+        }
     });
+    subscriber.on_subscribed(|| tracing::info!("sharing topics through Redis"));
     subscriber.on_disconnected(|why| tracing::warn!(reason = why, "Redis went away; reconnecting"));
     Ok((client, subscriber))
 }

@@ -29,11 +29,11 @@ struct Args {
     /// Redis channel to publish on.
     #[arg(long, default_value = "em-bench")]
     channel: String,
-    /// Messages to publish.
-    #[arg(long, default_value_t = 200_000)]
+    /// Messages to publish (1 or more).
+    #[arg(long, default_value_t = 200_000, value_parser = clap::value_parser!(u64).range(1..))]
     messages: u64,
-    /// Publishes per pipelined batch.
-    #[arg(long, default_value_t = 64)]
+    /// Publishes per pipelined batch (1 or more).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..))]
     window: u64,
     /// Bytes per message (at least 8: the sequence number).
     #[arg(long, default_value_t = 16)]
@@ -61,7 +61,9 @@ fn main() -> ExitCode {
             args.messages,
         );
         topic.subscribe(move |m: Bytes| {
-            let n = u64::from_le_bytes(m[..8].try_into().unwrap_or_default());
+            let n = m.get(..8).map_or(u64::MAX, |b| {
+                u64::from_le_bytes(b.try_into().unwrap_or_default())
+            });
             if n != r.get() {
                 o.set(false);
             }
@@ -90,7 +92,13 @@ fn main() -> ExitCode {
                 reply.await?;
             }
         }
-        let _ = done.await;
+        // Bounded: a message that never comes back fails the run.
+        if em::timeout(std::time::Duration::from_secs(30), done)
+            .await
+            .is_err()
+        {
+            return Ok(false);
+        }
         let secs = start.elapsed().as_secs_f64();
         let cpu = process_cpu_seconds().unwrap_or(0.0) - cpu_before;
         println!(
@@ -105,7 +113,7 @@ fn main() -> ExitCode {
     match result {
         Ok(Ok(true)) => ExitCode::SUCCESS,
         Ok(Ok(false)) => {
-            eprintln!("redis_bridge_bench: messages came back out of order");
+            eprintln!("redis_bridge_bench: a message did not come back, or came back out of order");
             ExitCode::FAILURE
         }
         Ok(Err(e)) | Err(e) => {

@@ -213,10 +213,11 @@
 //! Two things do:
 //!
 //! * **[`TestReactor::advance`]**, from the test's thread: the clock jumps
-//!   forward and every timer that falls due on the way fires, in order,
-//!   before `advance` returns. On a [`TestReactor::paused`] reactor this is
-//!   the only way time moves, so a test can check that nothing happens at
-//!   999 ms and something at 1 s.
+//!   forward in one step and the timers due by then fire, in deadline
+//!   order, before `advance` returns (a periodic timer once per step:
+//!   advance in steps to see each period). On a [`TestReactor::paused`]
+//!   reactor this is the only way time moves, so a test can check that
+//!   nothing happens at 999 ms and something at 1 s.
 //! * **tokio's auto-advance**, on a paused reactor run any other way
 //!   (`Reactor::builder().start_paused(true).run(..)`): whenever the
 //!   reactor has nothing ready to run, the clock jumps to the next timer at

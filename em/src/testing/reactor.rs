@@ -72,8 +72,11 @@ impl TestReactor {
     }
 
     /// Starts a reactor built with `builder`'s options (watermarks,
-    /// timeouts, `start_paused`, …) on a new thread. Panics if it cannot
-    /// start.
+    /// timeouts, …) on a new thread. Panics if it cannot start. The
+    /// reactor's error handler is the `TestReactor`'s (it collects the
+    /// panics `stop` reports). For the paused clock use
+    /// [`paused`](Self::paused): a builder's `start_paused(true)` here
+    /// gives tokio's auto-advancing paused clock, and `advance` refuses.
     pub fn with_builder(builder: em_core::Builder) -> TestReactor {
         Self::spawn(builder, false)
     }
@@ -176,9 +179,13 @@ impl TestReactor {
     }
 
     /// On a [`paused`](Self::paused) reactor: moves its clock forward by
-    /// `by`, firing every timer that falls due on the way, in order, and
-    /// returns once the reactor has run them. Panics on a reactor that is
-    /// not paused.
+    /// `by` in one step (tokio's `advance`) and returns once the reactor
+    /// has run the timers due by then. They run in deadline order, each
+    /// seeing the clock at the end of the step; a periodic timer fires once
+    /// however many periods the step covers, and a timer armed by one of
+    /// those callbacks counts from the end of the step. To see each timer
+    /// fire at its own time, advance in steps no longer than the shortest
+    /// interval. Panics on a reactor that is not paused.
     pub fn advance(&self, by: Duration) {
         assert!(
             self.paused,

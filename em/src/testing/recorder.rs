@@ -157,8 +157,9 @@ impl Recording {
 
     /// Waits (on the test's thread, never on the reactor's) until an event
     /// matching `pattern` (as in [`assert_sequence`](Self::assert_sequence))
-    /// has been recorded, and returns it; panics with everything recorded
-    /// if none comes within `limit`.
+    /// has been recorded, and returns the first such event of the whole
+    /// recording (one recorded earlier answers at once); panics with
+    /// everything recorded if none comes within `limit`.
     #[track_caller]
     pub fn wait_for(&self, pattern: &str, limit: Duration) -> Recorded {
         let deadline = std::time::Instant::now() + limit;
