@@ -84,7 +84,24 @@ struct Running {
     /// The launcher shell, then `rabbitmq-server`: the group's leader.
     child: Child,
     /// The watchdog's pipe: closing it kills the group.
-    _watchdog: ChildStdin,
+    watchdog: ChildStdin,
+}
+
+impl Running {
+    /// SIGKILLs the process group and reaps the leader; returns the group.
+    fn stop(mut self) -> u32 {
+        let group = self.child.id();
+        // The watchdog's cue: it runs `kill -9 0` in the group.
+        drop(self.watchdog);
+        // The same from here, in case the watchdog is gone (procps' kill;
+        // dash's builtin takes no process group).
+        let _ = Command::new("kill")
+            .args(["-9", "--", &format!("-{group}")])
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.child.wait();
+        group
+    }
 }
 
 /// A running RabbitMQ broker, killed on drop (with its scratch directory).
@@ -133,8 +150,7 @@ impl RabbitMq {
         };
         std::fs::write(server.dir.join("plugins"), "[].\n").expect("write the plugins file");
         for attempt in 1..=START_ATTEMPTS {
-            server.port = free_port();
-            server.dist_port = free_port();
+            (server.port, server.dist_port) = free_ports();
             match server.launch() {
                 Ok(()) => return server,
                 // Someone took a port between our probe and the broker's bind.
@@ -167,15 +183,10 @@ impl RabbitMq {
     /// its clients) and waits until its processes are gone and its port
     /// refuses connections. Does nothing if it is not running.
     pub fn kill(&mut self) {
-        let Some(mut running) = self.running.take() else {
+        let Some(running) = self.running.take() else {
             return;
         };
-        let group = running.child.id();
-        let _ = Command::new("kill")
-            .args(["-9", "--", &format!("-{group}")])
-            .stderr(Stdio::null())
-            .status();
-        let _ = running.child.wait();
+        let group = running.stop();
         let deadline = Instant::now() + STOP_TIMEOUT;
         while group_alive(group) || refused(self.port) != Some(true) {
             assert!(
@@ -244,7 +255,7 @@ impl RabbitMq {
         });
         self.running = Some(Running {
             child,
-            _watchdog: stdin,
+            watchdog: stdin,
         });
         let started = Instant::now();
         let failure = match events.recv_timeout(START_TIMEOUT) {
@@ -282,13 +293,8 @@ impl Drop for RabbitMq {
     fn drop(&mut self) {
         // No assertion while unwinding: a panic in drop would abort.
         if std::thread::panicking() {
-            if let Some(mut running) = self.running.take() {
-                let group = running.child.id();
-                let _ = Command::new("kill")
-                    .args(["-9", "--", &format!("-{group}")])
-                    .stderr(Stdio::null())
-                    .status();
-                let _ = running.child.wait();
+            if let Some(running) = self.running.take() {
+                running.stop();
             }
         } else {
             self.kill();
@@ -296,12 +302,12 @@ impl Drop for RabbitMq {
     }
 }
 
-/// A port that was free on 127.0.0.1 a moment ago.
-fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|l| l.local_addr())
-        .expect("bind 127.0.0.1:0")
-        .port()
+/// Two distinct ports that were free on 127.0.0.1 a moment ago.
+fn free_ports() -> (u16, u16) {
+    let bind = || TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0");
+    let (a, b) = (bind(), bind());
+    let port = |l: &TcpListener| l.local_addr().unwrap().port();
+    (port(&a), port(&b))
 }
 
 /// Whether a connection to the port is refused: `Some(true)` refused,
