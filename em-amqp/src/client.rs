@@ -561,6 +561,9 @@ impl Shared {
             "consumer_cancel_notify",
             "connection.blocked",
             "exchange_exchange_bindings",
+            // A refused login is told with Connection.Close (403), not a
+            // bare TCP close, so that it is not retried.
+            "authentication_failure_close",
         ] {
             capabilities.insert(c.into(), AMQPValue::Boolean(true));
         }

@@ -2,15 +2,13 @@
 //! the broker answers the AMQP protocol header, is gone after `kill`, and
 //! answers again on the same port after `restart`.
 
-#[path = "support/rabbitmq.rs"]
-#[allow(dead_code, unreachable_pub)]
-mod rabbitmq;
+mod support;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use rabbitmq::RabbitMq;
+use support::rabbitmq::RabbitMq;
 
 /// Sends the AMQP 0-9-1 protocol header and returns the first bytes back.
 fn handshake(addr: &str) -> Vec<u8> {

@@ -20,6 +20,7 @@ pub mod forward_proxy;
 pub mod http;
 pub mod nginx;
 pub mod python;
+pub mod rabbitmq;
 pub mod redis;
 pub mod transports;
 
