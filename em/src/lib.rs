@@ -1190,6 +1190,93 @@
 //! # Ok::<(), em::Error>(())
 //! ```
 //!
+//! # Messaging across processes
+//!
+//! [`Channel`] and [`Queue`] live in one reactor, [`GroupChannel`] and
+//! [`GroupQueue`] in the reactors of one process. When a pub/sub or a work
+//! queue outgrows one process or one machine, em rides a broker that
+//! already exists, never a home-made one: Redis through the `em-redis`
+//! crate, RabbitMQ through `em-amqp`. Both speak their protocol on em's own
+//! connections, so every message, reply and callback arrives on the reactor
+//! thread like any other frame, and both reconnect by themselves with a
+//! back-off.
+//!
+//! | what you need | use | delivery | while the broker is down |
+//! |---|---|---|---|
+//! | items between the callbacks and tasks of one reactor | [`Channel`] (each item to every subscriber), [`Queue`] (each to one popper) | exactly once, in order; nothing kept past a crash | — |
+//! | the same across the reactors of one process | [`GroupChannel`], [`GroupQueue`] | exactly once, in order per pusher | — |
+//! | pub/sub across processes and machines: chat rooms, cache invalidation, live updates, where a missed message is made good by the next | Redis: `em_redis::Bridge` joins an em `Channel` to a Redis channel (the `pubsub --redis` example) | at most once; every subscriber sees Redis's order | lost: publishing fails at once (counted by `Bridge::lost`), and what others publish meanwhile never reaches this process |
+//! | work that must not be lost: jobs shared among worker processes, each done at least once | RabbitMQ: `em_amqp::QueueBridge` feeds an em `Queue` and acknowledges each job after the local consumer's `Job::done` (the `work_queue` example) | at least once: a job whose worker dies, or whose connection drops, before `done` goes to another worker, flagged redelivered | publishing fails at once; persistent messages in durable queues survive a broker restart; unfinished jobs come again |
+//!
+//! Rules of thumb: in-process first (no broker to run, nothing to
+//! serialise); Redis when losing messages during an outage is acceptable
+//! and latency matters most; RabbitMQ when each message is work someone
+//! must do, when workers must be free to crash, or when the producer must
+//! know that the broker has the message (publisher confirms). RabbitMQ's
+//! jobs should be idempotent: at least once means a job may run twice (a
+//! worker killed after the work, before its acknowledgement reached the
+//! broker).
+//!
+//! Topics shared by several processes through Redis: each process runs the
+//! same code, and each subscriber gets every message once, whichever
+//! process published it.
+//!
+//! ```no_run
+//! em::synchrony(async {
+//!     let topic = em::Channel::new();
+//!     topic.subscribe(|message| println!("news: {message:?}"));
+//!     let bridge = em_redis::Bridge::start("127.0.0.1:6379", "news", &topic)?;
+//!     bridge.ready().await?;
+//!     bridge.publish("em 0.1 released").await?; // every process sees it
+//!     Ok::<(), em_redis::RedisError>(())
+//! })??;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! A work queue through RabbitMQ: the producer knows the broker has each
+//! job (confirms); workers in several processes take at most `prefetch`
+//! jobs each, do the blocking part on [`defer`]'s thread pool, and
+//! acknowledge after.
+//!
+//! ```no_run
+//! use std::rc::Rc;
+//!
+//! use em_amqp::{BasicProperties, Client, Job, QueueBridge, QueueOptions};
+//!
+//! // The producer.
+//! em::synchrony(async {
+//!     let client = Client::connect("amqp://guest:guest@127.0.0.1:5672/%2f")?;
+//!     let ch = client.channel().await?;
+//!     let durable = QueueOptions { durable: true, ..Default::default() };
+//!     ch.queue_declare("jobs", durable).await?;
+//!     ch.confirm_select().await?;
+//!     let persistent = BasicProperties::default().with_delivery_mode(2);
+//!     ch.basic_publish("", "jobs", "resize photo 7", persistent).await?; // confirmed
+//!     client.close().await?;
+//!     Ok::<(), em_amqp::AmqpError>(())
+//! })??;
+//!
+//! // A worker (run as many as you like). The pending `pop` holds the
+//! // bridge, so it consumes for as long as the reactor runs.
+//! fn take_next(bridge: Rc<QueueBridge>) {
+//!     bridge.jobs().pop(move |job: Job| {
+//!         let photo = job.body().clone();
+//!         let work = move || println!("resizing {photo:?}"); // blocking is fine here
+//!         em::defer(work, move |()| {
+//!             job.done().ok(); // acknowledged only now
+//!         })
+//!         .ok();
+//!         take_next(bridge);
+//!     });
+//! }
+//! em::run(|| {
+//!     let client = Client::connect("amqp://guest:guest@127.0.0.1:5672/%2f")?;
+//!     take_next(Rc::new(QueueBridge::start(&client, "jobs", 4)));
+//!     Ok(())
+//! })?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! # Signals
 //!
 //! [`trap`]`(Signal::TERM, || …)` runs a closure on the reactor thread each
