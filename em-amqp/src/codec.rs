@@ -10,12 +10,16 @@ use tokio_util::codec::{Decoder, Encoder};
 #[derive(Debug, Clone)]
 pub struct AmqpCodec {
     max_frame: usize,
+    scratch: Vec<u8>,
 }
 
 impl AmqpCodec {
     /// A codec refusing frames larger than `max_frame` bytes.
     pub fn new(max_frame: usize) -> Self {
-        AmqpCodec { max_frame }
+        AmqpCodec {
+            max_frame,
+            scratch: Vec::new(),
+        }
     }
 }
 
@@ -55,9 +59,16 @@ impl Encoder<AMQPFrame> for AmqpCodec {
     type Error = std::io::Error;
 
     fn encode(&mut self, frame: AMQPFrame, dst: &mut BytesMut) -> Result<(), std::io::Error> {
-        let written = gen_frame(&frame)(WriteContext::from(Vec::new()))
+        // Into a scratch buffer kept between frames (the writer needs to
+        // seek back for sizes), then onto the output.
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.clear();
+        let written = gen_frame(&frame)(WriteContext::from(scratch))
             .map_err(|e| std::io::Error::other(format!("cannot write the AMQP frame: {e:?}")))?;
         dst.extend_from_slice(&written.write);
+        if written.write.capacity() <= 16 * 1024 {
+            self.scratch = written.write;
+        }
         Ok(())
     }
 }
