@@ -7,6 +7,7 @@ use std::process::Command;
 #[test]
 fn each_program_says_what_it_does() {
     let programs = [
+        env!("CARGO_BIN_EXE_amqp_bench"),
         env!("CARGO_BIN_EXE_crawl"),
         env!("CARGO_BIN_EXE_demo"),
         env!("CARGO_BIN_EXE_echo_client"),
@@ -39,6 +40,7 @@ fn each_program_says_what_it_does() {
         env!("CARGO_BIN_EXE_tokio_tls_echo"),
         env!("CARGO_BIN_EXE_tokio_udp_echo"),
         env!("CARGO_BIN_EXE_udp_echo"),
+        env!("CARGO_BIN_EXE_work_queue"),
         env!("CARGO_BIN_EXE_ws_chat"),
     ];
     let mut seen: HashMap<String, &str> = HashMap::new();
