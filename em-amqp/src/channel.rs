@@ -391,7 +391,10 @@ impl Channel {
     /// on the reactor thread, in the order the broker sends them.
     /// Acknowledge each [`Delivery`] (unless `no_ack`); the broker sends at
     /// most the [`basic_qos`](Channel::basic_qos) prefetch unacknowledged.
-    /// The reply is the consumer's tag.
+    /// The reply is the consumer's tag. A panic in `on_delivery` is
+    /// contained: em reports it (the error handler, or an error log), the
+    /// message goes back to the queue unless it was settled before the
+    /// panic, and the channel and the consumer carry on.
     pub fn basic_consume(
         &self,
         queue: &str,
@@ -740,8 +743,21 @@ impl ChannelState {
                 let delivery =
                     Delivery::new(d, properties, body, Rc::downgrade(self), self.generation);
                 match consumer {
-                    // No borrow held: the callback may publish, ack, cancel.
-                    Some(c) => (c.borrow_mut())(delivery),
+                    // No borrow of the channel held: the callback may
+                    // publish, ack, cancel. A panic in it is contained and
+                    // reported by em; the message goes back to the queue
+                    // unless the callback settled it first.
+                    Some(c) => {
+                        let settled = delivery.settled_flag();
+                        let tag = delivery.delivery_tag();
+                        let caught = em_core::extension::catch("em_amqp consumer callback", || {
+                            (c.borrow_mut())(delivery)
+                        });
+                        if caught.is_err() && !settled.replace(true) {
+                            let _ =
+                                self.settle(self.generation, tag, Settle::Nack { requeue: true });
+                        }
+                    }
                     None => {
                         // Cancelled meanwhile: back to the queue.
                         let _ = delivery.reject(true);

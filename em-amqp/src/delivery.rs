@@ -1,7 +1,7 @@
 //! `Delivery`: one message from a consumer, and its acknowledgement.
 
 use std::cell::Cell;
-use std::rc::Weak;
+use std::rc::{Rc, Weak};
 
 use amq_protocol::protocol::{basic, BasicProperties};
 use bytes::Bytes;
@@ -34,7 +34,7 @@ pub struct Delivery {
     body: Bytes,
     channel: Weak<ChannelState>,
     generation: u64,
-    settled: Cell<bool>,
+    settled: Rc<Cell<bool>>,
 }
 
 impl std::fmt::Debug for Delivery {
@@ -63,8 +63,14 @@ impl Delivery {
             body,
             channel,
             generation,
-            settled: Cell::new(false),
+            settled: Rc::new(Cell::new(false)),
         }
+    }
+
+    /// Shared with the dispatcher, which gives the message back if the
+    /// consumer's callback panics before settling it.
+    pub(crate) fn settled_flag(&self) -> Rc<Cell<bool>> {
+        self.settled.clone()
     }
 
     /// The message's body.

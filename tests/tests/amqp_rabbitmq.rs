@@ -580,3 +580,53 @@ fn the_bridge_carries_on_after_the_broker_is_killed_and_restarted_against_rabbit
     });
     reactor.stop().unwrap();
 }
+
+/// A consumer callback that panics is contained: the message goes back to
+/// the queue and comes again (redelivered), the channel and the connection
+/// carry on, and the panic is reported, not lost.
+#[test]
+fn a_panicking_consumer_is_contained_and_its_message_comes_again_against_rabbitmq() {
+    let url = broker().url();
+    let reactor = TestReactor::start();
+    reactor.run(move || async move {
+        let client = Client::connect_with(&url, fast()).unwrap();
+        let ch = client.channel().await.unwrap();
+        ch.queue_declare("panics", QueueOptions::default())
+            .await
+            .unwrap();
+        ch.confirm_select().await.unwrap();
+        ch.basic_publish("", "panics", "boom", BasicProperties::default())
+            .await
+            .unwrap();
+        ch.basic_publish("", "panics", "calm", BasicProperties::default())
+            .await
+            .unwrap();
+        let inbox = Inbox::default();
+        let i = inbox.clone();
+        ch.basic_consume("panics", ConsumeOptions::default(), move |d| {
+            if d.body().as_ref() == b"boom" && !d.redelivered() {
+                panic!("a consumer fell over on {:?}", d.body());
+            }
+            d.ack().unwrap();
+            i.push(d);
+        })
+        .await
+        .unwrap();
+        inbox.wait_for(2).await;
+        let got = inbox.take();
+        let boom = got.iter().find(|d| d.body().as_ref() == b"boom").unwrap();
+        assert!(boom.redelivered());
+        assert!(ch.is_open(), "the channel carries on");
+        assert_eq!(client.reconnects(), 0, "and the connection");
+        let passive = QueueOptions {
+            passive: true,
+            ..Default::default()
+        };
+        let info = ch.queue_declare("panics", passive).await.unwrap();
+        assert_eq!(info.message_count, 0);
+        client.close().await.unwrap();
+    });
+    let err = reactor.stop().unwrap_err();
+    assert_eq!(err.panics().len(), 1, "{err}");
+    assert!(err.panics()[0].contains("a consumer fell over"), "{err}");
+}
