@@ -350,6 +350,48 @@ fn work_queue_with_rabbitmq_redelivers_the_jobs_of_a_killed_consumer() {
     );
 }
 
+/// `--count 3`: the consumer does 3 jobs, acknowledges them and exits 0.
+/// Acknowledged means the broker has them: a job produced after is the
+/// only one the next consumer gets (an unacknowledged one would come
+/// first, flagged redelivered, and be done twice with nobody crashing).
+#[test]
+fn work_queue_with_rabbitmq_count_acknowledges_every_job_before_exiting() {
+    let rabbit = RabbitMq::start("wq-count");
+    let queue = "wq-count";
+    produce(&rabbit, queue, 3);
+    let out = Arc::new(Lines::default());
+    let mut b = Consumer::start(
+        &rabbit,
+        queue,
+        &["--prefetch", "1", "--work-ms", "10", "--count", "3"],
+        &out,
+        0,
+    );
+    let status = b.wait_exit(LIMIT);
+    let log = b.stderr.wait_closed("its log", Duration::from_secs(10));
+    assert!(status.success(), "{status}; its log:\n{}", show(&log));
+    let b_done = done(&out.wait_closed("its output", Duration::from_secs(10)), 0);
+    assert_eq!(b_done, ["job-1", "job-2", "job-3"]);
+
+    produce(&rabbit, queue, 1);
+    let out = Arc::new(Lines::default());
+    let mut c = Consumer::start(
+        &rabbit,
+        queue,
+        &["--prefetch", "10", "--work-ms", "10", "--count", "1"],
+        &out,
+        0,
+    );
+    let status = c.wait_exit(LIMIT);
+    let log = c.stderr.wait_closed("its log", Duration::from_secs(10));
+    assert!(status.success(), "{status}; its log:\n{}", show(&log));
+    assert_eq!(
+        taken(&log),
+        [("job-1".to_owned(), false)],
+        "the first consumer exited with jobs it printed done unacknowledged"
+    );
+}
+
 /// No broker needed: clap refuses a prefetch of 0 and 0 jobs (exit 2,
 /// naming the flag).
 #[test]
