@@ -122,18 +122,24 @@ fn consume(
     let bridge = Rc::new(QueueBridge::start(&client, queue, prefetch));
     tracing::info!(queue, prefetch, work_ms, "consuming");
     let done = Rc::new(Cell::new(0u64));
-    take_next(bridge, Duration::from_millis(work_ms), done, count);
+    take_next(client, bridge, Duration::from_millis(work_ms), done, count);
     Ok(())
 }
 
 /// Takes the next job when there is one; works on it on the thread pool;
 /// takes the next at once (the prefetch bounds how many run).
-fn take_next(bridge: Rc<QueueBridge>, work: Duration, done: Rc<Cell<u64>>, count: Option<u64>) {
+fn take_next(
+    client: Client,
+    bridge: Rc<QueueBridge>,
+    work: Duration,
+    done: Rc<Cell<u64>>,
+    count: Option<u64>,
+) {
     let jobs = bridge.jobs();
     jobs.pop(move |job: Job| {
         let name = String::from_utf8_lossy(job.body()).into_owned();
         tracing::info!(job = %name, redelivered = job.redelivered(), "working on it");
-        let (b, d) = (bridge.clone(), done.clone());
+        let (c, b, d) = (client.clone(), bridge.clone(), done.clone());
         let deferred = em::defer(
             move || std::thread::sleep(work),
             move |()| {
@@ -142,9 +148,13 @@ fn take_next(bridge: Rc<QueueBridge>, work: Duration, done: Rc<Cell<u64>>, count
                     tracing::warn!(job = %name, error = %e, "cannot acknowledge; the broker will redeliver it");
                 }
                 d.set(d.get() + 1);
-                if count.is_some_and(|c| d.get() >= c) {
+                if count.is_some_and(|n| d.get() >= n) {
+                    // Stop after the broker has every acknowledgement: the
+                    // channel's and the connection's close go out behind
+                    // them, and the broker answers the close after
+                    // processing them (em::stop alone would drop them).
                     b.stop();
-                    em::stop();
+                    c.close().completion(|_| em::stop());
                 }
             },
         );
@@ -152,7 +162,7 @@ fn take_next(bridge: Rc<QueueBridge>, work: Duration, done: Rc<Cell<u64>>, count
             tracing::warn!(error = %e, "cannot defer the work");
         }
         if count.is_none_or(|c| done.get() < c) {
-            take_next(bridge, work, done, count);
+            take_next(client, bridge, work, done, count);
         }
     });
 }

@@ -73,6 +73,35 @@ impl Drop for TempDir {
     }
 }
 
+/// Removes the scratch directories of test processes that are gone (a
+/// broker shared through a `static` is killed by its watchdog when the
+/// process exits, but no `Drop` removes its directory): the names end in
+/// `-PID-N`, and `/proc/PID` no longer exists.
+fn remove_stale_directories() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.starts_with("em-test-") {
+            continue;
+        }
+        let mut parts = name.rsplit('-');
+        let (Some(n), Some(pid)) = (parts.next(), parts.next()) else {
+            continue;
+        };
+        if n.parse::<usize>().is_err() {
+            continue;
+        }
+        let Ok(pid) = pid.parse::<u32>() else {
+            continue;
+        };
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 /// What the stdout reader reports.
 enum Event {
     Ready,
@@ -139,6 +168,7 @@ impl RabbitMq {
             .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
             .collect();
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        remove_stale_directories();
         let name = format!("em-test-{label}-{}-{n}", std::process::id());
         let mut server = RabbitMq {
             running: None,
