@@ -5,7 +5,7 @@ use std::cell::{Cell, RefCell};
 use std::rc::{Rc, Weak};
 
 use bytes::Bytes;
-use em_core::Queue;
+use em_core::{Backoff, Queue};
 
 use crate::channel::{Channel, ConsumeOptions, QueueOptions};
 use crate::client::Client;
@@ -110,6 +110,8 @@ struct Inner {
     channel: RefCell<Option<Channel>>,
     last_error: RefCell<Option<AmqpError>>,
     stopped: Cell<bool>,
+    /// Between tries when the channel alone ended (the connection up).
+    backoff: RefCell<Backoff>,
 }
 
 /// Feeds an em [`Queue`] from a RabbitMQ queue: it consumes with a
@@ -178,9 +180,13 @@ impl QueueBridge {
             channel: RefCell::new(None),
             last_error: RefCell::new(None),
             stopped: Cell::new(false),
+            backoff: RefCell::new(Backoff::new(
+                std::time::Duration::from_millis(100),
+                std::time::Duration::from_secs(30),
+            )),
         });
         let weak = Rc::downgrade(&inner);
-        client.on_connected(move || {
+        client.on_connected(move |_| {
             if let Some(inner) = weak.upgrade() {
                 Inner::consume(&inner);
             }
@@ -188,11 +194,7 @@ impl QueueBridge {
         let weak = Rc::downgrade(&inner);
         client.on_disconnected(move |_| {
             if let Some(inner) = weak.upgrade() {
-                inner.channel.borrow_mut().take();
-                while let Some(job) = inner.jobs.try_pop() {
-                    inner.counts.discarded.set(inner.counts.discarded.get() + 1);
-                    job.forget();
-                }
+                inner.channel_ended();
             }
         });
         // Already up: start now (otherwise `on_connected` will).
@@ -265,9 +267,21 @@ impl Drop for QueueBridge {
 }
 
 impl Inner {
+    /// The bridge's channel is gone: the jobs still waiting in the em
+    /// queue cannot be acknowledged any more (the broker has them back).
+    fn channel_ended(&self) {
+        let channel = self.channel.borrow_mut().take();
+        drop(channel);
+        while let Some(job) = self.jobs.try_pop() {
+            self.counts.discarded.set(self.counts.discarded.get() + 1);
+            job.forget();
+        }
+    }
+
     fn stop(&self) {
         self.stopped.set(true);
-        if let Some(ch) = self.channel.borrow_mut().take() {
+        let channel = self.channel.borrow_mut().take();
+        if let Some(ch) = channel {
             drop(ch.close());
         }
         while let Some(job) = self.jobs.try_pop() {
@@ -329,9 +343,47 @@ impl Inner {
                     if let Some(inner) = w2.upgrade() {
                         tracing::debug!(queue = %inner.queue, consumer = %tag, "amqp bridge: consuming");
                         inner.last_error.borrow_mut().take();
+                        inner.backoff.borrow_mut().reset();
                     }
                 })
                 .errback(move |e| Inner::failed(&w, "basic.consume", e));
+                // The channel alone may end (the broker closes it: a 406 on
+                // a late ack, a consumer timeout) or the broker cancel the
+                // consumer (the queue deleted): consume again after a
+                // back-off while the connection stays up. A connection
+                // that drops is handled by `on_connected`.
+                let w = weak.clone();
+                ch.on_closed(move |why| {
+                    let Some(inner) = w.upgrade() else {
+                        return;
+                    };
+                    inner.channel_ended();
+                    if inner.stopped.get() || !inner.client.is_connected() {
+                        return;
+                    }
+                    let delay = inner.backoff.borrow_mut().next_delay();
+                    tracing::warn!(queue = %inner.queue, error = %why, retry_in = ?delay,
+                        "amqp bridge: the channel ended; consuming again");
+                    *inner.last_error.borrow_mut() = Some(why.clone());
+                    let w = w.clone();
+                    let timer = em_timers::add_timer(delay, move || {
+                        if let Some(inner) = w.upgrade() {
+                            if inner.client.is_connected() && inner.channel.borrow().is_none() {
+                                Inner::consume(&inner);
+                            }
+                        }
+                    });
+                    if let Err(e) = timer {
+                        tracing::warn!(queue = %inner.queue, error = %e, "amqp bridge: cannot retry");
+                    }
+                });
+                let state = Rc::downgrade(&ch.state);
+                ch.state.on_consumer_cancelled(move |tag| {
+                    tracing::warn!(consumer = %tag, "amqp bridge: the broker cancelled the consumer");
+                    if let Some(state) = state.upgrade() {
+                        drop(state.close());
+                    }
+                });
                 *inner.channel.borrow_mut() = Some(ch.clone());
             })
             .errback(move |e| Inner::failed(&on_error, "channel.open", e));

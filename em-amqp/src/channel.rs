@@ -2,7 +2,7 @@
 //! and the state that routes the broker's frames to them.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::rc::{Rc, Weak};
 
 use amq_protocol::frame::{AMQPContentHeader, AMQPFrame};
@@ -27,6 +27,8 @@ enum Phase {
 
 type Answer = Box<dyn FnOnce(AmqpResult<AMQPClass>)>;
 type Consumer = Rc<RefCell<dyn FnMut(Delivery)>>;
+type OnEnd = Box<dyn FnOnce(&AmqpError)>;
+type OnCancel = Box<dyn FnMut(&str)>;
 
 /// A message arriving in frames: the method, then the header, then bodies.
 struct Incoming {
@@ -56,6 +58,11 @@ pub(crate) struct ChannelState {
     next_seq: Cell<u64>,
     unconfirmed: RefCell<BTreeMap<u64, Reply<()>>>,
     consumers: RefCell<HashMap<ShortString, Consumer>>,
+    /// Consumers registered with `no_ack`: their deliveries are never
+    /// settled here (the broker would refuse it, closing the channel).
+    no_ack: RefCell<HashSet<ShortString>>,
+    on_end: RefCell<Vec<OnEnd>>,
+    on_cancel: RefCell<Vec<OnCancel>>,
     incoming: RefCell<Option<Incoming>>,
     close_reply: RefCell<Option<Reply<()>>>,
     returned: Cell<u64>,
@@ -78,7 +85,14 @@ pub(crate) struct ChannelState {
 /// broker); open a new one from [`Client::on_connected`](crate::Client::on_connected).
 /// The broker closes a channel on a failed call (404 for a missing queue,
 /// 406 for a redeclare with other properties): that call and every later
-/// one fail with `is_channel_closed()`.
+/// one fail with `is_channel_closed()`; [`on_closed`](Channel::on_closed)
+/// tells when and why a channel ended.
+///
+/// A channel stays open until it is closed ([`close`](Channel::close), the
+/// broker, or its connection): dropping its handles does not close it (a
+/// consumer keeps consuming), so close the channels you open per task. A
+/// consumer callback that captures its own `Channel` (to publish replies)
+/// keeps the connection open until that channel is closed.
 #[derive(Clone)]
 pub struct Channel {
     pub(crate) state: Rc<ChannelState>,
@@ -177,6 +191,18 @@ impl Channel {
     /// connection dropped); `None` while open.
     pub fn closed_reason(&self) -> Option<AmqpError> {
         self.state.ended.borrow().clone()
+    }
+
+    /// Calls `f` once with the reason when the channel ends: closed by this
+    /// program (`is_closed()`), by the broker (`is_channel_closed()`, with
+    /// its code), or with its connection (`is_disconnected()`). At once if
+    /// it has ended already. Reactor thread.
+    pub fn on_closed(&self, f: impl FnOnce(&AmqpError) + 'static) {
+        let ended = self.state.ended.borrow().clone();
+        match ended {
+            Some(why) => f(&why),
+            None => self.state.on_end.borrow_mut().push(Box::new(f)),
+        }
     }
 
     /// Messages the broker returned as unroutable (published with no queue
@@ -414,6 +440,7 @@ impl Channel {
                 },
             )))
         })();
+        let no_ack = options.no_ack;
         let consumer: Consumer = Rc::new(RefCell::new(on_delivery));
         let weak = Rc::downgrade(&self.state);
         self.state.call(args, move |m| match m {
@@ -421,6 +448,9 @@ impl Channel {
                 // Registered before the next frame is read: deliveries
                 // follow Consume-Ok.
                 if let Some(state) = weak.upgrade() {
+                    if no_ack {
+                        state.no_ack.borrow_mut().insert(ok.consumer_tag.clone());
+                    }
                     state
                         .consumers
                         .borrow_mut()
@@ -476,6 +506,9 @@ impl ChannelState {
             next_seq: Cell::new(1),
             unconfirmed: RefCell::new(BTreeMap::new()),
             consumers: RefCell::new(HashMap::new()),
+            no_ack: RefCell::new(HashSet::new()),
+            on_end: RefCell::new(Vec::new()),
+            on_cancel: RefCell::new(Vec::new()),
             incoming: RefCell::new(None),
             close_reply: RefCell::new(None),
             returned: Cell::new(0),
@@ -571,7 +604,23 @@ impl ChannelState {
         shared.send(self.generation, AMQPFrame::Method(self.id, method))
     }
 
-    fn close(self: &Rc<Self>) -> Reply<()> {
+    /// Sends on this channel's connection whatever the channel's state
+    /// (the close handshake).
+    fn send_raw(&self, method: AMQPClass) -> AmqpResult<()> {
+        let shared = self
+            .shared
+            .upgrade()
+            .ok_or_else(|| AmqpError::closed("client"))?;
+        shared.send(self.generation, AMQPFrame::Method(self.id, method))
+    }
+
+    /// Calls `f` with the tag when the broker cancels a consumer of this
+    /// channel (its queue was deleted).
+    pub(crate) fn on_consumer_cancelled(&self, f: impl FnMut(&str) + 'static) {
+        self.on_cancel.borrow_mut().push(Box::new(f));
+    }
+
+    pub(crate) fn close(self: &Rc<Self>) -> Reply<()> {
         if let Some(r) = self.close_reply.borrow().as_ref() {
             return r.clone();
         }
@@ -619,6 +668,11 @@ impl ChannelState {
                 tracing::warn!(channel = self.id, consumer = %cancel.consumer_tag,
                     "amqp: the broker cancelled a consumer");
                 self.consumers.borrow_mut().remove(&cancel.consumer_tag);
+                let mut listeners = std::mem::take(&mut *self.on_cancel.borrow_mut());
+                for f in &mut listeners {
+                    f(cancel.consumer_tag.as_str());
+                }
+                self.on_cancel.borrow_mut().append(&mut listeners);
                 if !cancel.nowait {
                     let _ = self.send(AMQPClass::Basic(B::CancelOk(basic::CancelOk {
                         consumer_tag: cancel.consumer_tag,
@@ -629,16 +683,21 @@ impl ChannelState {
             AMQPClass::Channel(channel::AMQPMethod::Close(close)) => {
                 let e = AmqpError::channel_closed(close.reply_code, close.reply_text.as_str());
                 tracing::warn!(channel = self.id, error = %e, "amqp: the broker closed a channel");
-                let _ = self.send(AMQPClass::Channel(channel::AMQPMethod::CloseOk(
+                // Answered even while our own Close is out (the two
+                // crossed): `send_raw`, as the channel is closing.
+                let _ = self.send_raw(AMQPClass::Channel(channel::AMQPMethod::CloseOk(
                     channel::CloseOk {},
                 )));
-                self.finish(e);
+                // If ours crossed it, the broker still answers ours: keep
+                // the number until that Close-Ok.
+                let ours_is_out = self.phase.get() == Phase::Closing;
+                self.finish_with(e, !ours_is_out);
                 Ok(())
             }
             AMQPClass::Channel(channel::AMQPMethod::CloseOk(_))
-                if self.phase.get() == Phase::Closing =>
+                if matches!(self.phase.get(), Phase::Closing | Phase::Closed) =>
             {
-                self.finish(AmqpError::closed("channel"));
+                self.finish_with(AmqpError::closed("channel"), true);
                 Ok(())
             }
             AMQPClass::Channel(channel::AMQPMethod::Flow(flow)) => self.send(AMQPClass::Channel(
@@ -740,6 +799,7 @@ impl ChannelState {
         match incoming.method {
             Arrival::Deliver(d) => {
                 let consumer = self.consumers.borrow().get(&d.consumer_tag).cloned();
+                let d_tag = d.consumer_tag.clone();
                 let delivery =
                     Delivery::new(d, properties, body, Rc::downgrade(self), self.generation);
                 match consumer {
@@ -753,14 +813,18 @@ impl ChannelState {
                         let caught = em_core::extension::catch("em_amqp consumer callback", || {
                             (c.borrow_mut())(delivery)
                         });
-                        if caught.is_err() && !settled.replace(true) {
+                        let auto_acked = self.no_ack.borrow().contains(&d_tag);
+                        if caught.is_err() && !auto_acked && !settled.replace(true) {
                             let _ =
                                 self.settle(self.generation, tag, Settle::Nack { requeue: true });
                         }
                     }
                     None => {
-                        // Cancelled meanwhile: back to the queue.
-                        let _ = delivery.reject(true);
+                        // Cancelled meanwhile: back to the queue (unless the
+                        // broker counts it acknowledged already).
+                        if !self.no_ack.borrow().contains(&d_tag) {
+                            let _ = delivery.reject(true);
+                        }
                     }
                 }
             }
@@ -802,7 +866,10 @@ impl ChannelState {
         let settled: Vec<Reply<()>> = {
             let mut unconfirmed = self.unconfirmed.borrow_mut();
             if multiple {
-                let rest = unconfirmed.split_off(&(tag + 1));
+                let rest = match tag.checked_add(1) {
+                    Some(next) => unconfirmed.split_off(&next),
+                    None => BTreeMap::new(),
+                };
                 std::mem::replace(&mut *unconfirmed, rest)
                     .into_values()
                     .collect()
@@ -825,22 +892,19 @@ impl ChannelState {
         self.finish_with(why, false);
     }
 
-    fn finish(&self, why: AmqpError) {
-        self.finish_with(why, true);
-    }
-
     fn finish_with(&self, why: AmqpError, forget: bool) {
-        if self.ended.borrow().is_some() {
-            return;
-        }
-        let closing = self.phase.replace(Phase::Closed) == Phase::Closing;
-        *self.ended.borrow_mut() = Some(why.clone());
         if forget {
             if let Some(shared) = self.shared.upgrade() {
                 shared.forget_channel(self.id);
             }
         }
+        if self.ended.borrow().is_some() {
+            return;
+        }
+        let closing = self.phase.replace(Phase::Closed) == Phase::Closing;
+        *self.ended.borrow_mut() = Some(why.clone());
         self.consumers.borrow_mut().clear();
+        self.on_cancel.borrow_mut().clear();
         self.incoming.borrow_mut().take();
         let rpc = std::mem::take(&mut *self.rpc.borrow_mut());
         for f in rpc {
@@ -850,12 +914,17 @@ impl ChannelState {
         for r in unconfirmed.into_values() {
             r.fail(why.clone());
         }
-        if let Some(r) = self.close_reply.borrow_mut().take() {
+        let close_reply = self.close_reply.borrow_mut().take();
+        if let Some(r) = close_reply {
             if closing {
                 r.succeed(());
             } else {
-                r.fail(why);
+                r.fail(why.clone());
             }
+        }
+        let on_end = std::mem::take(&mut *self.on_end.borrow_mut());
+        for f in on_end {
+            f(&why);
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::time::Duration;
 
 use amq_protocol::frame::{AMQPFrame, ProtocolVersion};
@@ -18,9 +18,13 @@ use crate::codec::AmqpCodec;
 use crate::error::{AmqpError, AmqpResult, Reply};
 use crate::options::{parse_url, Options, Target};
 
-type Listener = Box<dyn FnMut()>;
+type Listener = Box<dyn FnMut(&Client)>;
 type DownListener = Box<dyn FnMut(&AmqpError)>;
 type Waiter = Box<dyn FnOnce(AmqpResult<()>)>;
+
+/// How long the broker has to answer `Connection.Close` before the socket
+/// is closed anyway.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Where the connection stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +71,10 @@ pub(crate) struct Shared {
     fatal: RefCell<Option<AmqpError>>,
     closing: RefCell<Option<Reply<()>>>,
     blocked: Cell<bool>,
+    /// The program's handles, for the `on_connected` callbacks.
+    owner: RefCell<Weak<Owner>>,
+    /// Counts TCP connects, to tell a handshake's timer from a later one's.
+    attempts: Cell<u64>,
 }
 
 /// The program's handle on the connection (inside `Client` and `Channel`):
@@ -149,6 +157,8 @@ impl Client {
             fatal: RefCell::new(None),
             closing: RefCell::new(None),
             blocked: Cell::new(false),
+            owner: RefCell::new(Weak::new()),
+            attempts: Cell::new(0),
         });
         let conn = em_core::connect(
             endpoint,
@@ -157,9 +167,9 @@ impl Client {
             },
         )?;
         *shared.conn.borrow_mut() = Some(conn);
-        Ok(Client {
-            owner: Rc::new(Owner(shared)),
-        })
+        let owner = Rc::new(Owner(shared.clone()));
+        *shared.owner.borrow_mut() = Rc::downgrade(&owner);
+        Ok(Client { owner })
     }
 
     /// Opens a channel (`Channel.Open`). Waits for the connection if it is
@@ -175,14 +185,18 @@ impl Client {
         match shared.phase.get() {
             Phase::Open => shared.open_channel(&self.owner, reply.clone()),
             Phase::Connecting | Phase::Reconnecting => {
-                let owner = self.owner.clone();
+                // Weak: a pending reply does not keep the connection open.
+                let owner = Rc::downgrade(&self.owner);
                 let r = reply.clone();
                 shared
                     .waiting
                     .borrow_mut()
-                    .push(Box::new(move |up| match up {
-                        Ok(()) => owner.0.open_channel(&owner, r),
-                        Err(e) => {
+                    .push(Box::new(move |up| match (up, owner.upgrade()) {
+                        (Ok(()), Some(owner)) => owner.0.open_channel(&owner, r),
+                        (Ok(()), None) => {
+                            r.fail(AmqpError::closed("client"));
+                        }
+                        (Err(e), _) => {
                             r.fail(e);
                         }
                     }));
@@ -204,8 +218,9 @@ impl Client {
 
     /// Calls `f` each time the connection is up: after the first handshake
     /// and after each reconnect (open channels, declare, consume again
-    /// there). Reactor thread.
-    pub fn on_connected(&self, f: impl FnMut() + 'static) {
+    /// there, with the `&Client` it is given: a `Client` captured by `f`
+    /// would keep the connection open for ever). Reactor thread.
+    pub fn on_connected(&self, f: impl FnMut(&Client) + 'static) {
         self.owner.0.on_up.borrow_mut().push(Box::new(f));
     }
 
@@ -332,9 +347,13 @@ impl Shared {
     }
 
     fn notify_up(&self) {
+        let Some(owner) = self.owner.borrow().upgrade() else {
+            return;
+        };
+        let client = Client { owner };
         let mut listeners = std::mem::take(&mut *self.on_up.borrow_mut());
         for f in &mut listeners {
-            f();
+            f(&client);
         }
         let mut slot = self.on_up.borrow_mut();
         listeners.append(&mut slot);
@@ -379,6 +398,16 @@ impl Shared {
                             method_id: 0,
                         })),
                     ));
+                    // A broker that never answers: close the socket anyway.
+                    let conn = conn.clone();
+                    let timer = em_timers::add_timer(CLOSE_TIMEOUT, move || {
+                        conn.close_connection();
+                    });
+                    if timer.is_err() {
+                        if let Some(conn) = self.conn.borrow().as_ref() {
+                            conn.close_connection();
+                        }
+                    }
                 }
             }
             Phase::Closing => {}
@@ -527,8 +556,6 @@ impl Shared {
                 }
             }
             M::Close(close) => {
-                // Refused in the handshake (403 access refused, 530 no such
-                // vhost): trying again would be refused again.
                 conn.send_data(AMQPFrame::Method(
                     0,
                     AMQPClass::Connection(M::CloseOk(connection::CloseOk {})),
@@ -536,7 +563,16 @@ impl Shared {
                 let e = AmqpError::connection_closed(close.reply_code, close.reply_text.as_str());
                 tracing::warn!(conn = %conn.id(), peer = ?conn.peer_addr(), error = %e,
                     "amqp: the broker refused the connection");
-                self.refuse(conn, e);
+                if self.generation.get() == 0 {
+                    // Refused at the first connect (403 access refused, 530
+                    // no such vhost): trying again would be refused again.
+                    self.refuse(conn, e);
+                } else {
+                    // On a reconnect (a broker still starting, a vhost down
+                    // for a moment): try again after the back-off.
+                    *self.ending.borrow_mut() = Some(e);
+                    conn.close_connection_after_writing();
+                }
             }
             other => self.refuse(
                 conn,
@@ -680,6 +716,24 @@ impl Connection for LinkConn {
         s.phase.set(Phase::Connecting);
         s.last_heard.set(Instant::now());
         conn.send_data(AMQPFrame::ProtocolHeader(ProtocolVersion::amqp_0_9_1()));
+        // A peer that accepts and never finishes the handshake (a balancer
+        // with no broker behind it): give up on this try, reconnect later.
+        let attempt = s.attempts.get() + 1;
+        s.attempts.set(attempt);
+        let weak = Rc::downgrade(s);
+        let limit = s.options.connection_timeout;
+        let timer = em_timers::add_timer(limit, move || {
+            if let Some(s) = weak.upgrade() {
+                if s.phase.get() == Phase::Connecting && s.attempts.get() == attempt {
+                    s.abort(AmqpError::disconnected(format!(
+                        "the broker did not finish the handshake within {limit:?}"
+                    )));
+                }
+            }
+        });
+        if let Err(e) = timer {
+            tracing::warn!(conn = %conn.id(), error = %e, "amqp: no handshake timeout");
+        }
     }
 
     fn receive_data(&mut self, conn: &Conn<AmqpCodec>, frame: AMQPFrame) {
@@ -696,7 +750,8 @@ impl Connection for LinkConn {
             .borrow_mut()
             .take()
             .unwrap_or_else(|| AmqpError::disconnected(reason.to_string()));
-        if let Some(t) = s.heartbeat_timer.borrow_mut().take() {
+        let heartbeats = s.heartbeat_timer.borrow_mut().take();
+        if let Some(t) = heartbeats {
             t.cancel();
         }
         s.blocked.set(false);
@@ -705,10 +760,15 @@ impl Connection for LinkConn {
         } else {
             Phase::Reconnecting
         });
+        // What the channels' pending calls fail with: `is_disconnected()`
+        // for any drop (with the broker's or the socket's reason in the
+        // text), the client's own error once it is closed for good.
         let channel_error = if for_good && !stopping {
             s.fatal_error()
-        } else {
+        } else if why.is_disconnected() {
             why.clone()
+        } else {
+            AmqpError::disconnected(why.detail())
         };
         let channels: Vec<_> = s.channels.borrow_mut().drain().map(|(_, c)| c).collect();
         for ch in channels {
@@ -717,7 +777,8 @@ impl Connection for LinkConn {
         if was_open {
             s.notify_down(&why);
         }
-        if let Some(r) = s.closing.borrow_mut().take() {
+        let closing = s.closing.borrow_mut().take();
+        if let Some(r) = closing {
             r.succeed(());
         }
         if for_good || s.phase.get() == Phase::Closed {

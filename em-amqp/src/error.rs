@@ -109,6 +109,12 @@ impl AmqpError {
     pub fn is_em(&self) -> bool {
         matches!(self.kind, Kind::Em(_))
     }
+    /// The message without the `amqp: ` prefix (to nest it in another).
+    pub(crate) fn detail(&self) -> String {
+        let text = self.to_string();
+        text.strip_prefix("amqp: ").unwrap_or(&text).to_string()
+    }
+
     /// The broker's reply code when it closed the channel or the
     /// connection (AMQP's constants: 404, 406, 403, 320…).
     pub fn reply_code(&self) -> Option<u16> {

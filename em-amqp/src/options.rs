@@ -29,12 +29,13 @@ pub struct Options {
     pub(crate) reconnect_min: Duration,
     pub(crate) reconnect_max: Duration,
     pub(crate) name: Option<String>,
+    pub(crate) connection_timeout: Duration,
 }
 
 impl Default for Options {
     /// A heartbeat every 60 s (the broker's default), frames up to
     /// 128 KiB (the broker's default), up to 2047 channels, reconnect after
-    /// 100 ms doubling to at most 10 s.
+    /// 100 ms doubling to at most 10 s; 10 s for the handshake.
     fn default() -> Self {
         Options {
             heartbeat: 60,
@@ -43,6 +44,7 @@ impl Default for Options {
             reconnect_min: Duration::from_millis(100),
             reconnect_max: Duration::from_secs(10),
             name: None,
+            connection_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -76,6 +78,16 @@ impl Options {
     pub fn reconnect_delays(mut self, min: Duration, max: Duration) -> Self {
         self.reconnect_min = min;
         self.reconnect_max = max.max(min);
+        self
+    }
+
+    /// How long the broker has, from the TCP connect, to finish the
+    /// handshake; past it the try is given up and the client reconnects
+    /// after its back-off (a balancer that accepts with no broker behind
+    /// it). RabbitMQ's URI spec's `connection_timeout` (milliseconds) sets
+    /// it too.
+    pub fn connection_timeout(mut self, timeout: Duration) -> Self {
+        self.connection_timeout = timeout.max(Duration::from_millis(1));
         self
     }
 
@@ -114,6 +126,9 @@ pub(crate) fn parse_url(url: &str, options: &mut Options) -> AmqpResult<Target> 
     }
     if let Some(f) = uri.query.frame_max {
         options.frame_max = f.max(4096);
+    }
+    if let Some(ms) = uri.query.connection_timeout {
+        options.connection_timeout = Duration::from_millis(ms.max(1));
     }
     if let Some(c) = uri.query.channel_max {
         options.channel_max = c.max(1);

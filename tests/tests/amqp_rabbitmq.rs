@@ -375,7 +375,7 @@ fn a_silent_broker_is_caught_by_heartbeats_and_the_client_reconnects_against_rab
         let ups = Rc::new(Cell::new(0));
         let downs = Rc::new(RefCell::new(Vec::new()));
         let (u, d) = (ups.clone(), downs.clone());
-        client.on_connected(move || u.set(u.get() + 1));
+        client.on_connected(move |_| u.set(u.get() + 1));
         client.on_disconnected(move |e| d.borrow_mut().push(e.to_string()));
         within("the first channel", client.channel()).await.unwrap();
         assert_eq!(client.tuning().0, Duration::from_secs(1));
@@ -402,7 +402,13 @@ fn a_silent_broker_is_caught_by_heartbeats_and_the_client_reconnects_against_rab
         let ch = within("a channel again", client.channel()).await.unwrap();
         assert!(ch.is_open());
         assert!(client.reconnects() >= 1);
-        client.close().await.unwrap();
+        // A broker that never answers Connection.Close: the socket closes
+        // anyway (after 5 s), and close() resolves.
+        proxy.add_toxic(Toxic::timeout(Duration::ZERO));
+        within("close with no answer", client.close())
+            .await
+            .unwrap();
+        assert!(!client.is_connected());
         ups.get()
     });
     assert_eq!(
@@ -629,4 +635,112 @@ fn a_panicking_consumer_is_contained_and_its_message_comes_again_against_rabbitm
     let err = reactor.stop().unwrap_err();
     assert_eq!(err.panics().len(), 1, "{err}");
     assert!(err.panics()[0].contains("a consumer fell over"), "{err}");
+}
+
+/// Both sides closing a channel at once (the broker's 404 crossing our
+/// close) ends that channel only; the connection carries on.
+#[test]
+fn closes_that_cross_end_the_channel_only_against_rabbitmq() {
+    let url = broker().url();
+    let reactor = TestReactor::start();
+    reactor.run(move || async move {
+        let client = Client::connect_with(&url, fast()).unwrap();
+        for _ in 0..20 {
+            let ch = client.channel().await.unwrap();
+            // The broker closes the channel (404, no such exchange) while
+            // our Close is on its way.
+            let publish =
+                ch.basic_publish("no-such-exchange", "x", "y", BasicProperties::default());
+            let closed = Rc::new(RefCell::new(None));
+            let c = closed.clone();
+            ch.on_closed(move |why| *c.borrow_mut() = Some(why.clone()));
+            within("close", ch.close()).await.unwrap();
+            let _ = publish.await;
+            assert!(closed.borrow().is_some());
+            assert!(!ch.is_open());
+        }
+        assert_eq!(client.reconnects(), 0, "the connection carried on");
+        let ch = client.channel().await.unwrap();
+        ch.queue_declare(
+            "",
+            QueueOptions {
+                exclusive: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        client.close().await.unwrap();
+    });
+    reactor.stop().unwrap();
+}
+
+/// The bridge's queue deleted under it (the broker cancels the consumer):
+/// the bridge consumes again (declaring the queue again) while the
+/// connection stays up.
+#[test]
+fn the_bridge_consumes_again_when_its_queue_is_deleted_against_rabbitmq() {
+    let url = broker().url();
+    let reactor = TestReactor::start();
+    reactor.run(move || async move {
+        let client = Client::connect_with(&url, fast()).unwrap();
+        let bridge = QueueBridge::start(&client, "deleted-under-it", 4);
+        within("consuming", async {
+            while !bridge.is_consuming() {
+                em::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+        let ch = client.channel().await.unwrap();
+        assert_eq!(ch.queue_delete("deleted-under-it").await.unwrap(), 0);
+        within("the bridge to notice", async {
+            while bridge.is_consuming() {
+                em::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+        within("consuming again", async {
+            while !bridge.is_consuming() {
+                em::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+        ch.confirm_select().await.unwrap();
+        ch.basic_publish("", "deleted-under-it", "after", BasicProperties::default())
+            .await
+            .unwrap();
+        let job = within("a job", bridge.jobs().pop_async()).await;
+        assert_eq!(job.body().as_ref(), b"after");
+        job.done().unwrap();
+        assert_eq!(client.reconnects(), 0);
+        ch.queue_delete("deleted-under-it").await.unwrap();
+        bridge.stop();
+        client.close().await.unwrap();
+    });
+    reactor.stop().unwrap();
+}
+
+/// A peer that accepts and never speaks (a balancer with no broker behind
+/// it): each try is given up after the connection timeout, and retried.
+#[test]
+fn a_silent_peer_is_given_up_after_the_connection_timeout() {
+    let fake = FakeServer::recording().start();
+    let url = format!("amqp://guest:guest@{}/%2f", fake.local_addr());
+    let reactor = TestReactor::start();
+    reactor.run(move || async move {
+        let options = fast().connection_timeout(Duration::from_millis(200));
+        let client = Client::connect_with(&url, options).unwrap();
+        let channel = client.channel();
+        within("two tries given up", async {
+            while client.reconnects() < 2 {
+                em::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+        assert!(!channel.is_resolved(), "still waiting for a broker");
+        client.close().await.unwrap();
+        assert!(channel.await.unwrap_err().is_closed());
+    });
+    assert!(fake.connections() >= 2, "each try connected");
+    reactor.stop().unwrap();
 }
