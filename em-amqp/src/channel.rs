@@ -799,7 +799,10 @@ impl ChannelState {
         match incoming.method {
             Arrival::Deliver(d) => {
                 let consumer = self.consumers.borrow().get(&d.consumer_tag).cloned();
-                let d_tag = d.consumer_tag.clone();
+                let auto_acked = {
+                    let no_ack = self.no_ack.borrow();
+                    !no_ack.is_empty() && no_ack.contains(&d.consumer_tag)
+                };
                 let delivery =
                     Delivery::new(d, properties, body, Rc::downgrade(self), self.generation);
                 match consumer {
@@ -813,7 +816,6 @@ impl ChannelState {
                         let caught = em_core::extension::catch("em_amqp consumer callback", || {
                             (c.borrow_mut())(delivery)
                         });
-                        let auto_acked = self.no_ack.borrow().contains(&d_tag);
                         if caught.is_err() && !auto_acked && !settled.replace(true) {
                             let _ =
                                 self.settle(self.generation, tag, Settle::Nack { requeue: true });
@@ -822,7 +824,7 @@ impl ChannelState {
                     None => {
                         // Cancelled meanwhile: back to the queue (unless the
                         // broker counts it acknowledged already).
-                        if !self.no_ack.borrow().contains(&d_tag) {
+                        if !auto_acked {
                             let _ = delivery.reject(true);
                         }
                     }
