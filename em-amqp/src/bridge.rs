@@ -20,6 +20,7 @@ struct Counts {
     acked: Cell<u64>,
     requeued: Cell<u64>,
     discarded: Cell<u64>,
+    starts: Cell<u64>,
 }
 
 /// One message from a [`QueueBridge`], to be worked on by the local
@@ -240,6 +241,13 @@ impl QueueBridge {
         self.inner.counts.requeued.get()
     }
 
+    /// How many times it began consuming: 1 after the first start, one
+    /// more each time it consumed again (after a reconnect, or after its
+    /// channel alone ended).
+    pub fn starts(&self) -> u64 {
+        self.inner.counts.starts.get()
+    }
+
     /// Jobs taken out of the em queue unworked because the connection
     /// dropped (the broker redelivers them).
     pub fn discarded(&self) -> u64 {
@@ -344,6 +352,7 @@ impl Inner {
                         tracing::debug!(queue = %inner.queue, consumer = %tag, "amqp bridge: consuming");
                         inner.last_error.borrow_mut().take();
                         inner.backoff.borrow_mut().reset();
+                        inner.counts.starts.set(inner.counts.starts.get() + 1);
                     }
                 })
                 .errback(move |e| Inner::failed(&w, "basic.consume", e));

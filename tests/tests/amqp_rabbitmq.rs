@@ -38,6 +38,17 @@ async fn within<F: Future>(what: &str, f: F) -> F::Output {
     }
 }
 
+/// Waits (bounded) until `cond` holds, looking every 10 ms: for states
+/// with no event to await (a counter, a flag of the client).
+async fn until(what: &str, cond: impl Fn() -> bool) {
+    within(what, async {
+        while !cond() {
+            em::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+}
+
 fn fast() -> Options {
     Options::default().reconnect_delays(Duration::from_millis(50), Duration::from_millis(500))
 }
@@ -381,24 +392,14 @@ fn a_silent_broker_is_caught_by_heartbeats_and_the_client_reconnects_against_rab
         assert_eq!(client.tuning().0, Duration::from_secs(1));
         // The broker's frames stop coming (held by the proxy).
         let held = proxy.add_toxic(Toxic::timeout(Duration::ZERO));
-        within("the heartbeat check", async {
-            while downs.borrow().is_empty() {
-                em::sleep(Duration::from_millis(20)).await;
-            }
-        })
-        .await;
+        until("the heartbeat check", || !downs.borrow().is_empty()).await;
         assert!(
             downs.borrow()[0].contains("heartbeat"),
             "{:?}",
             downs.borrow()
         );
         proxy.remove_toxic(held);
-        within("the reconnect", async {
-            while !client.is_connected() {
-                em::sleep(Duration::from_millis(20)).await;
-            }
-        })
-        .await;
+        until("the reconnect", || client.is_connected()).await;
         let ch = within("a channel again", client.channel()).await.unwrap();
         assert!(ch.is_open());
         assert!(client.reconnects() >= 1);
@@ -432,12 +433,7 @@ fn a_peer_that_does_not_speak_amqp_is_retried_and_nothing_panics() {
         let d = downs.clone();
         client.on_disconnected(move |_| d.set(d.get() + 1));
         let channel = client.channel();
-        within("two retries", async {
-            while client.reconnects() < 2 {
-                em::sleep(Duration::from_millis(10)).await;
-            }
-        })
-        .await;
+        until("two retries", || client.reconnects() >= 2).await;
         assert!(!client.is_connected());
         assert_eq!(downs.get(), 0, "never up, so never down");
         assert!(!channel.is_resolved(), "still waiting for a broker");
@@ -501,12 +497,7 @@ fn the_bridge_carries_on_after_the_broker_is_killed_and_restarted_against_rabbit
             let _ = tx.send(());
         });
         within("the kill", rx).await.unwrap();
-        within("the client to notice", async {
-            while client.is_connected() {
-                em::sleep(Duration::from_millis(10)).await;
-            }
-        })
-        .await;
+        until("the client to notice", || !client.is_connected()).await;
         let late = within("the unconfirmed publish", in_flight).await;
         if let Err(e) = &late {
             assert!(e.is_disconnected(), "{e}");
@@ -561,6 +552,7 @@ fn the_bridge_carries_on_after_the_broker_is_killed_and_restarted_against_rabbit
         }
         assert!(client.reconnects() >= 1);
         assert!(bridge.is_consuming());
+        assert!(bridge.starts() >= 2, "consumed again after the restart");
         for j in &held_names {
             assert!(
                 redelivered.contains(j),
@@ -685,24 +677,11 @@ fn the_bridge_consumes_again_when_its_queue_is_deleted_against_rabbitmq() {
     reactor.run(move || async move {
         let client = Client::connect_with(&url, fast()).unwrap();
         let bridge = QueueBridge::start(&client, "deleted-under-it", 4);
-        within("consuming", async {
-            while !bridge.is_consuming() {
-                em::sleep(Duration::from_millis(10)).await;
-            }
-        })
-        .await;
+        until("consuming", || bridge.starts() == 1).await;
         let ch = client.channel().await.unwrap();
         assert_eq!(ch.queue_delete("deleted-under-it").await.unwrap(), 0);
-        within("the bridge to notice", async {
-            while bridge.is_consuming() {
-                em::sleep(Duration::from_millis(10)).await;
-            }
-        })
-        .await;
-        within("consuming again", async {
-            while !bridge.is_consuming() {
-                em::sleep(Duration::from_millis(10)).await;
-            }
+        until("consuming again", || {
+            bridge.starts() == 2 && bridge.is_consuming()
         })
         .await;
         ch.confirm_select().await.unwrap();
@@ -731,12 +710,7 @@ fn a_silent_peer_is_given_up_after_the_connection_timeout() {
         let options = fast().connection_timeout(Duration::from_millis(200));
         let client = Client::connect_with(&url, options).unwrap();
         let channel = client.channel();
-        within("two tries given up", async {
-            while client.reconnects() < 2 {
-                em::sleep(Duration::from_millis(10)).await;
-            }
-        })
-        .await;
+        until("two tries given up", || client.reconnects() >= 2).await;
         assert!(!channel.is_resolved(), "still waiting for a broker");
         client.close().await.unwrap();
         assert!(channel.await.unwrap_err().is_closed());
