@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Redis pub/sub through em-redis's Bridge against redis-benchmark's
 # PUBLISH, in one run: redis-server pinned to core 0, the clients to core
-# 1, the two variants alternating, several rounds; prints every line, then
+# 1, the three variants alternating, several rounds; prints every line, then
 # the medians and the ratio.
 #
 #   bench/redis.sh [ROUNDS] [MESSAGES]     (defaults: 5 rounds, 200000)
@@ -10,6 +10,11 @@
 #         in flight, through an em_redis::Bridge, and counts each back from
 #         the local em::Channel the bridge feeds (one process does both
 #         sides: publish, and receive through the subscription).
+# bridge-2p: the same two sides in two processes, as redis-benchmark and
+#         redis-cli below: `redis_bridge_bench --role receive` counts the
+#         messages through an em_redis::Bridge (its rate: first message to
+#         last) while `--role publish` publishes them with an
+#         em_redis::Client in pipelined batches of 64.
 # redis-benchmark: `redis-benchmark -c 1 -P 64 -n MESSAGES PUBLISH` of the
 #         same 16 bytes on the same channel, while `redis-cli SUBSCRIBE`
 #         receives them (so Redis does the same fan-out work).
@@ -30,11 +35,19 @@ for _ in $(seq 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; slee
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$server/stat"; }
 out=$(mktemp)
 for round in $(seq "$rounds"); do
-    for variant in bridge redis-benchmark; do
+    for variant in bridge bridge-2p redis-benchmark; do
         before=$(cpu_ticks)
         if [ "$variant" = bridge ]; then
             line=$(taskset -c 1 "$bin/redis_bridge_bench" --redis "127.0.0.1:$port" --messages "$messages" --window 64 --size 16)
             rate=$(sed -n 's/.*msgs_per_s=\([0-9]*\).*/\1/p' <<<"$line")
+        elif [ "$variant" = bridge-2p ]; then
+            : >"$dir/receiver"
+            taskset -c 1 "$bin/redis_bridge_bench" --redis "127.0.0.1:$port" --role receive --messages "$messages" --size 16 >"$dir/receiver" &
+            receiver=$!
+            until grep -q READY "$dir/receiver"; do :; done
+            taskset -c 1 "$bin/redis_bridge_bench" --redis "127.0.0.1:$port" --role publish --messages "$messages" --window 64 --size 16 >/dev/null
+            wait $receiver
+            rate=$(sed -n 's/^RECEIVE.*msgs_per_s=\([0-9]*\).*/\1/p' "$dir/receiver")
         else
             taskset -c 1 redis-cli -p "$port" subscribe em-bench >/dev/null &
             sub=$!
@@ -50,6 +63,8 @@ for round in $(seq "$rounds"); do
 done
 median() { sort -n | awk '{a[NR]=$1} END { print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2 }'; }
 b=$(grep ' bridge ' "$out" | sed 's/.*msgs_per_s=\([0-9]*\).*/\1/' | median)
+b2=$(grep ' bridge-2p ' "$out" | sed 's/.*msgs_per_s=\([0-9]*\).*/\1/' | median)
 r=$(grep ' redis-benchmark ' "$out" | sed 's/.*msgs_per_s=\([0-9]*\).*/\1/' | median)
-echo "median msgs/s: bridge $b, redis-benchmark $r, ratio $(awk -v b="$b" -v r="$r" 'BEGIN { printf "%.2f", b / r }')"
+echo "median msgs/s: bridge $b, bridge-2p $b2, redis-benchmark $r"
+echo "ratios: bridge/redis-benchmark $(awk -v b="$b" -v r="$r" 'BEGIN { printf "%.2f", b / r }'), bridge-2p/redis-benchmark $(awk -v b="$b2" -v r="$r" 'BEGIN { printf "%.2f", b / r }')"
 rm -f "$out"

@@ -117,3 +117,45 @@ fn pubsub_servers_share_topics_through_redis_server() {
         server.terminate();
     }
 }
+
+/// `redis_bridge_bench` in its three roles against redis-server: both
+/// sides in one process, and split between a receiver (a Bridge) and a
+/// publisher (a Client) in two processes; every message arrives, in order.
+#[test]
+fn redis_bridge_bench_counts_every_message_in_one_or_two_processes_with_redis_server() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let redis = redis::RedisServer::start("bridge-bench");
+    let flag = format!("unix:{}", redis.socket().display());
+    let bin = env!("CARGO_BIN_EXE_redis_bridge_bench");
+    let common = ["--redis", &flag, "--messages", "2000", "--window", "16"];
+    let out = Command::new(bin).args(common).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let line = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        line.starts_with("BRIDGE messages=2000 ") && line.contains("lost=0"),
+        "{line}"
+    );
+
+    let mut receiver = Command::new(bin)
+        .args(common)
+        .args(["--role", "receive"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(receiver.stdout.take().unwrap()).lines();
+    // Blocks until the receiver is subscribed (its stdout closes if it dies).
+    assert_eq!(lines.next().unwrap().unwrap(), "READY");
+    let out = Command::new(bin)
+        .args(common)
+        .args(["--role", "publish"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8(out.stdout)
+        .unwrap()
+        .starts_with("PUBLISH messages=2000 "));
+    let received = lines.next().unwrap().unwrap();
+    assert!(received.starts_with("RECEIVE messages=2000 "), "{received}");
+    assert!(receiver.wait().unwrap().success(), "in order, none missing");
+}

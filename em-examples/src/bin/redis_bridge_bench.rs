@@ -9,6 +9,14 @@
 //! through the bridge's subscription. Prints one line:
 //! `BRIDGE messages=N secs=S msgs_per_s=R cpu_us_per_msg=C lost=L`.
 //! Exits 1 if a message did not come back, or came back out of order.
+//!
+//! `--role receive` and `--role publish` split the two sides between two
+//! processes, as `redis-benchmark` and a `redis-cli SUBSCRIBE` do: the
+//! receiver's bridge prints `READY` once subscribed, counts `--messages`
+//! and prints `RECEIVE messages=N secs=S msgs_per_s=R cpu_us_per_msg=C`
+//! (first message to last); the publisher publishes them with an
+//! `em_redis::Client` in batches of `--window` and prints
+//! `PUBLISH messages=N secs=S msgs_per_s=R`.
 
 use std::cell::Cell;
 use std::process::ExitCode;
@@ -16,7 +24,7 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 use em_examples::summary::process_cpu_seconds;
 
 /// Publishes through an em_redis::Bridge and counts the messages back.
@@ -38,6 +46,19 @@ struct Args {
     /// Bytes per message (at least 8: the sequence number).
     #[arg(long, default_value_t = 16)]
     size: usize,
+    /// Both sides in this process, or one of them.
+    #[arg(long, value_enum, default_value_t = Role::Both)]
+    role: Role,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Role {
+    /// Publish through a Bridge and receive back through it.
+    Both,
+    /// Publish with a Client (the other process receives).
+    Publish,
+    /// Receive through a Bridge (the other process publishes).
+    Receive,
 }
 
 fn main() -> ExitCode {
@@ -47,6 +68,11 @@ fn main() -> ExitCode {
         Some(path) => em::Endpoint::unix(path),
         None => em::Endpoint::from(args.redis.as_str()),
     };
+    match args.role {
+        Role::Both => {}
+        Role::Publish => return exit(em::synchrony(publish_only(endpoint, args))),
+        Role::Receive => return exit(em::synchrony(receive_only(endpoint, args))),
+    }
     let result = em::synchrony(async move {
         let topic = em::Channel::new();
         let bridge = em_redis::Bridge::start(endpoint, args.channel.as_str(), &topic)?;
@@ -121,4 +147,98 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn message(n: u64, size: usize) -> Bytes {
+    let mut m = n.to_le_bytes().to_vec();
+    m.resize(size.max(8), b'x');
+    Bytes::from(m)
+}
+
+fn exit(result: em::Result<em::Result<bool>>) -> ExitCode {
+    match result {
+        Ok(Ok(true)) => ExitCode::SUCCESS,
+        Ok(Ok(false)) => {
+            eprintln!("redis_bridge_bench: a message did not come, or came out of order");
+            ExitCode::FAILURE
+        }
+        Ok(Err(e)) | Err(e) => {
+            eprintln!("redis_bridge_bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `--role publish`: publishes with a Client, in batches of `window`.
+async fn publish_only(endpoint: em::Endpoint, args: Args) -> em::Result<bool> {
+    let client = em_redis::Client::connect(endpoint)?;
+    client.ping().await?;
+    let start = Instant::now();
+    let mut n = 0;
+    while n < args.messages {
+        let batch: Vec<em_redis::Reply<i64>> = (n..args.messages.min(n + args.window))
+            .map(|m| client.publish(args.channel.as_str(), message(m, args.size)))
+            .collect();
+        n += batch.len() as u64;
+        for reply in batch {
+            reply.await?;
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "PUBLISH messages={} secs={secs:.3} msgs_per_s={:.0}",
+        args.messages,
+        args.messages as f64 / secs
+    );
+    Ok(true)
+}
+
+/// `--role receive`: counts the messages through a Bridge.
+async fn receive_only(endpoint: em::Endpoint, args: Args) -> em::Result<bool> {
+    let topic = em::Channel::new();
+    let bridge = em_redis::Bridge::start(endpoint, args.channel.as_str(), &topic)?;
+    bridge.ready().await?;
+    let received = Rc::new(Cell::new(0u64));
+    let in_order = Rc::new(Cell::new(true));
+    let first: Rc<Cell<Option<(Instant, f64)>>> = Rc::new(Cell::new(None));
+    let done: em::Deferred<(), ()> = em::Deferred::new();
+    let (r, o, f, d, total) = (
+        received.clone(),
+        in_order.clone(),
+        first.clone(),
+        done.clone(),
+        args.messages,
+    );
+    topic.subscribe(move |m: Bytes| {
+        if f.get().is_none() {
+            f.set(Some((Instant::now(), process_cpu_seconds().unwrap_or(0.0))));
+        }
+        let n = m.get(..8).map_or(u64::MAX, |b| {
+            u64::from_le_bytes(b.try_into().unwrap_or_default())
+        });
+        if n != r.get() {
+            o.set(false);
+        }
+        r.set(r.get() + 1);
+        if r.get() == total {
+            d.succeed(());
+        }
+    });
+    println!("READY");
+    if em::timeout(std::time::Duration::from_secs(60), done)
+        .await
+        .is_err()
+    {
+        return Ok(false);
+    }
+    let (start, cpu_before) = first.get().expect("a first message");
+    let secs = start.elapsed().as_secs_f64();
+    let cpu = process_cpu_seconds().unwrap_or(0.0) - cpu_before;
+    println!(
+        "RECEIVE messages={} secs={secs:.3} msgs_per_s={:.0} cpu_us_per_msg={:.2}",
+        args.messages,
+        args.messages as f64 / secs,
+        cpu * 1e6 / args.messages as f64
+    );
+    Ok(in_order.get() && received.get() == args.messages)
 }
