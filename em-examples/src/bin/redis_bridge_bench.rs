@@ -21,7 +21,7 @@
 use std::cell::Cell;
 use std::process::ExitCode;
 use std::rc::Rc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use clap::{Parser, ValueEnum};
@@ -68,85 +68,13 @@ fn main() -> ExitCode {
         Some(path) => em::Endpoint::unix(path),
         None => em::Endpoint::from(args.redis.as_str()),
     };
-    match args.role {
-        Role::Both => {}
-        Role::Publish => return exit(em::synchrony(publish_only(endpoint, args))),
-        Role::Receive => return exit(em::synchrony(receive_only(endpoint, args))),
-    }
-    let result = em::synchrony(async move {
-        let topic = em::Channel::new();
-        let bridge = em_redis::Bridge::start(endpoint, args.channel.as_str(), &topic)?;
-        bridge.ready().await?;
-        let received = Rc::new(Cell::new(0u64));
-        let in_order = Rc::new(Cell::new(true));
-        let done: em::Deferred<(), ()> = em::Deferred::new();
-        let (r, o, d, total) = (
-            received.clone(),
-            in_order.clone(),
-            done.clone(),
-            args.messages,
-        );
-        topic.subscribe(move |m: Bytes| {
-            let n = m.get(..8).map_or(u64::MAX, |b| {
-                u64::from_le_bytes(b.try_into().unwrap_or_default())
-            });
-            if n != r.get() {
-                o.set(false);
-            }
-            r.set(r.get() + 1);
-            if r.get() == total {
-                d.succeed(());
-            }
-        });
-        let padding = vec![b'x'; args.size.saturating_sub(8)];
-        let message = |n: u64| {
-            let mut m = n.to_le_bytes().to_vec();
-            m.extend_from_slice(&padding);
-            Bytes::from(m)
-        };
-        let cpu_before = process_cpu_seconds().unwrap_or(0.0);
-        let start = Instant::now();
-        // Batches of `window`, as `redis-benchmark -P window` pipelines:
-        // publish a batch, wait for its replies, publish the next.
-        let mut n = 0;
-        while n < args.messages {
-            let batch: Vec<em_redis::Reply<i64>> = (n..args.messages.min(n + args.window))
-                .map(|m| bridge.publish(message(m)))
-                .collect();
-            n += batch.len() as u64;
-            for reply in batch {
-                reply.await?;
-            }
+    exit(em::synchrony(async move {
+        match args.role {
+            Role::Both => both(endpoint, args).await,
+            Role::Publish => publish_only(endpoint, args).await,
+            Role::Receive => receive_only(endpoint, args).await,
         }
-        // Bounded: a message that never comes back fails the run.
-        if em::timeout(std::time::Duration::from_secs(30), done)
-            .await
-            .is_err()
-        {
-            return Ok(false);
-        }
-        let secs = start.elapsed().as_secs_f64();
-        let cpu = process_cpu_seconds().unwrap_or(0.0) - cpu_before;
-        println!(
-            "BRIDGE messages={} secs={secs:.3} msgs_per_s={:.0} cpu_us_per_msg={:.2} lost={}",
-            args.messages,
-            args.messages as f64 / secs,
-            cpu * 1e6 / args.messages as f64,
-            bridge.lost()
-        );
-        Ok::<bool, em::Error>(in_order.get() && received.get() == args.messages)
-    });
-    match result {
-        Ok(Ok(true)) => ExitCode::SUCCESS,
-        Ok(Ok(false)) => {
-            eprintln!("redis_bridge_bench: a message did not come back, or came back out of order");
-            ExitCode::FAILURE
-        }
-        Ok(Err(e)) | Err(e) => {
-            eprintln!("redis_bridge_bench: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    }))
 }
 
 fn message(n: u64, size: usize) -> Bytes {
@@ -169,21 +97,110 @@ fn exit(result: em::Result<em::Result<bool>>) -> ExitCode {
     }
 }
 
-/// `--role publish`: publishes with a Client, in batches of `window`.
-async fn publish_only(endpoint: em::Endpoint, args: Args) -> em::Result<bool> {
-    let client = em_redis::Client::connect(endpoint)?;
-    client.ping().await?;
-    let start = Instant::now();
+/// Counts numbered messages arriving on a local channel.
+struct Count {
+    received: Rc<Cell<u64>>,
+    in_order: Rc<Cell<bool>>,
+    /// When the first came, and the process's CPU seconds then.
+    first: Rc<Cell<Option<(Instant, f64)>>>,
+    done: em::Deferred<(), ()>,
+}
+
+impl Count {
+    /// Subscribes to `topic`; `done` succeeds at the `total`-th message.
+    fn subscribe(topic: &em::Channel<Bytes>, total: u64) -> Count {
+        let count = Count {
+            received: Rc::new(Cell::new(0)),
+            in_order: Rc::new(Cell::new(true)),
+            first: Rc::new(Cell::new(None)),
+            done: em::Deferred::new(),
+        };
+        let (r, o, f, d) = (
+            count.received.clone(),
+            count.in_order.clone(),
+            count.first.clone(),
+            count.done.clone(),
+        );
+        topic.subscribe(move |m: Bytes| {
+            if f.get().is_none() {
+                f.set(Some((Instant::now(), process_cpu_seconds().unwrap_or(0.0))));
+            }
+            let n = m.get(..8).map_or(u64::MAX, |b| {
+                u64::from_le_bytes(b.try_into().unwrap_or_default())
+            });
+            if n != r.get() {
+                o.set(false);
+            }
+            r.set(r.get() + 1);
+            if r.get() == total {
+                d.succeed(());
+            }
+        });
+        count
+    }
+
+    /// Waits (bounded: a message that never comes fails the run) for all.
+    async fn all_came(&self) -> bool {
+        em::timeout(Duration::from_secs(60), self.done.clone())
+            .await
+            .is_ok()
+    }
+
+    fn complete(&self, total: u64) -> bool {
+        self.in_order.get() && self.received.get() == total
+    }
+}
+
+/// Publishes `args.messages` numbered messages with `publish`, in batches
+/// of `window`, as `redis-benchmark -P window` pipelines: a batch, its
+/// replies awaited, the next.
+async fn publish_batches(
+    args: &Args,
+    publish: impl Fn(Bytes) -> em_redis::Reply<i64>,
+) -> em::Result<()> {
     let mut n = 0;
     while n < args.messages {
         let batch: Vec<em_redis::Reply<i64>> = (n..args.messages.min(n + args.window))
-            .map(|m| client.publish(args.channel.as_str(), message(m, args.size)))
+            .map(|m| publish(message(m, args.size)))
             .collect();
         n += batch.len() as u64;
         for reply in batch {
             reply.await?;
         }
     }
+    Ok(())
+}
+
+/// `--role both`: publishes through a Bridge and counts the messages back.
+async fn both(endpoint: em::Endpoint, args: Args) -> em::Result<bool> {
+    let topic = em::Channel::new();
+    let bridge = em_redis::Bridge::start(endpoint, args.channel.as_str(), &topic)?;
+    bridge.ready().await?;
+    let count = Count::subscribe(&topic, args.messages);
+    let cpu_before = process_cpu_seconds().unwrap_or(0.0);
+    let start = Instant::now();
+    publish_batches(&args, |m| bridge.publish(m)).await?;
+    if !count.all_came().await {
+        return Ok(false);
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let cpu = process_cpu_seconds().unwrap_or(0.0) - cpu_before;
+    println!(
+        "BRIDGE messages={} secs={secs:.3} msgs_per_s={:.0} cpu_us_per_msg={:.2} lost={}",
+        args.messages,
+        args.messages as f64 / secs,
+        cpu * 1e6 / args.messages as f64,
+        bridge.lost()
+    );
+    Ok(count.complete(args.messages))
+}
+
+/// `--role publish`: publishes with a Client.
+async fn publish_only(endpoint: em::Endpoint, args: Args) -> em::Result<bool> {
+    let client = em_redis::Client::connect(endpoint)?;
+    client.ping().await?;
+    let start = Instant::now();
+    publish_batches(&args, |m| client.publish(args.channel.as_str(), m)).await?;
     let secs = start.elapsed().as_secs_f64();
     println!(
         "PUBLISH messages={} secs={secs:.3} msgs_per_s={:.0}",
@@ -198,40 +215,12 @@ async fn receive_only(endpoint: em::Endpoint, args: Args) -> em::Result<bool> {
     let topic = em::Channel::new();
     let bridge = em_redis::Bridge::start(endpoint, args.channel.as_str(), &topic)?;
     bridge.ready().await?;
-    let received = Rc::new(Cell::new(0u64));
-    let in_order = Rc::new(Cell::new(true));
-    let first: Rc<Cell<Option<(Instant, f64)>>> = Rc::new(Cell::new(None));
-    let done: em::Deferred<(), ()> = em::Deferred::new();
-    let (r, o, f, d, total) = (
-        received.clone(),
-        in_order.clone(),
-        first.clone(),
-        done.clone(),
-        args.messages,
-    );
-    topic.subscribe(move |m: Bytes| {
-        if f.get().is_none() {
-            f.set(Some((Instant::now(), process_cpu_seconds().unwrap_or(0.0))));
-        }
-        let n = m.get(..8).map_or(u64::MAX, |b| {
-            u64::from_le_bytes(b.try_into().unwrap_or_default())
-        });
-        if n != r.get() {
-            o.set(false);
-        }
-        r.set(r.get() + 1);
-        if r.get() == total {
-            d.succeed(());
-        }
-    });
+    let count = Count::subscribe(&topic, args.messages);
     println!("READY");
-    if em::timeout(std::time::Duration::from_secs(60), done)
-        .await
-        .is_err()
-    {
+    if !count.all_came().await {
         return Ok(false);
     }
-    let (start, cpu_before) = first.get().expect("a first message");
+    let (start, cpu_before) = count.first.get().expect("a first message");
     let secs = start.elapsed().as_secs_f64();
     let cpu = process_cpu_seconds().unwrap_or(0.0) - cpu_before;
     println!(
@@ -240,5 +229,5 @@ async fn receive_only(endpoint: em::Endpoint, args: Args) -> em::Result<bool> {
         args.messages as f64 / secs,
         cpu * 1e6 / args.messages as f64
     );
-    Ok(in_order.get() && received.get() == args.messages)
+    Ok(count.complete(args.messages))
 }
