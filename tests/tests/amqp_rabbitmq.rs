@@ -444,27 +444,39 @@ fn a_peer_that_does_not_speak_amqp_is_retried_and_nothing_panics() {
     reactor.stop().unwrap();
 }
 
+/// What the kill test keeps on the reactor thread between its phases.
+struct Survivors {
+    client: Client,
+    ch: Channel,
+    bridge: QueueBridge,
+    held: Vec<em_amqp::Job>,
+    in_flight: em_amqp::Reply<()>,
+}
+
+thread_local! {
+    static SURVIVORS: RefCell<Option<Survivors>> = const { RefCell::new(None) };
+}
+
 /// The broker killed (SIGKILL) and started again on the same port: the
 /// bridge reconnects and carries on; what was in flight comes again; what
-/// was published while it was down failed and is counted.
+/// was published while it was down failed and is counted. In phases, each
+/// its own `run` (each bounded), the kill and the restart on the test
+/// thread between them.
 #[test]
 fn the_bridge_carries_on_after_the_broker_is_killed_and_restarted_against_rabbitmq() {
-    let broker = std::sync::Arc::new(std::sync::Mutex::new(RabbitMq::start("amqp-kill")));
-    let url = broker.lock().unwrap().url();
+    let mut broker = RabbitMq::start("amqp-kill");
+    let url = broker.url();
     let reactor = TestReactor::start();
-    let b = broker.clone();
-    reactor.run(move || async move {
+    // Twenty persistent jobs; five taken and finished, five taken and held,
+    // and a publish whose confirm has not come when the broker dies.
+    let (finished, held_names) = reactor.run(move || async move {
         let client = Client::connect_with(&url, fast()).unwrap();
         let ch = client.channel().await.unwrap();
-        ch.queue_declare(
-            "survivors",
-            QueueOptions {
-                durable: true,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+        let durable = QueueOptions {
+            durable: true,
+            ..Default::default()
+        };
+        ch.queue_declare("survivors", durable).await.unwrap();
         ch.confirm_select().await.unwrap();
         let persistent = BasicProperties::default().with_delivery_mode(2);
         for n in 1..=20 {
@@ -474,7 +486,6 @@ fn the_bridge_carries_on_after_the_broker_is_killed_and_restarted_against_rabbit
         }
         let bridge = QueueBridge::start(&client, "survivors", 5);
         let jobs = bridge.jobs();
-        // Five jobs taken and finished, five more taken and held.
         let mut finished = BTreeSet::new();
         for _ in 0..5 {
             let job = within("a job", jobs.pop_async()).await;
@@ -486,51 +497,67 @@ fn the_bridge_carries_on_after_the_broker_is_killed_and_restarted_against_rabbit
             held.push(within("a job", jobs.pop_async()).await);
         }
         let held_names: Vec<_> = held.iter().map(|j| j.body().clone()).collect();
-        // A publish whose confirm has not come when the broker dies.
-        let in_flight = ch.basic_publish("", "survivors", "late", persistent.clone());
-
-        // Kill the broker (on a plain thread: it blocks until it is gone).
-        let killer = b.clone();
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        std::thread::spawn(move || {
-            killer.lock().unwrap().kill();
-            let _ = tx.send(());
+        let in_flight = ch.basic_publish("", "survivors", "late", persistent);
+        SURVIVORS.with(|s| {
+            *s.borrow_mut() = Some(Survivors {
+                client,
+                ch,
+                bridge,
+                held,
+                in_flight,
+            })
         });
-        within("the kill", rx).await.unwrap();
+        (finished, held_names)
+    });
+
+    // RabbitMQ writes the queue's declaration to disk within ~2 s; a kill
+    // before that loses the queue (not this client's doing).
+    broker.wait_until_on_disk("survivors");
+    broker.kill();
+
+    // While it is down: the channel is gone, publishing fails at once, and
+    // the held jobs cannot be acknowledged (the broker has them).
+    let late_confirmed = reactor.run(|| async {
+        let (client, ch, held, in_flight) = SURVIVORS.with(|s| {
+            let mut s = s.borrow_mut();
+            let s = s.as_mut().unwrap();
+            (
+                s.client.clone(),
+                s.ch.clone(),
+                std::mem::take(&mut s.held),
+                s.in_flight.clone(),
+            )
+        });
         until("the client to notice", || !client.is_connected()).await;
         let late = within("the unconfirmed publish", in_flight).await;
         if let Err(e) = &late {
             assert!(e.is_disconnected(), "{e}");
         }
-        // While it is down: the channel is gone, publishing fails at once,
-        // and the held jobs cannot be acknowledged (the broker has them).
         assert!(!ch.is_open());
         let err = ch
-            .basic_publish("", "survivors", "lost", persistent.clone())
+            .basic_publish("", "survivors", "lost", BasicProperties::default())
             .await
             .unwrap_err();
         assert!(err.is_disconnected(), "{err}");
-        for job in held.drain(..) {
+        for job in held {
             let err = job.done().unwrap_err();
             assert!(err.is_disconnected(), "{err}");
         }
+        late.is_ok()
+    });
 
-        let restarter = b.clone();
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        std::thread::spawn(move || {
-            restarter.lock().unwrap().restart();
-            let _ = tx.send(());
+    broker.restart();
+
+    // Every job not finished before the kill comes again (at least once):
+    // the five held and the ten never taken. The acks of the five finished
+    // may not have reached the broker's disk when it was killed; those may
+    // come again too. "late" comes if its confirm came before the kill.
+    reactor.run(move || async move {
+        let (client, bridge_jobs) = SURVIVORS.with(|s| {
+            let s = s.borrow();
+            let s = s.as_ref().unwrap();
+            (s.client.clone(), s.bridge.jobs())
         });
-        em::timeout(Duration::from_secs(90), rx)
-            .await
-            .unwrap()
-            .unwrap();
-
-        // Every job not finished before the kill comes again (at least
-        // once): the five held and the ten never taken. The acks of the
-        // five finished may not have reached the broker's disk when it was
-        // killed; those may come again too. "late" comes if its confirm
-        // came (Ok above) — or may, if the broker wrote it before dying.
         let wanted: BTreeSet<_> = (1..=20)
             .map(|n| bytes::Bytes::from(format!("job-{n}")))
             .collect();
@@ -540,16 +567,36 @@ fn the_bridge_carries_on_after_the_broker_is_killed_and_restarted_against_rabbit
             .iter()
             .all(|j| finished.contains(j) || after.contains(j))
             || !held_names.iter().all(|j| after.contains(j))
+            || (late_confirmed && !after.contains(&b"late"[..]))
         {
-            let job = em::timeout(Duration::from_secs(60), jobs.pop_async())
-                .await
-                .expect("jobs after the restart");
+            let Ok(job) = em::timeout(LIMIT, bridge_jobs.pop_async()).await else {
+                let (starts, last, delivered, discarded) = SURVIVORS.with(|s| {
+                    let s = s.borrow();
+                    let b = &s.as_ref().unwrap().bridge;
+                    (b.starts(), b.last_error(), b.delivered(), b.discarded())
+                });
+                let other = client.channel().await.unwrap();
+                let passive = QueueOptions {
+                    passive: true,
+                    ..Default::default()
+                };
+                let info = other.queue_declare("survivors", passive).await;
+                panic!(
+                    "jobs after the restart: nothing within {LIMIT:?}; the queue now {info:?}; after {after:?}, finished \
+                     {finished:?}, held {held_names:?}, late confirmed {late_confirmed}, connected \
+                     {}, reconnects {}, bridge starts {starts}, delivered {delivered}, discarded \
+                     {discarded}, last error {last:?}",
+                    client.is_connected(),
+                    client.reconnects()
+                );
+            };
             if job.redelivered() {
                 redelivered.insert(job.body().clone());
             }
             after.insert(job.body().clone());
             job.done().unwrap();
         }
+        let Survivors { bridge, .. } = SURVIVORS.with(|s| s.borrow_mut().take()).unwrap();
         assert!(client.reconnects() >= 1);
         assert!(bridge.is_consuming());
         assert!(bridge.starts() >= 2, "consumed again after the restart");
@@ -558,16 +605,6 @@ fn the_bridge_carries_on_after_the_broker_is_killed_and_restarted_against_rabbit
                 redelivered.contains(j),
                 "held job {j:?} came back flagged redelivered"
             );
-        }
-        if late.is_ok() {
-            // Confirmed before the kill: written to disk, so it survives.
-            while !after.contains(&b"late"[..]) {
-                let job = em::timeout(Duration::from_secs(60), jobs.pop_async())
-                    .await
-                    .expect("the confirmed message after the restart");
-                after.insert(job.body().clone());
-                job.done().unwrap();
-            }
         }
         assert!(
             !after.contains(&b"lost"[..]),

@@ -228,6 +228,47 @@ impl RabbitMq {
         }
     }
 
+    /// Waits (bounded: panics after a minute) until `name` (a durable
+    /// queue's or exchange's) is in the broker's files. RabbitMQ records
+    /// declarations in Mnesia's log through a write cache flushed about
+    /// every 2 s, so a durable queue declared just before a SIGKILL may be
+    /// gone after the restart (confirmed persistent messages are written
+    /// before their confirm; the declaration is not). Tests that kill the
+    /// broker wait for this first.
+    pub fn wait_until_on_disk(&self, name: &str) {
+        fn holds(dir: &std::path::Path, needle: &[u8]) -> bool {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                return false;
+            };
+            entries.flatten().any(|e| {
+                let path = e.path();
+                let name = e.file_name().to_string_lossy().into_owned();
+                // Mnesia's own files only (its log and table dumps): the
+                // message store holds routing keys too.
+                let mnesia_file =
+                    name == "LATEST.LOG" || name.ends_with(".DCD") || name.ends_with(".DCL");
+                if path.is_dir() {
+                    name != "msg_stores" && holds(&path, needle)
+                } else if !mnesia_file {
+                    false
+                } else {
+                    std::fs::read(&path)
+                        .map(|bytes| bytes.windows(needle.len()).any(|w| w == needle))
+                        .unwrap_or(false)
+                }
+            })
+        }
+        let mnesia = self.dir.join("mnesia");
+        let deadline = Instant::now() + START_TIMEOUT;
+        while !holds(&mnesia, name.as_bytes()) {
+            assert!(
+                Instant::now() < deadline,
+                "{name:?} never reached the broker's files in {START_TIMEOUT:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Kills the broker if it runs, then starts it again on the same port,
     /// node name and data directory, and waits until it accepts
     /// connections. Panics if it does not start within a minute.
