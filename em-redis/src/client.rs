@@ -119,6 +119,12 @@ impl Client {
                 "SUBSCRIBE, PSUBSCRIBE, SSUBSCRIBE and MONITOR need a connection of their own: use Subscriber",
             )));
         }
+        self.send(cmd)
+    }
+
+    /// Sends a command known to be valid (the named ones below): no check
+    /// of its name.
+    fn send<T: FromValue + 'static>(&self, cmd: Cmd) -> Reply<T> {
         let Some(conn) = self.link.writable() else {
             let why = match self.link.phase() {
                 Phase::Closed => "the client is closed",
@@ -139,42 +145,42 @@ impl Client {
 
     /// `GET key`: the value, or `None` for a missing key.
     pub fn get<T: FromValue + 'static>(&self, key: impl ToArg) -> Reply<Option<T>> {
-        self.cmd_as(Cmd::named("GET").arg(key))
+        self.send(Cmd::named("GET").arg(key))
     }
 
     /// `SET key value`.
     pub fn set(&self, key: impl ToArg, value: impl ToArg) -> Reply<()> {
-        self.cmd_as(Cmd::named("SET").arg(key).arg(value))
+        self.send(Cmd::named("SET").arg(key).arg(value))
     }
 
     /// `INCR key`: the new value.
     pub fn incr(&self, key: impl ToArg) -> Reply<i64> {
-        self.cmd_as(Cmd::named("INCR").arg(key))
+        self.send(Cmd::named("INCR").arg(key))
     }
 
     /// `DEL key`: how many keys were removed (0 or 1).
     pub fn del(&self, key: impl ToArg) -> Reply<i64> {
-        self.cmd_as(Cmd::named("DEL").arg(key))
+        self.send(Cmd::named("DEL").arg(key))
     }
 
     /// `EXISTS key`.
     pub fn exists(&self, key: impl ToArg) -> Reply<bool> {
-        self.cmd_as(Cmd::named("EXISTS").arg(key))
+        self.send(Cmd::named("EXISTS").arg(key))
     }
 
     /// `EXPIRE key seconds`: whether the key exists (and now expires).
     pub fn expire(&self, key: impl ToArg, seconds: u64) -> Reply<bool> {
-        self.cmd_as(Cmd::named("EXPIRE").arg(key).arg(seconds))
+        self.send(Cmd::named("EXPIRE").arg(key).arg(seconds))
     }
 
     /// `PUBLISH channel message`: how many subscribers got it.
     pub fn publish(&self, channel: impl ToArg, message: impl ToArg) -> Reply<i64> {
-        self.cmd_as(Cmd::named("PUBLISH").arg(channel).arg(message))
+        self.send(Cmd::named("PUBLISH").arg(channel).arg(message))
     }
 
     /// `PING`: `"PONG"`.
     pub fn ping(&self) -> Reply<String> {
-        self.cmd_as(Cmd::named("PING"))
+        self.send(Cmd::named("PING"))
     }
 
     /// Whether the connection is up now.

@@ -1,9 +1,9 @@
 //! The wire: RESP2 frames through redis-protocol's codec, with a size
 //! limit, and commands as arrays of bulk strings.
 
-use bytes::{Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use redis_protocol::codec::Resp2;
-use redis_protocol::resp2::types::{BorrowedFrame, BytesFrame};
+use redis_protocol::resp2::types::BytesFrame;
 use tokio_util::codec::{Decoder, Encoder};
 
 use crate::error::RedisError;
@@ -45,18 +45,31 @@ impl Decoder for RespCodec {
     }
 }
 
+/// A command goes out as RESP's array of bulk strings. Written here
+/// rather than through redis-protocol's encoder, which measures every
+/// length twice with a floating-point `log10` and builds a frame per word:
+/// that was a quarter of a publisher's CPU. The bytes are the same as
+/// redis-protocol's (a test compares them on random commands); replies are
+/// still parsed by redis-protocol.
 impl Encoder<Cmd> for RespCodec {
     type Error = RedisError;
 
     fn encode(&mut self, cmd: Cmd, dst: &mut BytesMut) -> Result<(), RedisError> {
-        let words: Vec<BorrowedFrame<'_>> = cmd
-            .args
-            .iter()
-            .map(|a| BorrowedFrame::BulkString(a))
-            .collect();
-        self.inner
-            .encode(BorrowedFrame::Array(&words), dst)
-            .map_err(RedisError::protocol)
+        // Each word: `$`, up to 20 digits, CRLF, the bytes, CRLF.
+        let size = 24 + cmd.args.iter().map(|a| a.len() + 24).sum::<usize>();
+        dst.reserve(size);
+        let mut digits = itoa::Buffer::new();
+        dst.put_u8(b'*');
+        dst.put_slice(digits.format(cmd.args.len()).as_bytes());
+        dst.put_slice(b"\r\n");
+        for word in &cmd.args {
+            dst.put_u8(b'$');
+            dst.put_slice(digits.format(word.len()).as_bytes());
+            dst.put_slice(b"\r\n");
+            dst.put_slice(word);
+            dst.put_slice(b"\r\n");
+        }
+        Ok(())
     }
 }
 
@@ -191,12 +204,18 @@ macro_rules! number_args {
     ($($t:ty),*) => {$(
         impl ToArg for $t {
             fn to_arg(self) -> Bytes {
-                Bytes::from(self.to_string())
+                Bytes::copy_from_slice(itoa::Buffer::new().format(self).as_bytes())
             }
         }
     )*};
 }
-number_args!(i32, i64, u32, u64, usize, f64);
+number_args!(i32, i64, u32, u64, usize);
+
+impl ToArg for f64 {
+    fn to_arg(self) -> Bytes {
+        Bytes::from(self.to_string())
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -231,6 +250,41 @@ mod tests {
         let mut buf = BytesMut::from(&b"$100\r\n0123456789abcdef0123"[..]);
         let err = codec.decode(&mut buf).unwrap_err();
         assert!(err.is_protocol(), "{err}");
+    }
+
+    proptest::proptest! {
+        /// The bytes written for a command are redis-protocol's for the
+        /// same array of bulk strings.
+        #[test]
+        fn commands_are_written_as_redis_protocol_writes_them(
+            words in proptest::collection::vec(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300), 1..12)
+        ) {
+            let mut cmd = Cmd::new(words[0].clone());
+            for w in &words[1..] {
+                cmd = cmd.arg(w.clone());
+            }
+            let mut ours = BytesMut::new();
+            RespCodec::new(1024).encode(cmd, &mut ours).unwrap();
+            let frames: Vec<redis_protocol::resp2::types::BorrowedFrame<'_>> = words
+                .iter()
+                .map(|w| redis_protocol::resp2::types::BorrowedFrame::BulkString(w))
+                .collect();
+            let mut theirs = BytesMut::new();
+            Resp2::default()
+                .encode(redis_protocol::resp2::types::BorrowedFrame::Array(&frames), &mut theirs)
+                .unwrap();
+            proptest::prop_assert_eq!(&ours[..], &theirs[..]);
+        }
+    }
+
+    #[test]
+    fn numbers_are_sent_as_their_decimal_text() {
+        let cmd = Cmd::new("X")
+            .arg(-42i64)
+            .arg(u64::MAX)
+            .arg(0usize)
+            .arg(1.5f64);
+        assert_eq!(cmd.to_string(), format!("X -42 {} 0 1.5", u64::MAX));
     }
 
     #[test]

@@ -58,6 +58,11 @@ pub struct Subscriber {
 #[derive(Default)]
 pub(crate) struct Subscriptions {
     channels: RefCell<HashMap<Bytes, OnMessage>>,
+    /// The channel the last message came on and its callback: most
+    /// messages come on the channel of the one before, and comparing the
+    /// name is cheaper than hashing it. Emptied whenever `channels`
+    /// changes.
+    last_channel: RefCell<Option<(Bytes, OnMessage)>>,
     patterns: RefCell<HashMap<Bytes, OnPatternMessage>>,
     /// Confirmations awaited, by (kind, name).
     confirming: RefCell<Vec<(&'static str, Bytes, Answer)>>,
@@ -78,7 +83,7 @@ impl Subscriptions {
             b"message" => {
                 if let (Some(channel), Some(payload)) = (next(), next()) {
                     self.messages.set(self.messages.get() + 1);
-                    let f = self.channels.borrow().get(&channel).cloned();
+                    let f = self.callback_for(&channel);
                     if let Some(f) = f {
                         (f.borrow_mut())(payload);
                     }
@@ -123,6 +128,18 @@ impl Subscriptions {
 }
 
 impl Subscriptions {
+    /// The callback of `channel`'s subscription, if any.
+    fn callback_for(&self, channel: &Bytes) -> Option<OnMessage> {
+        if let Some((name, f)) = &*self.last_channel.borrow() {
+            if name == channel {
+                return Some(f.clone());
+            }
+        }
+        let f = self.channels.borrow().get(channel).cloned()?;
+        *self.last_channel.borrow_mut() = Some((channel.clone(), f.clone()));
+        Some(f)
+    }
+
     /// One subscription confirmed; when none is left, the subscriber is
     /// whole: tell the listeners.
     fn confirmed_one(&self) {
@@ -239,6 +256,7 @@ impl Subscriber {
     ) -> Reply<()> {
         let channel = channel.to_arg();
         let s = &self.link.session;
+        s.last_channel.take();
         s.channels
             .borrow_mut()
             .insert(channel.clone(), Rc::new(RefCell::new(on_message)));
@@ -272,6 +290,7 @@ impl Subscriber {
     pub fn unsubscribe(&self, channel: impl ToArg) {
         let channel = channel.to_arg();
         let s = &self.link.session;
+        s.last_channel.take();
         s.channels.borrow_mut().remove(&channel);
         // A subscription still waiting for its confirmation is answered now.
         let waiting: Vec<Answer> = {

@@ -153,6 +153,64 @@ fn subscribe_and_psubscribe_get_every_message_in_order_against_redis_server() {
     reactor.stop().unwrap();
 }
 
+/// Messages alternating between two channels each reach their own
+/// channel's callback; a second subscribe to a channel replaces its
+/// callback from the next message on, and after an unsubscribe the
+/// channel's messages reach nobody here.
+#[test]
+fn each_message_reaches_its_channels_current_callback_against_redis_server() {
+    let redis = RedisServer::start("callbacks");
+    let endpoint = redis.endpoint();
+    let reactor = TestReactor::start();
+    let (tx, rx) = std::sync::mpsc::channel::<(&'static str, Bytes)>();
+    reactor.run(move || async move {
+        let sub = Subscriber::connect(endpoint.clone()).unwrap();
+        let (a, b) = (tx.clone(), tx.clone());
+        sub.subscribe("a", move |m| a.send(("first a", m)).unwrap())
+            .await
+            .unwrap();
+        sub.subscribe("b", move |m| b.send(("b", m)).unwrap())
+            .await
+            .unwrap();
+        let c = Client::connect(endpoint).unwrap();
+        // The last before the second subscribe is on "a".
+        for i in 0..5 {
+            let channel = if i % 2 == 0 { "a" } else { "b" };
+            assert_eq!(c.publish(channel, format!("{i}")).await.unwrap(), 1);
+        }
+        let again = tx.clone();
+        sub.subscribe("a", move |m| again.send(("second a", m)).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(c.publish("a", "5").await.unwrap(), 1);
+        sub.unsubscribe("a");
+        // Until Redis has the UNSUBSCRIBE, what it sends on "a" is dropped
+        // here; then it counts no subscriber.
+        while c.publish("a", "dropped").await.unwrap() == 1 {}
+        assert_eq!(c.publish("b", "6").await.unwrap(), 1);
+        sub.close();
+    });
+    let got: Vec<(&str, Bytes)> = (0..7).map(|_| recv(&rx)).collect();
+    let expected: Vec<(&str, Bytes)> = [
+        ("first a", "0"),
+        ("b", "1"),
+        ("first a", "2"),
+        ("b", "3"),
+        ("first a", "4"),
+        ("second a", "5"),
+        ("b", "6"),
+    ]
+    .into_iter()
+    .map(|(who, m)| (who, Bytes::from(m)))
+    .collect();
+    assert_eq!(got, expected);
+    assert!(
+        rx.recv_timeout(Duration::from_millis(100)).is_err(),
+        "nothing after the unsubscribe"
+    );
+    reactor.stop().unwrap();
+}
+
 /// Two reactors, each with a local em Channel bridged to the same Redis
 /// channel: what either publishes reaches the subscribers of both, once.
 #[test]
