@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Redis pub/sub through em-redis's Bridge against redis-benchmark's
-# PUBLISH, in one run: redis-server pinned to core 0, the clients to core
-# 1, the three variants alternating, several rounds; prints every line, then
-# the medians and the ratio.
+# PUBLISH and against Ruby on EventMachine, in one run: redis-server pinned
+# to core 0, the clients to core 1, the variants alternating, several
+# rounds; prints every line, then the medians and the ratios.
 #
 #   bench/redis.sh [ROUNDS] [MESSAGES]     (defaults: 5 rounds, 200000)
 #
@@ -15,9 +15,21 @@
 #         messages through an em_redis::Bridge (its rate: first message to
 #         last) while `--role publish` publishes them with an
 #         em_redis::Client in pipelined batches of 64.
+# bridge-rb: the bridge receiving what redis-benchmark publishes:
+#         `redis_bridge_bench --role receive --unnumbered` (it only counts:
+#         redis-benchmark's payload carries no sequence number) while the
+#         redis-benchmark command below publishes; the figure is the
+#         receiver's (first message to last), redis-benchmark's own rate is
+#         printed beside it as publisher_msgs_per_s.
 # redis-benchmark: `redis-benchmark -c 1 -P 64 -n MESSAGES PUBLISH` of the
 #         same 16 bytes on the same channel, while `redis-cli SUBSCRIBE`
 #         receives them (so Redis does the same fan-out work).
+# ruby:   bench/baselines/redis/em_redis_bench.rb, the job of `bridge` in
+#         Ruby on EventMachine (redis-rb's synchrony driver, hiredis's
+#         reader, em-synchrony fibers: em-hiredis's design; em-hiredis itself
+#         is not packaged in Debian): one reactor, a subscriber connection
+#         and a publisher pipelining batches of 64. Only if its Debian
+#         packages are installed (else skipped, with their names on stderr).
 # The figure is messages per second; the server's CPU per message (from
 # /proc/PID/stat) is printed beside it.
 set -euo pipefail
@@ -26,6 +38,12 @@ rounds=${1:-5}
 messages=${2:-200000}
 cargo build --release -q -p em-examples --bin redis_bridge_bench
 bin=${CARGO_TARGET_DIR:-target}/release
+variants="bridge bridge-2p bridge-rb redis-benchmark"
+if ruby -e "require 'em-redis'; require 'redis'; require 'hiredis/reader'; require 'em-synchrony'" >/dev/null 2>&1; then
+    variants="$variants ruby"
+else
+    echo "(Ruby's EventMachine Redis clients not installed: no ruby variant; apt-get install ruby ruby-eventmachine ruby-em-synchrony ruby-redis ruby-hiredis ruby-em-redis)" >&2
+fi
 dir=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 taskset -c 0 redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --dir "$dir" >"$dir/log" 2>&1 &
@@ -35,8 +53,9 @@ for _ in $(seq 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; slee
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$server/stat"; }
 out=$(mktemp)
 for round in $(seq "$rounds"); do
-    for variant in bridge bridge-2p redis-benchmark; do
+    for variant in $variants; do
         before=$(cpu_ticks)
+        extra=
         if [ "$variant" = bridge ]; then
             line=$(taskset -c 1 "$bin/redis_bridge_bench" --redis "127.0.0.1:$port" --messages "$messages" --window 64 --size 16)
             rate=$(sed -n 's/.*msgs_per_s=\([0-9]*\).*/\1/p' <<<"$line")
@@ -48,6 +67,18 @@ for round in $(seq "$rounds"); do
             taskset -c 1 "$bin/redis_bridge_bench" --redis "127.0.0.1:$port" --role publish --messages "$messages" --window 64 --size 16 >/dev/null
             wait $receiver
             rate=$(sed -n 's/^RECEIVE.*msgs_per_s=\([0-9]*\).*/\1/p' "$dir/receiver")
+        elif [ "$variant" = bridge-rb ]; then
+            : >"$dir/receiver"
+            taskset -c 1 "$bin/redis_bridge_bench" --redis "127.0.0.1:$port" --role receive --unnumbered --messages "$messages" --size 16 >"$dir/receiver" &
+            receiver=$!
+            until grep -q READY "$dir/receiver"; do :; done
+            line=$(taskset -c 1 redis-benchmark -p "$port" -c 1 -P 64 -n "$messages" -q PUBLISH em-bench 0123456789abcdef 2>/dev/null | tr '\r' '\n' | grep 'requests per second' | tail -1)
+            wait $receiver
+            rate=$(sed -n 's/^RECEIVE.*msgs_per_s=\([0-9]*\).*/\1/p' "$dir/receiver")
+            extra=" publisher_msgs_per_s=$(sed -n 's/.*: \([0-9.]*\) requests per second.*/\1/p' <<<"$line" | cut -d. -f1)"
+        elif [ "$variant" = ruby ]; then
+            line=$(taskset -c 1 ruby bench/baselines/redis/em_redis_bench.rb --redis "127.0.0.1:$port" --channel em-bench --messages "$messages" --window 64 --size 16)
+            rate=$(sed -n 's/^RUBY.*msgs_per_s=\([0-9]*\).*/\1/p' <<<"$line")
         else
             taskset -c 1 redis-cli -p "$port" subscribe em-bench >/dev/null &
             sub=$!
@@ -58,13 +89,17 @@ for round in $(seq "$rounds"); do
         fi
         after=$(cpu_ticks)
         server_us=$(awk -v t=$((after - before)) -v m="$messages" 'BEGIN { printf "%.2f", t * 10000 / m }')
-        echo "round $round $variant msgs_per_s=$rate server_cpu_us_per_msg=$server_us" | tee -a "$out"
+        echo "round $round $variant msgs_per_s=$rate$extra server_cpu_us_per_msg=$server_us" | tee -a "$out"
     done
 done
-median() { sort -n | awk '{a[NR]=$1} END { print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2 }'; }
-b=$(grep ' bridge ' "$out" | sed 's/.*msgs_per_s=\([0-9]*\).*/\1/' | median)
-b2=$(grep ' bridge-2p ' "$out" | sed 's/.*msgs_per_s=\([0-9]*\).*/\1/' | median)
-r=$(grep ' redis-benchmark ' "$out" | sed 's/.*msgs_per_s=\([0-9]*\).*/\1/' | median)
-echo "median msgs/s: bridge $b, bridge-2p $b2, redis-benchmark $r"
-echo "ratios: bridge/redis-benchmark $(awk -v b="$b" -v r="$r" 'BEGIN { printf "%.2f", b / r }'), bridge-2p/redis-benchmark $(awk -v b="$b2" -v r="$r" 'BEGIN { printf "%.2f", b / r }')"
+median() { sort -n | awk '{a[NR]=$1} END { if (NR == 0) print "n/a"; else print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2 }'; }
+of() { { grep " $1 " "$out" || true; } | sed 's/.* msgs_per_s=\([0-9]*\).*/\1/' | median; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "n/a" || b == "n/a" || b == 0) print "n/a"; else printf "%.2f", a / b }'; }
+b=$(of bridge)
+b2=$(of bridge-2p)
+brb=$(of bridge-rb)
+r=$(of redis-benchmark)
+rb=$(of ruby)
+echo "median msgs/s: bridge $b, bridge-2p $b2, bridge-rb $brb, redis-benchmark $r, ruby $rb"
+echo "ratios: bridge/redis-benchmark $(ratio "$b" "$r"), bridge-2p/redis-benchmark $(ratio "$b2" "$r"), bridge-rb/redis-benchmark $(ratio "$brb" "$r"), bridge/ruby $(ratio "$b" "$rb")"
 rm -f "$out"

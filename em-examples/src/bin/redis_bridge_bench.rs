@@ -17,6 +17,11 @@
 //! (first message to last); the publisher publishes them with an
 //! `em_redis::Client` in batches of `--window` and prints
 //! `PUBLISH messages=N secs=S msgs_per_s=R`.
+//!
+//! `--unnumbered` makes the receiving side (`--role receive`, or `both`)
+//! only count the messages, without reading a sequence number from them or
+//! checking their order: for messages another publisher sends
+//! (`redis-benchmark`'s PUBLISH sends the same payload every time).
 
 use std::cell::Cell;
 use std::process::ExitCode;
@@ -49,6 +54,10 @@ struct Args {
     /// Both sides in this process, or one of them.
     #[arg(long, value_enum, default_value_t = Role::Both)]
     role: Role,
+    /// Only count the messages received, without checking their order
+    /// (they need not carry a sequence number: e.g. from redis-benchmark).
+    #[arg(long)]
+    unnumbered: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -108,7 +117,9 @@ struct Count {
 
 impl Count {
     /// Subscribes to `topic`; `done` succeeds at the `total`-th message.
-    fn subscribe(topic: &em::Channel<Bytes>, total: u64) -> Count {
+    /// `numbered`: check that each message's first 8 bytes are its
+    /// sequence number (else only count).
+    fn subscribe(topic: &em::Channel<Bytes>, total: u64, numbered: bool) -> Count {
         let count = Count {
             received: Rc::new(Cell::new(0)),
             in_order: Rc::new(Cell::new(true)),
@@ -125,11 +136,13 @@ impl Count {
             if f.get().is_none() {
                 f.set(Some((Instant::now(), process_cpu_seconds().unwrap_or(0.0))));
             }
-            let n = m.get(..8).map_or(u64::MAX, |b| {
-                u64::from_le_bytes(b.try_into().unwrap_or_default())
-            });
-            if n != r.get() {
-                o.set(false);
+            if numbered {
+                let n = m.get(..8).map_or(u64::MAX, |b| {
+                    u64::from_le_bytes(b.try_into().unwrap_or_default())
+                });
+                if n != r.get() {
+                    o.set(false);
+                }
             }
             r.set(r.get() + 1);
             if r.get() == total {
@@ -176,7 +189,7 @@ async fn both(endpoint: em::Endpoint, args: Args) -> em::Result<bool> {
     let topic = em::Channel::new();
     let bridge = em_redis::Bridge::start(endpoint, args.channel.as_str(), &topic)?;
     bridge.ready().await?;
-    let count = Count::subscribe(&topic, args.messages);
+    let count = Count::subscribe(&topic, args.messages, !args.unnumbered);
     let cpu_before = process_cpu_seconds().unwrap_or(0.0);
     let start = Instant::now();
     publish_batches(&args, |m| bridge.publish(m)).await?;
@@ -215,7 +228,7 @@ async fn receive_only(endpoint: em::Endpoint, args: Args) -> em::Result<bool> {
     let topic = em::Channel::new();
     let bridge = em_redis::Bridge::start(endpoint, args.channel.as_str(), &topic)?;
     bridge.ready().await?;
-    let count = Count::subscribe(&topic, args.messages);
+    let count = Count::subscribe(&topic, args.messages, !args.unnumbered);
     println!("READY");
     if !count.all_came().await {
         return Ok(false);
