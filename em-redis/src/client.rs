@@ -5,9 +5,8 @@ use std::collections::VecDeque;
 use std::rc::Rc;
 
 use em_core::{Conn, Endpoint};
-use redis_protocol::resp2::types::BytesFrame;
 
-use crate::codec::{Cmd, RespCodec, ToArg};
+use crate::codec::{Cmd, Frame, RespCodec, ToArg};
 use crate::error::{RedisError, RedisResult};
 use crate::link::{Link, Owner, Phase, Session};
 use crate::options::Options;
@@ -59,7 +58,7 @@ pub(crate) struct Commands {
 impl Session for Commands {
     fn up(&self, _conn: &Conn<RespCodec>) {}
 
-    fn frame(&self, conn: &Conn<RespCodec>, frame: BytesFrame) {
+    fn frame(&self, conn: &Conn<RespCodec>, frame: Frame) {
         let answer = self.due.borrow_mut().pop_front();
         match answer {
             Some(answer) => answer.send(Value::from_frame(frame)),

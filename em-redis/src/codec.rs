@@ -1,9 +1,9 @@
-//! The wire: RESP2 frames through redis-protocol's codec, with a size
-//! limit, and commands as arrays of bulk strings.
+//! The wire: RESP2 replies parsed by redis-protocol, with a size limit,
+//! and commands written as arrays of bulk strings.
 
-use bytes::{BufMut, Bytes, BytesMut};
-use redis_protocol::codec::Resp2;
-use redis_protocol::resp2::types::BytesFrame;
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use redis_protocol::resp2::decode::decode_range;
+use redis_protocol::resp2::types::RangeFrame;
 use tokio_util::codec::{Decoder, Encoder};
 
 use crate::error::RedisError;
@@ -16,26 +16,60 @@ pub const DEFAULT_MAX_REPLY: usize = 64 * 1024 * 1024;
 /// protocol error instead of buffering without end.
 #[derive(Debug, Clone)]
 pub(crate) struct RespCodec {
-    inner: Resp2,
     max_reply: usize,
 }
 
 impl RespCodec {
     pub(crate) fn new(max_reply: usize) -> Self {
-        RespCodec {
-            inner: Resp2::default(),
-            max_reply,
-        }
+        RespCodec { max_reply }
+    }
+}
+
+/// One reply as it came: redis-protocol's parse of it (where each part
+/// lies) and the reply's bytes, which the parts are cut from without a
+/// copy. Cheaper than redis-protocol's owned frames, which cut every part
+/// (an atomic count each) and build a second array, even for the parts
+/// nobody keeps (a message's kind and channel).
+#[derive(Debug)]
+pub(crate) struct Frame {
+    parsed: RangeFrame,
+    bytes: Bytes,
+}
+
+impl Frame {
+    /// What redis-protocol parsed.
+    pub(crate) fn parsed(&self) -> &RangeFrame {
+        &self.parsed
+    }
+
+    /// The bytes a part spans, borrowed.
+    pub(crate) fn text(&self, (start, end): (usize, usize)) -> &[u8] {
+        &self.bytes[start..end]
+    }
+
+    /// The bytes a part spans, as a handle on the reply's buffer.
+    pub(crate) fn cut(&self, (start, end): (usize, usize)) -> Bytes {
+        self.bytes.slice(start..end)
     }
 }
 
 impl Decoder for RespCodec {
-    type Item = BytesFrame;
+    type Item = Frame;
     type Error = RedisError;
 
-    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<BytesFrame>, RedisError> {
-        match self.inner.decode(src).map_err(RedisError::protocol)? {
-            Some(frame) => Ok(Some(frame)),
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, RedisError> {
+        match decode_range(src).map_err(RedisError::protocol)? {
+            Some((parsed, len)) => {
+                let bytes = match parsed {
+                    // Nothing to cut from these (a PUBLISH's count).
+                    RangeFrame::Integer(_) | RangeFrame::Null => {
+                        src.advance(len);
+                        Bytes::new()
+                    }
+                    _ => src.split_to(len).freeze(),
+                };
+                Ok(Some(Frame { parsed, bytes }))
+            }
             None if src.len() > self.max_reply => Err(RedisError::protocol(format!(
                 "a reply passed the {} byte limit",
                 self.max_reply
@@ -270,11 +304,39 @@ mod tests {
                 .map(|w| redis_protocol::resp2::types::BorrowedFrame::BulkString(w))
                 .collect();
             let mut theirs = BytesMut::new();
-            Resp2::default()
+            redis_protocol::codec::Resp2::default()
                 .encode(redis_protocol::resp2::types::BorrowedFrame::Array(&frames), &mut theirs)
                 .unwrap();
             proptest::prop_assert_eq!(&ours[..], &theirs[..]);
         }
+    }
+
+    #[test]
+    fn replies_become_values_cut_from_the_reply_without_a_copy() {
+        use crate::Value;
+        let wire = b"+OK\r\n:-7\r\n$5\r\nhello\r\n$-1\r\n*3\r\n$1\r\na\r\n-ERR inside\r\n*1\r\n:2\r\n-WRONGTYPE no\r\n";
+        let mut codec = RespCodec::new(1024);
+        let mut buf = BytesMut::from(&wire[..]);
+        let mut values = Vec::new();
+        while let Some(frame) = codec.decode(&mut buf).unwrap() {
+            values.push(Value::from_frame(frame));
+        }
+        assert!(buf.is_empty());
+        assert_eq!(values.len(), 6);
+        assert_eq!(values[0].as_ref().unwrap(), &Value::Status("OK".into()));
+        assert_eq!(values[1].as_ref().unwrap(), &Value::Int(-7));
+        assert_eq!(values[2].as_ref().unwrap(), &Value::Bytes(Bytes::from("hello")));
+        assert_eq!(values[3].as_ref().unwrap(), &Value::Nil);
+        assert_eq!(
+            values[4].as_ref().unwrap(),
+            &Value::Array(vec![
+                Value::Bytes(Bytes::from("a")),
+                Value::Status("-ERR inside".into()),
+                Value::Array(vec![Value::Int(2)]),
+            ])
+        );
+        let err = values[5].as_ref().unwrap_err();
+        assert!(err.is_server() && err.to_string().contains("WRONGTYPE no"), "{err}");
     }
 
     #[test]

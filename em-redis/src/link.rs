@@ -7,9 +7,8 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use em_core::{Backoff, Conn, Connection, Endpoint, UnbindReason};
-use redis_protocol::resp2::types::BytesFrame;
 
-use crate::codec::RespCodec;
+use crate::codec::{Frame, RespCodec};
 use crate::options::Options;
 
 /// A listener for the connection coming up.
@@ -23,7 +22,7 @@ pub(crate) trait Session: 'static {
     /// first (resubscribe).
     fn up(&self, conn: &Conn<RespCodec>);
     /// A frame arrived.
-    fn frame(&self, conn: &Conn<RespCodec>, frame: BytesFrame);
+    fn frame(&self, conn: &Conn<RespCodec>, frame: Frame);
     /// Nothing is waiting for the server: once the program has dropped its
     /// last handle, the connection may close.
     fn idle(&self) -> bool;
@@ -195,7 +194,7 @@ impl<S: Session> Connection for LinkConn<S> {
         link.notify_up();
     }
 
-    fn receive_data(&mut self, conn: &Conn<RespCodec>, frame: BytesFrame) {
+    fn receive_data(&mut self, conn: &Conn<RespCodec>, frame: Frame) {
         self.link.session.frame(conn, frame);
         self.link.close_if_idle();
     }

@@ -7,9 +7,9 @@ use std::rc::Rc;
 
 use bytes::Bytes;
 use em_core::{Conn, Endpoint};
-use redis_protocol::resp2::types::BytesFrame;
+use redis_protocol::resp2::types::RangeFrame;
 
-use crate::codec::{Cmd, RespCodec, ToArg};
+use crate::codec::{Cmd, Frame, RespCodec, ToArg};
 use crate::error::{RedisError, RedisResult};
 use crate::link::{Link, Owner, Session};
 use crate::options::Options;
@@ -74,27 +74,29 @@ pub(crate) struct Subscriptions {
 }
 
 impl Subscriptions {
-    fn deliver(&self, kind: &[u8], mut parts: std::vec::IntoIter<BytesFrame>) {
+    fn deliver(&self, frame: &Frame, kind: &[u8], parts: &[RangeFrame]) {
+        let mut parts = parts.iter();
         let mut next = || match parts.next() {
-            Some(BytesFrame::BulkString(b)) | Some(BytesFrame::SimpleString(b)) => Some(b),
+            Some(RangeFrame::BulkString(range)) | Some(RangeFrame::SimpleString(range)) => {
+                Some(*range)
+            }
             _ => None,
         };
         match kind {
             b"message" => {
                 if let (Some(channel), Some(payload)) = (next(), next()) {
                     self.messages.set(self.messages.get() + 1);
-                    let f = self.callback_for(&channel);
-                    if let Some(f) = f {
-                        (f.borrow_mut())(payload);
+                    if let Some(f) = self.callback_for(frame.text(channel)) {
+                        (f.borrow_mut())(frame.cut(payload));
                     }
                 }
             }
             b"pmessage" => {
                 if let (Some(pattern), Some(channel), Some(payload)) = (next(), next(), next()) {
                     self.messages.set(self.messages.get() + 1);
-                    let f = self.patterns.borrow().get(&pattern).cloned();
+                    let f = self.patterns.borrow().get(frame.text(pattern)).cloned();
                     if let Some(f) = f {
-                        (f.borrow_mut())(channel, payload);
+                        (f.borrow_mut())(frame.cut(channel), frame.cut(payload));
                     }
                 }
             }
@@ -105,6 +107,7 @@ impl Subscriptions {
                     "psubscribe"
                 };
                 if let Some(name) = next() {
+                    let name = frame.text(name);
                     let mut confirming = self.confirming.borrow_mut();
                     let mut answered = Vec::new();
                     let mut i = 0;
@@ -129,14 +132,14 @@ impl Subscriptions {
 
 impl Subscriptions {
     /// The callback of `channel`'s subscription, if any.
-    fn callback_for(&self, channel: &Bytes) -> Option<OnMessage> {
+    fn callback_for(&self, channel: &[u8]) -> Option<OnMessage> {
         if let Some((name, f)) = &*self.last_channel.borrow() {
-            if name == channel {
+            if name[..] == *channel {
                 return Some(f.clone());
             }
         }
         let f = self.channels.borrow().get(channel).cloned()?;
-        *self.last_channel.borrow_mut() = Some((channel.clone(), f.clone()));
+        *self.last_channel.borrow_mut() = Some((Bytes::copy_from_slice(channel), f.clone()));
         Some(f)
     }
 
@@ -188,30 +191,26 @@ impl Session for Subscriptions {
         }
     }
 
-    fn frame(&self, conn: &Conn<RespCodec>, frame: BytesFrame) {
-        match frame {
-            BytesFrame::Array(parts) => {
-                let mut parts = parts.into_iter();
-                match parts.next() {
-                    Some(BytesFrame::BulkString(kind)) | Some(BytesFrame::SimpleString(kind)) => {
-                        self.deliver(&kind, parts)
-                    }
-                    other => {
-                        tracing::debug!(conn = %conn.id(), ?other, "redis: pub/sub frame ignored")
-                    }
+    fn frame(&self, conn: &Conn<RespCodec>, frame: Frame) {
+        match frame.parsed() {
+            RangeFrame::Array(parts) => match parts.first() {
+                Some(RangeFrame::BulkString(kind)) | Some(RangeFrame::SimpleString(kind)) => {
+                    self.deliver(&frame, frame.text(*kind), &parts[1..])
                 }
-            }
-            BytesFrame::Error(e) => {
+                _ => tracing::debug!(conn = %conn.id(), ?frame, "redis: pub/sub frame ignored"),
+            },
+            RangeFrame::Error(e) => {
                 // A refusal (NOAUTH, NOPERM…): the subscriptions waiting for
                 // their confirmation fail with it.
-                tracing::warn!(conn = %conn.id(), peer = ?conn.peer_addr(), error = %&*e,
+                let e = String::from_utf8_lossy(frame.text(*e));
+                tracing::warn!(conn = %conn.id(), peer = ?conn.peer_addr(), error = %e,
                     "redis: the server refused a subscription");
                 let confirming: Vec<_> = self.confirming.borrow_mut().drain(..).collect();
                 for (_, _, answer) in confirming {
-                    answer.send(Err(RedisError::server(&*e)));
+                    answer.send(Err(RedisError::server(e.clone())));
                 }
             }
-            other => tracing::debug!(conn = %conn.id(), ?other, "redis: pub/sub frame ignored"),
+            _ => tracing::debug!(conn = %conn.id(), ?frame, "redis: pub/sub frame ignored"),
         }
     }
 

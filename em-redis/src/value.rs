@@ -2,8 +2,9 @@
 //! results of commands.
 
 use bytes::Bytes;
-use redis_protocol::resp2::types::BytesFrame;
+use redis_protocol::resp2::types::RangeFrame;
 
+use crate::codec::Frame;
 use crate::error::{RedisError, RedisResult};
 
 /// A reply from Redis (RESP2), error replies aside (those are
@@ -24,20 +25,25 @@ pub enum Value {
 
 impl Value {
     /// The value of a RESP2 frame; an error frame is the server's error.
-    pub(crate) fn from_frame(frame: BytesFrame) -> RedisResult<Value> {
-        Ok(match frame {
-            BytesFrame::Null => Value::Nil,
-            BytesFrame::Integer(i) => Value::Int(i),
-            BytesFrame::BulkString(b) => Value::Bytes(b),
-            BytesFrame::SimpleString(s) => Value::Status(String::from_utf8_lossy(&s).into_owned()),
-            BytesFrame::Error(e) => return Err(RedisError::server(&*e)),
-            BytesFrame::Array(items) => Value::Array(
+    pub(crate) fn from_frame(frame: Frame) -> RedisResult<Value> {
+        Value::from_part(&frame, frame.parsed())
+    }
+
+    fn from_part(frame: &Frame, part: &RangeFrame) -> RedisResult<Value> {
+        let text = |range| String::from_utf8_lossy(frame.text(range)).into_owned();
+        Ok(match part {
+            RangeFrame::Null => Value::Nil,
+            RangeFrame::Integer(i) => Value::Int(*i),
+            RangeFrame::BulkString(range) => Value::Bytes(frame.cut(*range)),
+            RangeFrame::SimpleString(range) => Value::Status(text(*range)),
+            RangeFrame::Error(range) => return Err(RedisError::server(text(*range))),
+            RangeFrame::Array(items) => Value::Array(
                 items
-                    .into_iter()
-                    .map(|f| match f {
+                    .iter()
+                    .map(|item| match item {
                         // An error inside an array (EXEC) stays a value.
-                        BytesFrame::Error(e) => Ok(Value::Status(format!("-{}", &*e))),
-                        f => Value::from_frame(f),
+                        RangeFrame::Error(range) => Ok(Value::Status(format!("-{}", text(*range)))),
+                        item => Value::from_part(frame, item),
                     })
                     .collect::<RedisResult<_>>()?,
             ),

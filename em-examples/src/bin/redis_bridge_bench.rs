@@ -86,10 +86,13 @@ fn main() -> ExitCode {
     }))
 }
 
-fn message(n: u64, size: usize) -> Bytes {
-    let mut m = n.to_le_bytes().to_vec();
-    m.resize(size.max(8), b'x');
-    Bytes::from(m)
+/// Message `n`: its number (8 bytes, little-endian), then `x` up to
+/// `size`, cut from `arena` (one allocation per batch, not per message, as
+/// redis-benchmark writes from one buffer).
+fn message(arena: &mut bytes::BytesMut, n: u64, size: usize) -> Bytes {
+    arena.extend_from_slice(&n.to_le_bytes());
+    arena.resize(arena.len() + size.max(8) - 8, b'x');
+    arena.split().freeze()
 }
 
 fn exit(result: em::Result<em::Result<bool>>) -> ExitCode {
@@ -172,12 +175,15 @@ async fn publish_batches(
     publish: impl Fn(Bytes) -> em_redis::Reply<i64>,
 ) -> em::Result<()> {
     let mut n = 0;
+    let mut batch = Vec::with_capacity(args.window as usize);
     while n < args.messages {
-        let batch: Vec<em_redis::Reply<i64>> = (n..args.messages.min(n + args.window))
-            .map(|m| publish(message(m, args.size)))
-            .collect();
+        let mut arena = bytes::BytesMut::with_capacity(args.window as usize * args.size.max(8));
+        batch.extend(
+            (n..args.messages.min(n + args.window))
+                .map(|m| publish(message(&mut arena, m, args.size))),
+        );
         n += batch.len() as u64;
-        for reply in batch {
+        for reply in batch.drain(..) {
             reply.await?;
         }
     }
@@ -213,7 +219,8 @@ async fn publish_only(endpoint: em::Endpoint, args: Args) -> em::Result<bool> {
     let client = em_redis::Client::connect(endpoint)?;
     client.ping().await?;
     let start = Instant::now();
-    publish_batches(&args, |m| client.publish(args.channel.as_str(), m)).await?;
+    let channel = Bytes::from(args.channel.clone());
+    publish_batches(&args, |m| client.publish(&channel, m)).await?;
     let secs = start.elapsed().as_secs_f64();
     println!(
         "PUBLISH messages={} secs={secs:.3} msgs_per_s={:.0}",
