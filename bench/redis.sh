@@ -4,7 +4,7 @@
 # to core 0, the clients to core 1, the variants alternating, several
 # rounds; prints every line, then the medians and the ratios.
 #
-#   bench/redis.sh [ROUNDS] [MESSAGES]     (defaults: 5 rounds, 200000)
+#   bench/redis.sh [ROUNDS] [MESSAGES]     (defaults: 5 rounds, 1000000)
 #
 # bridge: `redis_bridge_bench` publishes MESSAGES messages of 16 bytes, 64
 #         in flight, through an em_redis::Bridge, and counts each back from
@@ -15,7 +15,10 @@
 #         messages through an em_redis::Bridge (its rate: first message to
 #         last) while `--role publish` publishes them with an
 #         em_redis::Client in pipelined batches of 64.
-# bridge-rb: the bridge receiving what redis-benchmark publishes:
+# client: em's publisher in redis-benchmark's place: `redis_bridge_bench
+#         --role publish` (an em_redis::Client, batches of 64) while
+#         `redis-cli SUBSCRIBE` receives, as in `redis-benchmark` below.
+# bridge-rb: em's receiver in redis-cli's place: the bridge receiving what redis-benchmark publishes:
 #         `redis_bridge_bench --role receive --unnumbered` (it only counts:
 #         redis-benchmark's payload carries no sequence number) while the
 #         redis-benchmark command below publishes; the figure is the
@@ -31,14 +34,18 @@
 #         and a publisher pipelining batches of 64. Only if its Debian
 #         packages are installed (else skipped, with their names on stderr).
 # The figure is messages per second; the server's CPU per message (from
-# /proc/PID/stat) is printed beside it.
+# /proc/PID/stat) is printed beside it, and for the variants that put an
+# em side in a C tool's place, each side's CPU per message (GNU time for
+# publishers, /proc for redis-cli, the receiver's own count for em's) with
+# their medians at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+[ -x /usr/bin/time ] || { echo "needs GNU time (Debian: apt-get install time)" >&2; exit 1; }
 rounds=${1:-5}
-messages=${2:-200000}
+messages=${2:-1000000}
 cargo build --release -q -p em-examples --bin redis_bridge_bench
 bin=${CARGO_TARGET_DIR:-target}/release
-variants="bridge bridge-2p bridge-rb redis-benchmark"
+variants="bridge bridge-2p client bridge-rb redis-benchmark"
 if ruby -e "require 'em-redis'; require 'redis'; require 'hiredis/reader'; require 'em-synchrony'" >/dev/null 2>&1; then
     variants="$variants ruby"
 else
@@ -51,6 +58,10 @@ server=$!
 trap 'kill $server $(jobs -p) 2>/dev/null || true; rm -rf "$dir"' EXIT
 for _ in $(seq 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.05; done
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$server/stat"; }
+ticks_of() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# The user + system seconds GNU time wrote for the last timed client, per
+# message, in µs.
+timed_us() { awk -v m="$messages" '{ printf "%.2f", ($1 + $2) * 1e6 / m }' "$dir/time"; }
 out=$(mktemp)
 for round in $(seq "$rounds"); do
     for variant in $variants; do
@@ -67,15 +78,24 @@ for round in $(seq "$rounds"); do
             taskset -c 1 "$bin/redis_bridge_bench" --redis "127.0.0.1:$port" --role publish --messages "$messages" --window 64 --size 16 >/dev/null
             wait $receiver
             rate=$(sed -n 's/^RECEIVE.*msgs_per_s=\([0-9]*\).*/\1/p' "$dir/receiver")
+        elif [ "$variant" = client ]; then
+            taskset -c 1 redis-cli -p "$port" subscribe em-bench >/dev/null &
+            sub=$!
+            until [ "$(redis-cli -p "$port" pubsub numsub em-bench | tail -1)" = 1 ]; do :; done
+            line=$(/usr/bin/time -o "$dir/time" -f '%U %S' taskset -c 1 "$bin/redis_bridge_bench" --redis "127.0.0.1:$port" --role publish --messages "$messages" --window 64 --size 16)
+            kill $sub; wait $sub 2>/dev/null || true
+            rate=$(sed -n 's/^PUBLISH.*msgs_per_s=\([0-9]*\).*/\1/p' <<<"$line")
+            extra=" publisher_cpu_us_per_msg=$(timed_us)"
         elif [ "$variant" = bridge-rb ]; then
             : >"$dir/receiver"
             taskset -c 1 "$bin/redis_bridge_bench" --redis "127.0.0.1:$port" --role receive --unnumbered --messages "$messages" --size 16 >"$dir/receiver" &
             receiver=$!
             until grep -q READY "$dir/receiver"; do :; done
-            line=$(taskset -c 1 redis-benchmark -p "$port" -c 1 -P 64 -n "$messages" -q PUBLISH em-bench 0123456789abcdef 2>/dev/null | tr '\r' '\n' | grep 'requests per second' | tail -1)
+            line=$(/usr/bin/time -o "$dir/time" -f '%U %S' taskset -c 1 redis-benchmark -p "$port" -c 1 -P 64 -n "$messages" -q PUBLISH em-bench 0123456789abcdef 2>/dev/null | tr '\r' '\n' | grep 'requests per second' | tail -1)
             wait $receiver
             rate=$(sed -n 's/^RECEIVE.*msgs_per_s=\([0-9]*\).*/\1/p' "$dir/receiver")
             extra=" publisher_msgs_per_s=$(sed -n 's/.*: \([0-9.]*\) requests per second.*/\1/p' <<<"$line" | cut -d. -f1)"
+            extra="$extra publisher_cpu_us_per_msg=$(timed_us) subscriber_cpu_us_per_msg=$(sed -n 's/^RECEIVE.*cpu_us_per_msg=\([0-9.]*\).*/\1/p' "$dir/receiver")"
         elif [ "$variant" = ruby ]; then
             line=$(taskset -c 1 ruby bench/baselines/redis/em_redis_bench.rb --redis "127.0.0.1:$port" --channel em-bench --messages "$messages" --window 64 --size 16)
             rate=$(sed -n 's/^RUBY.*msgs_per_s=\([0-9]*\).*/\1/p' <<<"$line")
@@ -83,9 +103,12 @@ for round in $(seq "$rounds"); do
             taskset -c 1 redis-cli -p "$port" subscribe em-bench >/dev/null &
             sub=$!
             until [ "$(redis-cli -p "$port" pubsub numsub em-bench | tail -1)" = 1 ]; do :; done
-            line=$(taskset -c 1 redis-benchmark -p "$port" -c 1 -P 64 -n "$messages" -q PUBLISH em-bench 0123456789abcdef 2>/dev/null | tr '\r' '\n' | grep 'requests per second' | tail -1)
+            sub_before=$(ticks_of $sub)
+            line=$(/usr/bin/time -o "$dir/time" -f '%U %S' taskset -c 1 redis-benchmark -p "$port" -c 1 -P 64 -n "$messages" -q PUBLISH em-bench 0123456789abcdef 2>/dev/null | tr '\r' '\n' | grep 'requests per second' | tail -1)
+            sub_after=$(ticks_of $sub)
             kill $sub; wait $sub 2>/dev/null || true
             rate=$(sed -n 's/.*: \([0-9.]*\) requests per second.*/\1/p' <<<"$line" | cut -d. -f1)
+            extra=" publisher_cpu_us_per_msg=$(timed_us) subscriber_cpu_us_per_msg=$(awk -v t=$((sub_after - sub_before)) -v m="$messages" 'BEGIN { printf "%.2f", t * 10000 / m }')"
         fi
         after=$(cpu_ticks)
         server_us=$(awk -v t=$((after - before)) -v m="$messages" 'BEGIN { printf "%.2f", t * 10000 / m }')
@@ -97,9 +120,13 @@ of() { { grep " $1 " "$out" || true; } | sed 's/.* msgs_per_s=\([0-9]*\).*/\1/' 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "n/a" || b == "n/a" || b == 0) print "n/a"; else printf "%.2f", a / b }'; }
 b=$(of bridge)
 b2=$(of bridge-2p)
+c=$(of client)
 brb=$(of bridge-rb)
 r=$(of redis-benchmark)
 rb=$(of ruby)
-echo "median msgs/s: bridge $b, bridge-2p $b2, bridge-rb $brb, redis-benchmark $r, ruby $rb"
-echo "ratios: bridge/redis-benchmark $(ratio "$b" "$r"), bridge-2p/redis-benchmark $(ratio "$b2" "$r"), bridge-rb/redis-benchmark $(ratio "$brb" "$r"), bridge/ruby $(ratio "$b" "$rb")"
+echo "median msgs/s: bridge $b, bridge-2p $b2, client $c, bridge-rb $brb, redis-benchmark $r, ruby $rb"
+echo "ratios: bridge/redis-benchmark $(ratio "$b" "$r"), bridge-2p/redis-benchmark $(ratio "$b2" "$r"), client/redis-benchmark $(ratio "$c" "$r"), bridge-rb/redis-benchmark $(ratio "$brb" "$r"), bridge/ruby $(ratio "$b" "$rb")"
+field() { { grep " $1 " "$out" || true; } | sed -n "s/.* $2=\([0-9.]*\).*/\1/p" | median; }
+echo "publisher CPU µs/msg (median): em_redis Client $(field client publisher_cpu_us_per_msg), redis-benchmark $(field redis-benchmark publisher_cpu_us_per_msg)"
+echo "subscriber CPU µs/msg (median): em_redis Bridge $(field bridge-rb subscriber_cpu_us_per_msg), redis-cli $(field redis-benchmark subscriber_cpu_us_per_msg)"
 rm -f "$out"

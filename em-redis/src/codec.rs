@@ -325,7 +325,10 @@ mod tests {
         assert_eq!(values.len(), 6);
         assert_eq!(values[0].as_ref().unwrap(), &Value::Status("OK".into()));
         assert_eq!(values[1].as_ref().unwrap(), &Value::Int(-7));
-        assert_eq!(values[2].as_ref().unwrap(), &Value::Bytes(Bytes::from("hello")));
+        assert_eq!(
+            values[2].as_ref().unwrap(),
+            &Value::Bytes(Bytes::from("hello"))
+        );
         assert_eq!(values[3].as_ref().unwrap(), &Value::Nil);
         assert_eq!(
             values[4].as_ref().unwrap(),
@@ -336,7 +339,10 @@ mod tests {
             ])
         );
         let err = values[5].as_ref().unwrap_err();
-        assert!(err.is_server() && err.to_string().contains("WRONGTYPE no"), "{err}");
+        assert!(
+            err.is_server() && err.to_string().contains("WRONGTYPE no"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -30,10 +30,15 @@
 //! and a subscriber subscribes again; what happens to commands and
 //! messages meanwhile is said on each type.
 //!
-//! The wire is RESP2 through the `redis-protocol` crate's codec (the
-//! parser of the fred client), on an em connection: em-redis parses no
-//! RESP by hand, and every reply is handled on the reactor thread like any
-//! other frame, with em's backpressure, timeouts and contained panics.
+//! The wire is RESP2 on an em connection. Replies are parsed by the
+//! `redis-protocol` crate (the parser of the fred client): em-redis parses
+//! no RESP by hand, keeps redis-protocol's parse (where each part lies) and
+//! cuts from the read buffer only the parts it hands out, without a copy.
+//! Commands, always arrays of bulk strings, are written by em-redis itself
+//! (the same bytes as redis-protocol's writer, which a test checks; that
+//! writer measured each length with a floating-point `log10`). Every reply
+//! is handled on the reactor thread like any other frame, with em's
+//! backpressure, timeouts and contained panics.
 //! (The `redis` crate's async API would bring its own connection tasks and
 //! `Send` bounds, outside the reactor's model.)
 //!
