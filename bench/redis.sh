@@ -9,7 +9,9 @@
 # bridge: `redis_bridge_bench` publishes MESSAGES messages of 16 bytes, 64
 #         in flight, through an em_redis::Bridge, and counts each back from
 #         the local em::Channel the bridge feeds (one process does both
-#         sides: publish, and receive through the subscription).
+#         sides: publish, and receive through the subscription). Each batch
+#         is sent from the callback of the last reply of the one before, as
+#         em-hiredis programs (and the Ruby baseline) do.
 # bridge-2p: the same two sides in two processes, as redis-benchmark and
 #         redis-cli below: `redis_bridge_bench --role receive` counts the
 #         messages through an em_redis::Bridge (its rate: first message to

@@ -119,8 +119,10 @@ fn pubsub_servers_share_topics_through_redis_server() {
 }
 
 /// `redis_bridge_bench` in its three roles against redis-server: both
-/// sides in one process, and split between a receiver (a Bridge) and a
-/// publisher (a Client) in two processes; every message arrives, in order.
+/// sides in one process (each batch sent from the last reply's callback,
+/// or after awaiting the replies), and split between a receiver (a Bridge)
+/// and a publisher (a Client) in two processes; every message arrives, in
+/// order.
 #[test]
 fn redis_bridge_bench_counts_every_message_in_one_or_two_processes_with_redis_server() {
     use std::io::BufRead;
@@ -129,13 +131,19 @@ fn redis_bridge_bench_counts_every_message_in_one_or_two_processes_with_redis_se
     let flag = format!("unix:{}", redis.socket().display());
     let bin = env!("CARGO_BIN_EXE_redis_bridge_bench");
     let common = ["--redis", &flag, "--messages", "2000", "--window", "16"];
-    let out = Command::new(bin).args(common).output().unwrap();
-    assert!(out.status.success(), "{out:?}");
-    let line = String::from_utf8(out.stdout).unwrap();
-    assert!(
-        line.starts_with("BRIDGE messages=2000 ") && line.contains("lost=0"),
-        "{line}"
-    );
+    for style in ["callback", "await"] {
+        let out = Command::new(bin)
+            .args(common)
+            .args(["--style", style])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{style}: {out:?}");
+        let line = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            line.starts_with("BRIDGE messages=2000 ") && line.contains("lost=0"),
+            "{style}: {line}"
+        );
+    }
 
     let mut receiver = Command::new(bin)
         .args(common)

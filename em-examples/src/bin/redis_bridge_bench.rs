@@ -18,6 +18,13 @@
 //! `em_redis::Client` in batches of `--window` and prints
 //! `PUBLISH messages=N secs=S msgs_per_s=R`.
 //!
+//! `--style callback` (the default) sends each batch from the callback of
+//! the last reply of the one before, as em-hiredis programs (and the Ruby
+//! baseline) do: the next batch leaves in the reactor turn that read the
+//! replies. `--style await` awaits each reply in a task (em-synchrony's
+//! style): the batch leaves when the task next runs, after whatever else
+//! that turn woke (in `both`, the subscription's messages).
+//!
 //! `--unnumbered` makes the receiving side (`--role receive`, or `both`)
 //! only count the messages, without reading a sequence number from them or
 //! checking their order: for messages another publisher sends
@@ -58,6 +65,17 @@ struct Args {
     /// (they need not carry a sequence number: e.g. from redis-benchmark).
     #[arg(long)]
     unnumbered: bool,
+    /// How the publisher sends each batch after the one before.
+    #[arg(long, value_enum, default_value_t = Style::Callback)]
+    style: Style,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Style {
+    /// From the callback of the batch's last reply (em-hiredis's style).
+    Callback,
+    /// `.await` on each reply in a task (em-synchrony's style).
+    Await,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -169,8 +187,34 @@ impl Count {
 
 /// Publishes `args.messages` numbered messages with `publish`, in batches
 /// of `window`, as `redis-benchmark -P window` pipelines: a batch, its
-/// replies awaited, the next.
+/// replies, the next; in the `--style` asked for.
 async fn publish_batches(
+    args: &Args,
+    publish: impl Fn(Bytes) -> em_redis::Reply<i64> + 'static,
+) -> em::Result<()> {
+    match args.style {
+        Style::Await => publish_awaiting(args, publish).await,
+        Style::Callback => {
+            let batches = Rc::new(Batches {
+                publish: Box::new(publish),
+                sent: Cell::new(0),
+                total: args.messages,
+                window: args.window,
+                size: args.size,
+                done: em::Deferred::new(),
+            });
+            Batches::send_next(&batches);
+            match em::timeout(Duration::from_secs(60), batches.done.clone()).await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(em::Error::other(e)),
+                Err(_) => Err(em::Error::other("the replies stopped coming")),
+            }
+        }
+    }
+}
+
+/// `--style await`: each batch's replies awaited in this task.
+async fn publish_awaiting(
     args: &Args,
     publish: impl Fn(Bytes) -> em_redis::Reply<i64>,
 ) -> em::Result<()> {
@@ -190,6 +234,42 @@ async fn publish_batches(
     Ok(())
 }
 
+/// `--style callback`: the batches, each sent from the callback of the
+/// last reply of the one before.
+struct Batches {
+    publish: Box<dyn Fn(Bytes) -> em_redis::Reply<i64>>,
+    sent: Cell<u64>,
+    total: u64,
+    window: u64,
+    size: usize,
+    /// Succeeds at the last reply; fails with the first error.
+    done: em::Deferred<(), String>,
+}
+
+impl Batches {
+    fn send_next(me: &Rc<Batches>) {
+        let from = me.sent.get();
+        let to = me.total.min(from + me.window);
+        me.sent.set(to);
+        let mut arena = bytes::BytesMut::with_capacity((to - from) as usize * me.size.max(8));
+        for m in from..to {
+            let reply = (me.publish)(message(&mut arena, m, me.size));
+            let me = me.clone();
+            let last = m + 1 == to;
+            reply.callback(move |result| match result {
+                Err(e) => {
+                    me.done.fail(e.to_string());
+                }
+                Ok(_) if last && to == me.total => {
+                    me.done.succeed(());
+                }
+                Ok(_) if last => Batches::send_next(&me),
+                Ok(_) => {}
+            });
+        }
+    }
+}
+
 /// `--role both`: publishes through a Bridge and counts the messages back.
 async fn both(endpoint: em::Endpoint, args: Args) -> em::Result<bool> {
     let topic = em::Channel::new();
@@ -198,7 +278,8 @@ async fn both(endpoint: em::Endpoint, args: Args) -> em::Result<bool> {
     let count = Count::subscribe(&topic, args.messages, !args.unnumbered);
     let cpu_before = process_cpu_seconds().unwrap_or(0.0);
     let start = Instant::now();
-    publish_batches(&args, |m| bridge.publish(m)).await?;
+    let publisher = bridge.clone();
+    publish_batches(&args, move |m| publisher.publish(m)).await?;
     if !count.all_came().await {
         return Ok(false);
     }
@@ -220,7 +301,8 @@ async fn publish_only(endpoint: em::Endpoint, args: Args) -> em::Result<bool> {
     client.ping().await?;
     let start = Instant::now();
     let channel = Bytes::from(args.channel.clone());
-    publish_batches(&args, |m| client.publish(&channel, m)).await?;
+    let publisher = client.clone();
+    publish_batches(&args, move |m| publisher.publish(&channel, m)).await?;
     let secs = start.elapsed().as_secs_f64();
     println!(
         "PUBLISH messages={} secs={secs:.3} msgs_per_s={:.0}",
