@@ -128,6 +128,21 @@ r=$(of redis-benchmark)
 rb=$(of ruby)
 echo "median msgs/s: bridge $b, bridge-2p $b2, client $c, bridge-rb $brb, redis-benchmark $r, ruby $rb"
 echo "ratios: bridge/redis-benchmark $(ratio "$b" "$r"), bridge-2p/redis-benchmark $(ratio "$b2" "$r"), client/redis-benchmark $(ratio "$c" "$r"), bridge-rb/redis-benchmark $(ratio "$brb" "$r"), bridge/ruby $(ratio "$b" "$rb")"
+# Each round's ratio to the same round's redis-benchmark, then their median:
+# steadier than the ratio of medians when the machine's speed drifts
+# during the run (the variants of one round run seconds apart).
+paired() {
+    awk -v v="$1" -v base="$2" '
+        { rate = $4; sub(/msgs_per_s=/, "", rate); r[$2, $3] = rate; rounds[$2] = 1 }
+        END {
+            n = 0
+            for (k in rounds) if (((k, v) in r) && ((k, base) in r) && r[k, base] > 0) x[++n] = r[k, v] / r[k, base]
+            if (n == 0) { print "n/a"; exit }
+            for (i = 2; i <= n; i++) { t = x[i]; for (j = i - 1; j >= 1 && x[j] > t; j--) x[j + 1] = x[j]; x[j + 1] = t }
+            printf "%.2f", (n % 2) ? x[(n + 1) / 2] : (x[n / 2] + x[n / 2 + 1]) / 2
+        }' "$out"
+}
+echo "per-round ratios (median): bridge/redis-benchmark $(paired bridge redis-benchmark), bridge-2p/redis-benchmark $(paired bridge-2p redis-benchmark), client/redis-benchmark $(paired client redis-benchmark), bridge-rb/redis-benchmark $(paired bridge-rb redis-benchmark), bridge/ruby $(paired bridge ruby)"
 field() { { grep " $1 " "$out" || true; } | sed -n "s/.* $2=\([0-9.]*\).*/\1/p" | median; }
 echo "publisher CPU µs/msg (median): em_redis Client $(field client publisher_cpu_us_per_msg), redis-benchmark $(field redis-benchmark publisher_cpu_us_per_msg)"
 echo "subscriber CPU µs/msg (median): em_redis Bridge $(field bridge-rb subscriber_cpu_us_per_msg), redis-cli $(field redis-benchmark subscriber_cpu_us_per_msg)"
