@@ -167,3 +167,53 @@ fn redis_bridge_bench_counts_every_message_in_one_or_two_processes_with_redis_se
     assert!(received.starts_with("RECEIVE messages=2000 "), "{received}");
     assert!(receiver.wait().unwrap().success(), "in order, none missing");
 }
+
+/// A publisher whose PUBLISHes Redis refuses (an ACL takes the command
+/// away) stops at the first batch and exits 1 with Redis's error, in both
+/// styles: no batch is sent after a failed one.
+#[test]
+fn redis_bridge_bench_stops_at_the_first_refused_publish_with_redis_server() {
+    use std::process::Command;
+    let redis = redis::RedisServer::start("bridge-bench-refused");
+    let socket = redis.socket();
+    let cli = |args: &[&str]| {
+        let out = Command::new("redis-cli")
+            .arg("-s")
+            .arg(&socket)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    cli(&["ACL", "SETUSER", "default", "-publish"]);
+    let flag = format!("unix:{}", socket.display());
+    let bin = env!("CARGO_BIN_EXE_redis_bridge_bench");
+    for style in ["callback", "await"] {
+        cli(&["CONFIG", "RESETSTAT"]);
+        let out = Command::new(bin)
+            .args([
+                "--redis",
+                &flag,
+                "--role",
+                "publish",
+                "--messages",
+                "100000",
+            ])
+            .args(["--window", "16", "--style", style])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{style}: {out:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("NOPERM"), "{style}: {stderr}");
+        let stats = cli(&["INFO", "commandstats"]);
+        let refused: u64 = stats
+            .lines()
+            .find(|l| l.starts_with("cmdstat_publish:"))
+            .and_then(|l| l.split("rejected_calls=").nth(1))
+            .and_then(|v| v.split(',').next())
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{style}: no publish stats in {stats}"));
+        assert_eq!(refused, 16, "{style}: one batch, then no more");
+    }
+}

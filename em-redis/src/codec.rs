@@ -30,7 +30,6 @@ impl RespCodec {
 /// copy. Cheaper than redis-protocol's owned frames, which cut every part
 /// (an atomic count each) and build a second array, even for the parts
 /// nobody keeps (a message's kind and channel).
-#[derive(Debug)]
 pub(crate) struct Frame {
     parsed: RangeFrame,
     bytes: Bytes,
@@ -50,6 +49,25 @@ impl Frame {
     /// The bytes a part spans, as a handle on the reply's buffer.
     pub(crate) fn cut(&self, (start, end): (usize, usize)) -> Bytes {
         self.bytes.slice(start..end)
+    }
+}
+
+/// For logs: the reply as it came (escaped), at most 256 bytes of it.
+impl std::fmt::Debug for Frame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        const SHOWN: usize = 256;
+        match self.parsed {
+            RangeFrame::Integer(i) => write!(f, "Frame(:{i})"),
+            RangeFrame::Null => f.write_str("Frame(nil)"),
+            _ => {
+                let shown = &self.bytes[..self.bytes.len().min(SHOWN)];
+                write!(f, "Frame(\"{}\"", shown.escape_ascii())?;
+                if self.bytes.len() > SHOWN {
+                    write!(f, "… {} bytes in all", self.bytes.len())?;
+                }
+                f.write_str(")")
+            }
+        }
     }
 }
 
@@ -342,6 +360,98 @@ mod tests {
         assert!(
             err.is_server() && err.to_string().contains("WRONGTYPE no"),
             "{err}"
+        );
+    }
+
+    /// A reply as em-redis made values before it kept offsets: from
+    /// redis-protocol's owned frame.
+    fn value_of_owned_frame(
+        frame: redis_protocol::resp2::types::BytesFrame,
+    ) -> Result<crate::Value, String> {
+        use crate::Value;
+        use redis_protocol::resp2::types::BytesFrame as F;
+        Ok(match frame {
+            F::Null => Value::Nil,
+            F::Integer(i) => Value::Int(i),
+            F::BulkString(b) => Value::Bytes(b),
+            F::SimpleString(s) => Value::Status(String::from_utf8_lossy(&s).into_owned()),
+            F::Error(e) => return Err(crate::RedisError::server(&*e).to_string()),
+            F::Array(items) => Value::Array(
+                items
+                    .into_iter()
+                    .map(|f| match f {
+                        F::Error(e) => Ok(Value::Status(format!("-{}", &*e))),
+                        f => value_of_owned_frame(f),
+                    })
+                    .collect::<Result<_, _>>()?,
+            ),
+        })
+    }
+
+    fn owned_frames(
+    ) -> impl proptest::strategy::Strategy<Value = redis_protocol::resp2::types::BytesFrame> {
+        use proptest::prelude::*;
+        use redis_protocol::resp2::types::BytesFrame as F;
+        let text =
+            || proptest::collection::vec(proptest::sample::select(b"abcXYZ09 -:".to_vec()), 0..20);
+        let leaf = prop_oneof![
+            Just(F::Null),
+            any::<i64>().prop_map(F::Integer),
+            proptest::collection::vec(any::<u8>(), 0..40).prop_map(|b| F::BulkString(b.into())),
+            text().prop_map(|t| F::SimpleString(t.into())),
+            text().prop_map(|t| F::Error(String::from_utf8(t).unwrap().into())),
+        ];
+        leaf.prop_recursive(3, 24, 6, |inner| {
+            proptest::collection::vec(inner, 0..6).prop_map(F::Array)
+        })
+    }
+
+    proptest::proptest! {
+        /// Replies written by redis-protocol, read in two pieces split
+        /// anywhere, give the values redis-protocol's owned frames gave.
+        #[test]
+        fn replies_read_in_pieces_are_the_values_of_redis_protocols_frames(
+            frames in proptest::collection::vec(owned_frames(), 1..6),
+            split in 0.0f64..=1.0,
+        ) {
+            let mut wire = BytesMut::new();
+            for f in &frames {
+                redis_protocol::codec::Resp2::default().encode(f.clone(), &mut wire).unwrap();
+            }
+            let expected: Vec<Result<crate::Value, String>> =
+                frames.into_iter().map(value_of_owned_frame).collect();
+            let at = (wire.len() as f64 * split) as usize;
+            let mut codec = RespCodec::new(1 << 20);
+            let mut buf = BytesMut::from(&wire[..at]);
+            let mut got = Vec::new();
+            while let Some(frame) = codec.decode(&mut buf).unwrap() {
+                got.push(crate::Value::from_frame(frame).map_err(|e| e.to_string()));
+            }
+            buf.extend_from_slice(&wire[at..]);
+            while let Some(frame) = codec.decode(&mut buf).unwrap() {
+                got.push(crate::Value::from_frame(frame).map_err(|e| e.to_string()));
+            }
+            proptest::prop_assert!(buf.is_empty());
+            proptest::prop_assert_eq!(got, expected);
+        }
+    }
+
+    #[test]
+    fn a_frame_in_a_log_is_the_reply_as_it_came_cut_at_256_bytes() {
+        let mut codec = RespCodec::new(1 << 21);
+        let mut buf = BytesMut::from(&b":42\r\n$5\r\nhello\r\n"[..]);
+        let int = codec.decode(&mut buf).unwrap().unwrap();
+        assert_eq!(format!("{int:?}"), "Frame(:42)");
+        let bulk = codec.decode(&mut buf).unwrap().unwrap();
+        assert_eq!(format!("{bulk:?}"), r#"Frame("$5\r\nhello\r\n")"#);
+        let big = vec![b'x'; 1 << 20];
+        let mut buf = BytesMut::from(&format!("${}\r\n", big.len()).into_bytes()[..]);
+        buf.extend_from_slice(&big);
+        buf.extend_from_slice(b"\r\n");
+        let shown = format!("{:?}", codec.decode(&mut buf).unwrap().unwrap());
+        assert!(
+            shown.len() < 400 && shown.ends_with("bytes in all)"),
+            "{shown}"
         );
     }
 

@@ -32,8 +32,10 @@
 //!
 //! The wire is RESP2 on an em connection. Replies are parsed by the
 //! `redis-protocol` crate (the parser of the fred client): em-redis parses
-//! no RESP by hand, keeps redis-protocol's parse (where each part lies) and
-//! cuts from the read buffer only the parts it hands out, without a copy.
+//! no RESP by hand. It keeps redis-protocol's parse (where each part lies)
+//! over the reply's bytes, taken from the read buffer as one handle, and
+//! hands out bulk strings (a message's payload) as handles on it, without
+//! a copy.
 //! Commands, always arrays of bulk strings, are written by em-redis itself
 //! (the same bytes as redis-protocol's writer, which a test checks; that
 //! writer measured each length with a floating-point `log10`). Every reply

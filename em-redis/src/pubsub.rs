@@ -138,8 +138,13 @@ impl Subscriptions {
                 return Some(f.clone());
             }
         }
-        let f = self.channels.borrow().get(channel).cloned()?;
-        *self.last_channel.borrow_mut() = Some((Bytes::copy_from_slice(channel), f.clone()));
+        let (name, f) = {
+            let channels = self.channels.borrow();
+            let (name, f) = channels.get_key_value(channel)?;
+            (name.clone(), f.clone())
+        };
+        // The map's own key: a handle, not a copy of the name.
+        *self.last_channel.borrow_mut() = Some((name, f.clone()));
         Some(f)
     }
 

@@ -204,10 +204,18 @@ async fn publish_batches(
                 done: em::Deferred::new(),
             });
             Batches::send_next(&batches);
-            match em::timeout(Duration::from_secs(60), batches.done.clone()).await {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) => Err(em::Error::other(e)),
-                Err(_) => Err(em::Error::other("the replies stopped coming")),
+            // Bounded by progress, not by the whole run: a long run is
+            // fine, replies that stop coming for 10 s are not.
+            loop {
+                let sent = batches.sent.get();
+                match em::timeout(Duration::from_secs(10), batches.done.clone()).await {
+                    Ok(Ok(())) => return Ok(()),
+                    Ok(Err(e)) => return Err(em::Error::other(e)),
+                    Err(_) if batches.sent.get() == sent => {
+                        return Err(em::Error::other("no reply for 10 s"))
+                    }
+                    Err(_) => {}
+                }
             }
         }
     }
@@ -260,6 +268,8 @@ impl Batches {
                 Err(e) => {
                     me.done.fail(e.to_string());
                 }
+                // A reply of this batch failed: no more batches.
+                Ok(_) if last && me.done.is_resolved() => {}
                 Ok(_) if last && to == me.total => {
                     me.done.succeed(());
                 }
