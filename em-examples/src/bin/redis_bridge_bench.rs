@@ -293,16 +293,24 @@ async fn both(endpoint: em::Endpoint, args: Args) -> em::Result<bool> {
     if !count.all_came().await {
         return Ok(false);
     }
-    let secs = start.elapsed().as_secs_f64();
-    let cpu = process_cpu_seconds().unwrap_or(0.0) - cpu_before;
     println!(
-        "BRIDGE messages={} secs={secs:.3} msgs_per_s={:.0} cpu_us_per_msg={:.2} lost={}",
-        args.messages,
-        args.messages as f64 / secs,
-        cpu * 1e6 / args.messages as f64,
+        "BRIDGE {} lost={}",
+        figures(args.messages, start, cpu_before),
         bridge.lost()
     );
     Ok(count.complete(args.messages))
+}
+
+/// `messages=N secs=S msgs_per_s=R cpu_us_per_msg=C` since `start`, when
+/// the process had used `cpu_before` seconds of CPU.
+fn figures(messages: u64, start: Instant, cpu_before: f64) -> String {
+    let secs = start.elapsed().as_secs_f64();
+    let cpu = process_cpu_seconds().unwrap_or(0.0) - cpu_before;
+    format!(
+        "messages={messages} secs={secs:.3} msgs_per_s={:.0} cpu_us_per_msg={:.2}",
+        messages as f64 / secs,
+        cpu * 1e6 / messages as f64
+    )
 }
 
 /// `--role publish`: publishes with a Client.
@@ -333,13 +341,6 @@ async fn receive_only(endpoint: em::Endpoint, args: Args) -> em::Result<bool> {
         return Ok(false);
     }
     let (start, cpu_before) = count.first.get().expect("a first message");
-    let secs = start.elapsed().as_secs_f64();
-    let cpu = process_cpu_seconds().unwrap_or(0.0) - cpu_before;
-    println!(
-        "RECEIVE messages={} secs={secs:.3} msgs_per_s={:.0} cpu_us_per_msg={:.2}",
-        args.messages,
-        args.messages as f64 / secs,
-        cpu * 1e6 / args.messages as f64
-    );
+    println!("RECEIVE {}", figures(args.messages, start, cpu_before));
     Ok(count.complete(args.messages))
 }
