@@ -64,6 +64,28 @@ ticks_of() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # The user + system seconds GNU time wrote for the last timed client, per
 # message, in µs.
 timed_us() { awk -v m="$messages" '{ printf "%.2f", ($1 + $2) * 1e6 / m }' "$dir/time"; }
+# CPU ticks (10 ms) over the run, per message, in µs.
+per_msg_us() { awk -v t="$1" -v m="$messages" 'BEGIN { printf "%.2f", t * 10000 / m }'; }
+# redis-cli subscribed to em-bench in the background ($sub), once Redis
+# counts it.
+cli_subscribe() {
+    taskset -c 1 redis-cli -p "$port" subscribe em-bench >/dev/null &
+    sub=$!
+    until [ "$(redis-cli -p "$port" pubsub numsub em-bench | tail -1)" = 1 ]; do :; done
+}
+# em's receiver in the background ($receiver, its lines in
+# $dir/receiver), once subscribed; extra flags as arguments.
+em_receive() {
+    : >"$dir/receiver"
+    taskset -c 1 "$bin/redis_bridge_bench" --redis "127.0.0.1:$port" --role receive --messages "$messages" --size 16 "$@" >"$dir/receiver" &
+    receiver=$!
+    until grep -q READY "$dir/receiver"; do :; done
+}
+# redis-benchmark's PUBLISH under GNU time ($dir/time); prints its rate line.
+redis_benchmark() {
+    /usr/bin/time -o "$dir/time" -f '%U %S' taskset -c 1 redis-benchmark -p "$port" -c 1 -P 64 -n "$messages" -q PUBLISH em-bench 0123456789abcdef 2>/dev/null | tr '\r' '\n' | grep 'requests per second' | tail -1
+}
+rb_rate() { sed -n 's/.*: \([0-9.]*\) requests per second.*/\1/p' <<<"$1" | cut -d. -f1; }
 out=$(mktemp)
 for round in $(seq "$rounds"); do
     for variant in $variants; do
@@ -73,47 +95,37 @@ for round in $(seq "$rounds"); do
             line=$(taskset -c 1 "$bin/redis_bridge_bench" --redis "127.0.0.1:$port" --messages "$messages" --window 64 --size 16)
             rate=$(sed -n 's/.*msgs_per_s=\([0-9]*\).*/\1/p' <<<"$line")
         elif [ "$variant" = bridge-2p ]; then
-            : >"$dir/receiver"
-            taskset -c 1 "$bin/redis_bridge_bench" --redis "127.0.0.1:$port" --role receive --messages "$messages" --size 16 >"$dir/receiver" &
-            receiver=$!
-            until grep -q READY "$dir/receiver"; do :; done
+            em_receive
             taskset -c 1 "$bin/redis_bridge_bench" --redis "127.0.0.1:$port" --role publish --messages "$messages" --window 64 --size 16 >/dev/null
             wait $receiver
             rate=$(sed -n 's/^RECEIVE.*msgs_per_s=\([0-9]*\).*/\1/p' "$dir/receiver")
         elif [ "$variant" = client ]; then
-            taskset -c 1 redis-cli -p "$port" subscribe em-bench >/dev/null &
-            sub=$!
-            until [ "$(redis-cli -p "$port" pubsub numsub em-bench | tail -1)" = 1 ]; do :; done
+            cli_subscribe
             line=$(/usr/bin/time -o "$dir/time" -f '%U %S' taskset -c 1 "$bin/redis_bridge_bench" --redis "127.0.0.1:$port" --role publish --messages "$messages" --window 64 --size 16)
             kill $sub; wait $sub 2>/dev/null || true
             rate=$(sed -n 's/^PUBLISH.*msgs_per_s=\([0-9]*\).*/\1/p' <<<"$line")
             extra=" publisher_cpu_us_per_msg=$(timed_us)"
         elif [ "$variant" = bridge-rb ]; then
-            : >"$dir/receiver"
-            taskset -c 1 "$bin/redis_bridge_bench" --redis "127.0.0.1:$port" --role receive --unnumbered --messages "$messages" --size 16 >"$dir/receiver" &
-            receiver=$!
-            until grep -q READY "$dir/receiver"; do :; done
-            line=$(/usr/bin/time -o "$dir/time" -f '%U %S' taskset -c 1 redis-benchmark -p "$port" -c 1 -P 64 -n "$messages" -q PUBLISH em-bench 0123456789abcdef 2>/dev/null | tr '\r' '\n' | grep 'requests per second' | tail -1)
+            em_receive --unnumbered
+            line=$(redis_benchmark)
             wait $receiver
             rate=$(sed -n 's/^RECEIVE.*msgs_per_s=\([0-9]*\).*/\1/p' "$dir/receiver")
-            extra=" publisher_msgs_per_s=$(sed -n 's/.*: \([0-9.]*\) requests per second.*/\1/p' <<<"$line" | cut -d. -f1)"
+            extra=" publisher_msgs_per_s=$(rb_rate "$line")"
             extra="$extra publisher_cpu_us_per_msg=$(timed_us) subscriber_cpu_us_per_msg=$(sed -n 's/^RECEIVE.*cpu_us_per_msg=\([0-9.]*\).*/\1/p' "$dir/receiver")"
         elif [ "$variant" = ruby ]; then
             line=$(taskset -c 1 ruby bench/baselines/redis/em_redis_bench.rb --redis "127.0.0.1:$port" --channel em-bench --messages "$messages" --window 64 --size 16)
             rate=$(sed -n 's/^RUBY.*msgs_per_s=\([0-9]*\).*/\1/p' <<<"$line")
         else
-            taskset -c 1 redis-cli -p "$port" subscribe em-bench >/dev/null &
-            sub=$!
-            until [ "$(redis-cli -p "$port" pubsub numsub em-bench | tail -1)" = 1 ]; do :; done
+            cli_subscribe
             sub_before=$(ticks_of $sub)
-            line=$(/usr/bin/time -o "$dir/time" -f '%U %S' taskset -c 1 redis-benchmark -p "$port" -c 1 -P 64 -n "$messages" -q PUBLISH em-bench 0123456789abcdef 2>/dev/null | tr '\r' '\n' | grep 'requests per second' | tail -1)
+            line=$(redis_benchmark)
             sub_after=$(ticks_of $sub)
             kill $sub; wait $sub 2>/dev/null || true
-            rate=$(sed -n 's/.*: \([0-9.]*\) requests per second.*/\1/p' <<<"$line" | cut -d. -f1)
-            extra=" publisher_cpu_us_per_msg=$(timed_us) subscriber_cpu_us_per_msg=$(awk -v t=$((sub_after - sub_before)) -v m="$messages" 'BEGIN { printf "%.2f", t * 10000 / m }')"
+            rate=$(rb_rate "$line")
+            extra=" publisher_cpu_us_per_msg=$(timed_us) subscriber_cpu_us_per_msg=$(per_msg_us $((sub_after - sub_before)))"
         fi
         after=$(cpu_ticks)
-        server_us=$(awk -v t=$((after - before)) -v m="$messages" 'BEGIN { printf "%.2f", t * 10000 / m }')
+        server_us=$(per_msg_us $((after - before)))
         echo "round $round $variant msgs_per_s=$rate$extra server_cpu_us_per_msg=$server_us" | tee -a "$out"
     done
 done
