@@ -45,6 +45,9 @@ cd "$(dirname "$0")/.."
 [ -x /usr/bin/time ] || { echo "needs GNU time (Debian: apt-get install time)" >&2; exit 1; }
 rounds=${1:-5}
 messages=${2:-1000000}
+# redis-benchmark -P 64 sends whole batches: with another count it sends a
+# few more messages than the receivers wait for.
+(( messages % 64 == 0 )) || { echo "MESSAGES must be a multiple of 64" >&2; exit 2; }
 cargo build --release -q -p em-examples --bin redis_bridge_bench
 bin=${CARGO_TARGET_DIR:-target}/release
 variants="bridge bridge-2p client bridge-rb redis-benchmark"
